@@ -1,0 +1,152 @@
+/**
+ * The object {@link createCache} returns: adapters for raw http, Express/Connect and Koa over one
+ * engine, stats, events and close.
+ */
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Stream } from 'node:stream';
+import createDebug from 'debug';
+import { Engine, type CacheEvent, type CacheStats, type Exchange, type Runner } from './engine.js';
+import type { CacheError } from './errors.js';
+import { resolveOptions, type CacheOptions } from './options.js';
+import { isPromise } from './stores/store.js';
+
+const debug = createDebug('stratacache:adapter');
+
+/** Any Node request handler, sync or async. */
+export type NodeHandler = (req: IncomingMessage, res: ServerResponse) => unknown;
+/** Express/Connect middleware signature. */
+export type ConnectMiddleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
+
+/** The subset of a Koa context the Koa adapter uses (Koa itself is not a dependency). */
+export interface KoaLikeContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  app: { callback(): (req: IncomingMessage, res: ServerResponse) => unknown };
+  respond?: boolean;
+  body?: unknown;
+}
+/** Koa middleware signature. */
+export type KoaMiddleware = (ctx: KoaLikeContext, next: () => Promise<unknown>) => Promise<void>;
+
+/** Options of {@link StrataCache.middleware}. */
+export interface MiddlewareOptions {
+  /**
+   * The app to run for background renders (stale-while-revalidate refresh, refetch, priming).
+   * Express sets `req.app`, which is used when this is not given; plain Connect needs it.
+   * @default req.app
+   */
+  app?: NodeHandler;
+}
+
+/** Event names and their payloads. */
+export interface CacheEvents {
+  hit: [CacheEvent];
+  miss: [CacheEvent];
+  store: [CacheEvent];
+  pass: [CacheEvent];
+  stale: [CacheEvent];
+  error: [CacheError];
+}
+
+/** A cache: wrap handlers with it, read its stats, close it. */
+export class StrataCache extends EventEmitter<CacheEvents> {
+  readonly #engine: Engine;
+  readonly #koaCallbacks = new WeakMap<object, (req: IncomingMessage, res: ServerResponse) => unknown>();
+
+  constructor(options: CacheOptions = {}) {
+    super();
+    this.#engine = new Engine(resolveOptions(options), this);
+  }
+
+  /**
+   * Wraps any `(req, res)` handler (sync or async): hits are answered before it runs.
+   * The fastest way to put the cache in front of an app: `http.createServer(cache.wrap(app))`.
+   */
+  wrap(handler: NodeHandler): (req: IncomingMessage, res: ServerResponse) => void {
+    if (typeof handler !== 'function') throw new TypeError(`expected handler to be a function, got ${typeof handler}`);
+    const ex: Exchange = { run: handler };
+    const wrapped = (req: IncomingMessage, res: ServerResponse): void => {
+      const r = this.#engine.handle(req, res, ex);
+      if (isPromise(r)) r.catch((error: unknown) => this.#internalError(res, error));
+    };
+    ex.regen = wrapped;
+    return wrapped;
+  }
+
+  /**
+   * Express/Connect middleware: caches what later middleware renders. Hits still pay for the
+   * middleware before it; `http.createServer(cache.wrap(app))` answers hits before Express runs.
+   */
+  middleware(options: MiddlewareOptions = {}): ConnectMiddleware {
+    const app = options.app;
+    if (app !== undefined && typeof app !== 'function') throw new TypeError(`expected options.app to be a function, got ${typeof app}`);
+    return (req, res, next) => {
+      const regen = app ?? ((req as { app?: unknown }).app as Runner | undefined);
+      const ex: Exchange = { run: () => next(), regen: typeof regen === 'function' ? regen : undefined };
+      const r = this.#engine.handle(req, res, ex);
+      if (isPromise(r)) r.catch((error: unknown) => next(error));
+    };
+  }
+
+  /** Koa middleware: caches what downstream middleware puts in `ctx.body` (string, Buffer, stream, JSON). */
+  koa(): KoaMiddleware {
+    return async (ctx, next) => {
+      const regen = this.#koaCallback(ctx.app);
+      const served = await this.#engine.handle(ctx.req, ctx.res, { run: () => next(), regen, rethrow: true });
+      if (served) {
+        ctx.respond = false;
+        return;
+      }
+      // Koa leaves a response hanging when a body stream fails after headers were sent; end it
+      // so the capture sees the failure and nobody waits on it.
+      const body = ctx.body;
+      if (body instanceof Stream) body.once('error', () => ctx.res.destroy());
+    };
+  }
+
+  #koaCallback(app: KoaLikeContext['app']): (req: IncomingMessage, res: ServerResponse) => unknown {
+    let cb = this.#koaCallbacks.get(app);
+    if (cb === undefined) this.#koaCallbacks.set(app, (cb = app.callback()));
+    return cb;
+  }
+
+  #internalError(res: ServerResponse, error: unknown): void {
+    debug('internal error: %O', error);
+    if (!res.headersSent) {
+      res.statusCode = 500;
+      res.end('Internal Server Error');
+    } else res.destroy();
+  }
+
+  /** Counters: gets, hits, misses, passes, stores, loadsDeduped, stale, errors, entries, bytes. */
+  stats(): CacheStats {
+    return this.#engine.stats();
+  }
+
+  /**
+   * Renders `url` in the background (no client connection) and stores it; resolves to whether
+   * something was stored. Uses the last adapter that served a request, unless `handler` is given.
+   */
+  async refresh(url: string, options: { host?: string; handler?: NodeHandler } = {}): Promise<boolean> {
+    const entry = await this.#engine.regenerate({ url, host: options.host ?? '' }, options.handler);
+    return entry !== undefined;
+  }
+
+  /** Waits for background work and releases stores. */
+  close(): Promise<void> {
+    return this.#engine.close();
+  }
+
+  /** @internal The engine, for tests and later layers. */
+  get engine(): Engine {
+    return this.#engine;
+  }
+}
+
+/**
+ * Creates a cache. Options are validated here: a bad one throws TypeError/RangeError naming it.
+ */
+export function createCache(options: CacheOptions = {}): StrataCache {
+  return new StrataCache(options);
+}

@@ -1,0 +1,608 @@
+/**
+ * The response cache engine: layered lookup (memory, then extra stores), single flight per key,
+ * capture and store, variants by Vary, stale-while-revalidate with one background refresh, and
+ * background regeneration without a client connection. Adapters call {@link Engine.handle}.
+ */
+import type { EventEmitter } from 'node:events';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import createDebug from 'debug';
+import { LRUCache } from 'lru-cache';
+import { captureResponse, syntheticExchange, type CaptureControl, type CaptureResult } from './capture.js';
+import type { Entry } from './entry.js';
+import { HandlerError, RegenerateError, StoreError, type CacheError } from './errors.js';
+import { hostPart, normalizeTarget, primaryKey, variantKey } from './key.js';
+import type { ResolvedOptions } from './options.js';
+import { evaluateResponse, storedHeaders, type Verdict } from './policy.js';
+import { serveEntry, setStatusHeaders, statusHeaders, type CacheStatus, type StatusHeaders } from './serve.js';
+import { MemoryStore } from './stores/memory.js';
+import { isPromise, type CacheStore } from './stores/store.js';
+
+const debug = createDebug('stratacache:engine');
+
+/** Runs the downstream handler for a request. May return a promise. */
+export type Runner = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+/** How an adapter hands a request to the engine. */
+export interface Exchange {
+  /** Runs what the cache wraps (the handler, or the rest of the middleware chain). */
+  run: Runner;
+  /**
+   * Runs the whole app from the top for a background render; the engine recognises its own
+   * synthetic request when it comes back through {@link Engine.handle}. Undefined when the
+   * adapter cannot reach the app (background refresh then falls back to a foreground miss).
+   */
+  regen?: Runner | undefined;
+  /** Rethrow handler errors to the caller (Koa) instead of answering 500 here. */
+  rethrow?: boolean;
+}
+
+/** Counters, named like groupcache's Stats. */
+export interface CacheStats {
+  /** Cacheable GET/HEAD requests looked up. */
+  gets: number;
+  /** Served from a fresh stored entry (memory or an extra store), including coalesced waiters. */
+  hits: number;
+  /** Rendered by the handler to fill the cache (one per flight leader). */
+  misses: number;
+  /** Sent to the handler without the cache (method, bypass, hit-for-pass, uncacheable). */
+  passes: number;
+  /** Entries stored. */
+  stores: number;
+  /** Requests that waited for another request's render instead of rendering. */
+  loadsDeduped: number;
+  /** Served stale while a background refresh ran. */
+  stale: number;
+  /** Background renders started (refresh, refetch, priming). */
+  regenerations: number;
+  /** Internal failures (store, handler, regeneration); each also emitted as `error`. */
+  errors: number;
+  /** Entries in the memory tier. */
+  entries: number;
+  /** Bytes charged in the memory tier. */
+  bytes: number;
+}
+
+/** Payload of the `hit`, `miss`, `store`, `pass` and `stale` events. */
+export interface CacheEvent {
+  key: string;
+  url: string;
+  status?: CacheStatus;
+  reason?: string;
+}
+
+interface FlightResult {
+  entry?: Entry | undefined;
+  key?: string;
+  /** The response is of a kind never stored (remembered as pass); waiters render themselves. */
+  sticky?: boolean;
+}
+
+interface Flight {
+  promise: Promise<FlightResult>;
+  resolve(result: FlightResult): void;
+}
+
+interface VarySpec {
+  names: string[];
+  variants: string[];
+}
+
+/** A synthetic request's instructions: render for this flight. */
+interface Ticket {
+  flight: Flight;
+  key: string;
+  primary: string;
+  used: boolean;
+}
+
+/** Request headers removed before a render whose response will be stored (see unkeyedHeaders). */
+const CONDITIONAL_HEADERS = ['if-none-match', 'if-modified-since', 'if-unmodified-since', 'if-match', 'if-range', 'range'];
+
+function deferred(): Flight {
+  let resolve!: (r: FlightResult) => void;
+  const promise = new Promise<FlightResult>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** The engine behind one cache. */
+export class Engine {
+  readonly options: ResolvedOptions;
+  readonly memory: MemoryStore;
+  readonly #events: EventEmitter;
+  readonly #stores: readonly CacheStore[];
+  readonly #flights = new Map<string, Flight>();
+  readonly #vary: LRUCache<string, VarySpec>;
+  readonly #passKeys: LRUCache<string, string> | undefined;
+  readonly #tickets = new WeakMap<IncomingMessage, Ticket>();
+  readonly #statusHeaders: StatusHeaders;
+  readonly #serveCtx: { status: CacheStatus; now: number; statusHeaders: StatusHeaders };
+  readonly #counters = { gets: 0, hits: 0, misses: 0, passes: 0, stores: 0, loadsDeduped: 0, stale: 0, regenerations: 0, errors: 0 };
+  readonly #background = new Set<Promise<unknown>>();
+  /** The last adapter's way to render in the background (for refetch and priming). */
+  #defaultRegen: Runner | undefined;
+  #closed = false;
+
+  constructor(options: ResolvedOptions, events: EventEmitter) {
+    this.options = options;
+    this.#events = events;
+    this.memory = new MemoryStore({ maxSize: options.maxSize, maxEntrySize: options.maxSize });
+    this.#stores = options.stores;
+    this.#vary = new LRUCache<string, VarySpec>({ max: 100_000 });
+    this.#passKeys = options.passTtl > 0 ? new LRUCache<string, string>({ max: 100_000, ttl: options.passTtl }) : undefined;
+    this.#statusHeaders = statusHeaders(options.statusHeader, options.cacheName);
+    this.#serveCtx = { status: 'HIT', now: 0, statusHeaders: this.#statusHeaders };
+  }
+
+  /**
+   * Handles one request. Returns true when the response was served from the cache (the handler
+   * did not run), false when the handler ran; a promise of that when it could not answer at once.
+   */
+  handle(req: IncomingMessage, res: ServerResponse, ex: Exchange): boolean | Promise<boolean> {
+    const ticket = this.#tickets.get(req);
+    if (ticket !== undefined) return this.#renderTicket(req, res, ex, ticket);
+    const method = req.method;
+    if (method !== 'GET' && method !== 'HEAD') return this.#passMethod(req, res, ex);
+    const options = this.options;
+    if (options.bypass !== undefined && options.bypass(req)) return this.#pass(req, res, ex, { key: '', reason: 'bypass' });
+    let primary: string | undefined;
+    try {
+      primary = primaryKey(req, options);
+    } catch (error) {
+      this.#fail(new HandlerError('options.key threw', { cause: error }));
+    }
+    if (primary === undefined) return this.#pass(req, res, ex, { key: '', reason: 'uncacheable target' });
+    const spec = this.#vary.get(primary);
+    const key = spec === undefined ? primary : variantKey(primary, spec.names, req.headers);
+    const entry = this.memory.get(key);
+    if (entry !== undefined) {
+      const now = Date.now();
+      if (now < entry.staleAt && (entry.shared || req.headers.authorization === undefined)) {
+        this.#counters.gets++;
+        this.#counters.hits++;
+        this.#serve(req, res, entry, 'HIT', now);
+        if (this.#events.listenerCount('hit') > 0) this.#emit('hit', { key, url: req.url ?? '', status: 'HIT' });
+        return true;
+      }
+    }
+    return this.#lookup(req, res, ex, { primary, key, entry, attempt: 0 });
+  }
+
+  /** Everything that is not a fresh memory hit. */
+  async #lookup(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ex: Exchange,
+    at: { primary: string; key: string; entry: Entry | undefined; attempt: number },
+  ): Promise<boolean> {
+    const { primary, key } = at;
+    let entry = at.entry;
+    if (at.attempt === 0) this.#counters.gets++;
+    if (ex.regen !== undefined) this.#defaultRegen = ex.regen;
+    const authorized = req.headers.authorization !== undefined;
+    const usable = (e: Entry | undefined): e is Entry => e !== undefined && (e.shared || !authorized);
+
+    if (entry === undefined) {
+      for (const store of this.#stores) {
+        const found = await this.#storeGet(store, key);
+        if (found === undefined) continue;
+        entry = found;
+        if (Date.now() < found.staleAt) this.memory.set(key, found); // promote
+        break;
+      }
+    }
+    const now = Date.now();
+    if (usable(entry)) {
+      if (now < entry.staleAt) {
+        this.#counters.hits++;
+        this.#serve(req, res, entry, 'HIT', now);
+        this.#emit('hit', { key, url: req.url ?? '', status: 'HIT' });
+        return true;
+      }
+      // RFC 5861 §3: serve stale while one background refresh runs.
+      if (now < entry.swrUntil && (ex.regen !== undefined || this.#defaultRegen !== undefined)) {
+        this.#counters.stale++;
+        this.#serve(req, res, entry, 'STALE', now);
+        this.#emit('stale', { key, url: req.url ?? '', status: 'STALE', reason: 'stale-while-revalidate' });
+        if (!this.#flights.has(key)) this.#track(this.regenerate({ url: entry.url, host: entry.host, headers: varyHeaders(entry, req) }, ex.regen));
+        return true;
+      }
+    }
+
+    if (this.#passKeys?.has(primary)) return this.#pass(req, res, ex, { key: primary, reason: this.#passKeys.get(primary) ?? 'hit-for-pass' });
+
+    // Authenticated requests neither wait for nor lead a shared flight: their response may be
+    // theirs alone.
+    const flight = authorized ? undefined : this.#flights.get(key);
+    if (flight === undefined) return this.#lead(req, res, ex, { primary, key, ticket: undefined });
+
+    // Single flight: wait for the leader, then look again (groupcache's load).
+    this.#counters.loadsDeduped++;
+    const result = await flight.promise;
+    if (result.entry !== undefined) {
+      const mine = variantKey(primary, result.entry.vary, req.headers);
+      if (mine === result.key) {
+        this.#counters.hits++;
+        this.#serve(req, res, result.entry, 'HIT', Date.now());
+        this.#emit('hit', { key: mine, url: req.url ?? '', status: 'HIT', reason: 'coalesced' });
+        return true;
+      }
+      // Another variant: look up (and perhaps lead) under this request's own variant key.
+      if (at.attempt < 2) return this.#lookup(req, res, ex, { primary, key: mine, entry: this.memory.get(mine), attempt: at.attempt + 1 });
+    }
+    // The leader's response was not storable, or it failed: render for ourselves.
+    return this.#pass(req, res, ex, { key, reason: result.sticky ? 'not storable' : 'leader failed' });
+  }
+
+  /** Renders a miss through the handler, streaming to the client and storing the result. */
+  #lead(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ex: Exchange,
+    at: { primary: string; key: string; ticket: Ticket | undefined },
+  ): boolean | Promise<boolean> {
+    const { primary, key, ticket } = at;
+    let flight = ticket?.flight;
+    if (flight === undefined && req.headers.authorization === undefined) {
+      flight = deferred();
+      this.#flights.set(key, flight);
+    }
+    if (ticket === undefined) {
+      this.#counters.misses++;
+      this.#emit('miss', { key, url: req.url ?? '', status: 'MISS' });
+    }
+    this.#prepareRequest(req);
+    const policyReq = { method: 'GET', url: req.url ?? '/', headers: req.headers };
+    let verdict: Verdict | undefined;
+    const control = captureResponse(
+      res,
+      {
+        onHeaders: (status, headers) => {
+          verdict = evaluateResponse(policyReq, { status, headers }, this.options, Date.now());
+          setStatusHeaders(res, this.#statusHeaders, 'MISS');
+          if (!verdict.storable) debug('pass: %s %s', verdict.reason, key);
+          return verdict.storable;
+        },
+        onDone: (result) => {
+          if (flight !== undefined && this.#flights.get(key) === flight) this.#flights.delete(key);
+          const outcome = this.#complete(req, primary, result, verdict);
+          flight?.resolve(outcome);
+        },
+      },
+      this.options.maxEntrySize,
+    );
+    return this.#invoke(req, res, ex, control);
+  }
+
+  /** Turns a finished capture into a stored entry (or a remembered pass). */
+  #complete(req: IncomingMessage, primary: string, result: CaptureResult, verdict: Verdict | undefined): FlightResult {
+    if (result.ok && verdict?.storable) {
+      const headers = storedHeaders(result.headers, this.options);
+      const find = (name: string): string | undefined => headers.find(([n]) => n === name)?.[1];
+      const entry: Entry = {
+        status: result.status,
+        headers,
+        body: result.body,
+        storedAt: Date.now(),
+        initialAge: verdict.initialAge,
+        staleAt: verdict.staleAt,
+        swrUntil: verdict.swrUntil,
+        sieUntil: verdict.sieUntil,
+        expiresAt: Math.max(verdict.staleAt, verdict.swrUntil, verdict.sieUntil),
+        etag: find('etag'),
+        lastModified: find('last-modified'),
+        shared: verdict.shared,
+        url: req.url ?? '/',
+        host: req.headers.host ?? '',
+        vary: verdict.vary,
+        tags: [],
+      };
+      const key = this.store(primary, entry, req.headers);
+      return { entry, key };
+    }
+    const reason = result.ok ? (verdict && !verdict.storable ? verdict.reason : 'not storable') : result.reason;
+    const sticky = result.ok ? verdict !== undefined && !verdict.storable && verdict.sticky : result.reason === 'too large';
+    if (sticky && this.#passKeys !== undefined) this.#passKeys.set(primary, reason);
+    if (!result.ok && result.error !== undefined) debug('render failed: %s %s', reason, primary);
+    this.#emit('pass', { key: primary, url: req.url ?? '', reason });
+    return { sticky };
+  }
+
+  /**
+   * Stores an entry under its variant key in every tier and returns that key. A newer Vary for
+   * the same primary key replaces the old variants; past maxVariants the oldest is dropped.
+   */
+  store(primary: string, entry: Entry, requestHeaders: IncomingMessage['headers']): string {
+    const key = variantKey(primary, entry.vary, requestHeaders);
+    const spec = this.#vary.get(primary);
+    if (entry.vary.length === 0) {
+      if (spec !== undefined) {
+        this.#vary.delete(primary);
+        for (const old of spec.variants) this.#deleteEverywhere(old);
+      }
+    } else if (spec === undefined || spec.names.join(',') !== entry.vary.join(',')) {
+      if (spec !== undefined) for (const old of spec.variants) this.#deleteEverywhere(old);
+      this.#deleteEverywhere(primary);
+      this.#vary.set(primary, { names: entry.vary, variants: [key] });
+    } else {
+      const i = spec.variants.indexOf(key);
+      if (i !== -1) spec.variants.splice(i, 1);
+      spec.variants.push(key);
+      while (spec.variants.length > this.options.maxVariants) this.#deleteEverywhere(spec.variants.shift()!);
+    }
+    this.memory.set(key, entry);
+    for (const store of this.#stores) this.#storeSet(store, key, entry);
+    this.#counters.stores++;
+    this.#emit('store', { key, url: entry.url });
+    return key;
+  }
+
+  /** Removes a URL (all its variants) from every tier. Used for unsafe methods (RFC 9111 §4.4). */
+  removePrimary(primary: string): void {
+    const spec = this.#vary.get(primary);
+    if (spec !== undefined) {
+      this.#vary.delete(primary);
+      for (const key of spec.variants) this.#deleteEverywhere(key);
+    }
+    this.#deleteEverywhere(primary);
+  }
+
+  #deleteEverywhere(key: string): void {
+    this.memory.delete(key);
+    for (const store of this.#stores) {
+      try {
+        const r = store.delete(key);
+        if (isPromise(r)) r.catch((error: unknown) => this.#fail(new StoreError(`${store.name}.delete failed`, { cause: error })));
+      } catch (error) {
+        this.#fail(new StoreError(`${store.name}.delete failed`, { cause: error }));
+      }
+    }
+  }
+
+  async #storeGet(store: CacheStore, key: string): Promise<Entry | undefined> {
+    try {
+      const entry = await store.get(key);
+      if (entry !== undefined && Date.now() >= entry.expiresAt) return undefined;
+      return entry;
+    } catch (error) {
+      this.#fail(new StoreError(`${store.name}.get failed`, { cause: error }));
+      return undefined;
+    }
+  }
+
+  #storeSet(store: CacheStore, key: string, entry: Entry): void {
+    try {
+      const r = store.set(key, entry);
+      if (isPromise(r)) this.#track(r.catch((error: unknown) => this.#fail(new StoreError(`${store.name}.set failed`, { cause: error }))));
+    } catch (error) {
+      this.#fail(new StoreError(`${store.name}.set failed`, { cause: error }));
+    }
+  }
+
+  /**
+   * Removes request headers a stored response must not depend on: validators and Range (the
+   * cache wants the full representation and answers conditionals itself), and unkeyed headers.
+   */
+  #prepareRequest(req: IncomingMessage): void {
+    const strip = this.options.unkeyedHeaders;
+    let stripped = false;
+    for (const name of CONDITIONAL_HEADERS) if (req.headers[name] !== undefined) (delete req.headers[name], (stripped = true));
+    for (const name of strip) if (req.headers[name] !== undefined) (delete req.headers[name], (stripped = true));
+    if (!stripped) return;
+    const raw = req.rawHeaders;
+    const kept: string[] = [];
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const lower = raw[i]!.toLowerCase();
+      if (!CONDITIONAL_HEADERS.includes(lower) && !strip.includes(lower)) kept.push(raw[i]!, raw[i + 1]!);
+    }
+    raw.length = 0;
+    raw.push(...kept);
+  }
+
+  /** Runs the handler; a throw or rejection aborts the capture and never leaves waiters hanging. */
+  #invoke(req: IncomingMessage, res: ServerResponse, ex: Exchange, control: CaptureControl | undefined): boolean | Promise<boolean> {
+    let r: unknown;
+    try {
+      r = ex.run(req, res);
+    } catch (error) {
+      return this.#runFailed(res, ex, control, error);
+    }
+    if (isPromise(r)) {
+      return r.then(
+        () => false,
+        (error: unknown) => this.#runFailed(res, ex, control, error),
+      );
+    }
+    return false;
+  }
+
+  #runFailed(res: ServerResponse, ex: Exchange, control: CaptureControl | undefined, error: unknown): false {
+    control?.abort('handler error', error);
+    this.#fail(new HandlerError('handler failed', { cause: error }));
+    if (ex.rethrow) throw error;
+    if (!res.headersSent) {
+      res.statusCode = 500;
+      res.setHeader('content-type', 'text/plain; charset=utf-8');
+      res.end('Internal Server Error');
+    } else res.destroy();
+    return false;
+  }
+
+  #pass(req: IncomingMessage, res: ServerResponse, ex: Exchange, at: { key: string; reason: string }): boolean | Promise<boolean> {
+    this.#counters.passes++;
+    debug('pass: %s %s', at.reason, at.key);
+    setStatusHeaders(res, this.#statusHeaders, 'PASS');
+    this.#emit('pass', { key: at.key, url: req.url ?? '', status: 'PASS', reason: at.reason });
+    return this.#invoke(req, res, ex, undefined);
+  }
+
+  /** Unsafe methods pass; a successful one invalidates its URL and Location (RFC 9111 §4.4). */
+  #passMethod(req: IncomingMessage, res: ServerResponse, ex: Exchange): boolean | Promise<boolean> {
+    const method = req.method ?? '';
+    if (method === 'POST' || method === 'PUT' || method === 'PATCH' || method === 'DELETE') {
+      res.once('finish', () => {
+        if (res.statusCode >= 400) return;
+        const targets = [req.url ?? ''];
+        for (const h of ['location', 'content-location'] as const) {
+          const v = res.getHeader(h);
+          if (typeof v === 'string') targets.push(v);
+        }
+        for (const target of targets) this.#invalidateTarget(req, target);
+      });
+    }
+    return this.#pass(req, res, ex, { key: '', reason: `method ${method}` });
+  }
+
+  #invalidateTarget(req: IncomingMessage, target: string): void {
+    let path = target;
+    if (/^https?:\/\//i.test(target)) {
+      try {
+        const u = new URL(target);
+        // Only same-origin URIs may be invalidated (RFC 9111 §4.4).
+        if (u.host.toLowerCase() !== (req.headers.host ?? '').toLowerCase()) return;
+        path = u.pathname + u.search;
+      } catch {
+        return;
+      }
+    }
+    if (!path.startsWith('/')) return;
+    const normalized = normalizeTarget(path, this.options.ignoreParam);
+    if (normalized === undefined) return;
+    let primary: string | undefined;
+    if (this.options.keyFunction !== undefined) {
+      const saved = req.url;
+      req.url = path;
+      try {
+        primary = this.options.keyFunction(req);
+      } catch {
+        primary = undefined;
+      } finally {
+        req.url = saved;
+      }
+    } else {
+      primary = hostPart(req, this.options) + normalized;
+      for (const name of this.options.keyHeaders) {
+        const v = req.headers[name];
+        primary += `\n${name}:${v === undefined ? '' : (Array.isArray(v) ? v.join(',') : v).trim().replace(/\s+/g, ' ')}`;
+      }
+    }
+    if (primary !== undefined) {
+      debug('invalidate after %s: %s', req.method, primary);
+      this.removePrimary(primary);
+    }
+  }
+
+  /**
+   * Renders a URL in the background, with no client connection, and stores the result; one
+   * render per key at a time (a second call joins the first). Resolves to the stored entry, or
+   * undefined when the response was not storable or the render failed (reported as `error`).
+   */
+  regenerate(target: { url: string; host: string; headers?: Record<string, string> }, runner?: Runner): Promise<Entry | undefined> {
+    const regen = runner ?? this.#defaultRegen;
+    if (regen === undefined || this.#closed) {
+      return Promise.resolve(undefined);
+    }
+    const headers: Record<string, string> = { ...target.headers };
+    if (target.host !== '') headers.host = target.host;
+    const exchange = syntheticExchange({ url: target.url, headers });
+    const primary = primaryKey(exchange.req, this.options);
+    if (primary === undefined) {
+      exchange.dispose();
+      return Promise.resolve(undefined);
+    }
+    const spec = this.#vary.get(primary);
+    const key = spec === undefined ? primary : variantKey(primary, spec.names, exchange.req.headers);
+    const existing = this.#flights.get(key);
+    if (existing !== undefined) {
+      exchange.dispose();
+      return existing.promise.then((r) => r.entry);
+    }
+    const flight = deferred();
+    this.#flights.set(key, flight);
+    const ticket: Ticket = { flight, key, primary, used: false };
+    this.#tickets.set(exchange.req, ticket);
+    this.#counters.regenerations++;
+    debug('regenerate %s', key);
+    const { res } = exchange;
+    // A render that never reaches this cache's middleware (or ends before it) must still settle.
+    const settleUnused = (): void => {
+      if (!ticket.used) {
+        if (this.#flights.get(key) === flight) this.#flights.delete(key);
+        flight.resolve({});
+      }
+    };
+    res.once('finish', settleUnused);
+    res.once('close', settleUnused);
+    try {
+      const r = regen(exchange.req, res);
+      if (isPromise(r)) r.then(undefined, (error: unknown) => this.#regenFailed(res, error));
+    } catch (error) {
+      this.#regenFailed(res, error);
+    }
+    return flight.promise.then((result) => {
+      exchange.dispose();
+      if (result.entry === undefined) this.#fail(new RegenerateError(`background render of ${target.url} stored nothing`));
+      return result.entry;
+    });
+  }
+
+  #regenFailed(res: ServerResponse, error: unknown): void {
+    this.#fail(new RegenerateError('background render threw', { cause: error }));
+    if (!res.writableEnded) res.destroy();
+  }
+
+  #renderTicket(req: IncomingMessage, res: ServerResponse, ex: Exchange, ticket: Ticket): boolean | Promise<boolean> {
+    ticket.used = true;
+    return this.#lead(req, res, { ...ex, rethrow: ex.rethrow ?? false }, { primary: ticket.primary, key: ticket.key, ticket });
+  }
+
+  #serve(req: IncomingMessage, res: ServerResponse, entry: Entry, status: CacheStatus, now: number): void {
+    const ctx = this.#serveCtx;
+    ctx.status = status;
+    ctx.now = now;
+    serveEntry(req, res, entry, ctx);
+  }
+
+  #track(p: Promise<unknown>): void {
+    this.#background.add(p);
+    void p.finally(() => this.#background.delete(p));
+  }
+
+  #emit(event: string, payload: CacheEvent): void {
+    if (this.#events.listenerCount(event) > 0) this.#events.emit(event, payload);
+  }
+
+  /** Counts and reports an internal failure; never throws, never fails a response. */
+  #fail(error: CacheError): void {
+    this.#counters.errors++;
+    debug('error %s: %s', error.code, error.message);
+    if (this.#events.listenerCount('error') > 0) this.#events.emit('error', error);
+  }
+
+  stats(): CacheStats {
+    const { entries, bytes } = this.memory.size();
+    return { ...this.#counters, entries, bytes };
+  }
+
+  /** Waits for background work, then releases every store. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.allSettled([...this.#background]);
+    for (const store of [this.memory, ...this.#stores]) {
+      try {
+        await store.close?.();
+      } catch (error) {
+        this.#fail(new StoreError(`${store.name}.close failed`, { cause: error }));
+      }
+    }
+  }
+}
+
+/** The request headers a variant depends on, copied for a background render of it. */
+function varyHeaders(entry: Entry, req: IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of entry.vary) {
+    const v = req.headers[name];
+    if (v !== undefined) out[name] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  return out;
+}

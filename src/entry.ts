@@ -1,0 +1,126 @@
+/**
+ * The stored entry and its byte encoding (disk files and peer replies). Times are absolute epoch
+ * milliseconds computed once at store time, so a hit compares numbers and never re-parses headers.
+ */
+import { EntryDecodeError } from './errors.js';
+
+/** One stored response: what a hit writes, plus the times freshness needs. */
+export interface Entry {
+  /** HTTP status code. */
+  status: number;
+  /** Stored response headers as `[lower-case name, value]` pairs, in order (repeats allowed). */
+  headers: Array<[string, string]>;
+  /** The whole body. */
+  body: Buffer;
+  /** When the response was received (epoch ms). */
+  storedAt: number;
+  /** `Age` the origin or an upstream cache reported when it was stored, in seconds. */
+  initialAge: number;
+  /** Fresh until this instant (epoch ms). */
+  staleAt: number;
+  /** May be served stale while one background refresh runs until this instant (RFC 5861). */
+  swrUntil: number;
+  /** May be served stale when the origin fails until this instant (RFC 5861). */
+  sieUntil: number;
+  /** Storage deadline: after it the entry is useless and may be dropped. */
+  expiresAt: number;
+  /** Validators, for conditional requests. */
+  etag: string | undefined;
+  lastModified: string | undefined;
+  /** May be served to a request carrying `Authorization` (RFC 9111 §3.5). */
+  shared: boolean;
+  /** Request target (path and query) that produced it: what a regeneration requests. */
+  url: string;
+  /** Request host that produced it (`''` when none). */
+  host: string;
+  /** Lower-case names from the response's `Vary` (empty when none). */
+  vary: string[];
+  /** Surrogate keys / tags of the entry. */
+  tags: string[];
+  /**
+   * Serving template built on first serve (not encoded). Internal.
+   * @internal
+   */
+  head?: unknown;
+}
+
+const MAGIC = 0x53434531; // 'SCE1'
+/** Upper bound on the encoded metadata, so a hostile peer reply cannot make us parse megabytes of JSON. */
+const MAX_META = 256 * 1024;
+
+type Meta = Omit<Entry, 'body' | 'head'>;
+
+/** Encodes an entry as bytes: magic, meta length, JSON metadata, raw body (no base64). */
+export function encodeEntry(entry: Entry): Buffer {
+  const meta: Meta = {
+    status: entry.status,
+    headers: entry.headers,
+    storedAt: entry.storedAt,
+    initialAge: entry.initialAge,
+    staleAt: entry.staleAt,
+    swrUntil: entry.swrUntil,
+    sieUntil: entry.sieUntil,
+    expiresAt: entry.expiresAt,
+    etag: entry.etag,
+    lastModified: entry.lastModified,
+    shared: entry.shared,
+    url: entry.url,
+    host: entry.host,
+    vary: entry.vary,
+    tags: entry.tags,
+  };
+  const json = Buffer.from(JSON.stringify(meta), 'utf8');
+  const out = Buffer.allocUnsafe(8 + json.length + entry.body.length);
+  out.writeUInt32BE(MAGIC, 0);
+  out.writeUInt32BE(json.length, 4);
+  json.copy(out, 8);
+  entry.body.copy(out, 8 + json.length);
+  return out;
+}
+
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isStr = (v: unknown): v is string => typeof v === 'string';
+const isOptStr = (v: unknown): v is string | undefined => v === undefined || typeof v === 'string';
+const isStrArray = (v: unknown): v is string[] => Array.isArray(v) && v.every(isStr);
+
+/**
+ * Decodes bytes produced by {@link encodeEntry}. Every field is checked: bytes from a disk or a
+ * peer are untrusted, and a malformed entry must never be served.
+ * @throws EntryDecodeError
+ */
+export function decodeEntry(bytes: Uint8Array): Entry {
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buf.length < 8 || buf.readUInt32BE(0) !== MAGIC) throw new EntryDecodeError('not an entry (bad magic)');
+  const metaLength = buf.readUInt32BE(4);
+  if (metaLength > MAX_META || 8 + metaLength > buf.length) throw new EntryDecodeError(`bad metadata length ${metaLength}`);
+  let meta: Record<string, unknown>;
+  try {
+    meta = JSON.parse(buf.toString('utf8', 8, 8 + metaLength)) as Record<string, unknown>;
+  } catch (cause) {
+    throw new EntryDecodeError('metadata is not JSON', { cause });
+  }
+  if (meta === null || typeof meta !== 'object') throw new EntryDecodeError('metadata is not an object');
+  const { status, headers } = meta;
+  if (!isNum(status) || !Number.isInteger(status) || status < 100 || status > 599) throw new EntryDecodeError('bad status');
+  if (!Array.isArray(headers) || !headers.every((h) => Array.isArray(h) && h.length === 2 && isStr(h[0]) && isStr(h[1]))) {
+    throw new EntryDecodeError('bad headers');
+  }
+  for (const f of ['storedAt', 'initialAge', 'staleAt', 'swrUntil', 'sieUntil', 'expiresAt'] as const) {
+    if (!isNum(meta[f])) throw new EntryDecodeError(`bad ${f}`);
+  }
+  if (!isOptStr(meta.etag) || !isOptStr(meta.lastModified) || !isStr(meta.url) || !isStr(meta.host)) {
+    throw new EntryDecodeError('bad validators or url');
+  }
+  if (typeof meta.shared !== 'boolean' || !isStrArray(meta.vary) || !isStrArray(meta.tags)) throw new EntryDecodeError('bad flags');
+  return {
+    ...(meta as unknown as Meta),
+    body: buf.subarray(8 + metaLength),
+  };
+}
+
+/** Bytes an entry is charged for in a byte-bounded store: body, headers and a fixed overhead. */
+export function entrySize(entry: Entry): number {
+  let size = 256 + entry.body.length + entry.url.length + entry.host.length;
+  for (const [name, value] of entry.headers) size += name.length + value.length + 16;
+  return size;
+}

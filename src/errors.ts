@@ -1,0 +1,51 @@
+/**
+ * Error classes with stable codes. Every failure the cache reports through its `error` event or
+ * `onError` hook is one of these, with the original error as `cause`.
+ */
+
+/** Stable error codes. */
+export type CacheErrorCode =
+  | 'ERR_STORE'
+  | 'ERR_HANDLER'
+  | 'ERR_ENTRY_DECODE'
+  | 'ERR_REGENERATE'
+  | 'ERR_INTERNAL';
+
+/** Base class of every error stratacache raises at run time. */
+export class CacheError extends Error {
+  /** A stable machine-readable code. */
+  readonly code: CacheErrorCode;
+  constructor(code: CacheErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** A store's get, set or delete failed; the request went on without it. */
+export class StoreError extends CacheError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_STORE', message, options);
+  }
+}
+
+/** The wrapped handler threw or its response failed mid-way; nothing was stored. */
+export class HandlerError extends CacheError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_HANDLER', message, options);
+  }
+}
+
+/** Bytes that claim to be an entry (disk file, peer reply) do not decode to one. */
+export class EntryDecodeError extends CacheError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_ENTRY_DECODE', message, options);
+  }
+}
+
+/** A background regeneration (refresh, refetch, priming) did not produce a storable response. */
+export class RegenerateError extends CacheError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_REGENERATE', message, options);
+  }
+}

@@ -1,0 +1,16 @@
+/**
+ * stratacache: a layered HTTP cache for any Node handler. Public exports only.
+ */
+export { createCache, StrataCache } from './cache.js';
+export type { NodeHandler, ConnectMiddleware, KoaMiddleware, KoaLikeContext, MiddlewareOptions, CacheEvents } from './cache.js';
+export type { CacheStats, CacheEvent } from './engine.js';
+export { DEFAULTS } from './options.js';
+export type { CacheOptions, KeyOptions, KeyFunction, StatusHeaderMode, Milliseconds, Bytes, Count } from './options.js';
+export type { Entry } from './entry.js';
+export { encodeEntry, decodeEntry } from './entry.js';
+export type { CacheStore, MaybePromise } from './stores/store.js';
+export { MemoryStore } from './stores/memory.js';
+export type { MemoryStoreOptions } from './stores/memory.js';
+export { CacheError, StoreError, HandlerError, EntryDecodeError, RegenerateError } from './errors.js';
+export type { CacheErrorCode } from './errors.js';
+export type { CacheStatus } from './serve.js';

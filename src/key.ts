@@ -1,0 +1,78 @@
+/**
+ * Request -> cache key: host policy, path, query sorted with ignored parameters removed, extra
+ * keyed headers; and the secondary (variant) key from the request headers a response's `Vary` names.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { ResolvedOptions } from './options.js';
+
+/** Separates the parts of a key; cannot occur in a request target or a header value. */
+const SEP = '\n';
+
+/** Lower-cases a Host header and drops the scheme's default port. */
+export function normalizeHost(host: string | undefined, encrypted: boolean): string {
+  if (host === undefined) return '';
+  const lower = host.toLowerCase();
+  if (encrypted ? lower.endsWith(':443') : lower.endsWith(':80')) return lower.slice(0, lower.lastIndexOf(':'));
+  return lower;
+}
+
+/**
+ * Normalizes a request target: origin-form path and a query sorted by name (stable, so repeated
+ * names keep their order) with ignored parameters removed. Returns undefined for targets that
+ * cannot be cached (`*`, empty).
+ */
+export function normalizeTarget(target: string, ignore: ((name: string) => boolean) | undefined): string | undefined {
+  let path = target;
+  if (path.charCodeAt(0) !== 47 /* / */) {
+    // absolute-form (RFC 9112 §3.2.2), as a forward proxy would receive it
+    if (!/^https?:\/\//i.test(path)) return undefined;
+    try {
+      const u = new URL(path);
+      path = u.pathname + u.search;
+    } catch {
+      return undefined;
+    }
+  }
+  const hash = path.indexOf('#');
+  if (hash !== -1) path = path.slice(0, hash);
+  const q = path.indexOf('?');
+  if (q === -1) return path;
+  const params = new URLSearchParams(path.slice(q + 1));
+  const kept: Array<[string, string]> = [];
+  for (const [name, value] of params) if (ignore === undefined || !ignore(name)) kept.push([name, value]);
+  if (kept.length === 0) return path.slice(0, q);
+  kept.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return `${path.slice(0, q)}?${new URLSearchParams(kept).toString()}`;
+}
+
+/** The host part of a key under the configured policy. */
+export function hostPart(req: IncomingMessage, options: ResolvedOptions): string {
+  const policy = options.keyHost;
+  if (policy === 'header') return normalizeHost(req.headers.host, (req.socket as { encrypted?: boolean } | null)?.encrypted === true);
+  return policy === false ? '' : policy;
+}
+
+/** The primary key of a request, or undefined when the request target cannot be cached. */
+export function primaryKey(req: IncomingMessage, options: ResolvedOptions): string | undefined {
+  if (options.keyFunction !== undefined) return options.keyFunction(req);
+  const url = req.url ?? '';
+  // Fast path: no query, no fragment, origin-form.
+  const target = url.charCodeAt(0) === 47 && url.indexOf('?') === -1 && url.indexOf('#') === -1 ? url : normalizeTarget(url, options.ignoreParam);
+  if (target === undefined) return undefined;
+  let key = hostPart(req, options) + target;
+  for (const name of options.keyHeaders) key += `${SEP}${name}:${headerValue(req.headers[name])}`;
+  return key;
+}
+
+function headerValue(v: string | string[] | undefined): string {
+  if (v === undefined) return '';
+  return (Array.isArray(v) ? v.join(',') : v).trim().replace(/\s+/g, ' ');
+}
+
+/** The variant key under a primary key for the request header values a `Vary` names. */
+export function variantKey(primary: string, vary: readonly string[], headers: IncomingMessage['headers']): string {
+  if (vary.length === 0) return primary;
+  let key = primary + SEP + 'vary';
+  for (const name of vary) key += `${SEP}${name}:${headerValue(headers[name])}`;
+  return key;
+}

@@ -1,0 +1,340 @@
+/**
+ * Options of {@link createCache}: the interfaces users read, one frozen {@link DEFAULTS},
+ * and {@link resolveOptions}, which validates once at construction and names the option
+ * path and the bad value in every error. Nothing here is re-validated per request.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { CacheStore } from './stores/store.js';
+
+/** A duration in milliseconds. Durations are milliseconds everywhere in the API. */
+export type Milliseconds = number;
+/** A size in bytes. */
+export type Bytes = number;
+/** A whole count. */
+export type Count = number;
+
+/** Which cache-status response header(s) to send. */
+export type StatusHeaderMode = 'x-cache' | 'cache-status' | 'both' | false;
+
+/** How the host part of the cache key is chosen. */
+export interface KeyOptions {
+  /**
+   * `'header'`: the request's `Host` (lower-cased, default port dropped) is part of the key, so
+   * two virtual hosts never share an entry. A string: every request is keyed under this fixed
+   * host (use it when one site is served under many names). `false`: the host is not keyed.
+   * @default 'header'
+   */
+  host?: 'header' | string | false;
+  /**
+   * Extra request headers that become part of the primary key (lower-case names). A header
+   * listed here is also kept on the request that renders, even if {@link CacheOptions.unkeyedHeaders}
+   * lists it.
+   * @default []
+   */
+  headers?: readonly string[];
+}
+
+/** A function computing the whole primary cache key of a request. */
+export type KeyFunction = (req: IncomingMessage) => string;
+
+/** A predicate on an ignored query parameter name. */
+export type IgnoreParamFunction = (name: string) => boolean;
+
+/** Options of {@link createCache}. Every field is optional; {@link DEFAULTS} lists the defaults. */
+export interface CacheOptions {
+  /**
+   * Memory budget of the response cache in bytes (body plus headers plus a fixed overhead per
+   * entry), enforced by lru-cache: the least recently used entries are evicted past it.
+   * Must be a positive integer: an unbounded cache is refused.
+   * @default 67108864 (64 MiB)
+   */
+  maxSize?: Bytes;
+  /**
+   * Largest body stored, in bytes. A larger response streams through to its client and is not
+   * stored. Must not exceed `maxSize`.
+   * @default 8388608 (8 MiB)
+   */
+  maxEntrySize?: Bytes;
+  /**
+   * Freshness lifetime in ms given to a storable response whose origin sends no explicit
+   * freshness (no `max-age`, `s-maxage` or `Expires`): the seed's "cache almost everything".
+   * `0` stores such responses only if the origin makes them explicitly fresh.
+   * @default 60000
+   */
+  defaultTtl?: Milliseconds;
+  /**
+   * Upper bound in ms on any freshness lifetime, whatever the origin says.
+   * @default 86400000 (one day)
+   */
+  maxTtl?: Milliseconds;
+  /**
+   * Query parameters left out of the key: exact names, `*` globs (`utm_*`), or a predicate on
+   * the name. The request that renders still sees them. `[]` keys every parameter.
+   * @default []
+   */
+  ignoreUrlParams?: readonly string[] | IgnoreParamFunction;
+  /**
+   * Allowlist (lower-case names) of response headers kept in an entry. `undefined` keeps every
+   * header except hop-by-hop headers and `Set-Cookie`. `Set-Cookie` is never stored either way.
+   * @default undefined
+   */
+  storeHeaders?: readonly string[] | undefined;
+  /**
+   * Response statuses that may be stored (the seed's "cache error pages": 404 and 410 are in
+   * by default). A response must also be storable by RFC 9111 rules.
+   * @default [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501]
+   */
+  cacheStatuses?: readonly number[];
+  /**
+   * How the primary key is built: a host policy and extra keyed headers, or a function that
+   * returns the whole key (the query normalisation is then yours).
+   * @default { host: 'header', headers: [] }
+   */
+  key?: KeyOptions | KeyFunction;
+  /**
+   * A predicate: `true` sends the request straight to the handler (status `PASS`), untouched
+   * and never stored.
+   * @default undefined (no bypass)
+   */
+  bypass?: ((req: IncomingMessage) => boolean) | undefined;
+  /**
+   * Cache status header(s): `X-Cache: HIT|MISS|PASS|STALE`, RFC 9211 `Cache-Status`, both, or
+   * `false` for none.
+   * @default 'both'
+   */
+  statusHeader?: StatusHeaderMode;
+  /**
+   * The cache's name in `Cache-Status` (RFC 9211 §2).
+   * @default 'stratacache'
+   */
+  cacheName?: string;
+  /**
+   * Most variants (by `Vary`) kept per primary key; storing one more drops the oldest.
+   * @default 16
+   */
+  maxVariants?: Count;
+  /**
+   * How long in ms a key whose response turned out not storable is remembered as such, so
+   * later requests go straight to the handler instead of queueing behind one another.
+   * `0` disables the memory.
+   * @default 5000
+   */
+  passTtl?: Milliseconds;
+  /**
+   * Request headers that are not part of the key and that a handler could reflect into a
+   * response (lower-case names). They are removed from a request before it renders a response
+   * that will be stored, so no client can poison an entry others receive. Name a header in
+   * `key.headers` to key on it instead.
+   * @default ['forwarded', 'x-forwarded-host', 'x-forwarded-server', 'x-forwarded-proto',
+   * 'x-forwarded-scheme', 'x-forwarded-port', 'x-forwarded-prefix', 'x-host', 'x-original-url',
+   * 'x-rewrite-url', 'x-http-method-override', 'x-http-method', 'x-method-override']
+   */
+  unkeyedHeaders?: readonly string[];
+  /**
+   * Extra stores consulted after memory, in order (for example a {@link DiskStore}). They share
+   * the memory tier's keys; a hit in one of them is promoted to memory.
+   * @default []
+   */
+  stores?: readonly CacheStore[];
+}
+
+/** Options after {@link resolveOptions}: every field present and validated. */
+export interface ResolvedOptions {
+  readonly maxSize: Bytes;
+  readonly maxEntrySize: Bytes;
+  readonly defaultTtl: Milliseconds;
+  readonly maxTtl: Milliseconds;
+  readonly ignoreParam: IgnoreParamFunction | undefined;
+  readonly storeHeaders: ReadonlySet<string> | undefined;
+  readonly cacheStatuses: ReadonlySet<number>;
+  readonly keyFunction: KeyFunction | undefined;
+  readonly keyHost: 'header' | string | false;
+  readonly keyHeaders: readonly string[];
+  readonly bypass: ((req: IncomingMessage) => boolean) | undefined;
+  readonly statusHeader: StatusHeaderMode;
+  readonly cacheName: string;
+  readonly maxVariants: Count;
+  readonly passTtl: Milliseconds;
+  readonly unkeyedHeaders: readonly string[];
+  readonly stores: readonly CacheStore[];
+}
+
+/** Every default in one place. A test checks that the TSDoc `@default`s above match it. */
+export const DEFAULTS = Object.freeze({
+  maxSize: 64 * 1024 * 1024,
+  maxEntrySize: 8 * 1024 * 1024,
+  defaultTtl: 60_000,
+  maxTtl: 86_400_000,
+  ignoreUrlParams: Object.freeze([] as string[]),
+  storeHeaders: undefined,
+  cacheStatuses: Object.freeze([200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501]),
+  key: Object.freeze({ host: 'header' as const, headers: Object.freeze([] as string[]) }),
+  bypass: undefined,
+  statusHeader: 'both' as StatusHeaderMode,
+  cacheName: 'stratacache',
+  maxVariants: 16,
+  passTtl: 5_000,
+  unkeyedHeaders: Object.freeze([
+    'forwarded',
+    'x-forwarded-host',
+    'x-forwarded-server',
+    'x-forwarded-proto',
+    'x-forwarded-scheme',
+    'x-forwarded-port',
+    'x-forwarded-prefix',
+    'x-host',
+    'x-original-url',
+    'x-rewrite-url',
+    'x-http-method-override',
+    'x-http-method',
+    'x-method-override',
+  ]),
+  stores: Object.freeze([] as CacheStore[]),
+});
+
+const KNOWN_OPTIONS = new Set(Object.keys(DEFAULTS));
+
+/** Describes a bad value for an error message: strings quoted, objects by kind. */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return `'${value}'`;
+  if (typeof value === 'function') return 'a function';
+  if (Array.isArray(value)) return 'an array';
+  if (value === null) return 'null';
+  if (typeof value === 'object') return 'an object';
+  return String(value);
+}
+
+function fail(kind: typeof TypeError | typeof RangeError, path: string, expected: string, got: unknown): never {
+  throw new kind(`expected options.${path} to be ${expected}, got ${describeValue(got)}`);
+}
+
+/** Validates an integer option: TypeError when not a number, RangeError when out of range. */
+export function integerOption(path: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const expected = min === 0 ? 'a non-negative integer' : min === 1 ? 'a positive integer' : `an integer >= ${min}`;
+  if (typeof value !== 'number' || Number.isNaN(value)) fail(TypeError, path, expected, value);
+  if (!Number.isInteger(value) || value < min) fail(RangeError, path, expected, value);
+  if (value > max) fail(RangeError, path, `at most ${max}`, value);
+  return value;
+}
+
+/** Validates an optional function option. */
+export function functionOption<F>(path: string, value: unknown): F | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'function') fail(TypeError, path, 'a function', value);
+  return value as F;
+}
+
+/** Validates a list of strings and lower-cases them (header names). */
+export function headerNamesOption(path: string, value: unknown): string[] {
+  if (!Array.isArray(value)) fail(TypeError, path, 'an array of header names', value);
+  return value.map((v, i) => {
+    if (typeof v !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(v)) fail(TypeError, `${path}[${i}]`, 'a header name', v);
+    return v.toLowerCase();
+  });
+}
+
+/** Turns `*` globs into one predicate; exact names are looked up in a Set. */
+export function globPredicate(path: string, patterns: readonly unknown[]): IgnoreParamFunction | undefined {
+  const exact = new Set<string>();
+  const globs: RegExp[] = [];
+  patterns.forEach((p, i) => {
+    if (typeof p !== 'string' || p === '') fail(TypeError, `${path}[${i}]`, 'a non-empty string', p);
+    if (p.includes('*')) {
+      const source = p.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
+      globs.push(new RegExp(`^${source}$`));
+    } else exact.add(p);
+  });
+  if (exact.size === 0 && globs.length === 0) return undefined;
+  return (name) => exact.has(name) || globs.some((g) => g.test(name));
+}
+
+/**
+ * Validates user options once and returns the resolved, frozen form.
+ * @throws TypeError or RangeError naming the option path and the value it got.
+ */
+export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
+  if (options === null || typeof options !== 'object') fail(TypeError, '', 'an object', options);
+  for (const name of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(name) && !EXTENSION_OPTIONS.has(name)) {
+      throw new TypeError(`unknown option options.${name}`);
+    }
+  }
+  const o = { ...DEFAULTS, ...stripUndefined(options) } as Required<CacheOptions>;
+
+  const maxSize = integerOption('maxSize', o.maxSize, 1);
+  const maxEntrySize = integerOption('maxEntrySize', o.maxEntrySize, 1);
+  if (maxEntrySize > maxSize) fail(RangeError, 'maxEntrySize', `at most options.maxSize (${maxSize})`, maxEntrySize);
+  const defaultTtl = integerOption('defaultTtl', o.defaultTtl, 0);
+  const maxTtl = integerOption('maxTtl', o.maxTtl, 1);
+
+  let ignoreParam: IgnoreParamFunction | undefined;
+  if (typeof o.ignoreUrlParams === 'function') ignoreParam = o.ignoreUrlParams;
+  else if (Array.isArray(o.ignoreUrlParams)) ignoreParam = globPredicate('ignoreUrlParams', o.ignoreUrlParams);
+  else fail(TypeError, 'ignoreUrlParams', 'an array of names or a function', o.ignoreUrlParams);
+
+  const storeHeaders = o.storeHeaders === undefined ? undefined : new Set(headerNamesOption('storeHeaders', o.storeHeaders));
+
+  if (!Array.isArray(o.cacheStatuses)) fail(TypeError, 'cacheStatuses', 'an array of status codes', o.cacheStatuses);
+  const cacheStatuses = new Set(o.cacheStatuses.map((s, i) => integerOption(`cacheStatuses[${i}]`, s, 100, 599)));
+
+  let keyFunction: KeyFunction | undefined;
+  let keyHost: 'header' | string | false = 'header';
+  let keyHeaders: string[] = [];
+  if (typeof o.key === 'function') keyFunction = o.key;
+  else if (o.key !== null && typeof o.key === 'object') {
+    const host = o.key.host ?? 'header';
+    if (host !== false && (typeof host !== 'string' || host === '')) fail(TypeError, 'key.host', "'header', a host name or false", host);
+    keyHost = typeof host === 'string' && host !== 'header' ? host.toLowerCase() : host;
+    keyHeaders = headerNamesOption('key.headers', o.key.headers ?? []);
+  } else fail(TypeError, 'key', 'an object or a function', o.key);
+
+  const bypass = functionOption<(req: IncomingMessage) => boolean>('bypass', o.bypass);
+  if (o.statusHeader !== false && !['x-cache', 'cache-status', 'both'].includes(o.statusHeader as string)) {
+    fail(TypeError, 'statusHeader', "'x-cache', 'cache-status', 'both' or false", o.statusHeader);
+  }
+  if (typeof o.cacheName !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(o.cacheName)) {
+    fail(TypeError, 'cacheName', 'a token (letters, digits, -._~)', o.cacheName);
+  }
+  const maxVariants = integerOption('maxVariants', o.maxVariants, 1, 1024);
+  const passTtl = integerOption('passTtl', o.passTtl, 0);
+  const unkeyed = headerNamesOption('unkeyedHeaders', o.unkeyedHeaders).filter((h) => !keyHeaders.includes(h));
+
+  if (!Array.isArray(o.stores)) fail(TypeError, 'stores', 'an array of stores', o.stores);
+  o.stores.forEach((s, i) => {
+    if (!s || typeof s.get !== 'function' || typeof s.set !== 'function' || typeof s.delete !== 'function') {
+      fail(TypeError, `stores[${i}]`, 'a store with get, set and delete', s);
+    }
+  });
+
+  return Object.freeze({
+    maxSize,
+    maxEntrySize,
+    defaultTtl,
+    maxTtl,
+    ignoreParam,
+    storeHeaders,
+    cacheStatuses,
+    keyFunction,
+    keyHost,
+    keyHeaders,
+    bypass,
+    statusHeader: o.statusHeader,
+    cacheName: o.cacheName,
+    maxVariants,
+    passTtl,
+    unkeyedHeaders: unkeyed,
+    stores: [...o.stores],
+  });
+}
+
+/**
+ * Option names owned by later layers (data cache, peers, invalidation). They are validated by
+ * their own resolvers; listing them here keeps the unknown-option check honest.
+ */
+const EXTENSION_OPTIONS = new Set<string>([]);
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}

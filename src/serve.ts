@@ -1,0 +1,141 @@
+/**
+ * Writes an entry to a response: status, stored headers, Age, the cache status header(s), 304 for
+ * a matching conditional request, HEAD without a body. The hit path: one header array per entry
+ * built once, reused for every hit.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Entry } from './entry.js';
+import type { ResolvedOptions, StatusHeaderMode } from './options.js';
+
+/** Where a response came from, as reported in `X-Cache`. */
+export type CacheStatus = 'HIT' | 'MISS' | 'PASS' | 'STALE' | 'PEER';
+
+/** RFC 9211 `Cache-Status` parameters for each status. */
+const CACHE_STATUS_PARAMS: Record<CacheStatus, string> = {
+  HIT: 'hit',
+  STALE: 'hit; detail=stale',
+  PEER: 'hit; detail=peer',
+  MISS: 'fwd=uri-miss',
+  PASS: 'fwd=bypass',
+};
+
+/** The status header names and values one cache sends, precomputed from its options. */
+export interface StatusHeaders {
+  readonly names: readonly string[];
+  readonly values: Readonly<Record<CacheStatus, readonly string[]>>;
+}
+
+/** Precomputes the cache-status header pairs for a status-header mode. */
+export function statusHeaders(mode: StatusHeaderMode, cacheName: string): StatusHeaders {
+  const names: string[] = [];
+  if (mode === 'x-cache' || mode === 'both') names.push('x-cache');
+  if (mode === 'cache-status' || mode === 'both') names.push('cache-status');
+  const values = {} as Record<CacheStatus, string[]>;
+  for (const status of Object.keys(CACHE_STATUS_PARAMS) as CacheStatus[]) {
+    values[status] = names.map((n) => (n === 'x-cache' ? status : `${cacheName}; ${CACHE_STATUS_PARAMS[status]}`));
+  }
+  return { names, values };
+}
+
+/** Sets the status header(s) on a response whose headers are not sent yet. */
+export function setStatusHeaders(res: ServerResponse, headers: StatusHeaders, status: CacheStatus): void {
+  if (res.headersSent) return;
+  const values = headers.values[status];
+  for (let i = 0; i < headers.names.length; i++) res.setHeader(headers.names[i]!, values[i]!);
+}
+
+/** Per-entry flat header list: stored headers, content-length, then slots for age and status. */
+interface Head {
+  flat: Array<string | string[]>;
+  ageSlot: number;
+  statusSlot: number;
+  statusHeaders: StatusHeaders;
+}
+
+function buildHead(entry: Entry, status: StatusHeaders): Head {
+  // Repeated names are grouped into one array value: Node's writeHead may apply the list through
+  // setHeader (when earlier middleware set a header), which would keep only the last of a repeat.
+  const grouped = new Map<string, string | string[]>();
+  for (const [name, value] of entry.headers) {
+    const prev = grouped.get(name);
+    grouped.set(name, prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value]);
+  }
+  const flat: Array<string | string[]> = [];
+  for (const [name, value] of grouped) flat.push(name, value);
+  flat.push('content-length', String(entry.body.length));
+  const ageSlot = flat.length + 1;
+  flat.push('age', '0');
+  const statusSlot = flat.length;
+  for (const name of status.names) flat.push(name, '');
+  return { flat, ageSlot, statusSlot, statusHeaders: status };
+}
+
+/** Seconds of `Age` (RFC 9111 §5.1) for an entry at `now`. */
+export function ageOf(entry: Entry, now: number): number {
+  return entry.initialAge + Math.max(0, Math.floor((now - entry.storedAt) / 1000));
+}
+
+/**
+ * RFC 9110 §13.1.2 / §13.1.3: true when the client's validators match the entry, so a 304 answers.
+ * If-None-Match takes precedence over If-Modified-Since.
+ */
+export function notModified(req: IncomingMessage, entry: Entry): boolean {
+  const inm = req.headers['if-none-match'];
+  if (inm !== undefined) {
+    if (entry.etag === undefined) return false;
+    if (inm.trim() === '*') return true;
+    const want = weak(entry.etag);
+    return inm.split(',').some((tag) => weak(tag.trim()) === want);
+  }
+  const ims = req.headers['if-modified-since'];
+  if (ims !== undefined && entry.lastModified !== undefined) {
+    const since = Date.parse(ims);
+    const modified = Date.parse(entry.lastModified);
+    return Number.isFinite(since) && Number.isFinite(modified) && modified <= since;
+  }
+  return false;
+}
+
+/** Weak comparison (RFC 9110 §8.8.3.2): `W/"x"` matches `"x"`. */
+function weak(tag: string): string {
+  return tag.startsWith('W/') ? tag.slice(2) : tag;
+}
+
+/** Headers a 304 carries (RFC 9110 §15.4.5). */
+const NOT_MODIFIED_HEADERS = new Set(['cache-control', 'content-location', 'etag', 'expires', 'vary', 'last-modified']);
+
+/**
+ * Writes `entry` to `res` as `status`. Synchronous; allocation-light on the 200 path: the header
+ * list is built once per entry and its age and status slots are overwritten in place (writeHead
+ * copies them into the header block before returning).
+ */
+export function serveEntry(
+  req: IncomingMessage,
+  res: ServerResponse,
+  entry: Entry,
+  context: { status: CacheStatus; now: number; statusHeaders: StatusHeaders },
+): void {
+  const { status, now, statusHeaders: sh } = context;
+  let head = entry.head as Head | undefined;
+  if (head === undefined || head.statusHeaders !== sh) entry.head = head = buildHead(entry, sh);
+  const age = String(ageOf(entry, now));
+  if ((req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined) && notModified(req, entry)) {
+    const flat: string[] = [];
+    for (const [name, value] of entry.headers) if (NOT_MODIFIED_HEADERS.has(name)) flat.push(name, value);
+    flat.push('age', age);
+    const values = sh.values[status];
+    for (let i = 0; i < sh.names.length; i++) flat.push(sh.names[i]!, values[i]!);
+    res.writeHead(304, flat);
+    res.end();
+    return;
+  }
+  const flat = head.flat;
+  flat[head.ageSlot] = age;
+  const values = sh.values[status];
+  for (let i = 0; i < values.length; i++) flat[head.statusSlot + 2 * i + 1] = values[i]!;
+  res.writeHead(entry.status, flat);
+  // HEAD: Node's ServerResponse knows the request method and sends no body.
+  res.end(req.method === 'HEAD' ? undefined : entry.body);
+}
+
+export type { ResolvedOptions };

@@ -1,0 +1,67 @@
+/**
+ * In-memory tier: lru-cache bounded by bytes. Answers synchronously, so a memory hit never
+ * allocates a promise.
+ */
+import { LRUCache } from 'lru-cache';
+import { entrySize, type Entry } from '../entry.js';
+import type { Bytes } from '../options.js';
+import type { CacheStore } from './store.js';
+
+/** Options of {@link MemoryStore}. */
+export interface MemoryStoreOptions {
+  /** Byte budget (entries are charged by {@link entrySize}). Required: unbounded is refused. */
+  maxSize: Bytes;
+  /** Largest single entry in bytes; larger ones are not stored. @default maxSize */
+  maxEntrySize?: Bytes;
+  /** Called when an entry leaves the store because of space or age (not on replace or delete). */
+  onEvict?: (key: string, entry: Entry) => void;
+}
+
+/** Byte-bounded LRU memory store. */
+export class MemoryStore implements CacheStore {
+  readonly name = 'memory';
+  readonly #lru: LRUCache<string, Entry>;
+
+  constructor(options: MemoryStoreOptions) {
+    const onEvict = options.onEvict;
+    this.#lru = new LRUCache<string, Entry>({
+      maxSize: options.maxSize,
+      maxEntrySize: options.maxEntrySize ?? options.maxSize,
+      sizeCalculation: entrySize,
+      ...(onEvict
+        ? {
+            dispose: (value, key, reason) => {
+              if (reason === 'evict' || reason === 'expire') onEvict(key, value);
+            },
+          }
+        : {}),
+    });
+  }
+
+  get(key: string): Entry | undefined {
+    return this.#lru.get(key);
+  }
+
+  set(key: string, entry: Entry): void {
+    // The store keeps an entry until its storage deadline; the engine judges freshness itself.
+    const ttl = Math.max(1, entry.expiresAt - Date.now());
+    this.#lru.set(key, entry, { ttl });
+  }
+
+  delete(key: string): void {
+    this.#lru.delete(key);
+  }
+
+  /** Iterates keys, most recently used first (for invalidation by prefix or tag in tests and tools). */
+  keys(): IterableIterator<string> {
+    return this.#lru.keys();
+  }
+
+  size(): { entries: number; bytes: number } {
+    return { entries: this.#lru.size, bytes: this.#lru.calculatedSize };
+  }
+
+  close(): void {
+    this.#lru.clear();
+  }
+}
