@@ -7,10 +7,15 @@ import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import { LRUCache } from 'lru-cache';
+import pLimit from 'p-limit';
 import { captureResponse, syntheticExchange, type CaptureControl, type CaptureResult } from './capture.js';
 import type { Entry } from './entry.js';
 import { HandlerError, RegenerateError, StoreError, type CacheError } from './errors.js';
 import { hostPart, normalizeTarget, primaryKey, variantKey } from './key.js';
+import { Epochs, type EpochVerdict, type InvalidationScope } from './invalidation/epochs.js';
+import { FlushEndpoint, type FlushRequest } from './invalidation/flush-endpoint.js';
+import { InvalidationLog, type InvalidationRecord } from './invalidation/log.js';
+import { Refetcher, type RefetchSummary, type RefetchTarget } from './invalidation/refetch.js';
 import type { ResolvedOptions } from './options.js';
 import { evaluateResponse, storedHeaders, type Verdict } from './policy.js';
 import { serveEntry, setStatusHeaders, statusHeaders, type CacheStatus, type StatusHeaders } from './serve.js';
@@ -56,10 +61,49 @@ export interface CacheStats {
   regenerations: number;
   /** Internal failures (store, handler, regeneration); each also emitted as `error`. */
   errors: number;
+  /** Of `stale`: served stale because the origin threw, timed out or answered an error status. */
+  staleOnError: number;
+  /** Invalidations applied (API, flush endpoint, tags). */
+  invalidations: number;
+  /** Background refetches (flush refetch lists, priming) that stored a new entry. */
+  refetches: number;
+  /** Background refetches that failed or stored nothing (the old copy stayed). */
+  refetchErrors: number;
+  /** Flush endpoint requests accepted. */
+  flushes: number;
+  /** Flush endpoint requests refused (403, 400, 405, 413). */
+  flushRejected: number;
   /** Entries in the memory tier. */
   entries: number;
   /** Bytes charged in the memory tier. */
   bytes: number;
+}
+
+/** Payload of the `refetch` and `refetch-error` events. */
+export interface RefetchEvent {
+  url: string;
+  host: string;
+  key: string;
+  /** Why it failed (`refetch-error` only). */
+  error?: unknown;
+}
+
+/** What to invalidate (see {@link Engine.invalidate}). */
+export interface InvalidationInput {
+  paths?: readonly string[];
+  scope?: InvalidationScope;
+  hard?: boolean;
+  tags?: readonly string[];
+  /** URIs (path and query, or absolute http(s) URLs) to render again in the background. */
+  refetch?: readonly string[];
+}
+
+/** What {@link Engine.invalidate} did. */
+export interface InvalidationResult {
+  /** The log record (its id orders invalidations on this node). */
+  record: InvalidationRecord;
+  /** Settles when every queued refetch settled (never rejects). */
+  refetched: Promise<RefetchSummary>;
 }
 
 /** Payload of the `hit`, `miss`, `store`, `pass` and `stale` events. */
@@ -75,6 +119,8 @@ interface FlightResult {
   key?: string;
   /** The response is of a kind never stored (remembered as pass); waiters render themselves. */
   sticky?: boolean;
+  /** `entry` is the old copy, served because the render failed (waiters serve it as STALE). */
+  stale?: boolean;
 }
 
 interface Flight {
@@ -116,7 +162,30 @@ export class Engine {
   readonly #tickets = new WeakMap<IncomingMessage, Ticket>();
   readonly #statusHeaders: StatusHeaders;
   readonly #serveCtx: { status: CacheStatus; now: number; statusHeaders: StatusHeaders };
-  readonly #counters = { gets: 0, hits: 0, misses: 0, passes: 0, stores: 0, loadsDeduped: 0, stale: 0, regenerations: 0, errors: 0 };
+  readonly #counters = {
+    gets: 0,
+    hits: 0,
+    misses: 0,
+    passes: 0,
+    stores: 0,
+    loadsDeduped: 0,
+    stale: 0,
+    regenerations: 0,
+    errors: 0,
+    staleOnError: 0,
+    invalidations: 0,
+    refetches: 0,
+    refetchErrors: 0,
+    flushes: 0,
+    flushRejected: 0,
+  };
+  readonly #epochs: Epochs;
+  readonly #log = new InvalidationLog();
+  readonly #invalidateHooks = new Set<(record: InvalidationRecord) => void>();
+  readonly #refetcher: Refetcher;
+  readonly #flush: FlushEndpoint | undefined;
+  /** Hosts each stored target was cached under, so a host-less refetch URI finds its entries. */
+  readonly #hosts: LRUCache<string, string[]>;
   readonly #background = new Set<Promise<unknown>>();
   /** The last adapter's way to render in the background (for refetch and priming). */
   #defaultRegen: Runner | undefined;
@@ -131,6 +200,19 @@ export class Engine {
     this.#passKeys = options.passTtl > 0 ? new LRUCache<string, string>({ max: 100_000, ttl: options.passTtl }) : undefined;
     this.#statusHeaders = statusHeaders(options.statusHeader, options.cacheName);
     this.#serveCtx = { status: 'HIT', now: 0, statusHeaders: this.#statusHeaders };
+    this.#epochs = new Epochs({ statLevel: options.statLevel, autoInvalidate: options.autoInvalidate });
+    this.#hosts = new LRUCache<string, string[]>({ max: 100_000 });
+    this.#refetcher = new Refetcher(options.refetchConcurrency, {
+      render: (t) => this.regenerate({ url: t.url, host: t.host }),
+      settled: (t, entry, error) => this.#refetchSettled(t, entry, error),
+    });
+    this.#flush =
+      options.flush === undefined
+        ? undefined
+        : new FlushEndpoint(options.flush, {
+            apply: (request, context) => this.#applyFlush(request, context.host),
+            count: (outcome) => void (outcome === 'ok' ? this.#counters.flushes++ : this.#counters.flushRejected++),
+          });
   }
 
   /**
@@ -140,6 +222,7 @@ export class Engine {
   handle(req: IncomingMessage, res: ServerResponse, ex: Exchange): boolean | Promise<boolean> {
     const ticket = this.#tickets.get(req);
     if (ticket !== undefined) return this.#renderTicket(req, res, ex, ticket);
+    if (this.#flush !== undefined && this.#flush.matches(req.url)) return this.#flush.handle(req, res);
     const method = req.method;
     if (method !== 'GET' && method !== 'HEAD') return this.#passMethod(req, res, ex);
     const options = this.options;
@@ -156,7 +239,12 @@ export class Engine {
     const entry = this.memory.get(key);
     if (entry !== undefined) {
       const now = Date.now();
-      if (now < entry.staleAt && (entry.shared || req.headers.authorization === undefined)) {
+      if (
+        now < entry.staleAt &&
+        (entry.shared || req.headers.authorization === undefined) &&
+        // One comparison while nothing was invalidated since the entry was stored.
+        (entry.storedAt >= this.#epochs.newest || this.#epochs.check(entry) === undefined)
+      ) {
         this.#counters.gets++;
         this.#counters.hits++;
         this.#serve(req, res, entry, 'HIT', now);
@@ -186,25 +274,38 @@ export class Engine {
         const found = await this.#storeGet(store, key);
         if (found === undefined) continue;
         entry = found;
-        if (Date.now() < found.staleAt) this.memory.set(key, found); // promote
+        if (Date.now() < found.staleAt && this.#epochs.check(found) === undefined) this.memory.set(key, found); // promote
         break;
       }
     }
     const now = Date.now();
+    /** The old copy to serve if the render fails (RFC 5861 §4 stale-if-error). */
+    let fallback: Entry | undefined;
     if (usable(entry)) {
-      if (now < entry.staleAt) {
-        this.#counters.hits++;
-        this.#serve(req, res, entry, 'HIT', now);
-        this.#emit('hit', { key, url: req.url ?? '', status: 'HIT' });
-        return true;
-      }
-      // RFC 5861 §3: serve stale while one background refresh runs.
-      if (now < entry.swrUntil && (ex.regen !== undefined || this.#defaultRegen !== undefined)) {
-        this.#counters.stale++;
-        this.#serve(req, res, entry, 'STALE', now);
-        this.#emit('stale', { key, url: req.url ?? '', status: 'STALE', reason: 'stale-while-revalidate' });
-        if (!this.#flights.has(key)) this.#track(this.regenerate({ url: entry.url, host: entry.host, headers: varyHeaders(entry, req) }, ex.regen));
-        return true;
+      const invalidated = this.#epochs.check(entry);
+      if (invalidated?.hard) {
+        // Deactivated or deleted content: gone, not even an error fallback.
+        this.#deleteEverywhere(key);
+      } else {
+        if (invalidated === undefined && now < entry.staleAt) {
+          this.#counters.hits++;
+          this.#serve(req, res, entry, 'HIT', now);
+          this.#emit('hit', { key, url: req.url ?? '', status: 'HIT' });
+          return true;
+        }
+        const reason = this.#staleReason(entry, { primary, invalidated, now, canRefresh: ex.regen !== undefined || this.#defaultRegen !== undefined });
+        if (reason !== undefined) {
+          this.#counters.stale++;
+          this.#serve(req, res, entry, 'STALE', now);
+          this.#emit('stale', { key, url: req.url ?? '', status: 'STALE', reason });
+          // One background refresh per key however many requests arrive; none while a refetch
+          // of it is queued (that one will replace the entry).
+          if (!this.#refetcher.has(primary) && !this.#flights.has(key)) {
+            this.#track(this.regenerate({ url: entry.url, host: entry.host, headers: varyHeaders(entry, req) }, ex.regen));
+          }
+          return true;
+        }
+        if (now < entry.sieUntil && this.options.staleOnErrorStatuses.size > 0) fallback = entry;
       }
     }
 
@@ -213,13 +314,21 @@ export class Engine {
     // Authenticated requests neither wait for nor lead a shared flight: their response may be
     // theirs alone.
     const flight = authorized ? undefined : this.#flights.get(key);
-    if (flight === undefined) return this.#lead(req, res, ex, { primary, key, ticket: undefined });
+    if (flight === undefined) return this.#lead(req, res, ex, { primary, key, ticket: undefined, fallback });
 
     // Single flight: wait for the leader, then look again (groupcache's load).
     this.#counters.loadsDeduped++;
     const result = await flight.promise;
     if (result.entry !== undefined) {
       const mine = variantKey(primary, result.entry.vary, req.headers);
+      if (mine === result.key && result.stale) {
+        // The leader's render failed: its waiters get the old copy too, never the error.
+        this.#counters.stale++;
+        this.#counters.staleOnError++;
+        this.#serve(req, res, result.entry, 'STALE', Date.now());
+        this.#emit('stale', { key: mine, url: req.url ?? '', status: 'STALE', reason: 'origin failed (coalesced)' });
+        return true;
+      }
       if (mine === result.key) {
         this.#counters.hits++;
         this.#serve(req, res, result.entry, 'HIT', Date.now());
@@ -233,14 +342,33 @@ export class Engine {
     return this.#pass(req, res, ex, { key, reason: result.sticky ? 'not storable' : 'leader failed' });
   }
 
-  /** Renders a miss through the handler, streaming to the client and storing the result. */
+  /**
+   * Why a stale (or invalidated) entry may be served right now, or undefined when the request
+   * must wait for a fresh copy.
+   */
+  #staleReason(entry: Entry, at: { primary: string; invalidated: EpochVerdict | undefined; now: number; canRefresh: boolean }): string | undefined {
+    // A refetch will replace it: serve the old copy until then, past grace too.
+    if (this.#refetcher.has(at.primary)) return 'refetch pending';
+    if (!at.canRefresh) return undefined;
+    // Invalidated: servable during the grace period after the invalidation, whatever its freshness.
+    if (at.invalidated !== undefined) return at.now < at.invalidated.at + this.options.gracePeriod ? 'grace' : undefined;
+    // RFC 5861 §3: serve stale while one background refresh runs.
+    return at.now < entry.swrUntil ? 'stale-while-revalidate' : undefined;
+  }
+
+  /**
+   * Renders a miss through the handler, streaming to the client and storing the result. With a
+   * `fallback` (an old copy inside its stale-if-error window), an origin failure before the
+   * headers (error status, throw, originTimeout) serves that copy instead, to the client and to
+   * every waiter, and the failed response is never stored.
+   */
   #lead(
     req: IncomingMessage,
     res: ServerResponse,
     ex: Exchange,
-    at: { primary: string; key: string; ticket: Ticket | undefined },
+    at: { primary: string; key: string; ticket: Ticket | undefined; fallback: Entry | undefined },
   ): boolean | Promise<boolean> {
-    const { primary, key, ticket } = at;
+    const { primary, key, ticket, fallback } = at;
     let flight = ticket?.flight;
     if (flight === undefined && req.headers.authorization === undefined) {
       flight = deferred();
@@ -251,30 +379,72 @@ export class Engine {
       this.#emit('miss', { key, url: req.url ?? '', status: 'MISS' });
     }
     this.#prepareRequest(req);
+    // Entries carry the render's start as storedAt, so one that raced an invalidation is stale.
+    const startedAt = Date.now();
     const policyReq = { method: 'GET', url: req.url ?? '/', headers: req.headers };
     let verdict: Verdict | undefined;
+    let failed = false;
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
+    const settle = (outcome: FlightResult): void => {
+      if (settled) return;
+      settled = true;
+      if (timer !== undefined) clearTimeout(timer);
+      if (flight !== undefined && this.#flights.get(key) === flight) this.#flights.delete(key);
+      flight?.resolve(outcome);
+    };
+    const staleOutcome = (): FlightResult => ({ entry: fallback, key, stale: true });
+    // Serve the old copy instead of the failing render (the client of a background render is nobody).
+    const rescue = (reason: string): boolean => {
+      if (fallback === undefined || ticket !== undefined) return false;
+      const served = control.divert(() => {
+        for (const name of res.getHeaderNames()) res.removeHeader(name);
+        res.statusMessage = '';
+        this.#serve(req, res, fallback, 'STALE', Date.now());
+      });
+      if (!served) return false;
+      debug('stale: %s %s', reason, key);
+      this.#counters.stale++;
+      this.#counters.staleOnError++;
+      this.#emit('stale', { key, url: req.url ?? '', status: 'STALE', reason });
+      settle(staleOutcome());
+      return true;
+    };
     const control = captureResponse(
       res,
       {
         onHeaders: (status, headers) => {
+          if (timer !== undefined) clearTimeout(timer);
+          if (fallback !== undefined && this.options.staleOnErrorStatuses.has(status)) {
+            // The error response never replaces the good entry (RFC 5861 §4).
+            failed = true;
+            rescue(`origin ${status}`);
+            return false;
+          }
           verdict = evaluateResponse(policyReq, { status, headers }, this.options, Date.now());
           setStatusHeaders(res, this.#statusHeaders, 'MISS');
           if (!verdict.storable) debug('pass: %s %s', verdict.reason, key);
           return verdict.storable;
         },
         onDone: (result) => {
-          if (flight !== undefined && this.#flights.get(key) === flight) this.#flights.delete(key);
-          const outcome = this.#complete(req, primary, result, verdict);
-          flight?.resolve(outcome);
+          if (settled) return;
+          let outcome = this.#complete(req, result, { primary, verdict, startedAt });
+          if (outcome.entry === undefined && fallback !== undefined && (failed || !result.ok)) outcome = staleOutcome();
+          settle(outcome);
         },
       },
       this.options.maxEntrySize,
     );
-    return this.#invoke(req, res, ex, control);
+    if (fallback !== undefined && ticket === undefined && this.options.originTimeout > 0) {
+      timer = setTimeout(() => rescue('origin timeout'), this.options.originTimeout);
+      timer.unref();
+    }
+    return this.#invoke(req, res, ex, { control, rescue: () => rescue('origin threw') });
   }
 
   /** Turns a finished capture into a stored entry (or a remembered pass). */
-  #complete(req: IncomingMessage, primary: string, result: CaptureResult, verdict: Verdict | undefined): FlightResult {
+  #complete(req: IncomingMessage, result: CaptureResult, at: { primary: string; verdict: Verdict | undefined; startedAt: number }): FlightResult {
+    const { primary, verdict } = at;
     if (result.ok && verdict?.storable) {
       const headers = storedHeaders(result.headers, this.options);
       const find = (name: string): string | undefined => headers.find(([n]) => n === name)?.[1];
@@ -282,7 +452,7 @@ export class Engine {
         status: result.status,
         headers,
         body: result.body,
-        storedAt: Date.now(),
+        storedAt: at.startedAt,
         initialAge: verdict.initialAge,
         staleAt: verdict.staleAt,
         swrUntil: verdict.swrUntil,
@@ -294,7 +464,7 @@ export class Engine {
         url: req.url ?? '/',
         host: req.headers.host ?? '',
         vary: verdict.vary,
-        tags: [],
+        tags: tagsOf(result.headers[this.options.tagHeader]),
       };
       const key = this.store(primary, entry, req.headers);
       return { entry, key };
@@ -331,6 +501,7 @@ export class Engine {
     }
     this.memory.set(key, entry);
     for (const store of this.#stores) this.#storeSet(store, key, entry);
+    if (this.options.keyHost === 'header' && this.options.keyFunction === undefined) this.#rememberHost(entry);
     this.#counters.stores++;
     this.#emit('store', { key, url: entry.url });
     return key;
@@ -399,25 +570,32 @@ export class Engine {
   }
 
   /** Runs the handler; a throw or rejection aborts the capture and never leaves waiters hanging. */
-  #invoke(req: IncomingMessage, res: ServerResponse, ex: Exchange, control: CaptureControl | undefined): boolean | Promise<boolean> {
+  #invoke(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ex: Exchange,
+    capture?: { control: CaptureControl; rescue(): boolean },
+  ): boolean | Promise<boolean> {
     let r: unknown;
     try {
       r = ex.run(req, res);
     } catch (error) {
-      return this.#runFailed(res, ex, control, error);
+      return this.#runFailed(res, ex, capture, error);
     }
     if (isPromise(r)) {
       return r.then(
         () => false,
-        (error: unknown) => this.#runFailed(res, ex, control, error),
+        (error: unknown) => this.#runFailed(res, ex, capture, error),
       );
     }
     return false;
   }
 
-  #runFailed(res: ServerResponse, ex: Exchange, control: CaptureControl | undefined, error: unknown): false {
-    control?.abort('handler error', error);
+  #runFailed(res: ServerResponse, ex: Exchange, capture: { control: CaptureControl; rescue(): boolean } | undefined, error: unknown): boolean {
     this.#fail(new HandlerError('handler failed', { cause: error }));
+    // A stale copy answers instead of the error (the client sees a cached response, not a 500).
+    if (capture?.rescue()) return true;
+    capture?.control.abort('handler error', error);
     if (ex.rethrow) throw error;
     if (!res.headersSent) {
       res.statusCode = 500;
@@ -432,7 +610,7 @@ export class Engine {
     debug('pass: %s %s', at.reason, at.key);
     setStatusHeaders(res, this.#statusHeaders, 'PASS');
     this.#emit('pass', { key: at.key, url: req.url ?? '', status: 'PASS', reason: at.reason });
-    return this.#invoke(req, res, ex, undefined);
+    return this.#invoke(req, res, ex);
   }
 
   /** Unsafe methods pass; a successful one invalidates its URL and Location (RFC 9111 §4.4). */
@@ -514,7 +692,7 @@ export class Engine {
     const existing = this.#flights.get(key);
     if (existing !== undefined) {
       exchange.dispose();
-      return existing.promise.then((r) => r.entry);
+      return existing.promise.then((r) => (r.stale ? undefined : r.entry));
     }
     const flight = deferred();
     this.#flights.set(key, flight);
@@ -540,9 +718,179 @@ export class Engine {
     }
     return flight.promise.then((result) => {
       exchange.dispose();
-      if (result.entry === undefined) this.#fail(new RegenerateError(`background render of ${target.url} stored nothing`));
+      if (result.entry === undefined || result.stale) {
+        this.#fail(new RegenerateError(`background render of ${target.url} stored nothing`));
+        return undefined;
+      }
       return result.entry;
     });
+  }
+
+  /**
+   * Applies an invalidation: records its epochs (entries it reaches turn stale; `hard` ones are
+   * gone), appends it to the log, tells `onInvalidate` hooks and `invalidate` listeners, and
+   * queues its refetch list. Never deletes the live cache wholesale. `host` is used for refetch
+   * URIs whose host is unknown (no entry was stored for them).
+   * @throws TypeError when a path, tag or URI is malformed (nothing is applied then).
+   */
+  invalidate(input: InvalidationInput, context: { origin?: 'local' | 'remote'; host?: string } = {}): InvalidationResult {
+    // Invalidation works on paths: an absolute URL counts for its path on every host.
+    const paths = (input.paths ?? []).map((p, i) => {
+      const v = pathOf(p, `paths[${i}]`);
+      return v.startsWith('/') ? v : new URL(v).pathname;
+    });
+    const tags = [...(input.tags ?? [])];
+    tags.forEach((t, i) => {
+      if (typeof t !== 'string' || t === '' || /\s/.test(t)) throw new TypeError(`expected tags[${i}] to be a non-empty string without spaces, got ${JSON.stringify(t)}`);
+    });
+    const refetch = [...(input.refetch ?? [])];
+    refetch.forEach((u, i) => pathOf(u, `refetch[${i}]`));
+    const scope = input.scope ?? 'tree';
+    if (scope !== 'tree' && scope !== 'resource') throw new TypeError(`expected scope to be 'resource' or 'tree', got ${JSON.stringify(scope)}`);
+    const hard = input.hard === true;
+    const record = this.#log.append({ origin: context.origin ?? 'local', paths, scope, hard, tags, refetch }, Date.now());
+    if (paths.length > 0 || tags.length > 0) {
+      this.#epochs.record({ paths, scope, hard, tags }, record.at);
+      this.#counters.invalidations++;
+    }
+    debug('invalidation #%d: %s %s refetch %d', record.id, paths.join(' '), tags.join(' '), refetch.length);
+    for (const hook of this.#invalidateHooks) {
+      try {
+        hook(record);
+      } catch (error) {
+        this.#fail(new HandlerError('onInvalidate hook threw', { cause: error }));
+      }
+    }
+    if (this.#events.listenerCount('invalidate') > 0) this.#events.emit('invalidate', record);
+    const targets = this.#refetchTargets(refetch, context.host ?? '');
+    const refetched = targets.length === 0 ? Promise.resolve({ ok: 0, failed: 0 }) : this.#refetcher.run(targets);
+    this.#track(refetched);
+    return { record, refetched };
+  }
+
+  /**
+   * True when `entry` was stored before an invalidation that reaches it (its path, an ancestor
+   * within statLevel, one of its tags). The peer layer refuses such a copy from a peer. O(depth).
+   * `primaryKey` is the key the entry is looked up under; invalidation works on paths, read from
+   * `entry.url`.
+   */
+  isInvalidated(entry: Entry, primaryKey: string): boolean {
+    void primaryKey;
+    return entry.storedAt < this.#epochs.newest && this.#epochs.check(entry) !== undefined;
+  }
+
+  /**
+   * Registers a hook called synchronously with every applied invalidation record, local or
+   * remote (a propagation layer ships the local ones). Returns a function that unregisters it.
+   * @internal
+   */
+  onInvalidate(hook: (record: InvalidationRecord) => void): () => void {
+    this.#invalidateHooks.add(hook);
+    return () => this.#invalidateHooks.delete(hook);
+  }
+
+  /** The invalidation log (ids increase by one; `since(id)` returns what a peer missed). */
+  get invalidationLog(): InvalidationLog {
+    return this.#log;
+  }
+
+  /**
+   * Renders URLs in the background and stores them (priming a node before it goes live), at
+   * most `concurrency` at once. Never rejects; failures are counted in the summary.
+   */
+  async prime(
+    urls: readonly string[],
+    options: { concurrency?: number; host?: string; handler?: Runner; onProgress?: (progress: PrimeProgress) => void } = {},
+  ): Promise<RefetchSummary> {
+    urls.forEach((u, i) => pathOf(u, `urls[${i}]`));
+    const targets = this.#refetchTargets(urls, options.host ?? '');
+    const limit = pLimit(options.concurrency ?? this.options.refetchConcurrency);
+    let done = 0;
+    let ok = 0;
+    await Promise.all(
+      targets.map((target) =>
+        limit(async () => {
+          const entry = await this.regenerate({ url: target.url, host: target.host }, options.handler);
+          done++;
+          if (entry !== undefined) ok++;
+          options.onProgress?.({ done, total: targets.length, url: target.url, ok: entry !== undefined });
+        }),
+      ),
+    );
+    return { ok, failed: targets.length - ok };
+  }
+
+  /** Makes `runner` the default way to render in the background (adapters call it when built). */
+  setDefaultRenderer(runner: Runner): void {
+    this.#defaultRegen ??= runner;
+  }
+
+  #applyFlush(request: FlushRequest, host: string): { id: number; refetch: number } {
+    const { record } = this.invalidate(request, { host });
+    return { id: record.id, refetch: record.refetch.length };
+  }
+
+  #refetchSettled(target: RefetchTarget, entry: Entry | undefined, error: unknown): void {
+    const payload = { url: target.url, host: target.host, key: target.primary };
+    if (entry !== undefined) {
+      this.#counters.refetches++;
+      debug('refetched %s', target.primary);
+      if (this.#events.listenerCount('refetch') > 0) this.#events.emit('refetch', payload);
+      return;
+    }
+    this.#counters.refetchErrors++;
+    debug('refetch failed %s', target.primary);
+    if (this.#events.listenerCount('refetch-error') > 0) {
+      this.#events.emit('refetch-error', { ...payload, error: error ?? new RegenerateError(`refetch of ${target.url} stored nothing`) });
+    }
+  }
+
+  /**
+   * Resolves refetch URIs to the hosts and keys they are cached under: an absolute URL names
+   * its host; a path is refetched for every host it was stored under, or `fallbackHost` when none.
+   */
+  #refetchTargets(urls: readonly string[], fallbackHost: string): RefetchTarget[] {
+    const out: RefetchTarget[] = [];
+    const seen = new Set<string>();
+    for (const raw of urls) {
+      let url = raw;
+      let hosts: string[];
+      if (/^https?:\/\//i.test(raw)) {
+        const u = new URL(raw);
+        url = u.pathname + u.search;
+        hosts = [u.host];
+      } else {
+        const target = normalizeTarget(url, this.options.ignoreParam);
+        hosts = (target === undefined ? undefined : this.#hosts.get(target)) ?? [fallbackHost];
+      }
+      for (const host of hosts) {
+        const primary = this.#primaryOf(url, host);
+        if (primary === undefined || seen.has(primary)) continue;
+        seen.add(primary);
+        out.push({ url, host, primary });
+      }
+    }
+    return out;
+  }
+
+  /** The primary key a background render of `url` on `host` fills. */
+  #primaryOf(url: string, host: string): string | undefined {
+    const { req, dispose } = syntheticExchange({ url, headers: host === '' ? {} : { host } });
+    try {
+      return primaryKey(req, this.options);
+    } catch {
+      return undefined;
+    } finally {
+      dispose();
+    }
+  }
+
+  #rememberHost(entry: Entry): void {
+    const target = normalizeTarget(entry.url, this.options.ignoreParam);
+    if (target === undefined) return;
+    const hosts = this.#hosts.get(target);
+    if (hosts === undefined) this.#hosts.set(target, [entry.host]);
+    else if (!hosts.includes(entry.host) && hosts.length < 8) hosts.push(entry.host);
   }
 
   #regenFailed(res: ServerResponse, error: unknown): void {
@@ -552,7 +900,12 @@ export class Engine {
 
   #renderTicket(req: IncomingMessage, res: ServerResponse, ex: Exchange, ticket: Ticket): boolean | Promise<boolean> {
     ticket.used = true;
-    return this.#lead(req, res, { ...ex, rethrow: ex.rethrow ?? false }, { primary: ticket.primary, key: ticket.key, ticket });
+    // Waiters of a failed background render get the old copy, if it is still within stale-if-error.
+    const old = this.memory.get(ticket.key);
+    const now = Date.now();
+    const fallback =
+      old !== undefined && now < old.sieUntil && this.options.staleOnErrorStatuses.size > 0 && !this.#epochs.check(old)?.hard ? old : undefined;
+    return this.#lead(req, res, { ...ex, rethrow: ex.rethrow ?? false }, { primary: ticket.primary, key: ticket.key, ticket, fallback });
   }
 
   #serve(req: IncomingMessage, res: ServerResponse, entry: Entry, status: CacheStatus, now: number): void {
@@ -595,6 +948,34 @@ export class Engine {
       }
     }
   }
+}
+
+/** Progress of {@link Engine.prime}, after each URL. */
+export interface PrimeProgress {
+  /** URLs settled so far. */
+  done: number;
+  total: number;
+  url: string;
+  /** Whether this URL was stored. */
+  ok: boolean;
+}
+
+/** Tags from the tag header: space-separated, at most 64 of at most 256 characters each. */
+function tagsOf(value: unknown): string[] {
+  if (value === undefined) return [];
+  const joined = Array.isArray(value) ? value.join(' ') : String(value);
+  return joined
+    .split(/\s+/)
+    .filter((t) => t !== '' && t.length <= 256)
+    .slice(0, 64);
+}
+
+/** Validates an invalidation path or refetch URI (origin-form or absolute http(s)). */
+function pathOf(value: unknown, name: string): string {
+  if (typeof value !== 'string' || !/^(?:\/|https?:\/\/[^/\s]+\/)[^\s]*$/i.test(value)) {
+    throw new TypeError(`expected ${name} to be a path starting with '/' or an http(s) URL, got ${JSON.stringify(value)}`);
+  }
+  return value;
 }
 
 /** The request headers a variant depends on, copied for a background render of it. */

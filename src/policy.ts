@@ -144,8 +144,23 @@ export function evaluateResponse(req: PolicyRequest, res: PolicyResponse, option
 
   // RFC 9111 §4.2.4 / §5.2.2.2: must-revalidate and proxy-revalidate forbid serving stale.
   const mayServeStale = !cc.has('must-revalidate') && !cc.has('proxy-revalidate');
-  const swrMs = mayServeStale ? deltaSeconds(cc, 'stale-while-revalidate') * 1000 : 0;
-  const sieMs = mayServeStale ? deltaSeconds(cc, 'stale-if-error') * 1000 : 0;
+  // RFC 5861 §3 and §4: the directives win; the options fill in only for responses that were
+  // fresh for a while (a max-age=0 response keeps meaning "do not reuse").
+  const swrMs = !mayServeStale
+    ? 0
+    : cc.has('stale-while-revalidate')
+      ? deltaSeconds(cc, 'stale-while-revalidate') * 1000
+      : freshMs > 0
+        ? options.staleWhileRevalidate
+        : 0;
+  const sieMs =
+    !mayServeStale || options.staleOnErrorStatuses.size === 0
+      ? 0
+      : cc.has('stale-if-error')
+        ? deltaSeconds(cc, 'stale-if-error') * 1000
+        : freshMs > 0
+          ? options.staleIfError
+          : 0;
   if (freshMs <= 0 && swrMs <= 0 && sieMs <= 0) return { storable: false, reason: 'expired', sticky: true };
 
   const staleAt = now + Math.round(freshMs);
