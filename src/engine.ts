@@ -251,6 +251,9 @@ export class Engine {
       this.#emit('miss', { key, url: req.url ?? '', status: 'MISS' });
     }
     this.#prepareRequest(req);
+    // A HEAD miss renders the GET representation so the entry has its body; the client still
+    // gets no body, because ServerResponse fixed "no body" from the method it was created with.
+    if (req.method === 'HEAD') req.method = 'GET';
     const policyReq = { method: 'GET', url: req.url ?? '/', headers: req.headers };
     let verdict: Verdict | undefined;
     const control = captureResponse(
