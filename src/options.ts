@@ -205,7 +205,8 @@ export function describeValue(value: unknown): string {
 }
 
 function fail(kind: typeof TypeError | typeof RangeError, path: string, expected: string, got: unknown): never {
-  throw new kind(`expected options.${path} to be ${expected}, got ${describeValue(got)}`);
+  // The options object itself has the empty path: "expected options to be an object".
+  throw new kind(`expected options${path === '' ? '' : `.${path}`} to be ${expected}, got ${describeValue(got)}`);
 }
 
 /** Validates an integer option: TypeError when not a number, RangeError when out of range. */
