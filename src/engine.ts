@@ -379,8 +379,12 @@ export class Engine {
       this.#emit('miss', { key, url: req.url ?? '', status: 'MISS' });
     }
     this.#prepareRequest(req);
+    // A HEAD miss renders the GET representation so the entry has its body; the client still
+    // gets no body, because ServerResponse fixed "no body" from the method it was created with.
+    if (req.method === 'HEAD') req.method = 'GET';
     // Entries carry the render's start as storedAt, so one that raced an invalidation is stale.
     const startedAt = Date.now();
+    const preset = fallback === undefined || res.getHeaderNames().length === 0 ? undefined : res.getHeaders();
     const policyReq = { method: 'GET', url: req.url ?? '/', headers: req.headers };
     let verdict: Verdict | undefined;
     let failed = false;
@@ -398,7 +402,9 @@ export class Engine {
     const rescue = (reason: string): boolean => {
       if (fallback === undefined || ticket !== undefined) return false;
       const served = control.divert(() => {
+        // Drop what the failed render set; keep what middleware in front of the cache had set.
         for (const name of res.getHeaderNames()) res.removeHeader(name);
+        if (preset !== undefined) for (const [name, value] of Object.entries(preset)) if (value !== undefined) res.setHeader(name, value);
         res.statusMessage = '';
         this.#serve(req, res, fallback, 'STALE', Date.now());
       });
@@ -469,8 +475,11 @@ export class Engine {
       const key = this.store(primary, entry, req.headers);
       return { entry, key };
     }
-    const reason = result.ok ? (verdict && !verdict.storable ? verdict.reason : 'not storable') : result.reason;
-    const sticky = result.ok ? verdict !== undefined && !verdict.storable && verdict.sticky : result.reason === 'too large';
+    // The verdict (taken at header time) explains a response that was never kept; otherwise the
+    // capture's own reason does (too large, aborted, handler error, length mismatch).
+    const judged = verdict !== undefined && !verdict.storable ? verdict : undefined;
+    const reason = judged?.reason ?? (result.ok ? 'not storable' : result.reason);
+    const sticky = judged?.sticky ?? (!result.ok && result.reason === 'too large');
     if (sticky && this.#passKeys !== undefined) this.#passKeys.set(primary, reason);
     if (!result.ok && result.error !== undefined) debug('render failed: %s %s', reason, primary);
     this.#emit('pass', { key: primary, url: req.url ?? '', reason });

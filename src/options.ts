@@ -198,11 +198,21 @@ export interface CacheOptions {
    * @default 'surrogate-key'
    */
   tagHeader?: string;
-  /** The HTTP flush endpoint (AEM dispatcher flush-agent protocol and a JSON form); `false` disables it. */
+  /**
+   * The HTTP flush endpoint (AEM dispatcher flush-agent protocol and a JSON form), answered
+   * before the handler on its path; `false` disables it. See {@link FlushOptions}.
+   * @default { path: '/dispatcher/invalidate.cache', allowedClients: ['127.0.0.0/8', '::1'], maxBodyBytes: 1048576, maxLines: 10000 }
+   */
   flush?: FlushOptions | false;
-  /** Background refetching after a flush, and priming. */
+  /**
+   * Background refetching after a flush, and priming. See {@link RefetchOptions}.
+   * @default { concurrency: 4 }
+   */
   refetch?: RefetchOptions;
-  /** Invalidation across a cluster. */
+  /**
+   * Invalidation across a cluster. See {@link InvalidationOptions}.
+   * @default { propagate: true }
+   */
   invalidation?: InvalidationOptions;
 }
 
@@ -367,7 +377,8 @@ export function describeValue(value: unknown): string {
 }
 
 function fail(kind: typeof TypeError | typeof RangeError, path: string, expected: string, got: unknown): never {
-  throw new kind(`expected options.${path} to be ${expected}, got ${describeValue(got)}`);
+  // The options object itself has the empty path: "expected options to be an object".
+  throw new kind(`expected options${path === '' ? '' : `.${path}`} to be ${expected}, got ${describeValue(got)}`);
 }
 
 /** Validates an integer option: TypeError when not a number, RangeError when out of range. */
