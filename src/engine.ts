@@ -7,7 +7,6 @@ import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import { LRUCache } from 'lru-cache';
-import pLimit from 'p-limit';
 import { captureResponse, syntheticExchange, type CaptureControl, type CaptureResult } from './capture.js';
 import type { Entry } from './entry.js';
 import { HandlerError, RegenerateError, StoreError, type CacheError } from './errors.js';
@@ -15,7 +14,8 @@ import { hostPart, normalizeTarget, primaryKey, variantKey } from './key.js';
 import { Epochs, type EpochVerdict, type InvalidationScope } from './invalidation/epochs.js';
 import { FlushEndpoint, type FlushRequest } from './invalidation/flush-endpoint.js';
 import { InvalidationLog, type InvalidationRecord } from './invalidation/log.js';
-import { Refetcher, type RefetchSummary, type RefetchTarget } from './invalidation/refetch.js';
+import { prime, Refetcher, type PrimeProgress, type RefetchSummary, type RefetchTarget } from './invalidation/refetch.js';
+import { tagsOf, TargetIndex, targetOption } from './invalidation/targets.js';
 import type { ResolvedOptions } from './options.js';
 import { evaluateResponse, storedHeaders, type Verdict } from './policy.js';
 import { serveEntry, setStatusHeaders, statusHeaders, type CacheStatus, type StatusHeaders } from './serve.js';
@@ -185,7 +185,7 @@ export class Engine {
   readonly #refetcher: Refetcher;
   readonly #flush: FlushEndpoint | undefined;
   /** Hosts each stored target was cached under, so a host-less refetch URI finds its entries. */
-  readonly #hosts: LRUCache<string, string[]>;
+  readonly #targets: TargetIndex;
   readonly #background = new Set<Promise<unknown>>();
   /** The last adapter's way to render in the background (for refetch and priming). */
   #defaultRegen: Runner | undefined;
@@ -201,7 +201,11 @@ export class Engine {
     this.#statusHeaders = statusHeaders(options.statusHeader, options.cacheName);
     this.#serveCtx = { status: 'HIT', now: 0, statusHeaders: this.#statusHeaders };
     this.#epochs = new Epochs({ statLevel: options.statLevel, autoInvalidate: options.autoInvalidate });
-    this.#hosts = new LRUCache<string, string[]>({ max: 100_000 });
+    this.#targets = new TargetIndex({
+      normalize: (url) => normalizeTarget(url, options.ignoreParam),
+      primaryOf: (url, host) => this.#primaryOf(url, host),
+      keyedByHost: options.keyHost === 'header' && options.keyFunction === undefined,
+    });
     this.#refetcher = new Refetcher(options.refetchConcurrency, {
       render: (t) => this.regenerate({ url: t.url, host: t.host }),
       settled: (t, entry, error) => this.#refetchSettled(t, entry, error),
@@ -510,7 +514,7 @@ export class Engine {
     }
     this.memory.set(key, entry);
     for (const store of this.#stores) this.#storeSet(store, key, entry);
-    if (this.options.keyHost === 'header' && this.options.keyFunction === undefined) this.#rememberHost(entry);
+    this.#targets.remember(entry);
     this.#counters.stores++;
     this.#emit('store', { key, url: entry.url });
     return key;
@@ -745,7 +749,7 @@ export class Engine {
   invalidate(input: InvalidationInput, context: { origin?: 'local' | 'remote'; host?: string } = {}): InvalidationResult {
     // Invalidation works on paths: an absolute URL counts for its path on every host.
     const paths = (input.paths ?? []).map((p, i) => {
-      const v = pathOf(p, `paths[${i}]`);
+      const v = targetOption(p, `paths[${i}]`);
       return v.startsWith('/') ? v : new URL(v).pathname;
     });
     const tags = [...(input.tags ?? [])];
@@ -753,7 +757,7 @@ export class Engine {
       if (typeof t !== 'string' || t === '' || /\s/.test(t)) throw new TypeError(`expected tags[${i}] to be a non-empty string without spaces, got ${JSON.stringify(t)}`);
     });
     const refetch = [...(input.refetch ?? [])];
-    refetch.forEach((u, i) => pathOf(u, `refetch[${i}]`));
+    refetch.forEach((u, i) => targetOption(u, `refetch[${i}]`));
     const scope = input.scope ?? 'tree';
     if (scope !== 'tree' && scope !== 'resource') throw new TypeError(`expected scope to be 'resource' or 'tree', got ${JSON.stringify(scope)}`);
     const hard = input.hard === true;
@@ -771,7 +775,7 @@ export class Engine {
       }
     }
     if (this.#events.listenerCount('invalidate') > 0) this.#events.emit('invalidate', record);
-    const targets = this.#refetchTargets(refetch, context.host ?? '');
+    const targets = this.#targets.resolve(refetch, context.host ?? '');
     const refetched = targets.length === 0 ? Promise.resolve({ ok: 0, failed: 0 }) : this.#refetcher.run(targets);
     this.#track(refetched);
     return { record, refetched };
@@ -807,26 +811,16 @@ export class Engine {
    * Renders URLs in the background and stores them (priming a node before it goes live), at
    * most `concurrency` at once. Never rejects; failures are counted in the summary.
    */
-  async prime(
+  prime(
     urls: readonly string[],
     options: { concurrency?: number; host?: string; handler?: Runner; onProgress?: (progress: PrimeProgress) => void } = {},
   ): Promise<RefetchSummary> {
-    urls.forEach((u, i) => pathOf(u, `urls[${i}]`));
-    const targets = this.#refetchTargets(urls, options.host ?? '');
-    const limit = pLimit(options.concurrency ?? this.options.refetchConcurrency);
-    let done = 0;
-    let ok = 0;
-    await Promise.all(
-      targets.map((target) =>
-        limit(async () => {
-          const entry = await this.regenerate({ url: target.url, host: target.host }, options.handler);
-          done++;
-          if (entry !== undefined) ok++;
-          options.onProgress?.({ done, total: targets.length, url: target.url, ok: entry !== undefined });
-        }),
-      ),
-    );
-    return { ok, failed: targets.length - ok };
+    urls.forEach((u, i) => targetOption(u, `urls[${i}]`));
+    return prime(this.#targets.resolve(urls, options.host ?? ''), {
+      concurrency: options.concurrency ?? this.options.refetchConcurrency,
+      render: (t) => this.regenerate({ url: t.url, host: t.host }, options.handler),
+      onProgress: options.onProgress,
+    });
   }
 
   /** Makes `runner` the default way to render in the background (adapters call it when built). */
@@ -854,34 +848,6 @@ export class Engine {
     }
   }
 
-  /**
-   * Resolves refetch URIs to the hosts and keys they are cached under: an absolute URL names
-   * its host; a path is refetched for every host it was stored under, or `fallbackHost` when none.
-   */
-  #refetchTargets(urls: readonly string[], fallbackHost: string): RefetchTarget[] {
-    const out: RefetchTarget[] = [];
-    const seen = new Set<string>();
-    for (const raw of urls) {
-      let url = raw;
-      let hosts: string[];
-      if (/^https?:\/\//i.test(raw)) {
-        const u = new URL(raw);
-        url = u.pathname + u.search;
-        hosts = [u.host];
-      } else {
-        const target = normalizeTarget(url, this.options.ignoreParam);
-        hosts = (target === undefined ? undefined : this.#hosts.get(target)) ?? [fallbackHost];
-      }
-      for (const host of hosts) {
-        const primary = this.#primaryOf(url, host);
-        if (primary === undefined || seen.has(primary)) continue;
-        seen.add(primary);
-        out.push({ url, host, primary });
-      }
-    }
-    return out;
-  }
-
   /** The primary key a background render of `url` on `host` fills. */
   #primaryOf(url: string, host: string): string | undefined {
     const { req, dispose } = syntheticExchange({ url, headers: host === '' ? {} : { host } });
@@ -892,14 +858,6 @@ export class Engine {
     } finally {
       dispose();
     }
-  }
-
-  #rememberHost(entry: Entry): void {
-    const target = normalizeTarget(entry.url, this.options.ignoreParam);
-    if (target === undefined) return;
-    const hosts = this.#hosts.get(target);
-    if (hosts === undefined) this.#hosts.set(target, [entry.host]);
-    else if (!hosts.includes(entry.host) && hosts.length < 8) hosts.push(entry.host);
   }
 
   #regenFailed(res: ServerResponse, error: unknown): void {
@@ -957,34 +915,6 @@ export class Engine {
       }
     }
   }
-}
-
-/** Progress of {@link Engine.prime}, after each URL. */
-export interface PrimeProgress {
-  /** URLs settled so far. */
-  done: number;
-  total: number;
-  url: string;
-  /** Whether this URL was stored. */
-  ok: boolean;
-}
-
-/** Tags from the tag header: space-separated, at most 64 of at most 256 characters each. */
-function tagsOf(value: unknown): string[] {
-  if (value === undefined) return [];
-  const joined = Array.isArray(value) ? value.join(' ') : String(value);
-  return joined
-    .split(/\s+/)
-    .filter((t) => t !== '' && t.length <= 256)
-    .slice(0, 64);
-}
-
-/** Validates an invalidation path or refetch URI (origin-form or absolute http(s)). */
-function pathOf(value: unknown, name: string): string {
-  if (typeof value !== 'string' || !/^(?:\/|https?:\/\/[^/\s]+\/)[^\s]*$/i.test(value)) {
-    throw new TypeError(`expected ${name} to be a path starting with '/' or an http(s) URL, got ${JSON.stringify(value)}`);
-  }
-  return value;
 }
 
 /** The request headers a variant depends on, copied for a background render of it. */

@@ -3,10 +3,10 @@
  */
 export { createCache, StrataCache } from './cache.js';
 export type { NodeHandler, ConnectMiddleware, KoaMiddleware, KoaLikeContext, MiddlewareOptions, CacheEvents, InvalidateOptions, InvalidateResult, PrimeOptions } from './cache.js';
-export type { CacheStats, CacheEvent, RefetchEvent, PrimeProgress } from './engine.js';
+export type { CacheStats, CacheEvent, RefetchEvent } from './engine.js';
 export type { InvalidationRecord } from './invalidation/log.js';
 export type { InvalidationScope } from './invalidation/epochs.js';
-export type { RefetchSummary } from './invalidation/refetch.js';
+export type { RefetchSummary, PrimeProgress } from './invalidation/refetch.js';
 export { DEFAULTS } from './options.js';
 export type { FlushOptions, RefetchOptions, InvalidationOptions } from './options.js';
 export type { CacheOptions, KeyOptions, KeyFunction, StatusHeaderMode, Milliseconds, Bytes, Count } from './options.js';

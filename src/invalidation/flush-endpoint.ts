@@ -10,6 +10,7 @@ import { BlockList, isIP } from 'node:net';
 import createDebug from 'debug';
 import type { ResolvedFlushOptions } from '../options.js';
 import type { InvalidationScope } from './epochs.js';
+import { isTarget } from './targets.js';
 
 const debug = createDebug('stratacache:flush');
 
@@ -41,8 +42,6 @@ const ACTIONS: Record<string, FlushRequest['action']> = {
   test: 'test',
 };
 
-/** A request target a flush may name: origin-form, or absolute http(s); no spaces or control characters. */
-const TARGET = /^(?:\/|https?:\/\/[^/\s]+\/)[^\s\u0000-\u001f\u007f]*$/i;
 
 function headerValue(headers: IncomingMessage['headers'], name: string): string | undefined {
   const v = headers[name];
@@ -76,7 +75,7 @@ export function parseFlush(
   // The dispatcher acts on CQ-Handle; CQ-Path carries the same path and serves as a fallback.
   const handle = (headerValue(headers, 'cq-handle') ?? headerValue(headers, 'cq-path'))?.trim();
   if (handle === undefined || handle === '') return { status: 400, reason: 'missing CQ-Handle' };
-  if (!TARGET.test(handle) || !handle.startsWith('/')) return { status: 400, reason: 'CQ-Handle is not a path' };
+  if (!isTarget(handle) || !handle.startsWith('/')) return { status: 400, reason: 'CQ-Handle is not a path' };
   const refetch: string[] = [];
   if (body.text !== '') {
     if (type !== '' && type !== 'text/plain' && type !== 'application/octet-stream') {
@@ -85,7 +84,7 @@ export function parseFlush(
     for (const raw of body.text.split('\n')) {
       const line = raw.trim();
       if (line === '') continue;
-      if (!TARGET.test(line)) return { status: 400, reason: 'a refetch line is not a URI' };
+      if (!isTarget(line)) return { status: 400, reason: 'a refetch line is not a URI' };
       if (refetch.length >= body.maxLines) return { status: 400, reason: `more than ${body.maxLines} refetch URIs` };
       refetch.push(line);
     }
@@ -118,7 +117,7 @@ function parseJson(text: string, maxItems: number): FlushRequest | FlushRefusal 
   const r = refetch as string[];
   if (p.length + t.length + r.length === 0) return { status: 400, reason: 'nothing to do: give paths, tags or refetch' };
   if (p.length + t.length + r.length > maxItems) return { status: 400, reason: `more than ${maxItems} items` };
-  for (const path of [...p, ...r]) if (!TARGET.test(path)) return { status: 400, reason: `not a path: ${JSON.stringify(path.slice(0, 100))}` };
+  for (const path of [...p, ...r]) if (!isTarget(path)) return { status: 400, reason: `not a path: ${JSON.stringify(String(path).slice(0, 100))}` };
   for (const tag of t) if (/\s/.test(tag)) return { status: 400, reason: 'a tag contains white space' };
   if (o.scope !== undefined && o.scope !== 'resource' && o.scope !== 'tree') return { status: 400, reason: "scope must be 'resource' or 'tree'" };
   if (o.hard !== undefined && typeof o.hard !== 'boolean') return { status: 400, reason: 'hard must be a boolean' };

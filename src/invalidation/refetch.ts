@@ -28,6 +28,47 @@ export interface RefetchSummary {
   failed: Count;
 }
 
+/** Progress of a prime, after each URL settles. */
+export interface PrimeProgress {
+  /** URLs settled so far. */
+  done: Count;
+  /** URLs in the batch. */
+  total: Count;
+  url: string;
+  /** Whether this URL was stored. */
+  ok: boolean;
+}
+
+/**
+ * Renders targets with at most `concurrency` at once and reports progress: warming a node's
+ * cache before it goes live. Never rejects; failures are counted.
+ */
+export async function prime(
+  targets: readonly RefetchTarget[],
+  options: { concurrency: Count; render(target: RefetchTarget): Promise<Entry | undefined>; onProgress?: ((p: PrimeProgress) => void) | undefined },
+): Promise<RefetchSummary> {
+  const limit = pLimit(options.concurrency);
+  let done = 0;
+  let ok = 0;
+  await Promise.all(
+    targets.map((target) =>
+      limit(async () => {
+        let entry: Entry | undefined;
+        try {
+          entry = await options.render(target);
+        } catch {
+          entry = undefined;
+        }
+        done++;
+        if (entry !== undefined) ok++;
+        debug('primed %s: %s', target.primary, entry !== undefined ? 'ok' : 'failed');
+        options.onProgress?.({ done, total: targets.length, url: target.url, ok: entry !== undefined });
+      }),
+    ),
+  );
+  return { ok, failed: targets.length - ok };
+}
+
 /** What the refetcher needs from the engine. */
 export interface RefetchContext {
   /** Renders a target in the background; resolves to the stored entry or undefined. */
