@@ -235,6 +235,20 @@ export class FlushEndpoint {
     const max = this.#options.maxBodyBytes;
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > max) return Promise.resolve({ status: 413, reason: `body over ${max} bytes` });
+    // A body parser in front of the cache (express.json(), express.text()) already read the
+    // stream: take what it parsed instead of waiting for an 'end' that has passed.
+    if (req.readableEnded) {
+      const parsed = (req as { body?: unknown }).body;
+      const text =
+        typeof parsed === 'string'
+          ? parsed
+          : Buffer.isBuffer(parsed)
+            ? parsed.toString('utf8')
+            : parsed !== null && typeof parsed === 'object' && Object.keys(parsed).length > 0
+              ? JSON.stringify(parsed)
+              : '';
+      return Promise.resolve(Buffer.byteLength(text) > max ? { status: 413, reason: `body over ${max} bytes` } : text);
+    }
     return new Promise((resolve) => {
       const chunks: Buffer[] = [];
       let bytes = 0;

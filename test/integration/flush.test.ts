@@ -246,12 +246,18 @@ describe('refetching flush under load', () => {
 });
 
 describe('refetch through the framework adapters', () => {
-  test('Express: cache.middleware() refetches in the background', async () => {
+  test('Express: cache.middleware() refetches in the background', { timeout: 10_000 }, async () => {
     let renders = 0;
     const cache = createCache({ gracePeriod: 0 });
     caches.push(cache);
     const app = express();
+    // A body parser in front of the cache reads the JSON flush body first.
+    app.use(express.json());
     app.use(cache.middleware());
+    app.get('/ex2.html', (_req, res) => {
+      renders++;
+      res.set('cache-control', 'max-age=3600').send(`express2 v${renders}`);
+    });
     app.get('/ex.html', (_req, res) => {
       renders++;
       res.set('cache-control', 'max-age=3600').send(`express v${renders}`);
@@ -271,6 +277,19 @@ describe('refetch through the framework adapters', () => {
     assert.equal(after.headers['x-cache'], 'HIT');
     assert.equal(after.body, 'express v2');
     assert.equal(renders, 2);
+    // The JSON form through express.json(): the parsed body is used.
+    assert.equal((await request(`${srv.url}/ex2.html`)).body, 'express2 v3');
+    const done2 = waitFor(cache, 'refetch', 1);
+    const j = await request(`${srv.url}/dispatcher/invalidate.cache`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ paths: ['/ex2'], refetch: ['/ex2.html'] }),
+    });
+    assert.equal(j.status, 200);
+    await done2;
+    const after2 = await request(`${srv.url}/ex2.html`);
+    assert.equal(after2.headers['x-cache'], 'HIT');
+    assert.equal(after2.body, 'express2 v4');
   });
 
   test('Koa: cache.koa() refetches in the background', async () => {

@@ -137,10 +137,16 @@ describe('invalidate(): hard, tags, refetch', () => {
     const s = await site({ gracePeriod: 60_000 });
     await s.get('/gone.html');
     await s.cache.invalidate('/gone', { hard: true });
+    const seen: string[][] = [];
+    s.cache.on('invalidate', (rec) => seen.push([...rec.paths, String(rec.hard)]));
+    await s.cache.invalidate('/gone2', { hard: true });
+    assert.deepEqual(seen, [['/gone2', 'true']]);
     s.state.down = true;
     const r = await s.get('/gone.html');
     assert.equal(r.status, 503);
     assert.equal(r.body, 'down');
+    assert.equal(s.cache.stats().stale, 0);
+    assert.equal(s.cache.stats().invalidations, 2);
   });
 
   test('tags from Surrogate-Key: invalidateTags marks exactly the tagged entries stale', async () => {
