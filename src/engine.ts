@@ -382,6 +382,8 @@ export class Engine {
       this.#counters.misses++;
       this.#emit('miss', { key, url: req.url ?? '', status: 'MISS' });
     }
+    // The render loses the client's validators (#prepareRequest); a stale answer still honours them.
+    const validators = fallback === undefined ? undefined : { inm: req.headers['if-none-match'], ims: req.headers['if-modified-since'] };
     this.#prepareRequest(req);
     // A HEAD miss renders the GET representation so the entry has its body; the client still
     // gets no body, because ServerResponse fixed "no body" from the method it was created with.
@@ -410,6 +412,8 @@ export class Engine {
         for (const name of res.getHeaderNames()) res.removeHeader(name);
         if (preset !== undefined) for (const [name, value] of Object.entries(preset)) if (value !== undefined) res.setHeader(name, value);
         res.statusMessage = '';
+        if (validators?.inm !== undefined) req.headers['if-none-match'] = validators.inm;
+        if (validators?.ims !== undefined) req.headers['if-modified-since'] = validators.ims;
         this.#serve(req, res, fallback, 'STALE', Date.now());
       });
       if (!served) return false;

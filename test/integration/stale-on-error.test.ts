@@ -119,6 +119,33 @@ describe('stale on error', () => {
     });
   }
 
+  test('a conditional or HEAD request during an outage gets 304 / headers of the stale copy', async () => {
+    const o = origin();
+    const cache = createCache({ gracePeriod: 0 });
+    caches.push(cache);
+    const srv = await listen(
+      cache.wrap((req, res) => {
+        if (o.mode !== 'ok') return o.handler(req, res);
+        res.writeHead(200, { etag: '"v1"', 'cache-control': 'max-age=1' });
+        res.end('tagged');
+        return undefined;
+      }),
+    );
+    servers.push(srv);
+    mock.timers.enable({ apis: ['Date'], now: Date.now() });
+    await request(`${srv.url}/c`);
+    mock.timers.tick(5_000);
+    o.mode = 'status';
+    const c = await request(`${srv.url}/c`, { headers: { 'if-none-match': '"v1"' } });
+    assert.equal(c.status, 304);
+    assert.equal(c.headers['x-cache'], 'STALE');
+    const h = await request(`${srv.url}/c`, { method: 'HEAD' });
+    assert.equal(h.status, 200);
+    assert.equal(h.headers['x-cache'], 'STALE');
+    assert.equal(h.headers['content-length'], '6');
+    assert.equal(h.body, '');
+  });
+
   test('429 passes through unless configured', async () => {
     const plain = await warmAndExpire();
     plain.o.mode = 'status';
