@@ -141,6 +141,13 @@ interface Ticket {
   used: boolean;
 }
 
+/**
+ * How far past the clock (or the previous invalidation) an invalidation is stamped: 2^-10 ms is
+ * exact in a double at today's epoch-ms magnitudes and keeps the wall-clock millisecond for up to
+ * 1023 invalidations within one millisecond.
+ */
+const EPOCH_STEP = 1 / 1024;
+
 /** Request headers removed before a render whose response will be stored (see unkeyedHeaders). */
 const CONDITIONAL_HEADERS = ['if-none-match', 'if-modified-since', 'if-unmodified-since', 'if-match', 'if-range', 'range'];
 
@@ -355,7 +362,8 @@ export class Engine {
     if (this.#refetcher.has(at.primary)) return 'refetch pending';
     if (!at.canRefresh) return undefined;
     // Invalidated: servable during the grace period after the invalidation, whatever its freshness.
-    if (at.invalidated !== undefined) return at.now < at.invalidated.at + this.options.gracePeriod ? 'grace' : undefined;
+    // (Epoch times sit a fraction of a millisecond after the wall-clock millisecond of the invalidation.)
+    if (at.invalidated !== undefined) return at.now < Math.floor(at.invalidated.at) + this.options.gracePeriod ? 'grace' : undefined;
     // RFC 5861 §3: serve stale while one background refresh runs.
     return at.now < entry.swrUntil ? 'stale-while-revalidate' : undefined;
   }
@@ -388,8 +396,9 @@ export class Engine {
     // A HEAD miss renders the GET representation so the entry has its body; the client still
     // gets no body, because ServerResponse fixed "no body" from the method it was created with.
     if (req.method === 'HEAD') req.method = 'GET';
-    // Entries carry the render's start as storedAt, so one that raced an invalidation is stale.
-    const startedAt = Date.now();
+    // Entries carry the render's start as storedAt, so one that raced an invalidation is stale; a
+    // render starting after an invalidation (even in its millisecond) is at or after its epoch.
+    const startedAt = Math.max(Date.now(), this.#epochs.newest);
     const preset = fallback === undefined || res.getHeaderNames().length === 0 ? undefined : res.getHeaders();
     const policyReq = { method: 'GET', url: req.url ?? '/', headers: req.headers };
     let verdict: Verdict | undefined;
@@ -765,7 +774,10 @@ export class Engine {
     const scope = input.scope ?? 'tree';
     if (scope !== 'tree' && scope !== 'resource') throw new TypeError(`expected scope to be 'resource' or 'tree', got ${JSON.stringify(scope)}`);
     const hard = input.hard === true;
-    const record = this.#log.append({ origin: context.origin ?? 'local', paths, scope, hard, tags, refetch }, Date.now());
+    // Strictly after every render already started (their storedAt is at most max(now, newest)),
+    // and at or before every render starting from now on: no same-millisecond ambiguity.
+    const at = Math.max(Date.now(), this.#epochs.newest) + EPOCH_STEP;
+    const record = this.#log.append({ origin: context.origin ?? 'local', paths, scope, hard, tags, refetch }, at);
     if (paths.length > 0 || tags.length > 0) {
       this.#epochs.record({ paths, scope, hard, tags }, record.at);
       this.#counters.invalidations++;

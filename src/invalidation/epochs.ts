@@ -214,8 +214,8 @@ export class Epochs {
         if (t > soft) soft = t;
       }
     }
-    // An entry stored at the very millisecond of the invalidation counts as after it: a refetch
-    // starts synchronously after the invalidation is recorded.
+    // Strictly older than the invalidation: the engine stamps invalidations strictly after every
+    // render already started and renders at or after every invalidation already recorded.
     if (hard > storedAt) return { at: hard, hard: true };
     if (soft > storedAt) return { at: soft, hard: false };
     return undefined;

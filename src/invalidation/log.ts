@@ -9,7 +9,10 @@ import type { InvalidationScope } from './epochs.js';
 export interface InvalidationRecord {
   /** Increases by one per record on this node, starting at 1. */
   readonly id: number;
-  /** When it was applied (epoch ms); never decreases from one record to the next. */
+  /**
+   * When it was applied (epoch ms, possibly fractional: the engine stamps it a fraction of a
+   * millisecond after the newest of the clock and earlier invalidations); never decreases between records.
+   */
   readonly at: number;
   /** `'local'`: received by this node (API or flush endpoint); `'remote'`: applied from a peer. */
   readonly origin: 'local' | 'remote';

@@ -56,9 +56,8 @@ describe('invalidate(): grace period', () => {
     await s.get('/a.html');
     await s.get('/b.html');
     assert.equal((await s.get('/a.html')).headers['x-cache'], 'HIT');
-    // An entry rendered in the same millisecond as an invalidation counts as after it; the
-    // frozen clock would otherwise make every entry "same millisecond".
-    mock.timers.tick(1);
+    // The clock is frozen: the entries were rendered in the very millisecond of the invalidation,
+    // before it, and must still count as older.
     const seen: InvalidationRecord[] = [];
     s.cache.on('invalidate', (r) => seen.push(r));
     const { id } = await s.cache.invalidate('/a');
@@ -67,7 +66,7 @@ describe('invalidate(): grace period', () => {
     assert.equal(seen[0]!.id, id);
     assert.deepEqual(seen[0]!.paths, ['/a']);
 
-    mock.timers.tick(9_999); // last millisecond of grace (the invalidation was at t0 + 1)
+    mock.timers.tick(9_999); // last millisecond of grace
     const stale = await Promise.all(Array.from({ length: 20 }, () => s.get('/a.html')));
     // Until the refresh lands everyone gets the old copy as STALE; after it, the new one as HIT.
     assert.equal(stale[0]!.headers['x-cache'], 'STALE');
