@@ -756,10 +756,12 @@ export class Engine {
    * Applies an invalidation: records its epochs (entries it reaches turn stale; `hard` ones are
    * gone), appends it to the log, tells `onInvalidate` hooks and `invalidate` listeners, and
    * queues its refetch list. Never deletes the live cache wholesale. `host` is used for refetch
-   * URIs whose host is unknown (no entry was stored for them).
+   * URIs whose host is unknown (no entry was stored for them). A record received from a peer is
+   * applied with `origin: 'remote'` and the `at` it had there, so the copies that peer rendered
+   * after it are accepted here (refetch once per cluster) while older ones are refused.
    * @throws TypeError when a path, tag or URI is malformed (nothing is applied then).
    */
-  invalidate(input: InvalidationInput, context: { origin?: 'local' | 'remote'; host?: string } = {}): InvalidationResult {
+  invalidate(input: InvalidationInput, context: { origin?: 'local' | 'remote'; host?: string; at?: number } = {}): InvalidationResult {
     // Invalidation works on paths: an absolute URL counts for its path on every host.
     const paths = (input.paths ?? []).map((p, i) => {
       const v = targetOption(p, `paths[${i}]`);
@@ -776,10 +778,14 @@ export class Engine {
     const hard = input.hard === true;
     // Strictly after every render already started (their storedAt is at most max(now, newest)),
     // and at or before every render starting from now on: no same-millisecond ambiguity.
-    const at = Math.max(Date.now(), this.#epochs.newest) + EPOCH_STEP;
+    const localAt = Math.max(Date.now(), this.#epochs.newest) + EPOCH_STEP;
+    // A peer's time may move the epoch back (it happened earlier there), never ahead of ours: a
+    // peer with a fast clock must not make every local render count as older than it.
+    const remote = context.origin === 'remote' && typeof context.at === 'number' && Number.isFinite(context.at);
+    const at = remote ? Math.min(context.at!, localAt) : localAt;
     const record = this.#log.append({ origin: context.origin ?? 'local', paths, scope, hard, tags, refetch }, at);
     if (paths.length > 0 || tags.length > 0) {
-      this.#epochs.record({ paths, scope, hard, tags }, record.at);
+      this.#epochs.record({ paths, scope, hard, tags }, at);
       this.#counters.invalidations++;
     }
     debug('invalidation #%d: %s %s refetch %d', record.id, paths.join(' '), tags.join(' '), refetch.length);

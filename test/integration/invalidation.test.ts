@@ -258,7 +258,15 @@ describe('engine hooks for the peer layer', () => {
         ['remote', '/peer/other'],
       ],
     );
-    const log = engine.invalidationLog.since(0);
+    // A peer's record applies at the time it had there: a copy the peer rendered after it passes.
+    const peerAt = Date.now() - 1_000;
+    engine.invalidate({ paths: ['/peer/page'] }, { origin: 'remote', at: peerAt });
+    assert.equal(engine.isInvalidated({ ...old, storedAt: peerAt }, 'k'), false);
+    assert.equal(engine.isInvalidated({ ...old, storedAt: peerAt - 1 }, 'k'), true);
+    // ...but never later than this node's clock.
+    engine.invalidate({ paths: ['/peer/later'] }, { origin: 'remote', at: Date.now() + 3_600_000 });
+    assert.ok(engine.invalidationLog.since(0).at(-1)!.at <= Date.now() + 1);
+    const log = engine.invalidationLog.since(0).slice(0, 3);
     assert.deepEqual(log.map((r) => r.id), [1, 2, 3]);
     assert.ok(log[0]!.at <= log[1]!.at && log[1]!.at <= log[2]!.at);
   });
