@@ -24,6 +24,13 @@ export interface CaptureHooks {
   onHeaders(status: number, headers: OutgoingHttpHeaders): boolean;
   /** Called exactly once, when the response finished or failed. */
   onDone(result: CaptureResult): void;
+  /**
+   * Called once at header time, after `onHeaders`. Returning a function holds the response: the
+   * client receives nothing until the handler ends, then the status, headers and the body the
+   * function makes of the whole written body (ESI assembly). `result.body` stays what the handler
+   * wrote. If the function rejects, the client gets a 500. Undefined streams as usual.
+   */
+  transform?(status: number, headers: OutgoingHttpHeaders): ((body: Buffer) => Promise<Buffer>) | undefined;
 }
 
 /** Handle on a capture in progress. */
@@ -51,6 +58,11 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
   let headers: OutgoingHttpHeaders = {};
   let chunks: Buffer[] = [];
   let bytes = 0;
+  /** Set while the response is held for a transform: everything written, and the reason phrase. */
+  let transform: ((body: Buffer) => Promise<Buffer>) | undefined;
+  let held: Buffer[] = [];
+  let heldReason: string | undefined;
+  let released = false;
 
   const finish = (result: CaptureResult): void => {
     if (done) return;
@@ -67,18 +79,60 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
     status = code;
     headers = res.getHeaders();
     keeping = hooks.onHeaders(code, headers);
+    transform = hooks.transform?.(code, headers);
+  };
+
+  const toBuffer = (chunk: unknown, encoding: unknown): Buffer | undefined =>
+    typeof chunk === 'string'
+      ? Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8')
+      : Buffer.isBuffer(chunk)
+        ? chunk
+        : chunk instanceof Uint8Array
+          ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+          : undefined;
+
+  /** Holds a chunk for the transform; calls a write callback as if it had been written. */
+  const hold = (chunk: unknown, rest: unknown[]): void => {
+    if (chunk !== undefined && chunk !== null && typeof chunk !== 'function') {
+      const buf = toBuffer(chunk, rest[0]);
+      if (buf !== undefined) held.push(buf);
+    }
+    const cb = [chunk, ...rest].find((a) => typeof a === 'function') as (() => void) | undefined;
+    if (cb !== undefined) process.nextTick(cb);
+  };
+
+  /** Sends the held response, transformed: its real headers now, then the new body. */
+  const release = (): void => {
+    const fn = transform!;
+    const body = held.length === 1 ? held[0]! : Buffer.concat(held);
+    held = [];
+    fn(body).then(
+      (out) => {
+        if (res.destroyed) return;
+        // The body changed: its length and validators describe the handler's bytes, not these.
+        res.setHeader('content-length', out.length);
+        res.removeHeader('etag');
+        res.removeHeader('last-modified');
+        if (heldReason === undefined) (origWriteHead as (c: number) => ServerResponse).call(res, status);
+        else (origWriteHead as (c: number, r: string) => ServerResponse).call(res, status, heldReason);
+        (origEnd as (chunk: Buffer) => ServerResponse).call(res, out);
+      },
+      (error: unknown) => {
+        debug('transform failed: %O', error);
+        if (res.destroyed) return;
+        // The handler's response is still good to store; only this client's assembled copy failed.
+        for (const name of res.getHeaderNames()) res.removeHeader(name);
+        res.setHeader('content-type', 'text/plain; charset=utf-8');
+        res.setHeader('content-length', 21);
+        (origWriteHead as (c: number) => ServerResponse).call(res, 500);
+        (origEnd as (chunk: string) => ServerResponse).call(res, 'Internal Server Error');
+      },
+    );
   };
 
   const keep = (chunk: unknown, encoding: unknown): void => {
     if (!keeping || chunk === undefined || chunk === null || typeof chunk === 'function') return;
-    const buf =
-      typeof chunk === 'string'
-        ? Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8')
-        : Buffer.isBuffer(chunk)
-          ? chunk
-          : chunk instanceof Uint8Array
-            ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
-            : undefined;
+    const buf = toBuffer(chunk, encoding);
     if (buf === undefined) return;
     bytes += buf.length;
     if (bytes > maxBytes) {
@@ -108,18 +162,34 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
       }
     }
     if (!this.headersSent) decide(code);
+    if (transform !== undefined && !this.headersSent) {
+      status = code;
+      heldReason = reason;
+      return this;
+    }
     return reason === undefined ? origWriteHead.call(this, code) : (origWriteHead as (c: number, r: string) => ServerResponse).call(this, code, reason);
   } as WriteHead;
 
   res.write = function write(this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
     if (!this.headersSent && !decided) decide(this.statusCode);
     if (!done && !this.writableEnded) keep(chunk, rest[0]);
+    if (transform !== undefined && !this.headersSent) {
+      hold(chunk, rest);
+      return true;
+    }
     return (origWrite as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
   } as Write;
 
   res.end = function end(this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
     if (!this.headersSent && !decided) decide(this.statusCode);
     if (!done && !this.writableEnded) keep(chunk, rest[0]);
+    if (transform !== undefined && !this.headersSent) {
+      if (released) return this;
+      released = true;
+      hold(chunk, rest);
+      release();
+      return this;
+    }
     return (origEnd as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
   } as End;
 
