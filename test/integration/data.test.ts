@@ -267,3 +267,138 @@ describe('cache.data on its own', () => {
 });
 
 after(() => mock.timers.reset());
+
+describe('includes', () => {
+  /** A site of fragments: each path answers its HTML with max-age=60 unless listed in `status`. */
+  async function fragments(pages: Record<string, string>, options: { includes?: boolean; data?: { maxIncludeDepth?: number; includeErrors?: 'continue' | 'fail' } } = {}) {
+    const renders: Record<string, number> = {};
+    const cache = createCache({ includes: options.includes ?? true, data: options.data ?? {} });
+    const server = await listen(
+      cache.wrap((req, res) => {
+        const path = req.url ?? '/';
+        renders[path] = (renders[path] ?? 0) + 1;
+        const body = pages[path];
+        if (body === undefined) return void res.writeHead(404, { 'content-type': 'text/plain' }).end('missing');
+        res.writeHead(200, { 'content-type': 'text/html', 'cache-control': 'max-age=60', etag: '"t1"' });
+        res.end(body);
+      }),
+    );
+    return {
+      url: server.url,
+      renders,
+      cache,
+      async close() {
+        await server.close();
+        await cache.close();
+      },
+    };
+  }
+
+  test('the client that fills the cache gets the assembled page too, and HEAD gets its length', async () => {
+    const s = await fragments({ '/': '<p><esi:include src="/f"/></p>', '/f': 'F' });
+    try {
+      const miss = await request(`${s.url}/`);
+      assert.equal(miss.headers['x-cache'], 'MISS');
+      assert.equal(miss.body, '<p>F</p>');
+      assert.equal(miss.headers['content-length'], '8');
+      assert.equal(miss.headers.etag, undefined, 'the template validator does not describe the assembled bytes');
+      const head = await request(`${s.url}/`, { method: 'HEAD' });
+      assert.equal(head.headers['x-cache'], 'HIT');
+      assert.equal(head.headers['content-length'], '8');
+      assert.equal(head.body, '');
+      // Conditional requests get the full page: the assembled bytes have no validator.
+      const cond = await request(`${s.url}/`, { headers: { 'if-none-match': '"t1"' } });
+      assert.equal(cond.status, 200);
+      assert.equal(cond.body, '<p>F</p>');
+      assert.deepEqual(s.renders, { '/': 1, '/f': 1 });
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('nested includes assemble down to maxIncludeDepth; one deeper fails the page', async () => {
+    const pages = { '/': '[<esi:include src="/1"/>]', '/1': '1<esi:include src="/2"/>', '/2': '2<esi:include src="/3"/>', '/3': '3' };
+    const ok = await fragments(pages, { data: { maxIncludeDepth: 3 } });
+    try {
+      assert.equal((await request(`${ok.url}/`)).body, '[123]');
+    } finally {
+      await ok.close();
+    }
+    const shallow = await fragments(pages, { data: { maxIncludeDepth: 2 } });
+    try {
+      assert.equal((await request(`${shallow.url}/`)).status, 500);
+      assert.equal(shallow.renders['/3'], undefined, 'the too-deep include was never requested');
+    } finally {
+      await shallow.close();
+    }
+  });
+
+  test('a failing include fails the page unless onerror="continue" or includeErrors: continue', async () => {
+    const pages = { '/strict': 'a<esi:include src="/gone"/>b', '/lenient': 'a<esi:include src="/gone" onerror="continue"/>b' };
+    const s = await fragments(pages);
+    try {
+      assert.equal((await request(`${s.url}/strict`)).status, 500);
+      const lenient = await request(`${s.url}/lenient`);
+      assert.equal(lenient.status, 200);
+      assert.equal(lenient.body, 'ab');
+    } finally {
+      await s.close();
+    }
+    const relaxed = await fragments(pages, { data: { includeErrors: 'continue' } });
+    try {
+      assert.equal((await request(`${relaxed.url}/strict`)).body, 'ab');
+    } finally {
+      await relaxed.close();
+    }
+  });
+
+  test('with includes off (the default) the page is stored and served as written', async () => {
+    const s = await fragments({ '/': '<esi:include src="/f"/>', '/f': 'F' }, { includes: false });
+    try {
+      assert.equal((await request(`${s.url}/`)).body, '<esi:include src="/f"/>');
+      const hit = await request(`${s.url}/`);
+      assert.equal(hit.headers['x-cache'], 'HIT');
+      assert.equal(hit.body, '<esi:include src="/f"/>');
+      assert.equal(hit.headers.etag, '"t1"');
+      assert.equal(s.renders['/f'], undefined);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('sub-requests through middleware adapters', () => {
+  test('Express: a route fetches another route of the same app through the data cache', async () => {
+    const { default: express } = await import('express');
+    const cache = createCache({ includes: true });
+    const app = express();
+    let inner = 0;
+    app.use(cache.middleware());
+    app.get('/inner', (_req, res) => {
+      inner++;
+      res.set('cache-control', 'max-age=60').type('html').send(`<i>inner ${inner}</i>`);
+    });
+    app.get('/outer', async (req, res) => {
+      const frag = await cache.data.fetch('/inner', { req });
+      res.set('cache-control', 'max-age=60').type('html').send(`<b>${frag.text()}</b><esi:include src="/inner"/>`);
+    });
+    const server = await listen(http.createServer(app));
+    try {
+      const r = await request(`${server.url}/outer`);
+      assert.equal(r.status, 200);
+      assert.equal(r.body, '<b><i>inner 1</i></b><i>inner 1</i>');
+      assert.equal(inner, 1, 'the fetch and the include share one cached sub-response');
+    } finally {
+      await server.close();
+      await cache.close();
+    }
+  });
+});
+
+test('examples/render-server.ts --check runs as shown', async () => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const tsx = new URL('../../node_modules/.bin/tsx', import.meta.url).pathname;
+  const { stdout } = await promisify(execFile)(tsx, ['examples/render-server.ts', '--check'], { timeout: 30_000 });
+  assert.match(stdout, /200 MISS assembled\n200 HIT assembled\nafter the product changed: STALE\nHIT shows Kettle\npage renders: 2, header renders: 1, product API calls: 2/);
+});
