@@ -211,6 +211,9 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
   return {
     abort(reason, error) {
       keeping = false;
+      // A held response is no longer transformed: whatever the caller writes next (a 500) goes out as is.
+      transform = undefined;
+      held = [];
       finish({ ok: false, reason, error });
     },
   };

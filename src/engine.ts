@@ -7,7 +7,7 @@ import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import { LRUCache } from 'lru-cache';
-import { captureResponse, syntheticExchange, type CaptureControl, type CaptureResult, type SyntheticRequest } from './capture.js';
+import { captureResponse, syntheticExchange, type CaptureControl, type CaptureHooks, type CaptureResult, type SyntheticRequest } from './capture.js';
 import type { Entry } from './entry.js';
 import { Flights, type Deferred } from './flight.js';
 import { hasIncludes, isHtml } from './data/esi.js';
@@ -296,10 +296,7 @@ export class Engine {
           return verdict.storable;
         },
         // With includes on, an HTML response is held and its client gets the assembled page.
-        transform:
-          hooks !== undefined && this.options.includes
-            ? (_status, headers) => (isHtml(headers['content-type']) ? (body) => this.#assembleFresh(body, req, runner) : undefined)
-            : undefined,
+        transform: hooks !== undefined && this.options.includes ? this.#transformFor(req, runner) : undefined,
         onDone: (result) => {
           if (scope !== undefined) hooks!.closeScope(scope);
           const outcome = this.#complete(req, primary, result, { verdict, scope });
@@ -507,7 +504,18 @@ export class Engine {
     debug('pass: %s %s', at.reason, at.key);
     setStatusHeaders(res, this.#statusHeaders, 'PASS');
     this.#emit('pass', { key: at.key, url: req.url ?? '', status: 'PASS', reason: at.reason });
-    return this.#invoke(req, res, ex, undefined);
+    // With includes on, a passed HTML response is assembled too: its client must never see raw
+    // include tags. Nothing is kept (onHeaders: false); without includes no capture is installed.
+    const control =
+      this.#hooks !== undefined && this.options.includes
+        ? captureResponse(res, { onHeaders: () => false, onDone: () => undefined, transform: this.#transformFor(req, ex.regen ?? this.#defaultRegen) }, 0)
+        : undefined;
+    return this.#invoke(req, res, ex, control);
+  }
+
+  /** The capture transform that assembles an HTML response for its client (includes on). */
+  #transformFor(req: IncomingMessage, runner: Runner | undefined): NonNullable<CaptureHooks['transform']> {
+    return (_status, headers) => (isHtml(headers['content-type']) ? (body) => this.#assembleFresh(body, req, runner) : undefined);
   }
 
   /** Unsafe methods pass; a successful one invalidates its URL and Location (RFC 9111 §4.4). */

@@ -352,6 +352,28 @@ describe('includes', () => {
     }
   });
 
+  test('a passed HTML response is assembled too; a handler that fails while held answers 500', async () => {
+    const cache = createCache({ includes: true, bypass: (req) => req.url === '/pass' || req.url === '/throws' });
+    const server = await listen(
+      cache.wrap((req, res) => {
+        res.writeHead(200, { 'content-type': 'text/html', 'cache-control': 'max-age=60' });
+        if (req.url === '/throws') throw new Error('half-way');
+        res.end(req.url === '/f' ? 'F' : '<esi:include src="/f"/>!');
+      }),
+    );
+    try {
+      const r = await request(`${server.url}/pass`);
+      assert.equal(r.headers['x-cache'], 'PASS');
+      assert.equal(r.body, 'F!');
+      const failed = await request(`${server.url}/throws`);
+      assert.equal(failed.status, 500);
+      assert.equal(failed.body, 'Internal Server Error');
+    } finally {
+      await server.close();
+      await cache.close();
+    }
+  });
+
   test('with includes off (the default) the page is stored and served as written', async () => {
     const s = await fragments({ '/': '<esi:include src="/f"/>', '/f': 'F' }, { includes: false });
     try {
