@@ -345,23 +345,29 @@ export function adapterSuite(name: string, start: Start): void {
       assert.equal(cache.stats().stores, 0);
     });
 
-    test('a failing leader does not leave its waiters hanging', async (t) => {
-      const s: { cache?: StrataCache } = {};
-      const gate = until(() => (s.cache?.stats().loadsDeduped ?? 0) >= 4);
-      const { url, origin, cache } = await setup(t, (_req, n) => (n === 1 ? { gate, fail: 'before' } : { headers: FRESH, body: `recovered ${n}` }));
-      s.cache = cache;
-      const replies = await Promise.all(Array.from({ length: 5 }, () => attempt(`${url}/flaky`)));
-      assert.equal(cache.stats().loadsDeduped, 4);
-      const ok = replies.filter((r): r is Reply => !(r instanceof Error) && r.status === 200);
-      const failed = replies.filter((r) => r instanceof Error || r.status === 500);
-      assert.equal(failed.length, 1);
-      assert.equal(ok.length, 4);
-      for (const r of ok) assert.match(r.body, /^recovered [2-5]$/);
-      assert.equal(origin.renders('/flaky'), 5);
-      // Not remembered as uncacheable: the next request leads and stores.
-      assertStatus(await request(`${url}/flaky`), 'MISS');
-      assertHit(await request(`${url}/flaky`), 'recovered 6');
-    });
+    for (const when of ['before', 'after'] as const) {
+      test(`a leader failing ${when} writing does not leave its waiters hanging`, async (t) => {
+        const s: { cache?: StrataCache } = {};
+        const gate = until(() => (s.cache?.stats().loadsDeduped ?? 0) >= 4);
+        const { url, origin, cache } = await setup(t, (_req, n) =>
+          n === 1 ? { headers: FRESH, chunks: ['partial, ', 'never sent'], gate, fail: when } : { headers: FRESH, body: `recovered ${n}` },
+        );
+        s.cache = cache;
+        const replies = await Promise.all(Array.from({ length: 5 }, () => attempt(`${url}/flaky`)));
+        assert.equal(cache.stats().loadsDeduped, 4);
+        const ok = replies.filter((r): r is Reply => !(r instanceof Error) && r.status === 200 && r.body.startsWith('recovered'));
+        assert.equal(ok.length, 4, 'every waiter gets a whole response of its own');
+        for (const r of ok) assert.match(r.body, /^recovered [2-5]$/);
+        const leader = replies.find((r) => !ok.includes(r as Reply));
+        if (when === 'before') assert.equal((leader as Reply).status, 500);
+        else if (!(leader instanceof Error)) assert.notEqual(leader!.body, 'partial, never sent');
+        assert.equal(origin.renders('/flaky'), 5);
+        assert.equal(cache.stats().stores, 0);
+        // Not remembered as uncacheable: the next request leads and stores.
+        assertStatus(await request(`${url}/flaky`), 'MISS');
+        assertHit(await request(`${url}/flaky`), 'recovered 6');
+      });
+    }
 
     test('X-Forwarded-Host cannot poison the entry other clients get', async (t) => {
       const { url, origin } = await setup(t, (req) => ({
