@@ -11,6 +11,8 @@ export { encodeEntry, decodeEntry } from './entry.js';
 export type { CacheStore, MaybePromise } from './stores/store.js';
 export { MemoryStore } from './stores/memory.js';
 export type { MemoryStoreOptions } from './stores/memory.js';
+export { DiskStore } from './stores/disk.js';
+export type { DiskStoreOptions } from './stores/disk.js';
 export { CacheError, StoreError, HandlerError, EntryDecodeError, RegenerateError } from './errors.js';
 export { DataSerializeError, DataFetchError, DataTimeoutError, DataLoopError, IncludeError } from './errors.js';
 export { DataCache } from './data/cache.js';
