@@ -160,6 +160,43 @@ describe('a page composed from cached data', () => {
 });
 
 describe('cache.data on its own', () => {
+  test('data deleted while a page that read it is still rendering: the page is stored stale', async () => {
+    const cache = createCache();
+    let version = 1;
+    let renders = 0;
+    let release!: () => void;
+    let reached!: () => void;
+    const atGate = new Promise<void>((r) => (reached = r));
+    const gate = new Promise<void>((r) => (release = r));
+    const server = await listen(
+      cache.wrap(async (_req, res) => {
+        renders++;
+        const v = await cache.data.get('p', () => version);
+        if (renders === 1) {
+          reached();
+          await gate;
+        }
+        res.setHeader('cache-control', 'max-age=60');
+        res.end(`v${v}`);
+      }),
+    );
+    try {
+      const first = request(`${server.url}/`);
+      await atGate;
+      version = 2;
+      cache.data.delete('p'); // the page has read v1 but is not stored yet
+      release();
+      assert.equal((await first).body, 'v1');
+      const second = await request(`${server.url}/`);
+      assert.equal(second.headers['x-cache'], 'STALE', 'stored stale at birth');
+      await until(() => renders === 2 && cache.stats().stores === 2, 'the background render');
+      assert.equal((await request(`${server.url}/`)).body, 'v2');
+    } finally {
+      await server.close();
+      await cache.close();
+    }
+  });
+
   test('get: stale-while-revalidate answers the old value and refreshes once in the background', async () => {
     let version = 1;
     let loads = 0;
@@ -415,6 +452,30 @@ describe('sub-requests through middleware adapters', () => {
       await cache.close();
     }
   });
+});
+
+test('Koa: a sub-request runs through the Koa app and its include is assembled', async () => {
+  const { default: Koa } = await import('koa');
+  const cache = createCache({ includes: true });
+  const app = new Koa();
+  let inner = 0;
+  app.use(cache.koa());
+  app.use(async (ctx) => {
+    ctx.set('cache-control', 'max-age=60');
+    ctx.type = 'html';
+    if (ctx.path === '/inner') ctx.body = `<i>${++inner}</i>`;
+    else ctx.body = `<b>${(await cache.data.fetch('/inner', { req: ctx.req })).text()}</b><esi:include src="/inner"/>`;
+  });
+  const server = await listen(http.createServer(app.callback()));
+  try {
+    const r = await request(`${server.url}/outer`);
+    assert.equal(r.body, '<b><i>1</i></b><i>1</i>');
+    assert.equal((await request(`${server.url}/outer`)).headers['x-cache'], 'HIT');
+    assert.equal(inner, 1);
+  } finally {
+    await server.close();
+    await cache.close();
+  }
 });
 
 test('examples/render-server.ts --check runs as shown', async () => {
