@@ -73,6 +73,7 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
   /** Set while the response is held for a transform: everything written, and the reason phrase. */
   let transform: ((body: Buffer) => Promise<Buffer>) | undefined;
   let held: Buffer[] = [];
+  let heldBytes = 0;
   let heldReason: string | undefined;
   let released = false;
 
@@ -103,14 +104,26 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
           ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
           : undefined;
 
-  /** Holds a chunk for the transform; calls a write callback as if it had been written. */
-  const hold = (chunk: unknown, rest: unknown[]): void => {
+  /**
+   * Holds a chunk for the transform; calls a write callback as if it had been written. Past
+   * `maxBytes` held, the response is sent as written from then on (the transform is skipped)
+   * rather than buffered without bound. Returns whether the response is still held.
+   */
+  const hold = (chunk: unknown, rest: unknown[]): boolean => {
     if (chunk !== undefined && chunk !== null && typeof chunk !== 'function') {
       const buf = toBuffer(chunk, rest[0]);
-      if (buf !== undefined) held.push(buf);
+      if (buf !== undefined) (held.push(buf), (heldBytes += buf.length));
     }
     const cb = [chunk, ...rest].find((a) => typeof a === 'function') as (() => void) | undefined;
     if (cb !== undefined) process.nextTick(cb);
+    if (heldBytes <= maxBytes) return true;
+    debug('transform skipped: body over %d bytes', maxBytes);
+    transform = undefined;
+    if (heldReason === undefined) (origWriteHead as (c: number) => ServerResponse).call(res, status);
+    else (origWriteHead as (c: number, r: string) => ServerResponse).call(res, status, heldReason);
+    for (const buf of held) (origWrite as (c: Buffer) => boolean).call(res, buf);
+    held = [];
+    return false;
   };
 
   /** Sends the held response, transformed: its real headers now, then the new body. */
@@ -198,8 +211,8 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
     if (transform !== undefined && !this.headersSent) {
       if (released) return this;
       released = true;
-      hold(chunk, rest);
-      release();
+      if (hold(chunk, rest)) release();
+      else (origEnd as () => ServerResponse).call(this);
       return this;
     }
     return (origEnd as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);

@@ -10,7 +10,7 @@ import { LRUCache } from 'lru-cache';
 import { captureResponse, syntheticExchange, type CaptureControl, type CaptureHooks, type CaptureResult, type SyntheticRequest } from './capture.js';
 import type { Entry } from './entry.js';
 import { Flights, type Deferred } from './flight.js';
-import { hasIncludes, isHtml } from './data/esi.js';
+import { isHtml, templateOf } from './data/esi.js';
 import { HandlerError, IncludeError, RegenerateError, StoreError, CacheError } from './errors.js';
 import { hostPart, normalizeTarget, primaryKey, variantKey } from './key.js';
 import type { ResolvedOptions } from './options.js';
@@ -310,8 +310,9 @@ export class Engine {
 
   /** Assembles a just-rendered HTML body for its client (no template stored yet). */
   #assembleFresh(body: Buffer, req: IncomingMessage, runner: Runner | undefined): Promise<Buffer> {
-    if (!hasIncludes(body)) return Promise.resolve(body);
-    return this.#hooks!.assemble({ body }, req, runner).catch((error: unknown) => {
+    const template = templateOf(body);
+    if (template === undefined) return Promise.resolve(body);
+    return this.#hooks!.assemble({ body, template }, req, runner).catch((error: unknown) => {
       this.#fail(error instanceof CacheError ? error : new IncludeError('include assembly failed', { cause: error }));
       throw error;
     });
@@ -350,7 +351,10 @@ export class Engine {
       // A data key this render read changed while it ran: stored stale at birth, and served as
       // such (one background refresh) until it would have gone stale anyway.
       if (scope?.tainted) (entry.staleAt = entry.storedAt), (entry.swrUntil = Math.max(entry.swrUntil, verdict.staleAt));
-      if (this.options.includes && this.#hooks !== undefined && isHtml(find('content-type')) && hasIncludes(result.body)) entry.esi = true;
+      if (this.options.includes && this.#hooks !== undefined && isHtml(find('content-type'))) {
+        const template = templateOf(result.body);
+        if (template !== undefined) (entry.esi = true), (entry.template = template);
+      }
       const key = this.store(primary, entry, req.headers);
       return { entry, key };
     }
@@ -508,7 +512,7 @@ export class Engine {
     // include tags. Nothing is kept (onHeaders: false); without includes no capture is installed.
     const control =
       this.#hooks !== undefined && this.options.includes
-        ? captureResponse(res, { onHeaders: () => false, onDone: () => undefined, transform: this.#transformFor(req, ex.regen ?? this.#defaultRegen) }, 0)
+        ? captureResponse(res, { onHeaders: () => false, onDone: () => undefined, transform: this.#transformFor(req, ex.regen ?? this.#defaultRegen) }, this.options.maxEntrySize)
         : undefined;
     return this.#invoke(req, res, ex, control);
   }

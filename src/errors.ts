@@ -11,6 +11,7 @@ export type CacheErrorCode =
   | 'ERR_REGENERATE'
   | 'ERR_INTERNAL'
   | 'ERR_DATA_SERIALIZE'
+  | 'ERR_DATA_LOAD'
   | 'ERR_DATA_FETCH'
   | 'ERR_DATA_TIMEOUT'
   | 'ERR_DATA_LOOP'
@@ -63,6 +64,16 @@ export class RegenerateError extends CacheError {
 export class DataSerializeError extends CacheError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ERR_DATA_SERIALIZE', message, options);
+  }
+}
+
+/**
+ * A `cache.data.get` loader threw (reported through the `error` event, with the loader's error as
+ * `cause`; the caller itself receives the loader's error unchanged).
+ */
+export class DataLoadError extends CacheError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_DATA_LOAD', message, options);
   }
 }
 

@@ -14,7 +14,7 @@ export type { MemoryStoreOptions } from './stores/memory.js';
 export { DiskStore } from './stores/disk.js';
 export type { DiskStoreOptions } from './stores/disk.js';
 export { CacheError, StoreError, HandlerError, EntryDecodeError, RegenerateError } from './errors.js';
-export { DataSerializeError, DataFetchError, DataTimeoutError, DataLoopError, IncludeError } from './errors.js';
+export { DataSerializeError, DataLoadError, DataFetchError, DataTimeoutError, DataLoopError, IncludeError } from './errors.js';
 export { DataCache } from './data/cache.js';
 export type { DataGetOptions, DataFetchOptions, DataResponse, DataStatus, DataStats } from './data/cache.js';
 export type { DataValue } from './data/serialize.js';

@@ -11,13 +11,13 @@ import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import createDebug from 'debug';
 import type { Engine, EngineHooks, RenderScope, Runner } from '../engine.js';
 import type { Entry } from '../entry.js';
-import { CacheError, DataFetchError, DataLoopError, DataSerializeError, IncludeError } from '../errors.js';
+import { CacheError, DataFetchError, DataLoadError, DataLoopError, DataSerializeError, IncludeError } from '../errors.js';
 import { Flights } from '../flight.js';
 import { normalizeTarget } from '../key.js';
 import type { Milliseconds, ResolvedDataOptions, ResolvedOptions } from '../options.js';
 import { evaluateRevalidation, evaluateResponse, storedHeaders, type PolicyOptions, type Verdict } from '../policy.js';
 import { MemoryStore } from '../stores/memory.js';
-import { hasIncludes, isHtml, parseTemplate, type Include, type Segment } from './esi.js';
+import { isHtml, parseTemplate, templateOf, type Include, type Segment } from './esi.js';
 import { httpGet, OriginLimits, withTimeout, type RawResponse } from './fetch.js';
 import { DATA, DependencyIndex, digest, RESPONSE, type Scope } from './scope.js';
 import { deserializeValue, serializeValue } from './serialize.js';
@@ -123,7 +123,8 @@ export class DataCache {
   readonly #deps: DependencyIndex;
   readonly #als = new AsyncLocalStorage<Scope>();
   readonly #limits: OriginLimits;
-  readonly #templates = new WeakMap<Buffer, Segment[]>();
+  readonly #templates = new WeakMap<Buffer, Segment[] | null>();
+  readonly #digests = new WeakMap<Entry, string>();
   readonly #background = new Set<Promise<unknown>>();
   readonly #counters = { gets: 0, hits: 0, misses: 0, loads: 0, loadsDeduped: 0, stale: 0, errors: 0 };
 
@@ -275,7 +276,8 @@ export class DataCache {
       this.#put(k, entry, scope);
       return { ok: true, res: { status: 200, headers: entry.headers, body, cache: 'MISS' } };
     } catch (error) {
-      this.#fail(error, `loader of ${key} failed`);
+      if (!(error instanceof DataSerializeError)) this.#fail(new DataLoadError(`loader of ${JSON.stringify(key)} failed`, { cause: error }));
+      else this.#fail(error);
       return { ok: false, error };
     } finally {
       this.#deps.close(scope);
@@ -287,7 +289,7 @@ export class DataCache {
       const res = await this.#request(target, entry, options);
       return { ok: true, res };
     } catch (error) {
-      this.#fail(error, `GET ${target.display} failed`);
+      this.#fail(error instanceof CacheError ? error : new DataFetchError(`GET ${target.display} failed`, { cause: error }));
       return { ok: false, error };
     }
   }
@@ -380,7 +382,9 @@ export class DataCache {
     else debug('not stored: %s over data.maxEntrySize', k);
     this.#deps.unlink(DATA + k, before?.deps);
     this.#deps.link(DATA + k, entry.deps, (key) => this.#digestOf(key));
-    if (this.#deps.changed(k, digest(entry.body))) this.#changed(k, new Set());
+    const sum = digest(entry.body);
+    this.#digests.set(entry, sum);
+    if (this.#deps.changed(k, sum)) this.#changed(k, new Set());
   }
 
   #drop(k: string): void {
@@ -407,7 +411,10 @@ export class DataCache {
 
   #digestOf(k: string): string | undefined {
     const entry = this.#memory.get(k);
-    return entry === undefined ? undefined : digest(entry.body);
+    if (entry === undefined) return undefined;
+    let sum = this.#digests.get(entry);
+    if (sum === undefined) this.#digests.set(entry, (sum = digest(entry.body)));
+    return sum;
   }
 
   /** Records that the render in progress (if any) read `k`. */
@@ -447,9 +454,11 @@ export class DataCache {
       if (depth > this.#options.maxIncludeDepth) throw new IncludeError(`include ${include.src} is nested deeper than options.data.maxIncludeDepth (${this.#options.maxIncludeDepth})`);
       const res = await this.fetch(include.src);
       if (res.status >= 400) throw new IncludeError(`include ${include.src} answered ${res.status}`);
-      if (!isHtml(res.headers['content-type']) || !hasIncludes(res.body)) return res.body;
+      if (!isHtml(res.headers['content-type'])) return res.body;
+      // Parsed once per stored fragment body (the Buffer is the stored entry's).
       let nested = this.#templates.get(res.body);
-      if (nested === undefined) this.#templates.set(res.body, (nested = parseTemplate(res.body)));
+      if (nested === undefined) this.#templates.set(res.body, (nested = templateOf(res.body) ?? null));
+      if (nested === null) return res.body;
       const outer = this.#als.getStore()!;
       const scope = this.#deps.open({ chain: [...outer.chain, pathOf(include.src)], host: outer.host, runner: outer.runner });
       const segments = nested;
@@ -457,7 +466,7 @@ export class DataCache {
     } catch (error) {
       // A loop is an authoring error, not a failing fragment server: it always fails the page.
       if (!(error instanceof DataLoopError) && (include.continueOnError || this.#options.includeErrors === 'continue')) {
-        this.#fail(error, `include ${include.src} dropped`);
+        this.#fail(error instanceof CacheError ? error : new IncludeError(`include ${include.src} failed`, { cause: error }));
         return EMPTY;
       }
       throw error;
@@ -509,12 +518,10 @@ export class DataCache {
   }
 
   /** Counts and reports a failure; never throws. */
-  #fail(error: unknown, what: string): void {
+  #fail(error: CacheError): void {
     this.#counters.errors++;
-    debug('error: %s: %O', what, error);
-    if (this.#events.listenerCount('error') > 0) {
-      this.#events.emit('error', error instanceof CacheError ? error : new DataFetchError(what, { cause: error }));
-    }
+    debug('error %s: %s', error.code, error.message);
+    if (this.#events.listenerCount('error') > 0) this.#events.emit('error', error);
   }
 }
 

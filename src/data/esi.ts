@@ -61,3 +61,13 @@ export function parseTemplate(body: Buffer): Segment[] {
   if (last < body.length) out.push(body.subarray(last));
   return out;
 }
+
+/**
+ * The template of an HTML body, or undefined when it has no include this server fills (none at
+ * all, or only includes left as written): such a body is served as stored, on the plain hit path.
+ */
+export function templateOf(body: Buffer): Segment[] | undefined {
+  if (!hasIncludes(body)) return undefined;
+  const segments = parseTemplate(body);
+  return segments.some((s) => !Buffer.isBuffer(s)) ? segments : undefined;
+}

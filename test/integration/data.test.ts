@@ -411,6 +411,28 @@ describe('includes', () => {
     }
   });
 
+  test('an HTML body over maxEntrySize is streamed as written, not held without bound', async () => {
+    const big = `${'x'.repeat(5000)}<esi:include src="/f"/>${'y'.repeat(5000)}`;
+    const cache = createCache({ includes: true, maxEntrySize: 4096 });
+    const server = await listen(
+      cache.wrap((req, res) => {
+        res.writeHead(200, { 'content-type': 'text/html', 'cache-control': 'max-age=60' });
+        if (req.url === '/f') return void res.end('F');
+        res.write(big.slice(0, 3000));
+        res.end(big.slice(3000));
+      }),
+    );
+    try {
+      const r = await request(`${server.url}/big`);
+      assert.equal(r.status, 200);
+      assert.equal(r.body, big);
+      assert.equal((await request(`${server.url}/big`)).headers['x-cache'], 'PASS', 'too large to store');
+    } finally {
+      await server.close();
+      await cache.close();
+    }
+  });
+
   test('with includes off (the default) the page is stored and served as written', async () => {
     const s = await fragments({ '/': '<esi:include src="/f"/>', '/f': 'F' }, { includes: false });
     try {

@@ -5,10 +5,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { DependencyIndex, digest } from '../../src/data/scope.js';
-import { parseTemplate, type Include } from '../../src/data/esi.js';
+import { parseTemplate, templateOf, type Include } from '../../src/data/esi.js';
 import { deserializeValue, serializeValue } from '../../src/data/serialize.js';
 import { decodeEntry, encodeEntry, type Entry } from '../../src/entry.js';
-import { createCache, DataSerializeError, DEFAULTS } from '../../src/index.js';
+import { createCache, DataSerializeError, DEFAULTS, type CacheError } from '../../src/index.js';
 import { resolveOptions, type CacheOptions } from '../../src/options.js';
 
 describe('serializeValue', () => {
@@ -108,12 +108,21 @@ describe('cache.data.get', () => {
       await Promise.resolve();
       throw boom;
     };
+    const reported: unknown[] = [];
+    cache.on('error', (e) => reported.push(e));
     const results = await Promise.allSettled([cache.data.get('e', loader), cache.data.get('e', loader)]);
     for (const r of results) assert.ok(r.status === 'rejected' && r.reason === boom);
     assert.equal(loads, 1);
     await assert.rejects(cache.data.get('e', loader), (e) => e === boom);
     assert.equal(loads, 2);
     assert.equal(cache.data.stats().errors, 2);
+    assert.deepEqual(
+      reported.map((e) => [(e as CacheError).code, (e as CacheError).cause]),
+      [
+        ['ERR_DATA_LOAD', boom],
+        ['ERR_DATA_LOAD', boom],
+      ],
+    );
     await cache.close();
   });
 
@@ -142,6 +151,9 @@ describe('parseTemplate', () => {
   test('leaves other includes as written (absolute, protocol-relative, relative without a slash)', () => {
     const body = Buffer.from('<esi:include src="https://cdn.example/x"/><esi:include src="//evil/x"/><esi:include src="x"/>');
     assert.equal(render(parseTemplate(body)), body.toString());
+    assert.equal(templateOf(body), undefined, 'no include to fill: not a template, served on the plain hit path');
+    assert.equal(templateOf(Buffer.from('<p>no includes</p>')), undefined);
+    assert.equal(templateOf(Buffer.from('<esi:include src="/h"/>'))?.length, 1);
   });
 });
 
