@@ -174,7 +174,8 @@ export class Engine {
     ex: Exchange,
     at: { primary: string; key: string; entry: Entry | undefined; attempt: number },
   ): Promise<boolean> {
-    const { primary, key } = at;
+    const { primary } = at;
+    let { key } = at;
     let entry = at.entry;
     if (at.attempt === 0) this.#counters.gets++;
     if (ex.regen !== undefined) this.#defaultRegen = ex.regen;
@@ -183,7 +184,14 @@ export class Engine {
 
     if (entry === undefined) {
       for (const store of this.#stores) {
-        const found = await this.#storeGet(store, key);
+        let found = await this.#storeGet(store, key);
+        // A varied entry under the bare primary key is the marker store() leaves for restarts: it
+        // names the Vary headers, so this request's own variant can be looked up.
+        if (found !== undefined && key === primary && found.vary.length > 0) {
+          if (!this.#vary.has(primary)) this.#vary.set(primary, { names: found.vary, variants: [] });
+          key = variantKey(primary, found.vary, req.headers);
+          found = await this.#storeGet(store, key);
+        }
         if (found === undefined) continue;
         entry = found;
         if (Date.now() < found.staleAt) this.memory.set(key, found); // promote
@@ -333,6 +341,10 @@ export class Engine {
       if (spec !== undefined) for (const old of spec.variants) this.#deleteEverywhere(old);
       this.#deleteEverywhere(primary);
       this.#vary.set(primary, { names: entry.vary, variants: [key] });
+      // The variant list lives in memory; lower tiers outlive it (a disk store across a restart),
+      // so they get a bodiless marker under the primary key that names the Vary headers.
+      const marker: Entry = { ...entry, headers: [], body: Buffer.alloc(0), head: undefined };
+      for (const store of this.#stores) this.#storeSet(store, primary, marker);
     } else {
       const i = spec.variants.indexOf(key);
       if (i !== -1) spec.variants.splice(i, 1);
