@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import { LRUCache } from 'lru-cache';
 import { captureResponse, syntheticExchange, type CaptureControl, type CaptureHooks, type CaptureResult, type SyntheticRequest } from './capture.js';
-import type { Entry } from './entry.js';
+import { entrySize, type Entry } from './entry.js';
 import { Flights, type Deferred } from './flight.js';
 import { isHtml, templateOf } from './data/esi.js';
 import { HandlerError, IncludeError, RegenerateError, StoreError, CacheError } from './errors.js';
@@ -202,7 +202,8 @@ export class Engine {
     ex: Exchange,
     at: { primary: string; key: string; entry: Entry | undefined; attempt: number },
   ): Promise<boolean> {
-    const { primary, key } = at;
+    const { primary } = at;
+    let { key } = at;
     let entry = at.entry;
     if (at.attempt === 0) this.#counters.gets++;
     if (ex.regen !== undefined) this.#defaultRegen = ex.regen;
@@ -211,7 +212,14 @@ export class Engine {
 
     if (entry === undefined) {
       for (const store of this.#stores) {
-        const found = await this.#storeGet(store, key);
+        let found = await this.#storeGet(store, key);
+        // A varied entry under the bare primary key is the marker store() leaves for restarts: it
+        // names the Vary headers, so this request's own variant can be looked up.
+        if (found !== undefined && key === primary && found.vary.length > 0) {
+          if (!this.#vary.has(primary)) this.#vary.set(primary, { names: found.vary, variants: [] });
+          key = variantKey(primary, found.vary, req.headers);
+          found = await this.#storeGet(store, key);
+        }
         if (found === undefined) continue;
         entry = found;
         if (Date.now() < found.staleAt) this.memory.set(key, found); // promote
@@ -355,14 +363,18 @@ export class Engine {
         const template = templateOf(result.body);
         if (template !== undefined) (entry.esi = true), (entry.template = template);
       }
-      const key = this.store(primary, entry, req.headers);
-      return { entry, key };
+      // Headers and overhead count against the memory budget too: an entry the memory tier would
+      // refuse is "too large", not a store.
+      if (entrySize(entry) <= this.options.maxSize) {
+        const key = this.store(primary, entry, req.headers);
+        return { entry, key };
+      }
     }
     // The verdict (taken at header time) explains a response that was never kept; otherwise the
     // capture's own reason does (too large, aborted, handler error, length mismatch).
     const judged = verdict !== undefined && !verdict.storable ? verdict : undefined;
-    const reason = judged?.reason ?? (result.ok ? 'not storable' : result.reason);
-    const sticky = judged?.sticky ?? (!result.ok && result.reason === 'too large');
+    const reason = judged?.reason ?? (result.ok ? 'too large' : result.reason);
+    const sticky = judged?.sticky ?? reason === 'too large';
     if (sticky && this.#passKeys !== undefined) this.#passKeys.set(primary, reason);
     if (!result.ok && result.error !== undefined) debug('render failed: %s %s', reason, primary);
     this.#emit('pass', { key: primary, url: req.url ?? '', reason });
@@ -385,6 +397,10 @@ export class Engine {
       if (spec !== undefined) for (const old of spec.variants) this.#deleteEverywhere(old);
       this.#deleteEverywhere(primary);
       this.#vary.set(primary, { names: entry.vary, variants: [key] });
+      // The variant list lives in memory; lower tiers outlive it (a disk store across a restart),
+      // so they get a bodiless marker under the primary key that names the Vary headers.
+      const marker: Entry = { ...entry, headers: [], body: Buffer.alloc(0), head: undefined, deps: undefined, esi: undefined, template: undefined };
+      for (const store of this.#stores) this.#storeSet(store, primary, marker);
     } else {
       const i = spec.variants.indexOf(key);
       if (i !== -1) spec.variants.splice(i, 1);

@@ -236,9 +236,9 @@ export function adapterSuite(name: string, start: Start): void {
       assert.equal(cache.stats().stores, 0);
     });
 
-    test('Authorization: not stored unless public/s-maxage; a stored public response is served', async (t) => {
+    test('Authorization: not stored unless public/s-maxage; a stored shareable response is served', async (t) => {
       const { url, origin } = await setup(t, (req, n) => ({
-        headers: { ...TEXT, 'cache-control': req.path === '/auth-public' ? 'public, max-age=60' : 'max-age=60' },
+        headers: { ...TEXT, 'cache-control': { '/auth-public': 'public, max-age=60', '/auth-shared': 's-maxage=60' }[req.path] ?? 'max-age=60' },
         body: `${req.path} ${n} for ${String(req.headers.authorization ?? 'anonymous')}`,
       }));
       const alice = { headers: { authorization: 'Bearer alice' } };
@@ -259,6 +259,10 @@ export function adapterSuite(name: string, start: Start): void {
       assertHit(await request(`${url}/auth-public`, bob), '/auth-public 1 for Bearer alice');
       assertHit(await request(`${url}/auth-public`), '/auth-public 1 for Bearer alice');
       assert.equal(origin.renders('/auth-public'), 1);
+
+      assertStatus(await request(`${url}/auth-shared`, bob), 'MISS');
+      assertHit(await request(`${url}/auth-shared`, alice), '/auth-shared 1 for Bearer bob');
+      assert.equal(origin.renders('/auth-shared'), 1);
     });
 
     test('ignoreUrlParams: utm_* globs share one entry; the rendering request still sees them', async (t) => {

@@ -211,4 +211,27 @@ describe('raw: wrap specifics', { timeout: 15_000 }, () => {
     assert.equal(cache.stats().errors, 2);
     assert.equal((errors[0] as Error & { code?: string }).code, 'ERR_HANDLER');
   });
+
+  test("one client's Cache-Control: no-store is honoured for it alone, not remembered for the URL", async (t) => {
+    const { url, origin } = await scenario(t, start, (_req, n) => ({ headers: { 'cache-control': 'max-age=60' }, body: `render ${n}` }));
+    const own = await request(`${url}/n`, { headers: { 'cache-control': 'no-store' } });
+    assert.equal(own.body, 'render 1');
+    assertStatus(own, 'MISS');
+    const next = await request(`${url}/n`);
+    assert.equal(next.body, 'render 2');
+    assertStatus(next, 'MISS');
+    assertHit(await request(`${url}/n`), 'render 2');
+    assert.equal(origin.renders('/n'), 2);
+  });
+
+  test('an entry whose headers push it past maxSize is not counted as stored and the key passes', async (t) => {
+    const { url, origin, cache } = await scenario(t, start, () => ({ headers: { 'cache-control': 'max-age=60' }, body: 'x'.repeat(900) }), {
+      maxSize: 1000,
+      maxEntrySize: 1000,
+    });
+    assertStatus(await request(`${url}/big`), 'MISS');
+    assertStatus(await request(`${url}/big`), 'PASS');
+    assert.equal(origin.renders('/big'), 2);
+    assert.equal(cache.stats().stores, 0);
+  });
 });

@@ -260,3 +260,32 @@ describe('options.data and options.includes', () => {
     refuses({ includes: 'yes' }, TypeError, 'includes');
   });
 });
+
+describe('MemoryStore onEvict (keeps the dependency index in step)', () => {
+  test('called when an entry leaves by space or by age, not on delete', async () => {
+    const { MemoryStore } = await import('../../src/stores/memory.js');
+    const { mock } = await import('node:test');
+    mock.timers.enable({ apis: ['Date'], now: 1_000 });
+    try {
+      const left: string[] = [];
+      const store = new MemoryStore({ maxSize: 2_000, onEvict: (key) => left.push(key) });
+      const entry = (expiresAt: number): Entry => ({
+        status: 200, headers: [], body: Buffer.alloc(600), storedAt: 1_000, initialAge: 0, staleAt: expiresAt,
+        swrUntil: expiresAt, sieUntil: expiresAt, expiresAt, etag: undefined, lastModified: undefined,
+        shared: true, url: '/', host: '', vary: [], tags: [],
+      });
+      store.set('old', entry(2_000));
+      store.set('deleted', entry(9_000));
+      store.delete('deleted');
+      mock.timers.tick(1_500);
+      assert.equal(store.get('old'), undefined);
+      assert.deepEqual(left, ['old']);
+      store.set('a', entry(9_000));
+      store.set('b', entry(9_000));
+      store.set('c', entry(9_000)); // 3 x ~856 B > 2000 B: 'a' is evicted
+      assert.deepEqual(left, ['old', 'a']);
+    } finally {
+      mock.timers.reset();
+    }
+  });
+});
