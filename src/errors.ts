@@ -99,7 +99,7 @@ export class DataLoopError extends CacheError {
   /** The chain of URLs in flight, outermost first, ending with the repeated one. */
   readonly chain: readonly string[];
   constructor(chain: readonly string[]) {
-    super('ERR_DATA_LOOP', `include loop: ${chain.join(' -> ')}`);
+    super('ERR_DATA_LOOP', `loop: ${chain.join(' -> ')}`);
     this.chain = chain;
   }
 }

@@ -161,6 +161,10 @@ export class DataCache {
       tags: [...(options.tags ?? [])],
     };
     const k = VALUE + key;
+    const link = `get(${key})`;
+    const chain = this.#als.getStore()?.chain;
+    // A loader that (through others) asks for its own key would join its own flight and wait forever.
+    if (chain?.includes(link)) throw new DataLoopError([...chain, link]);
     this.#counters.gets++;
     this.#read(k);
     const entry = this.#memory.get(k);
@@ -262,10 +266,11 @@ export class DataCache {
 
   // ---------------------------------------------------------------- loads
 
+  /** Runs a loader in its own scope (what it reads becomes this value's dependencies) and stores its value. */
   async #loadValue(k: string, key: string, loader: () => unknown, life: Lifetimes): Promise<Outcome> {
     this.#counters.loads++;
     const parent = this.#als.getStore();
-    const scope = this.#deps.open({ chain: parent?.chain ?? [], host: parent?.host ?? '', runner: parent?.runner });
+    const scope = this.#deps.open({ chain: [...(parent?.chain ?? []), `get(${key})`], host: parent?.host ?? '', runner: parent?.runner });
     try {
       const value = await this.#als.run(scope, loader);
       const { body, contentType } = serializeValue(value, key);

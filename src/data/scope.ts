@@ -12,7 +12,10 @@ import type { Runner } from '../engine.js';
 export interface Scope {
   /** Data keys read so far. */
   readonly reads: Set<string>;
-  /** Paths being rendered, outermost first (the page, then each fragment inside it). */
+  /**
+   * What is being loaded, outermost first: paths being rendered (the page, then each fragment
+   * inside it) and `get(<key>)` for loaders running.
+   */
   readonly chain: readonly string[];
   /** Host of the outermost request: relative sub-requests are made to it. */
   readonly host: string;

@@ -117,7 +117,7 @@ describe('a page composed from cached data', () => {
   test('a sub-request loop (/a fetches /b, which fetches /a) fails clearly', async () => {
     const r = await request(`${site.url}/a`);
     assert.equal(r.status, 500);
-    assert.match(r.body, /^ERR_DATA_LOOP: include loop: \/a -> \/b -> \/a/);
+    assert.match(r.body, /^ERR_DATA_LOOP: loop: \/a -> \/b -> \/a/);
   });
 
   test('deleting the product: the page is served STALE once, refreshed in the background, then shows the new product', async () => {

@@ -126,6 +126,15 @@ describe('cache.data.get', () => {
     await cache.close();
   });
 
+  test('a loader that asks for its own key (through another) fails with ERR_DATA_LOOP instead of hanging', async () => {
+    const cache = createCache();
+    const a = (): Promise<unknown> => cache.data.get('a', () => cache.data.get('b', a));
+    await assert.rejects(a(), (e: unknown) => (e as CacheError).code === 'ERR_DATA_LOOP' && /get\(a\) -> get\(b\) -> get\(a\)/.test((e as Error).message));
+    // Not a loop: the same key read twice in sequence, or by two loaders side by side.
+    assert.equal(await cache.data.get('c', async () => (await cache.data.get('d', () => 1)) + (await cache.data.get('d', () => 2))), 2);
+    await cache.close();
+  });
+
   test('delete removes a value; bad arguments throw TypeError at once', async () => {
     const cache = createCache();
     let loads = 0;
