@@ -86,7 +86,9 @@ export async function startCluster(
   const urls = servers.map((s) => s.url);
   const allUrls = [...urls, ...(options.extraNodes ?? [])];
   const nodes: Node[] = servers.map((s, i) => {
+    // Exact render counts must not depend on machine load: a generous queryTimeout unless a test sets one.
     const peerOptions = options.peers ? options.peers(i, allUrls) : { nodes: allUrls, secret: SECRET };
+    if (peerOptions !== null) peerOptions.queryTimeout ??= 2_000;
     const cache = createCache({ ...options.cache, ...(peerOptions === null ? {} : { peers: { self: s.url, ...peerOptions } }) });
     const wrapped = cache.wrap(origin.handler);
     const node: Node = {

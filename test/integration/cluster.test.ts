@@ -32,7 +32,7 @@ describe('a 3-node cluster, strategy all', () => {
         if (x === 'PEER') assert.match(String(r.headers['cache-status']), /hit; detail=peer/);
       }
     }
-    assert.equal(origin.total(), 100);
+    assert.equal(origin.total(), 100, `timeouts ${sum(cluster.nodes, 'peerTimeouts')} errors ${sum(cluster.nodes, 'peerErrors')}`);
     assert.deepEqual(xcache, { MISS: 100, PEER: 200 });
     assert.equal(sum(cluster.nodes, 'peerHits'), 200);
     assert.equal(sum(cluster.nodes, 'peerErrors'), 0);
