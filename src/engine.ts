@@ -433,6 +433,9 @@ export class Engine {
       this.#emit('miss', { key, url: req.url ?? '', status: 'MISS' });
     }
     this.#prepareRequest(req);
+    // A HEAD miss renders the GET representation so the entry has its body; the client still
+    // gets no body, because ServerResponse fixed "no body" from the method it was created with.
+    if (req.method === 'HEAD') req.method = 'GET';
     const policyReq = { method: 'GET', url: req.url ?? '/', headers: req.headers };
     let verdict: Verdict | undefined;
     const control = captureResponse(
@@ -481,8 +484,11 @@ export class Engine {
       const key = this.store(primary, entry, req.headers);
       return { entry, key };
     }
-    const reason = result.ok ? (verdict && !verdict.storable ? verdict.reason : 'not storable') : result.reason;
-    const sticky = result.ok ? verdict !== undefined && !verdict.storable && verdict.sticky : result.reason === 'too large';
+    // The verdict (taken at header time) explains a response that was never kept; otherwise the
+    // capture's own reason does (too large, aborted, handler error, length mismatch).
+    const judged = verdict !== undefined && !verdict.storable ? verdict : undefined;
+    const reason = judged?.reason ?? (result.ok ? 'not storable' : result.reason);
+    const sticky = judged?.sticky ?? (!result.ok && result.reason === 'too large');
     if (sticky && this.#passKeys !== undefined) this.#passKeys.set(primary, reason);
     if (!result.ok && result.error !== undefined) debug('render failed: %s %s', reason, primary);
     this.#emit('pass', { key: primary, url: req.url ?? '', reason });

@@ -50,9 +50,12 @@ const MAX_META = 256 * 1024;
 
 type Meta = Omit<Entry, 'body' | 'head'>;
 
-/** Encodes an entry as bytes: magic, meta length, JSON metadata, raw body (no base64). */
+/**
+ * Encodes an entry as bytes: magic, meta length, JSON metadata, raw body (no base64). The
+ * metadata records the body length, so a truncated file or peer reply is refused, not served short.
+ */
 export function encodeEntry(entry: Entry): Buffer {
-  const meta: Meta = {
+  const meta: Meta & { bodyLength: number } = {
     status: entry.status,
     headers: entry.headers,
     storedAt: entry.storedAt,
@@ -68,6 +71,7 @@ export function encodeEntry(entry: Entry): Buffer {
     host: entry.host,
     vary: entry.vary,
     tags: entry.tags,
+    bodyLength: entry.body.length,
   };
   const json = Buffer.from(JSON.stringify(meta), 'utf8');
   const out = Buffer.allocUnsafe(8 + json.length + entry.body.length);
@@ -112,8 +116,10 @@ export function decodeEntry(bytes: Uint8Array): Entry {
     throw new EntryDecodeError('bad validators or url');
   }
   if (typeof meta.shared !== 'boolean' || !isStrArray(meta.vary) || !isStrArray(meta.tags)) throw new EntryDecodeError('bad flags');
+  const { bodyLength, ...fields } = meta;
+  if (bodyLength !== buf.length - 8 - metaLength) throw new EntryDecodeError(`bad body length: ${buf.length - 8 - metaLength} bytes, expected ${String(bodyLength)}`);
   return {
-    ...(meta as unknown as Meta),
+    ...(fields as unknown as Meta),
     body: buf.subarray(8 + metaLength),
   };
 }

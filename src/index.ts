@@ -11,6 +11,8 @@ export { encodeEntry, decodeEntry } from './entry.js';
 export type { CacheStore, MaybePromise } from './stores/store.js';
 export { MemoryStore } from './stores/memory.js';
 export type { MemoryStoreOptions } from './stores/memory.js';
+export { DiskStore } from './stores/disk.js';
+export type { DiskStoreOptions } from './stores/disk.js';
 export { CacheError, StoreError, HandlerError, EntryDecodeError, RegenerateError, PeerError, PeerTimeoutError } from './errors.js';
 export type { CacheErrorCode } from './errors.js';
 export type { CacheStatus } from './serve.js';

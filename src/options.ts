@@ -140,7 +140,9 @@ export interface CacheOptions {
   /**
    * Peer cluster: ask the other nodes before rendering a local miss. See {@link PeersOptions}
    * for each field and its default (`DEFAULTS.peers`).
-   * @default { nodes: [], path: '/_stratacache/peer', queryTimeout: 50, fetchTimeout: 2000, strategy: 'all', ... }
+   * @default { nodes: [], refreshInterval: 10000, path: '/_stratacache/peer', queryTimeout: 50,
+   * fetchTimeout: 2000, strategy: 'all', updateLocalCache: true, maxConcurrent: 16, failureThreshold: 3,
+   * coolDown: 5000 } (self, secret and maxEntrySize undefined: peers off until a secret is set)
    */
   peers?: PeersOptions;
 }
@@ -228,7 +230,8 @@ export function describeValue(value: unknown): string {
 }
 
 function fail(kind: typeof TypeError | typeof RangeError, path: string, expected: string, got: unknown): never {
-  throw new kind(`expected options.${path} to be ${expected}, got ${describeValue(got)}`);
+  // The options object itself has the empty path: "expected options to be an object".
+  throw new kind(`expected options${path === '' ? '' : `.${path}`} to be ${expected}, got ${describeValue(got)}`);
 }
 
 /** Validates an integer option: TypeError when not a number, RangeError when out of range. */

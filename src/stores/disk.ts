@@ -1,0 +1,397 @@
+/**
+ * Disk tier: one file per key, bounded by bytes, surviving restarts. Optional: pass an instance in
+ * `createCache({ stores: [new DiskStore({ dir, maxSize })] })`; a hit here is promoted to memory.
+ *
+ * Layout: `<dir>/<h[0..2]>/<h>` where `h` is the sha256 hex of the key. A file is a small frame
+ * around {@link encodeEntry}:
+ *
+ * ```
+ * 0   u32  magic 'SCD1'
+ * 4   u32  key length in bytes
+ * 8   u32  payload length in bytes (the encoded entry)
+ * 12  32B  sha256 of the payload
+ * 44  key (utf8), then payload
+ * ```
+ *
+ * so a truncated file (length mismatch), a damaged one (digest), or one that belongs to another
+ * key (key compare) is never served. Writes go to a temp file in the same directory and are then
+ * renamed over the old file: rename is atomic, so a reader sees the old entry or the new one.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, open, readdir, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import createDebug from 'debug';
+import { decodeEntry, encodeEntry, type Entry } from '../entry.js';
+import { describeValue, integerOption, type Bytes } from '../options.js';
+import type { CacheStore } from './store.js';
+
+const debug = createDebug('stratacache:store');
+
+/** Options of {@link DiskStore}. */
+export interface DiskStoreOptions {
+  /**
+   * Directory holding the cache files; created (with parents) if missing. Use one `DiskStore`
+   * per directory at a time: the byte index lives in the process that opened it. Only files whose
+   * names this store writes are ever read or removed; anything else in the directory is left alone.
+   * Required: there is no default.
+   * @default undefined (required)
+   */
+  dir: string;
+  /**
+   * Byte budget: total size of the cache files on disk (entry bytes plus a small header and the
+   * key). Past it the least recently used files are removed. Must be a positive integer:
+   * an unbounded disk cache is refused.
+   * @default undefined (required)
+   */
+  maxSize: Bytes;
+  /**
+   * Largest single file in bytes; a larger entry is not written (and any older entry under its
+   * key is removed, so the store never serves what the caller just replaced). At most `maxSize`.
+   * @default maxSize
+   */
+  maxEntrySize?: Bytes;
+}
+
+const MAGIC = 0x53434431; // 'SCD1'
+const HEADER = 44;
+const HASH_NAME = /^[0-9a-f]{64}$/;
+const TEMP_NAME = /^[0-9a-f]{64}\.\d+\.\d+\.tmp$/;
+const FAN_NAME = /^[0-9a-f]{2}$/;
+
+/** What the index knows about one file. Identity matters: see {@link DiskStore.#evict}. */
+interface FileRecord {
+  size: number;
+}
+
+/** The sha256 hex of a key: its file name. */
+function hashKey(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex');
+}
+
+function isNotFound(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
+
+/** Frames an encoded entry with its key and digest. */
+function frame(key: string, payload: Buffer): Buffer {
+  const keyBytes = Buffer.from(key, 'utf8');
+  const out = Buffer.allocUnsafe(HEADER + keyBytes.length + payload.length);
+  out.writeUInt32BE(MAGIC, 0);
+  out.writeUInt32BE(keyBytes.length, 4);
+  out.writeUInt32BE(payload.length, 8);
+  createHash('sha256').update(payload).digest().copy(out, 12);
+  keyBytes.copy(out, HEADER);
+  payload.copy(out, HEADER + keyBytes.length);
+  return out;
+}
+
+/** Unframes a file read from disk; a reason string when it is not a valid entry for `key`. */
+function unframe(key: string, bytes: Buffer): Entry | string {
+  if (bytes.length < HEADER || bytes.readUInt32BE(0) !== MAGIC) return 'bad magic';
+  const keyLength = bytes.readUInt32BE(4);
+  const payloadLength = bytes.readUInt32BE(8);
+  if (HEADER + keyLength + payloadLength !== bytes.length) return 'truncated';
+  const stored = bytes.subarray(HEADER, HEADER + keyLength);
+  if (!stored.equals(Buffer.from(key, 'utf8'))) return 'wrong key';
+  const payload = bytes.subarray(HEADER + keyLength);
+  if (!createHash('sha256').update(payload).digest().equals(bytes.subarray(12, HEADER))) return 'bad digest';
+  try {
+    return decodeEntry(payload);
+  } catch (error) {
+    return `undecodable: ${(error as Error).message}`;
+  }
+}
+
+/**
+ * Byte-bounded LRU store on the local file system. Every method answers with a promise; none
+ * throws for a missing, corrupt, truncated, foreign or expired file (those are misses, and the
+ * file is removed). Errors of the file system itself (permissions, full disk) reject, and the
+ * engine counts them without failing a response.
+ */
+export class DiskStore implements CacheStore {
+  readonly name = 'disk';
+  readonly #dir: string;
+  readonly #maxSize: number;
+  readonly #maxEntrySize: number;
+  /** Hash → record, least recently used first (Map order is the LRU order). */
+  readonly #index = new Map<string, FileRecord>();
+  #bytes = 0;
+  /** Resolves when the start-up scan has rebuilt the index; every operation waits for it. */
+  readonly #ready: Promise<void>;
+  /** Per-hash queue of mutations (write, delete, evict), so two of them never interleave. */
+  readonly #queues = new Map<string, Promise<void>>();
+  /** Background work outside the queues (recency touches), awaited by close(). */
+  readonly #pending = new Set<Promise<unknown>>();
+  readonly #madeDirs = new Set<string>();
+  #tempCounter = 0;
+
+  /**
+   * @throws TypeError or RangeError naming `options.<field>` and the value it got.
+   */
+  constructor(options: DiskStoreOptions) {
+    if (options === null || typeof options !== 'object') {
+      throw new TypeError(`expected options to be an object, got ${describeValue(options)}`);
+    }
+    if (typeof options.dir !== 'string' || options.dir === '') {
+      throw new TypeError(`expected options.dir to be a non-empty directory path, got ${describeValue(options.dir)}`);
+    }
+    this.#dir = options.dir;
+    this.#maxSize = integerOption('maxSize', options.maxSize, 1);
+    this.#maxEntrySize = options.maxEntrySize === undefined ? this.#maxSize : integerOption('maxEntrySize', options.maxEntrySize, 1);
+    if (this.#maxEntrySize > this.#maxSize) {
+      throw new RangeError(`expected options.maxEntrySize to be at most options.maxSize (${this.#maxSize}), got ${this.#maxEntrySize}`);
+    }
+    this.#ready = this.#scan();
+    // Surfaced by the first operation; never an unhandled rejection.
+    this.#ready.catch((error: unknown) => debug('disk scan of %s failed: %s', this.#dir, (error as Error).message));
+  }
+
+  /** The directory this store writes to. */
+  get dir(): string {
+    return this.#dir;
+  }
+
+  /** Resolves once the start-up scan is done (operations wait for it on their own). */
+  ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  /** The path of the file that holds `key` (for tools and tests). */
+  pathOf(key: string): string {
+    return this.#path(hashKey(key));
+  }
+
+  /**
+   * The entry under `key`, or undefined: also for a file that is damaged, truncated, holds another
+   * key's entry, or is past its `expiresAt` (such a file is removed before this resolves).
+   */
+  async get(key: string): Promise<Entry | undefined> {
+    await this.#ready;
+    const h = hashKey(key);
+    const record = this.#index.get(h);
+    if (record === undefined) return undefined;
+    const path = this.#path(h);
+    let bytes: Buffer;
+    let identity: string;
+    try {
+      const fh = await open(path, 'r');
+      try {
+        const st = await fh.stat();
+        identity = `${st.ino}:${st.size}:${st.mtimeMs}`;
+        bytes = await fh.readFile();
+      } finally {
+        await fh.close();
+      }
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      // Removed behind our back: forget it.
+      if (this.#index.get(h) === record) this.#forget(h, record);
+      return undefined;
+    }
+    const entry = unframe(key, bytes);
+    if (typeof entry === 'string' || Date.now() >= entry.expiresAt) {
+      debug('disk miss: %s %s', typeof entry === 'string' ? entry : 'expired', h);
+      await this.#removeIfSame(h, identity);
+      return undefined;
+    }
+    // Most recently used now; also in the file's mtime, so the order survives a restart.
+    if (this.#index.get(h) === record) {
+      this.#index.delete(h);
+      this.#index.set(h, record);
+    }
+    const now = new Date();
+    this.#background(utimes(path, now, now).catch(() => undefined));
+    return entry;
+  }
+
+  /**
+   * Writes `entry` under `key` (temp file, then rename), then evicts least recently used files past
+   * `maxSize`. Operations on one key apply in call order. An entry larger than `maxEntrySize` or
+   * already past `expiresAt` is not written, and removes the older entry under its key.
+   */
+  async set(key: string, entry: Entry): Promise<void> {
+    await this.#ready;
+    const h = hashKey(key);
+    const bytes = frame(key, encodeEntry(entry));
+    if (bytes.length > this.#maxEntrySize || Date.now() >= entry.expiresAt) {
+      debug('disk skip: %s %s', bytes.length > this.#maxEntrySize ? `too large (${bytes.length} bytes)` : 'expired', h);
+      // The caller replaced this key: an older file must not answer for it any more.
+      return this.#enqueue(h, () => this.#unlink(h));
+    }
+    return this.#enqueue(h, async () => {
+      const path = this.#path(h);
+      const temp = `${path}.${process.pid}.${++this.#tempCounter}.tmp`;
+      try {
+        await this.#writeTemp(temp, bytes);
+        await rename(temp, path);
+      } catch (error) {
+        await unlink(temp).catch(() => undefined);
+        throw error;
+      }
+      const old = this.#index.get(h);
+      if (old !== undefined) this.#forget(h, old);
+      this.#index.set(h, { size: bytes.length });
+      this.#bytes += bytes.length;
+      this.#evict(h);
+    });
+  }
+
+  /** Removes the file of `key`; a missing key is not an error. */
+  async delete(key: string): Promise<void> {
+    await this.#ready;
+    const h = hashKey(key);
+    return this.#enqueue(h, () => this.#unlink(h));
+  }
+
+  /** Files and their total bytes on disk, as indexed (0 until the start-up scan is done). */
+  size(): { entries: number; bytes: number } {
+    return { entries: this.#index.size, bytes: this.#bytes };
+  }
+
+  /** Waits for the start-up scan and every pending write, delete and eviction. */
+  async close(): Promise<void> {
+    await this.#ready.catch(() => undefined);
+    while (this.#queues.size > 0 || this.#pending.size > 0) {
+      await Promise.allSettled([...this.#queues.values(), ...this.#pending]);
+    }
+  }
+
+  #path(h: string): string {
+    return join(this.#dir, h.slice(0, 2), h);
+  }
+
+  async #writeTemp(temp: string, bytes: Buffer): Promise<void> {
+    const sub = dirname(temp);
+    if (!this.#madeDirs.has(sub)) {
+      await mkdir(sub, { recursive: true });
+      this.#madeDirs.add(sub);
+    }
+    try {
+      await writeFile(temp, bytes, { flag: 'wx' });
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      // The fan-out directory was removed behind our back: make it again, once.
+      await mkdir(sub, { recursive: true });
+      await writeFile(temp, bytes, { flag: 'wx' });
+    }
+  }
+
+  /** Removes the file of `h` and its record. */
+  async #unlink(h: string): Promise<void> {
+    try {
+      await unlink(this.#path(h));
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+    const record = this.#index.get(h);
+    if (record !== undefined) this.#forget(h, record);
+  }
+
+  /**
+   * Removes a bad file, unless a write replaced it since it was read. Trace without the check:
+   * get reads a corrupt file; set renames a good one over it; get unlinks the good one.
+   */
+  #removeIfSame(h: string, identity: string): Promise<void> {
+    return this.#enqueue(h, async () => {
+      let st;
+      try {
+        st = await stat(this.#path(h));
+      } catch (error) {
+        if (isNotFound(error)) return;
+        throw error;
+      }
+      if (`${st.ino}:${st.size}:${st.mtimeMs}` === identity) await this.#unlink(h);
+    });
+  }
+
+  #forget(h: string, record: FileRecord): void {
+    this.#index.delete(h);
+    this.#bytes -= record.size;
+  }
+
+  /**
+   * Drops least recently used files until the budget holds. The record leaves the index at once
+   * (so the budget holds now); the unlink waits in that hash's queue. Trace it guards against:
+   * set(k) is writing; eviction drops k's old record; set(k) finishes and indexes the new file;
+   * the unlink then runs — and must not remove the new file, so it only runs if k is still absent.
+   */
+  #evict(keep: string): void {
+    for (const [h, record] of this.#index) {
+      if (this.#bytes <= this.#maxSize) break;
+      if (h === keep) continue;
+      this.#forget(h, record);
+      debug('disk evict %s (%d bytes)', h, record.size);
+      void this.#enqueue(h, async () => {
+        if (this.#index.has(h)) return;
+        try {
+          await unlink(this.#path(h));
+        } catch (error) {
+          if (!isNotFound(error)) debug('disk evict %s failed: %s', h, (error as Error).message);
+        }
+      }).catch(() => undefined);
+    }
+  }
+
+  /** Runs `task` after every earlier task of the same hash. */
+  #enqueue(h: string, task: () => Promise<void>): Promise<void> {
+    const previous = this.#queues.get(h) ?? Promise.resolve();
+    const run = previous.then(task);
+    const tail = run.catch(() => undefined);
+    this.#queues.set(h, tail);
+    void tail.then(() => {
+      if (this.#queues.get(h) === tail) this.#queues.delete(h);
+    });
+    return run;
+  }
+
+  #background(p: Promise<unknown>): void {
+    this.#pending.add(p);
+    void p.finally(() => this.#pending.delete(p));
+  }
+
+  /**
+   * Rebuilds the index from the directory: sizes from stat, recency from mtime (touched on every
+   * hit). Leftover temp files of an interrupted write are removed. Then evicts past `maxSize`
+   * (the budget may have shrunk since the last run).
+   */
+  async #scan(): Promise<void> {
+    await mkdir(this.#dir, { recursive: true });
+    const found: Array<{ h: string; size: number; mtime: number }> = [];
+    const top = await readdir(this.#dir, { withFileTypes: true });
+    for (const sub of top) {
+      if (!sub.isDirectory() || !FAN_NAME.test(sub.name)) continue;
+      const subPath = join(this.#dir, sub.name);
+      this.#madeDirs.add(subPath);
+      const names = await readdir(subPath);
+      await Promise.all(
+        names.map(async (name) => {
+          const path = join(subPath, name);
+          if (TEMP_NAME.test(name)) {
+            await unlink(path).catch(() => undefined);
+            return;
+          }
+          if (!HASH_NAME.test(name) || !name.startsWith(sub.name)) return;
+          try {
+            const st = await stat(path);
+            if (st.isFile()) found.push({ h: name, size: st.size, mtime: st.mtimeMs });
+          } catch (error) {
+            if (!isNotFound(error)) throw error;
+          }
+        }),
+      );
+    }
+    found.sort((a, b) => a.mtime - b.mtime);
+    for (const { h, size } of found) {
+      this.#index.set(h, { size });
+      this.#bytes += size;
+    }
+    const evicted: string[] = [];
+    for (const [h, record] of this.#index) {
+      if (this.#bytes <= this.#maxSize) break;
+      this.#forget(h, record);
+      evicted.push(h);
+    }
+    await Promise.all(evicted.map((h) => unlink(this.#path(h)).catch(() => undefined)));
+    debug('disk scan %s: %d files, %d bytes, %d evicted', this.#dir, this.#index.size, this.#bytes, evicted.length);
+  }
+}

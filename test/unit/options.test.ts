@@ -1,0 +1,326 @@
+/**
+ * Option validation (every bad option throws TypeError/RangeError naming `options.<path>` and the
+ * value it got) and the documentation check: every `@default` in the TSDoc of CacheOptions and
+ * KeyOptions must equal DEFAULTS.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, test } from 'node:test';
+import { createCache } from '../../src/index.js';
+import { DEFAULTS, resolveOptions, type CacheOptions } from '../../src/options.js';
+
+type ErrorKind = typeof TypeError | typeof RangeError;
+
+/** Asserts that `options` is refused with `kind`, naming the path and showing the bad value. */
+function refuses(options: unknown, kind: ErrorKind, path: string, shown: string): void {
+  const check = (error: unknown): true => {
+    assert.ok(error instanceof kind, `expected ${kind.name}, got ${String(error)}`);
+    assert.equal((error as Error).constructor, kind, `expected exactly ${kind.name}, got ${(error as Error).name}`);
+    const message = (error as Error).message;
+    assert.ok(message.includes(`options.${path}`), `message ${JSON.stringify(message)} does not name options.${path}`);
+    assert.ok(message.includes(shown), `message ${JSON.stringify(message)} does not show ${shown}`);
+    return true;
+  };
+  assert.throws(() => resolveOptions(options as CacheOptions), check);
+  // The public factory validates the same way, at construction.
+  assert.throws(() => createCache(options as CacheOptions), check);
+}
+
+describe('resolveOptions refuses bad options', () => {
+  test('maxSize', () => {
+    refuses({ maxSize: 'big' }, TypeError, 'maxSize', "'big'");
+    refuses({ maxSize: Number.NaN }, TypeError, 'maxSize', 'NaN');
+    refuses({ maxSize: null }, TypeError, 'maxSize', 'null');
+    refuses({ maxSize: 0 }, RangeError, 'maxSize', 'got 0');
+    refuses({ maxSize: -1 }, RangeError, 'maxSize', '-1');
+    refuses({ maxSize: 1.5 }, RangeError, 'maxSize', '1.5');
+    refuses({ maxSize: Number.POSITIVE_INFINITY }, RangeError, 'maxSize', 'Infinity');
+  });
+
+  test('maxEntrySize, including larger than maxSize', () => {
+    refuses({ maxEntrySize: '1mb' }, TypeError, 'maxEntrySize', "'1mb'");
+    refuses({ maxEntrySize: 0 }, RangeError, 'maxEntrySize', 'got 0');
+    refuses({ maxSize: 1000, maxEntrySize: 1001 }, RangeError, 'maxEntrySize', '1001');
+    refuses({ maxSize: 1000, maxEntrySize: 1001 }, RangeError, 'maxSize', '1000');
+    // Against the default maxSize too.
+    refuses({ maxEntrySize: DEFAULTS.maxSize + 1 }, RangeError, 'maxEntrySize', String(DEFAULTS.maxSize + 1));
+  });
+
+  test('defaultTtl and maxTtl', () => {
+    refuses({ defaultTtl: -1 }, RangeError, 'defaultTtl', '-1');
+    refuses({ defaultTtl: '60s' }, TypeError, 'defaultTtl', "'60s'");
+    refuses({ defaultTtl: 0.5 }, RangeError, 'defaultTtl', '0.5');
+    refuses({ maxTtl: 0 }, RangeError, 'maxTtl', 'got 0');
+    refuses({ maxTtl: true }, TypeError, 'maxTtl', 'true');
+  });
+
+  test('ignoreUrlParams', () => {
+    refuses({ ignoreUrlParams: [3] }, TypeError, 'ignoreUrlParams[0]', '3');
+    refuses({ ignoreUrlParams: ['utm_*', ''] }, TypeError, 'ignoreUrlParams[1]', "''");
+    refuses({ ignoreUrlParams: 'utm_*' }, TypeError, 'ignoreUrlParams', "'utm_*'");
+    refuses({ ignoreUrlParams: null }, TypeError, 'ignoreUrlParams', 'null');
+  });
+
+  test('storeHeaders', () => {
+    refuses({ storeHeaders: 'etag' }, TypeError, 'storeHeaders', "'etag'");
+    refuses({ storeHeaders: ['etag', 'bad header'] }, TypeError, 'storeHeaders[1]', "'bad header'");
+    refuses({ storeHeaders: [42] }, TypeError, 'storeHeaders[0]', '42');
+  });
+
+  test('cacheStatuses', () => {
+    refuses({ cacheStatuses: 200 }, TypeError, 'cacheStatuses', '200');
+    refuses({ cacheStatuses: [200, 99] }, RangeError, 'cacheStatuses[1]', '99');
+    refuses({ cacheStatuses: [600] }, RangeError, 'cacheStatuses[0]', '600');
+    refuses({ cacheStatuses: ['404'] }, TypeError, 'cacheStatuses[0]', "'404'");
+  });
+
+  test('key', () => {
+    refuses({ key: { host: 5 } }, TypeError, 'key.host', '5');
+    refuses({ key: { host: '' } }, TypeError, 'key.host', "''");
+    refuses({ key: { host: true } }, TypeError, 'key.host', 'true');
+    refuses({ key: 'host' }, TypeError, 'key', "'host'");
+    refuses({ key: null }, TypeError, 'key', 'null');
+    refuses({ key: { headers: 'x-tenant' } }, TypeError, 'key.headers', "'x-tenant'");
+    refuses({ key: { headers: ['x-tenant', 7] } }, TypeError, 'key.headers[1]', '7');
+  });
+
+  test('bypass', () => {
+    refuses({ bypass: true }, TypeError, 'bypass', 'true');
+    refuses({ bypass: '/admin' }, TypeError, 'bypass', "'/admin'");
+  });
+
+  test('statusHeader and cacheName', () => {
+    refuses({ statusHeader: 'foo' }, TypeError, 'statusHeader', "'foo'");
+    refuses({ statusHeader: true }, TypeError, 'statusHeader', 'true');
+    refuses({ statusHeader: 'X-Cache' }, TypeError, 'statusHeader', "'X-Cache'");
+    refuses({ cacheName: 'my cache' }, TypeError, 'cacheName', "'my cache'");
+    refuses({ cacheName: '' }, TypeError, 'cacheName', "''");
+    refuses({ cacheName: 3 }, TypeError, 'cacheName', '3');
+  });
+
+  test('maxVariants and passTtl', () => {
+    refuses({ maxVariants: 0 }, RangeError, 'maxVariants', 'got 0');
+    refuses({ maxVariants: 2000 }, RangeError, 'maxVariants', '2000');
+    refuses({ maxVariants: 'many' }, TypeError, 'maxVariants', "'many'");
+    refuses({ passTtl: -5 }, RangeError, 'passTtl', '-5');
+  });
+
+  test('unkeyedHeaders', () => {
+    refuses({ unkeyedHeaders: 'x-forwarded-host' }, TypeError, 'unkeyedHeaders', "'x-forwarded-host'");
+    refuses({ unkeyedHeaders: ['x-ok', 'not ok'] }, TypeError, 'unkeyedHeaders[1]', "'not ok'");
+  });
+
+  test('stores', () => {
+    refuses({ stores: {} }, TypeError, 'stores', 'an object');
+    refuses({ stores: [{ get() {} }] }, TypeError, 'stores[0]', 'an object');
+    refuses({ stores: [null] }, TypeError, 'stores[0]', 'null');
+  });
+
+  test('an unknown option name', () => {
+    refuses({ maxsize: 10 }, TypeError, 'maxsize', 'maxsize');
+    refuses({ ttl: 1000 }, TypeError, 'ttl', 'ttl');
+  });
+
+  test('options that are not an object', () => {
+    for (const bad of [null, 'fast', 42]) {
+      assert.throws(() => resolveOptions(bad as unknown as CacheOptions), (error: unknown) => {
+        assert.ok(error instanceof TypeError);
+        assert.match(error.message, /^expected options to be an object, got /);
+        return true;
+      });
+    }
+  });
+});
+
+describe('resolveOptions accepts good options', () => {
+  test('no options: the defaults', () => {
+    const o = resolveOptions();
+    assert.equal(o.maxSize, DEFAULTS.maxSize);
+    assert.equal(o.maxEntrySize, DEFAULTS.maxEntrySize);
+    assert.equal(o.defaultTtl, DEFAULTS.defaultTtl);
+    assert.equal(o.maxTtl, DEFAULTS.maxTtl);
+    assert.equal(o.ignoreParam, undefined);
+    assert.equal(o.storeHeaders, undefined);
+    assert.deepEqual([...o.cacheStatuses], [...DEFAULTS.cacheStatuses]);
+    assert.equal(o.keyHost, 'header');
+    assert.deepEqual(o.keyHeaders, []);
+    assert.equal(o.statusHeader, 'both');
+    assert.deepEqual(o.unkeyedHeaders, [...DEFAULTS.unkeyedHeaders]);
+    assert.ok(Object.isFrozen(o));
+    assert.ok(Object.isFrozen(DEFAULTS));
+  });
+
+  test('undefined fields fall back to their defaults', () => {
+    assert.equal(resolveOptions({ maxSize: undefined, statusHeader: undefined }).maxSize, DEFAULTS.maxSize);
+  });
+
+  test('values are normalised: header names and fixed host lower-cased, key.headers keyed not stripped', () => {
+    const o = resolveOptions({
+      storeHeaders: ['ETag'],
+      key: { host: 'WWW.Example.com', headers: ['X-Forwarded-Host'] },
+      statusHeader: false,
+      defaultTtl: 0,
+      passTtl: 0,
+    });
+    assert.deepEqual([...(o.storeHeaders ?? [])], ['etag']);
+    assert.equal(o.keyHost, 'www.example.com');
+    assert.deepEqual(o.keyHeaders, ['x-forwarded-host']);
+    assert.ok(!o.unkeyedHeaders.includes('x-forwarded-host'));
+    assert.equal(o.statusHeader, false);
+    assert.equal(o.defaultTtl, 0);
+  });
+
+  test('ignoreUrlParams: globs and a function', () => {
+    const globbed = resolveOptions({ ignoreUrlParams: ['utm_*', 'fbclid'] }).ignoreParam;
+    assert.ok(globbed);
+    assert.deepEqual(['utm_source', 'fbclid', 'id', 'xutm_a'].map(globbed), [true, true, false, false]);
+    const fn = (name: string): boolean => name === 'x';
+    assert.equal(resolveOptions({ ignoreUrlParams: fn }).ignoreParam, fn);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Documentation check: the TSDoc `@default` of every option equals DEFAULTS.
+
+/** Parses one JavaScript literal (number, string, array, object, true/false/null/undefined) at the start of `text`. */
+function parseLeadingLiteral(text: string): unknown {
+  let i = 0;
+  const ws = (): void => {
+    while (i < text.length && /\s/.test(text[i]!)) i++;
+  };
+  const value = (): unknown => {
+    ws();
+    const c = text[i];
+    if (c === '[') {
+      i++;
+      const out: unknown[] = [];
+      ws();
+      if (text[i] === ']') return (i++, out);
+      for (;;) {
+        out.push(value());
+        ws();
+        if (text[i] === ',') {
+          i++;
+          ws();
+          if (text[i] === ']') return (i++, out);
+          continue;
+        }
+        if (text[i] === ']') return (i++, out);
+        throw new Error(`bad array at ${i} in ${text}`);
+      }
+    }
+    if (c === '{') {
+      i++;
+      const out: Record<string, unknown> = {};
+      ws();
+      if (text[i] === '}') return (i++, out);
+      for (;;) {
+        ws();
+        const m = /^[A-Za-z_$][\w$]*/.exec(text.slice(i));
+        if (!m) throw new Error(`bad key at ${i} in ${text}`);
+        i += m[0].length;
+        ws();
+        if (text[i] !== ':') throw new Error(`expected : at ${i} in ${text}`);
+        i++;
+        out[m[0]] = value();
+        ws();
+        if (text[i] === ',') {
+          i++;
+          ws();
+          if (text[i] === '}') return (i++, out);
+          continue;
+        }
+        if (text[i] === '}') return (i++, out);
+        throw new Error(`bad object at ${i} in ${text}`);
+      }
+    }
+    if (c === "'" || c === '"') {
+      const end = text.indexOf(c, i + 1);
+      if (end === -1) throw new Error(`unterminated string in ${text}`);
+      const s = text.slice(i + 1, end);
+      i = end + 1;
+      return s;
+    }
+    const num = /^-?\d[\d_]*(\.\d+)?(e[+-]?\d+)?/i.exec(text.slice(i));
+    if (num) {
+      i += num[0].length;
+      return Number(num[0].replace(/_/g, ''));
+    }
+    for (const [word, v] of [['undefined', undefined], ['true', true], ['false', false], ['null', null]] as const) {
+      if (text.startsWith(word, i)) {
+        i += word.length;
+        return v;
+      }
+    }
+    throw new Error(`no literal at ${i} in ${JSON.stringify(text)}`);
+  };
+  return value();
+}
+
+/** The `@default` text of each property of an interface in a TypeScript source, by property name. */
+function documentedDefaults(source: string, interfaceName: string): Map<string, string> {
+  const start = source.indexOf(`export interface ${interfaceName} {`);
+  assert.notEqual(start, -1, `interface ${interfaceName} not found`);
+  const end = source.indexOf('\n}', start);
+  const body = source.slice(start, end);
+  const out = new Map<string, string>();
+  const re = /\/\*\*([\s\S]*?)\*\/\s*(?:readonly\s+)?([A-Za-z_$][\w$]*)\??\s*:/g;
+  for (let m = re.exec(body); m !== null; m = re.exec(body)) {
+    const doc = m[1]!
+      .split('\n')
+      .map((line) => line.replace(/^\s*\*\s?/, ''))
+      .join('\n');
+    const at = doc.indexOf('@default');
+    if (at === -1) {
+      out.set(m[2]!, '');
+      continue;
+    }
+    // The default runs to the next tag or the end of the comment; continuation lines are joined.
+    const rest = doc.slice(at + '@default'.length);
+    const next = rest.search(/\n\s*@\w/);
+    out.set(m[2]!, (next === -1 ? rest : rest.slice(0, next)).replace(/\s+/g, ' ').trim());
+  }
+  return out;
+}
+
+/** DEFAULTS as plain values, for deep comparison with parsed literals. */
+const plain = (v: unknown): unknown => (v === undefined ? undefined : JSON.parse(JSON.stringify(v)));
+
+describe('documented defaults match DEFAULTS', () => {
+  const source = readFileSync(new URL('../../src/options.ts', import.meta.url), 'utf8');
+
+  test('the literal parser reads the readable forms the docs use', () => {
+    assert.equal(parseLeadingLiteral('67108864 (64 MiB)'), 67108864);
+    assert.equal(parseLeadingLiteral('60_000'), 60000);
+    assert.equal(parseLeadingLiteral('undefined (no bypass)'), undefined);
+    assert.deepEqual(parseLeadingLiteral("{ host: 'header', headers: [] }"), { host: 'header', headers: [] });
+    assert.deepEqual(parseLeadingLiteral("['a', 'b',] trailing words"), ['a', 'b']);
+    assert.throws(() => parseLeadingLiteral('about a minute'));
+  });
+
+  test('every CacheOptions field documents a @default equal to DEFAULTS', () => {
+    const docs = documentedDefaults(source, 'CacheOptions');
+    assert.deepEqual([...docs.keys()].sort(), Object.keys(DEFAULTS).sort(), 'CacheOptions fields and DEFAULTS keys differ');
+    for (const [name, text] of docs) {
+      assert.notEqual(text, '', `options.${name} has no @default`);
+      const documented = parseLeadingLiteral(text);
+      const actual = plain((DEFAULTS as Record<string, unknown>)[name]);
+      assert.deepEqual(documented, actual, `options.${name}: documented @default ${text} but DEFAULTS has ${JSON.stringify(actual)}`);
+    }
+  });
+
+  test('every KeyOptions field documents a @default equal to DEFAULTS.key', () => {
+    const docs = documentedDefaults(source, 'KeyOptions');
+    assert.deepEqual([...docs.keys()].sort(), Object.keys(DEFAULTS.key).sort());
+    for (const [name, text] of docs) {
+      assert.deepEqual(parseLeadingLiteral(text), plain((DEFAULTS.key as Record<string, unknown>)[name]), `options.key.${name}: documented ${text}`);
+    }
+  });
+
+  test('the check notices drift: a changed default fails the comparison', () => {
+    const docs = documentedDefaults(source.replace('@default 60000', '@default 30000'), 'CacheOptions');
+    assert.notDeepEqual(parseLeadingLiteral(docs.get('defaultTtl')!), DEFAULTS.defaultTtl);
+    const unkeyed = documentedDefaults(source.replace("'x-method-override']", "'x-method-override', 'x-extra']"), 'CacheOptions');
+    assert.notDeepEqual(parseLeadingLiteral(unkeyed.get('unkeyedHeaders')!), plain(DEFAULTS.unkeyedHeaders));
+  });
+});
