@@ -199,19 +199,32 @@ export class PeerCluster {
         controller.abort(); // the others are cancelled: no verdict, no counters
         resolve(hit);
       };
-      // Asks still queued behind maxConcurrent at the deadline are dropped (never sent).
-      const queueTimer = setTimeout(() => (queueExpired = true), this.#options.queryTimeout);
-      let queueExpired = false;
+      const done = (): void => {
+        if (--open === 0) finish(undefined);
+      };
+      const queued = new Set<Ask>(asks);
+      // Asks still queued behind maxConcurrent (other lookups' transfers) at the deadline are
+      // dropped unsent, so the wait for "have it / don't have it" never exceeds queryTimeout.
+      const queueTimer = setTimeout(() => {
+        for (const ask of queued) {
+          ask.peer.breaker.release(ask.grant);
+          done();
+        }
+        queued.clear();
+      }, this.#options.queryTimeout);
       for (const ask of asks) {
         void this.#limit(async () => {
-          if (settled || queueExpired) return ask.peer.breaker.release(ask.grant);
+          if (!queued.delete(ask)) return; // dropped at the deadline
+          if (settled || this.#now() >= deadline) {
+            ask.peer.breaker.release(ask.grant);
+            return done();
+          }
           this.counters.peerLoads++;
           const outcome = await ask.peer.fetch(target, { signal: controller.signal, deadline });
           // Another peer won while this answer was in its last tick: it is not needed.
           const hit = this.#judge(ask, settled ? { kind: 'aborted' } : outcome, accept);
           if (hit !== undefined) finish(hit);
-        }).then(() => {
-          if (--open === 0) finish(undefined);
+          done();
         });
       }
     });
@@ -238,7 +251,14 @@ export class PeerCluster {
       }
       case 'hit': {
         peer.breaker.success();
-        if (!accept(outcome.entry)) {
+        let accepted: boolean;
+        try {
+          accepted = accept(outcome.entry);
+        } catch (error) {
+          debug('%s: judging the entry threw, refused: %O', peer.url, error);
+          accepted = false;
+        }
+        if (!accepted) {
           this.counters.peerMisses++;
           debug('%s: entry refused by local rules', peer.url);
           return undefined;

@@ -127,6 +127,56 @@ describe('faults', () => {
     assert.equal(origin.total(), 10);
   });
 
+  test('lookups queued behind maxConcurrent at queryTimeout are dropped unsent', async () => {
+    const sockets = new Set<net.Socket>();
+    const hungServers = await Promise.all(
+      [0, 1].map(async () => {
+        const server = net.createServer((socket) => {
+          sockets.add(socket);
+          socket.on('error', () => {});
+          socket.resume();
+        });
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+        return server;
+      }),
+    );
+    after(() => {
+      for (const s of sockets) s.destroy();
+      for (const server of hungServers) server.close();
+    });
+    const origin = countingOrigin();
+    const cluster = await startCluster(1, origin, {
+      peers: (_i, all) => ({ nodes: all, secret: SECRET, queryTimeout: 100, maxConcurrent: 1, failureThreshold: 100 }),
+      extraNodes: hungServers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`),
+    });
+    after(() => cluster.close());
+    const [a] = cluster.nodes as [Node];
+    const { value: r, ms } = await timed(() => get(a.url, '/queued'));
+    assert.equal(r.body, 'page /queued');
+    assert.ok(ms < BOUND_MS, `request took ${ms} ms`);
+    await sleep(50);
+    const s = a.cache.stats();
+    assert.equal(s.peerLoads, 1); // the second peer's lookup never left the queue
+    assert.equal(s.peerTimeouts, 1);
+    assert.equal(sockets.size, 1);
+    assert.deepEqual(s.peers.map((p) => p.failures).sort(), [0, 1]);
+  });
+
+  test('a judging hook that throws refuses the entry instead of stranding the request', async () => {
+    const origin = countingOrigin();
+    const cluster = await startCluster(2, origin);
+    after(() => cluster.close());
+    const [a, b] = cluster.nodes as [Node, Node];
+    await get(a.url, '/throws');
+    b.cache.engine.isInvalidated = () => {
+      throw new Error('hook bug');
+    };
+    const r = await get(b.url, '/throws');
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-cache'], 'MISS');
+    assert.equal(origin.total(), 2);
+  });
+
   test('a client that leaves during a slow peer lookup does not strand the requests queued behind it', async () => {
     const sockets = new Set<net.Socket>();
     const hung = net.createServer((socket) => {
