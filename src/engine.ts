@@ -16,7 +16,7 @@ import { evaluateResponse, storedHeaders, type Verdict } from './policy.js';
 import { serveEntry, setStatusHeaders, statusHeaders, type CacheStatus, type StatusHeaders } from './serve.js';
 import { MemoryStore } from './stores/memory.js';
 import { isPromise, type CacheStore } from './stores/store.js';
-import { SIGNATURE_HEADER } from './peers/auth.js';
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER } from './peers/auth.js';
 import { PeerCluster, type PeerHit, type PeerState } from './peers/cluster.js';
 import { PeerEndpoint } from './peers/endpoint.js';
 
@@ -137,7 +137,7 @@ const NOT_FORWARDED = new Set([
   'expect',
   'content-length',
   'content-type',
-  'x-stratacache-ts',
+  TIMESTAMP_HEADER,
   SIGNATURE_HEADER,
   ...CONDITIONAL_HEADERS,
 ]);
@@ -164,8 +164,11 @@ export class Engine {
   readonly #serveCtx: { status: CacheStatus; now: number; statusHeaders: StatusHeaders };
   readonly #counters = { gets: 0, hits: 0, misses: 0, passes: 0, stores: 0, loadsDeduped: 0, stale: 0, regenerations: 0, errors: 0 };
   readonly #background = new Set<Promise<unknown>>();
-  /** Peer lookups (undefined without `peers.nodes`). */
-  readonly #peers: PeerCluster | undefined;
+  /**
+   * The cluster this node asks (undefined without `peers.nodes`). Other caches on this engine
+   * (the data cache) look up their own namespace through it.
+   */
+  readonly peers: PeerCluster | undefined;
   /** The peer endpoint (undefined without `peers.secret`). */
   readonly endpoint: PeerEndpoint | undefined;
   /** The last adapter's way to render in the background (for refetch and priming). */
@@ -186,7 +189,7 @@ export class Engine {
       this.endpoint = new PeerEndpoint({ secret: peers.secret, path: peers.path });
       this.endpoint.register('r', (query) => this.localLookup(query.key, query.headers));
       if (typeof peers.nodes === 'function' || peers.nodes.length > 0) {
-        this.#peers = new PeerCluster(peers, {
+        this.peers = new PeerCluster(peers, {
           onPeerError: (error) => this.#emitPeerError(error),
           onMembershipError: (error) => this.#fail(error),
         });
@@ -317,7 +320,7 @@ export class Engine {
     // origin's current version, not another node's copy. Not an Authorization request (no
     // flight): its response may be its own. Not a request carrying a peer signature: whatever
     // reaches here with one (an endpoint path rewritten by a mount) must not cascade to peers.
-    if (ticket === undefined && flight !== undefined && this.#peers !== undefined && req.headers[SIGNATURE_HEADER] === undefined) {
+    if (ticket === undefined && flight !== undefined && this.peers !== undefined && req.headers[SIGNATURE_HEADER] === undefined) {
       return this.#leadWithPeers(req, res, ex, { primary, key, flight });
     }
     return this.#render(req, res, ex, { primary, key, ticket, flight });
@@ -368,7 +371,7 @@ export class Engine {
       if (budget < 0) break;
       sent[name] = value;
     }
-    return this.#peers!.find({ ns: 'r', key: primary, headers: sent, freshAt: Date.now() }, (entry) => {
+    return this.peers!.find({ ns: 'r', key: primary, headers: sent, freshAt: Date.now() }, (entry) => {
       const now = Date.now();
       // A peer's entry is judged by this node's rules, whatever the peer thought of it.
       return (
@@ -773,7 +776,7 @@ export class Engine {
 
   stats(): CacheStats {
     const { entries, bytes } = this.memory.size();
-    const peers = this.#peers;
+    const peers = this.peers;
     const peerCounters = peers?.counters ?? { peerLoads: 0, peerHits: 0, peerMisses: 0, peerErrors: 0, peerTimeouts: 0 };
     return { ...this.#counters, entries, bytes, ...peerCounters, peers: peers?.states() ?? [] };
   }
@@ -781,7 +784,7 @@ export class Engine {
   /** Waits for background work, then releases every store. */
   async close(): Promise<void> {
     this.#closed = true;
-    this.#peers?.close();
+    this.peers?.close();
     await Promise.allSettled([...this.#background]);
     for (const store of [this.memory, ...this.#stores]) {
       try {

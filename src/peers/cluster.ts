@@ -95,7 +95,8 @@ export class PeerCluster {
     const nodes = this.#options.nodes;
     if (typeof nodes !== 'function' || this.#closed) return Promise.resolve();
     // One refresh at a time: a slow membership function is not called again until it answers.
-    this.#refreshing ??= (async () => {
+    if (this.#refreshing !== undefined) return this.#refreshing;
+    const running = (async () => {
       try {
         const list = await nodes();
         if (!Array.isArray(list)) throw new TypeError('expected an array of base URLs');
@@ -108,11 +109,15 @@ export class PeerCluster {
       } catch (error) {
         debug('membership: options.peers.nodes failed, keeping %d peers', this.#peers.size);
         this.#hooks.onMembershipError?.(new PeerError('options.peers.nodes failed; keeping the previous members', { peer: '', cause: error }));
-      } finally {
-        this.#refreshing = undefined;
       }
     })();
-    return this.#refreshing;
+    // Cleared once settled (not inside the async body: a function that throws synchronously
+    // would settle it before the assignment below and leave a stale promise behind).
+    const settled: Promise<void> = running.finally(() => {
+      if (this.#refreshing === settled) this.#refreshing = undefined;
+    });
+    this.#refreshing = settled;
+    return settled;
   }
 
   #setNodes(urls: readonly string[]): void {

@@ -79,6 +79,8 @@ export async function startCluster(
   options: {
     peers?: (i: number, urls: string[]) => PeersOptions | null;
     cache?: CacheOptions;
+    /** Extra cache options for node i (merged over `cache`). */
+    perNode?: (i: number) => CacheOptions;
     extraNodes?: string[];
   } = {},
 ): Promise<{ nodes: Node[]; close(): Promise<void> }> {
@@ -89,7 +91,7 @@ export async function startCluster(
     // Exact render counts must not depend on machine load: a generous queryTimeout unless a test sets one.
     const peerOptions = options.peers ? options.peers(i, allUrls) : { nodes: allUrls, secret: SECRET };
     if (peerOptions !== null) peerOptions.queryTimeout ??= 2_000;
-    const cache = createCache({ ...options.cache, ...(peerOptions === null ? {} : { peers: { self: s.url, ...peerOptions } }) });
+    const cache = createCache({ ...options.cache, ...options.perNode?.(i), ...(peerOptions === null ? {} : { peers: { self: s.url, ...peerOptions } }) });
     const wrapped = cache.wrap(origin.handler);
     const node: Node = {
       url: s.url,

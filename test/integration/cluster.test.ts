@@ -9,7 +9,10 @@ import { after, describe, test } from 'node:test';
 import { request, sleep } from '../helpers/http.js';
 import { HOST, PEER_PATH, SECRET, countingOrigin, kill, lateServer, startCluster, sum, type Node } from '../helpers/cluster.js';
 import { Rendezvous } from '../../src/peers/ring.js';
-import { createCache, type CacheEvent } from '../../src/index.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DiskStore, createCache, type CacheEvent } from '../../src/index.js';
 
 const get = (base: string, path: string, headers: Record<string, string> = {}) => request(base + path, { headers: { host: HOST, ...headers } });
 const urls = Array.from({ length: 100 }, (_, i) => `/page/${i}`);
@@ -140,6 +143,24 @@ describe('a 3-node cluster, strategy all', () => {
     assert.equal(origin.total(), 2);
     assert.equal(b.cache.stats().peerMisses, 1);
     assert.equal(b.cache.stats().peerHits, 0);
+  });
+
+  test('a peer answers from its extra stores (disk) when memory no longer has the page', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stratacache-peer-'));
+    after(() => rm(dir, { recursive: true, force: true }));
+    const origin = countingOrigin();
+    const cluster = await startCluster(2, origin, {
+      perNode: (i) => (i === 0 ? { stores: [new DiskStore({ dir, maxSize: 1024 * 1024 })] } : {}),
+    });
+    after(() => cluster.close());
+    const [a, b] = three(cluster.nodes);
+    await get(a.url, '/on-disk');
+    await sleep(50); // the disk write is asynchronous
+    a.cache.engine.memory.delete(`${HOST}/on-disk`);
+    const r = await get(b.url, '/on-disk');
+    assert.equal(r.headers['x-cache'], 'PEER');
+    assert.equal(r.body, 'page /on-disk');
+    assert.equal(origin.total(), 1);
   });
 
   test('peer-hit events name the peer; stats list each peer breaker', async () => {
