@@ -16,7 +16,8 @@ import { evaluateResponse, storedHeaders, type Verdict } from './policy.js';
 import { serveEntry, setStatusHeaders, statusHeaders, type CacheStatus, type StatusHeaders } from './serve.js';
 import { MemoryStore } from './stores/memory.js';
 import { isPromise, type CacheStore } from './stores/store.js';
-import { SIGNATURE_HEADER, TIMESTAMP_HEADER } from './peers/auth.js';
+import { SIGNATURE_HEADER } from './peers/auth.js';
+import { acceptPeerEntry, forwardedHeaders } from './peers/judge.js';
 import { PeerCluster, type PeerHit, type PeerState } from './peers/cluster.js';
 import { PeerEndpoint } from './peers/endpoint.js';
 
@@ -117,32 +118,6 @@ interface Ticket {
 /** Request headers removed before a render whose response will be stored (see unkeyedHeaders). */
 const CONDITIONAL_HEADERS = ['if-none-match', 'if-modified-since', 'if-unmodified-since', 'if-match', 'if-range', 'range'];
 
-/**
- * Request headers never sent to a peer for variant selection: credentials (a request carrying
- * Authorization never asks peers; Cookie is sent only when a known Vary names it), the host
- * (already in the key), hop-by-hop and body headers, and the peer protocol's own headers.
- */
-const NOT_FORWARDED = new Set([
-  'host',
-  'authorization',
-  'proxy-authorization',
-  'cookie',
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'expect',
-  'content-length',
-  'content-type',
-  TIMESTAMP_HEADER,
-  SIGNATURE_HEADER,
-  ...CONDITIONAL_HEADERS,
-]);
-/** Budget in characters of the request headers sent with one peer lookup. */
-const FORWARDED_BUDGET = 3072;
 
 function deferred(): Flight {
   let resolve!: (r: FlightResult) => void;
@@ -358,35 +333,13 @@ export class Engine {
   /** Asks the peers for `primary` with the request's variant-selecting headers; judges replies by local rules. */
   #askPeers(req: IncomingMessage, primary: string): Promise<PeerHit | undefined> {
     const view = this.#variantView(req);
-    const spec = this.#vary.get(primary);
-    const sent: Record<string, string> = {};
-    let budget = FORWARDED_BUDGET;
-    // A known Vary names exactly what the variant needs; otherwise send what a Vary commonly names.
-    const names = spec?.names ?? Object.keys(view).filter((name) => !NOT_FORWARDED.has(name));
-    for (const name of names) {
-      const v = view[name];
-      if (v === undefined) continue;
-      const value = Array.isArray(v) ? v.join(',') : v;
-      budget -= name.length + value.length;
-      if (budget < 0) break;
-      sent[name] = value;
-    }
-    return this.peers!.find({ ns: 'r', key: primary, headers: sent, freshAt: Date.now() }, (entry) => {
-      const now = Date.now();
-      // A peer's entry is judged by this node's rules, whatever the peer thought of it.
-      return (
-        now < entry.staleAt &&
-        now < entry.expiresAt &&
-        (entry.shared || req.headers.authorization === undefined) &&
-        this.options.cacheStatuses.has(entry.status) &&
-        entry.body.length <= this.options.maxEntrySize &&
-        // RFC 9111 §4.1: the peer chose the variant from the headers it was sent; they must
-        // select the same variant as this request's own headers (a header left out, such as
-        // Cookie, must have been absent here too).
-        variantKey(primary, entry.vary, sent) === variantKey(primary, entry.vary, view) &&
-        !this.isInvalidated(entry, primary)
-      );
-    });
+    const sent = forwardedHeaders(view, this.#vary.get(primary)?.names);
+    const authorized = req.headers.authorization !== undefined;
+    const { cacheStatuses, maxEntrySize } = this.options;
+    const isInvalidated = (entry: Entry, key: string): boolean => this.isInvalidated(entry, key);
+    return this.peers!.find({ ns: 'r', key: primary, headers: sent, freshAt: Date.now() }, (entry) =>
+      acceptPeerEntry(entry, { primary, sent, view, authorized, cacheStatuses, maxEntrySize, isInvalidated, now: Date.now() }),
+    );
   }
 
   /** The request headers a stored response's variant is keyed on: the request minus what a render never sees. */
