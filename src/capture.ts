@@ -12,7 +12,16 @@ const debug = createDebug('stratacache:capture');
 
 /** How a capture ended. */
 export type CaptureResult =
-  | { ok: true; status: number; headers: OutgoingHttpHeaders; body: Buffer }
+  | {
+      ok: true;
+      status: number;
+      /**
+       * The headers the render produced: one set before the capture began (by middleware in
+       * front of the cache) and left unchanged belongs to that request, and is not included.
+       */
+      headers: OutgoingHttpHeaders;
+      body: Buffer;
+    }
   | { ok: false; reason: string; error?: unknown };
 
 /** What the engine decides and learns during a capture. */
@@ -49,6 +58,9 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
   let done = false;
   let status = 200;
   let headers: OutgoingHttpHeaders = {};
+  // What middleware in front of the cache already set (a request id, CORS headers): a hit must
+  // not replay one client's values to another, so only what the render set or changed is kept.
+  const preset = res.getHeaderNames().length === 0 ? undefined : res.getHeaders();
   let chunks: Buffer[] = [];
   let bytes = 0;
 
@@ -131,7 +143,7 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
     if (declared !== undefined && Number(declared) !== body.length) {
       return finish({ ok: false, reason: 'content-length mismatch' });
     }
-    finish({ ok: true, status, headers, body });
+    finish({ ok: true, status, headers: preset === undefined ? headers : withoutPreset(headers, preset), body });
   };
   // 'close' before 'finish': the client went away or the response was destroyed mid-body.
   const onClose = (): void => finish({ ok: false, reason: 'aborted' });
@@ -144,6 +156,17 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
       finish({ ok: false, reason, error });
     },
   };
+}
+
+/** Response headers minus those still holding the value they had when the capture began. */
+function withoutPreset(headers: OutgoingHttpHeaders, preset: OutgoingHttpHeaders): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const before = preset[name];
+    if (before !== undefined && String(before) === String(value)) continue;
+    out[name] = value;
+  }
+  return out;
 }
 
 /** A socket that accepts and discards everything: the "connection" of a background render. */

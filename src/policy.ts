@@ -128,8 +128,19 @@ export function evaluateResponse(req: PolicyRequest, res: PolicyResponse, option
   );
   const cc = parseCacheControl(headers['cache-control']);
   if (!policy.storable()) {
-    const reason = cc.has('no-store') ? 'no-store' : cc.has('private') ? 'private' : req.headers.authorization !== undefined ? 'authorization' : 'not storable';
-    return { storable: false, reason, sticky: reason !== 'authorization' };
+    // Reasons that come from this request (its credentials, its own no-store, RFC 9111 §5.2.1.5)
+    // say nothing about the URL: remembering them as "pass" would let one client keep a URL
+    // uncacheable for everyone.
+    const reason = cc.has('no-store')
+      ? 'no-store'
+      : cc.has('private')
+        ? 'private'
+        : req.headers.authorization !== undefined
+          ? 'authorization'
+          : parseCacheControl(req.headers['cache-control']).has('no-store')
+            ? 'request no-store'
+            : 'not storable';
+    return { storable: false, reason, sticky: reason !== 'authorization' && reason !== 'request no-store' };
   }
   // RFC 9111 §5.2.2.4: no-cache means "revalidate every time"; with a wrapped handler that is a render
   // per request, so storing it buys nothing.

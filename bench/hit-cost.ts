@@ -1,0 +1,180 @@
+/**
+ * In-process companion to bench/hit.ts: the CPU cost the cache adds to one hit, without sockets.
+ *
+ * Run: `npx tsx bench/hit-cost.ts`.
+ *
+ * bench/hit.ts measures whole servers over loopback, where most of a request's CPU time is the
+ * kernel's (writev of the 20 KB body, loopback delivery) and other processes on a shared machine
+ * move req/s by tens of percent. This script drives the same two handlers as targets (a) and (b)
+ * of bench/hit.ts with real IncomingMessage/ServerResponse objects over a socket that discards
+ * what it is given, so what is left is JavaScript: Node's request/response machinery (the same
+ * for both) plus the hit path (key, lookup, serve). It reports process CPU time per request for
+ * each, alternating them in batches, and the difference: the hit path's own cost in ns.
+ *
+ * A third handler (a2) writes exactly the header list a hit writes (read from a real hit:
+ * Cache-Control, Age, the cache-status headers...) without any cache, which splits that
+ * difference into what Node charges for the extra headers (a2 - a) and what the cache's own
+ * logic costs (b - a2).
+ *
+ * Environment variables (all optional):
+ *   BENCH_COST_REQUESTS  requests per batch                          (default 20000)
+ *   BENCH_COST_BATCHES   batches per handler, rotating a, a2, b      (default 15)
+ *   BENCH_BODY_BYTES     body size in bytes                          (default 20480)
+ */
+import { IncomingMessage, ServerResponse } from 'node:http';
+import { Duplex } from 'node:stream';
+import { setImmediate as nextLoop } from 'node:timers/promises';
+import { createCache } from '../src/index.js';
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+function intEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/** Accepts and discards writes, in one call for headers and body like a real socket's writev. */
+class DiscardSocket extends Duplex {
+  readonly remoteAddress = '127.0.0.1';
+  readonly remotePort = 0;
+  readonly encrypted = false;
+  bytes = 0;
+  /** What was written, kept only when asked (to read a hit's header block). */
+  readonly kept: Buffer[] | undefined;
+  constructor(keep = false) {
+    super();
+    this.kept = keep ? [] : undefined;
+  }
+  override _read(): void {}
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (error?: Error | null) => void): void {
+    this.bytes += chunk.length;
+    this.kept?.push(chunk);
+    cb();
+  }
+  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (error?: Error | null) => void): void {
+    for (const c of chunks) {
+      this.bytes += c.chunk.length;
+      this.kept?.push(c.chunk);
+    }
+    cb();
+  }
+  setTimeout(): this {
+    return this;
+  }
+}
+
+/** One request shaped like wrk's (`GET /`, a Host header), headers left for Node to build lazily. */
+function exchange(keep = false): { req: IncomingMessage; res: ServerResponse; socket: DiscardSocket } {
+  const socket = new DiscardSocket(keep);
+  const req = new IncomingMessage(socket as never);
+  req.method = 'GET';
+  req.url = '/';
+  req.httpVersion = '1.1';
+  req.httpVersionMajor = 1;
+  req.httpVersionMinor = 1;
+  req.rawHeaders = ['Host', '127.0.0.1:8080'];
+  req.complete = true;
+  const res = new ServerResponse(req);
+  res.assignSocket(socket as never);
+  return { req, res, socket };
+}
+
+/** Runs `count` requests through `handler`; returns process CPU µs spent. */
+async function batch(handler: Handler, count: number): Promise<number> {
+  const start = process.cpuUsage();
+  for (let i = 0; i < count; i++) {
+    const { req, res } = exchange();
+    handler(req, res);
+    // Let finish/close callbacks run now and then, as an event loop serving traffic would.
+    if ((i & 255) === 255) await nextLoop();
+  }
+  await nextLoop();
+  const used = process.cpuUsage(start);
+  return used.user + used.system;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+async function main(): Promise<void> {
+  const requests = intEnv('BENCH_COST_REQUESTS', 20_000);
+  const batches = intEnv('BENCH_COST_BATCHES', 15);
+  const body = Buffer.alloc(intEnv('BENCH_BODY_BYTES', 20 * 1024), 'stratacache hit-path benchmark body. ');
+
+  const plain: Handler = (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
+    res.end(body);
+  };
+  let renders = 0;
+  const cache = createCache();
+  const cached: Handler = cache.wrap((_req, res) => {
+    renders++;
+    res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=3600', 'content-length': body.length });
+    res.end(body);
+  });
+
+  // Fill the cache, and check that what follows is a hit that writes the whole body.
+  const first = exchange();
+  cached(first.req, first.res);
+  await new Promise((resolve) => first.res.once('finish', resolve));
+  const probe = exchange(true);
+  cached(probe.req, probe.res);
+  await nextLoop();
+  if (renders !== 1 || cache.stats().hits !== 1 || probe.socket.bytes < body.length) {
+    throw new Error(`warm-up failed: renders=${renders}, hits=${cache.stats().hits}, bytes=${probe.socket.bytes}`);
+  }
+
+  // a2: the header list the hit wrote, minus those Node adds itself, written without a cache.
+  const headBlock = Buffer.concat(probe.socket.kept!).toString('latin1');
+  const hitHeaders: string[] = [];
+  for (const line of headBlock.slice(0, headBlock.indexOf('\r\n\r\n')).split('\r\n').slice(1)) {
+    const colon = line.indexOf(':');
+    const name = line.slice(0, colon);
+    if (!['date', 'connection', 'keep-alive', 'transfer-encoding'].includes(name.toLowerCase())) hitHeaders.push(name, line.slice(colon + 1).trim());
+  }
+  const sameHeaders: Handler = (_req, res) => {
+    res.writeHead(200, hitHeaders);
+    res.end(body);
+  };
+
+  // JIT warm-up for each, then rotate the order batch by batch so drift hits all alike.
+  const handlers: Array<['a' | 'a2' | 'b', Handler]> = [
+    ['a', plain],
+    ['a2', sameHeaders],
+    ['b', cached],
+  ];
+  for (const [, handler] of handlers) await batch(handler, requests);
+  const costs = { a: [] as number[], a2: [] as number[], b: [] as number[] };
+  for (let i = 0; i < batches; i++) {
+    for (let j = 0; j < handlers.length; j++) {
+      const [name, handler] = handlers[(i + j) % handlers.length]!;
+      costs[name].push(((await batch(handler, requests)) / requests) * 1000);
+    }
+  }
+  const stats = cache.stats();
+  if (renders !== 1 || stats.misses !== 1) throw new Error(`expected only hits after warm-up, got ${renders} renders, ${stats.misses} misses`);
+
+  const a = median(costs.a);
+  const a2 = median(costs.a2);
+  const b = median(costs.b);
+  const line = (label: string, name: keyof typeof costs, v: number): string =>
+    `${label.padEnd(44)} ${v.toFixed(0).padStart(6)} ns/req  (batches ${Math.min(...costs[name]).toFixed(0)}-${Math.max(...costs[name]).toFixed(0)})`;
+  console.log('stratacache hit-path cost, in process (no sockets): process CPU time per request, median of batches');
+  console.log(`node ${process.version}; ${batches} batches x ${requests} requests per handler, rotating order; body ${body.length} B`);
+  console.log(`hit headers: ${hitHeaders.filter((_, i) => i % 2 === 0).join(', ')}`);
+  console.log(line('a  plain handler (2 headers)', 'a', a));
+  console.log(line(`a2 plain handler, the hit's ${hitHeaders.length / 2} headers`, 'a2', a2));
+  console.log(line('b  cache.wrap(handler), hit', 'b', b));
+  console.log(`hit path adds (b - a)                        ${(b - a).toFixed(0).padStart(6)} ns/req  (${((b / a - 1) * 100).toFixed(1)}% of the plain handler's JS)`);
+  console.log(`  of which the extra headers (a2 - a)        ${(a2 - a).toFixed(0).padStart(6)} ns/req`);
+  console.log(`  and the cache's own work (b - a2)          ${(b - a2).toFixed(0).padStart(6)} ns/req  (${stats.hits} hits, 1 render)`);
+  await cache.close();
+}
+
+await main();
