@@ -88,7 +88,11 @@ export class PeerClient {
       if (outcome.kind !== 'hit' && outcome.kind !== 'miss') req.destroy();
       done(outcome);
     };
-    const fail = (message: string, cause?: unknown): void => settle({ kind: 'error', error: new PeerError(message, { peer: this.url, cause }) });
+    // Checked before building the error: 'close' follows every completed reply, and an Error
+    // captures a stack trace.
+    const fail = (message: string, cause?: unknown): void => {
+      if (!settled) settle({ kind: 'error', error: new PeerError(message, { peer: this.url, cause }) });
+    };
     const onAbort = (): void => settle({ kind: 'aborted' });
 
     const req = this.#request(this.url + target, { method: 'GET', agent: this.#agent, headers: signed });

@@ -58,6 +58,9 @@ export interface PeerClusterHooks {
   now?: () => number;
 }
 
+/** Abort reason of the lookups a strategy-'all' race no longer needs (one object: no DOMException per race). */
+const CANCELLED = Object.freeze({ reason: 'another peer answered first, or the lookup ended' });
+
 interface Ask {
   peer: PeerClient;
   grant: Grant;
@@ -201,7 +204,7 @@ export class PeerCluster {
         if (settled) return;
         settled = true;
         clearTimeout(queueTimer);
-        controller.abort(); // the others are cancelled: no verdict, no counters
+        controller.abort(CANCELLED); // the others are cancelled: no verdict, no counters
         resolve(hit);
       };
       const done = (): void => {
