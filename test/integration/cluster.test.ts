@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import Koa from 'koa';
 import { after, describe, test } from 'node:test';
 import { request, sleep } from '../helpers/http.js';
 import { HOST, PEER_PATH, SECRET, countingOrigin, kill, lateServer, startCluster, sum, type Node } from '../helpers/cluster.js';
@@ -270,6 +271,34 @@ describe('membership and mounting', () => {
     assert.deepEqual(caches[1]!.stats().peers.map((p) => p.url), [servers[0]!.url]);
     await get(servers[0]!.url, '/m2');
     assert.equal((await get(servers[1]!.url, '/m2')).headers['x-cache'], 'PEER');
+  });
+
+  test('the endpoint answers on the same port through the Koa middleware', async () => {
+    const origin = countingOrigin();
+    const [sa, sb] = await Promise.all([lateServer(), lateServer()]);
+    const nodes = [sa.url, sb.url];
+    const caches = [sa, sb].map((s) => createCache({ peers: { self: s.url, nodes, secret: SECRET } }));
+    [sa, sb].forEach((s, i) => {
+      const app = new Koa();
+      app.use(caches[i]!.koa());
+      app.use((ctx) => {
+        origin.renders.set(ctx.url, (origin.renders.get(ctx.url) ?? 0) + 1);
+        ctx.set('cache-control', 'max-age=60');
+        ctx.body = `koa ${ctx.url}`;
+      });
+      s.bind(app.callback());
+    });
+    after(async () => {
+      await kill(sa.server);
+      await kill(sb.server);
+      for (const c of caches) await c.close();
+    });
+    await get(sa.url, '/k');
+    const r = await get(sb.url, '/k');
+    assert.equal(r.headers['x-cache'], 'PEER');
+    assert.equal(r.body, 'koa /k');
+    assert.equal(origin.total(), 1);
+    assert.equal((await request(`${sa.url}${PEER_PATH}/r?k=x`)).status, 401);
   });
 
   test('the endpoint answers on the same port through Express-style middleware too', async () => {
