@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import { LRUCache } from 'lru-cache';
 import { captureResponse, syntheticExchange, type CaptureControl, type CaptureResult } from './capture.js';
-import type { Entry } from './entry.js';
+import { entrySize, type Entry } from './entry.js';
 import { HandlerError, RegenerateError, StoreError, type CacheError, type PeerError } from './errors.js';
 import { hostPart, normalizeTarget, primaryKey, variantKey } from './key.js';
 import type { ResolvedOptions } from './options.js';
@@ -322,7 +322,9 @@ export class Engine {
     }
     const { entry } = hit;
     const viewHeaders = this.#variantView(req);
-    const stored = this.options.peers.updateLocalCache ? this.store(primary, entry, viewHeaders) : variantKey(primary, entry.vary, viewHeaders);
+    // Copied locally only when the memory tier can hold it (the same bound as a local render's).
+    const copy = this.options.peers.updateLocalCache && entrySize(entry) <= this.options.maxSize;
+    const stored = copy ? this.store(primary, entry, viewHeaders) : variantKey(primary, entry.vary, viewHeaders);
     if (this.#flights.get(key) === flight) this.#flights.delete(key);
     flight.resolve({ entry, key: stored, peer: true });
     this.#serve(req, res, entry, 'PEER', Date.now());
@@ -437,14 +439,18 @@ export class Engine {
         vary: verdict.vary,
         tags: [],
       };
-      const key = this.store(primary, entry, req.headers);
-      return { entry, key };
+      // Headers and overhead count against the memory budget too: an entry the memory tier would
+      // refuse is "too large", not a store.
+      if (entrySize(entry) <= this.options.maxSize) {
+        const key = this.store(primary, entry, req.headers);
+        return { entry, key };
+      }
     }
     // The verdict (taken at header time) explains a response that was never kept; otherwise the
     // capture's own reason does (too large, aborted, handler error, length mismatch).
     const judged = verdict !== undefined && !verdict.storable ? verdict : undefined;
-    const reason = judged?.reason ?? (result.ok ? 'not storable' : result.reason);
-    const sticky = judged?.sticky ?? (!result.ok && result.reason === 'too large');
+    const reason = judged?.reason ?? (result.ok ? 'too large' : result.reason);
+    const sticky = judged?.sticky ?? reason === 'too large';
     if (sticky && this.#passKeys !== undefined) this.#passKeys.set(primary, reason);
     if (!result.ok && result.error !== undefined) debug('render failed: %s %s', reason, primary);
     this.#emit('pass', { key: primary, url: req.url ?? '', reason });

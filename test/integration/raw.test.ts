@@ -223,4 +223,15 @@ describe('raw: wrap specifics', { timeout: 15_000 }, () => {
     assertHit(await request(`${url}/n`), 'render 2');
     assert.equal(origin.renders('/n'), 2);
   });
+
+  test('an entry whose headers push it past maxSize is not counted as stored and the key passes', async (t) => {
+    const { url, origin, cache } = await scenario(t, start, () => ({ headers: { 'cache-control': 'max-age=60' }, body: 'x'.repeat(900) }), {
+      maxSize: 1000,
+      maxEntrySize: 1000,
+    });
+    assertStatus(await request(`${url}/big`), 'MISS');
+    assertStatus(await request(`${url}/big`), 'PASS');
+    assert.equal(origin.renders('/big'), 2);
+    assert.equal(cache.stats().stores, 0);
+  });
 });
