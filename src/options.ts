@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { CacheStore } from './stores/store.js';
+import { resolvePeersOptions, type PeersDefaults, type PeersOptions, type ResolvedPeersOptions } from './peers/options.js';
 
 /** A duration in milliseconds. Durations are milliseconds everywhere in the API. */
 export type Milliseconds = number;
@@ -136,6 +137,14 @@ export interface CacheOptions {
    * @default []
    */
   stores?: readonly CacheStore[];
+  /**
+   * Peer cluster: ask the other nodes before rendering a local miss. See {@link PeersOptions}
+   * for each field and its default (`DEFAULTS.peers`).
+   * @default { nodes: [], refreshInterval: 10000, path: '/_stratacache/peer', queryTimeout: 50,
+   * fetchTimeout: 2000, strategy: 'all', updateLocalCache: true, maxConcurrent: 16, failureThreshold: 3,
+   * coolDown: 5000 } (self, secret and maxEntrySize undefined: peers off until a secret is set)
+   */
+  peers?: PeersOptions;
 }
 
 /** Options after {@link resolveOptions}: every field present and validated. */
@@ -157,6 +166,7 @@ export interface ResolvedOptions {
   readonly passTtl: Milliseconds;
   readonly unkeyedHeaders: readonly string[];
   readonly stores: readonly CacheStore[];
+  readonly peers: ResolvedPeersOptions;
 }
 
 /** Every default in one place. A test checks that the TSDoc `@default`s above match it. */
@@ -190,6 +200,21 @@ export const DEFAULTS = Object.freeze({
     'x-method-override',
   ]),
   stores: Object.freeze([] as CacheStore[]),
+  peers: Object.freeze({
+    self: undefined,
+    nodes: Object.freeze([] as string[]),
+    refreshInterval: 10_000,
+    secret: undefined,
+    path: '/_stratacache/peer',
+    queryTimeout: 50,
+    fetchTimeout: 2_000,
+    strategy: 'all',
+    updateLocalCache: true,
+    maxConcurrent: 16,
+    failureThreshold: 3,
+    coolDown: 5_000,
+    maxEntrySize: undefined,
+  } satisfies PeersDefaults as PeersDefaults),
 });
 
 const KNOWN_OPTIONS = new Set(Object.keys(DEFAULTS));
@@ -307,6 +332,8 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     }
   });
 
+  const peers = resolvePeersOptions(o.peers, DEFAULTS.peers, maxEntrySize);
+
   return Object.freeze({
     maxSize,
     maxEntrySize,
@@ -325,6 +352,7 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     passTtl,
     unkeyedHeaders: unkeyed,
     stores: [...o.stores],
+    peers,
   });
 }
 
