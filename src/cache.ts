@@ -8,7 +8,7 @@ import { Stream } from 'node:stream';
 import createDebug from 'debug';
 import { DataCache } from './data/cache.js';
 import { Engine, type CacheEvent, type CacheStats, type Exchange, type Runner } from './engine.js';
-import type { CacheError } from './errors.js';
+import type { CacheError, PeerError } from './errors.js';
 import { resolveOptions, type CacheOptions } from './options.js';
 import { isPromise } from './stores/store.js';
 
@@ -47,6 +47,10 @@ export interface CacheEvents {
   store: [CacheEvent];
   pass: [CacheEvent];
   stale: [CacheEvent];
+  /** A miss was served from a peer's entry (`status: 'PEER'`, `peer`: the peer's base URL). */
+  'peer-hit': [CacheEvent];
+  /** A peer lookup failed or timed out; the request went on without it (rendered locally). */
+  'peer-error': [PeerError];
   error: [CacheError];
 }
 
@@ -128,7 +132,30 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     } else res.destroy();
   }
 
-  /** Counters: gets, hits, misses, passes, stores, loadsDeduped, stale, errors, entries, bytes. */
+  /**
+   * The peer endpoint alone, to mount on a separate internal port
+   * (`http.createServer(cache.peerHandler()).listen(7001, '10.0.0.5')`) when peers should not
+   * reach it through the public one. Requests outside `peers.path` get 404.
+   * @throws TypeError when `options.peers.secret` is not set (there is no endpoint).
+   */
+  peerHandler(): (req: IncomingMessage, res: ServerResponse) => void {
+    const endpoint = this.#engine.endpoint;
+    if (endpoint === undefined) throw new TypeError('cache.peerHandler() needs options.peers.secret');
+    return (req, res) => {
+      if (endpoint.handles(req.url ?? '')) {
+        void endpoint.handle(req, res);
+        return;
+      }
+      req.resume();
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'content-length': 9 });
+      res.end('Not Found');
+    };
+  }
+
+  /**
+   * Counters: gets, hits, misses, passes, stores, loadsDeduped, stale, errors, entries, bytes;
+   * peerLoads, peerHits, peerMisses, peerErrors, peerTimeouts and each peer's breaker (`peers`).
+   */
   stats(): CacheStats {
     return this.#engine.stats();
   }

@@ -11,13 +11,17 @@ import { captureResponse, syntheticExchange, type CaptureControl, type CaptureHo
 import { entrySize, type Entry } from './entry.js';
 import { Flights, type Deferred } from './flight.js';
 import { isHtml, templateOf } from './data/esi.js';
-import { HandlerError, IncludeError, RegenerateError, StoreError, CacheError } from './errors.js';
+import { HandlerError, IncludeError, RegenerateError, StoreError, CacheError, type PeerError } from './errors.js';
 import { hostPart, normalizeTarget, primaryKey, variantKey } from './key.js';
 import type { ResolvedOptions } from './options.js';
 import { evaluateResponse, storedHeaders, type Verdict } from './policy.js';
 import { serveAssembled, serveEntry, setStatusHeaders, statusHeaders, type CacheStatus, type StatusHeaders } from './serve.js';
 import { MemoryStore } from './stores/memory.js';
 import { isPromise, type CacheStore } from './stores/store.js';
+import { SIGNATURE_HEADER } from './peers/auth.js';
+import { acceptPeerEntry, forwardedHeaders } from './peers/judge.js';
+import { PeerCluster, type PeerHit, type PeerState } from './peers/cluster.js';
+import { PeerEndpoint } from './peers/endpoint.js';
 
 const debug = createDebug('stratacache:engine');
 
@@ -62,6 +66,18 @@ export interface CacheStats {
   entries: number;
   /** Bytes charged in the memory tier. */
   bytes: number;
+  /** Lookups sent to peers (one per peer asked). */
+  peerLoads: number;
+  /** Peer lookups that brought back an entry this node accepted and served (status `PEER`). */
+  peerHits: number;
+  /** Peer lookups answered "not here", or with an entry refused by local rules. */
+  peerMisses: number;
+  /** Peer lookups that failed (connection, status, unsigned/oversized/truncated/undecodable reply). */
+  peerErrors: number;
+  /** Peer lookups that timed out (`peers.queryTimeout` or `peers.fetchTimeout`). */
+  peerTimeouts: number;
+  /** Each peer's circuit breaker: `closed`, `open` (skipped) or `half-open` (one probe allowed). */
+  peers: PeerState[];
 }
 
 /** Payload of the `hit`, `miss`, `store`, `pass` and `stale` events. */
@@ -70,6 +86,8 @@ export interface CacheEvent {
   url: string;
   status?: CacheStatus;
   reason?: string;
+  /** Base URL of the peer that supplied the entry (`peer-hit` only). */
+  peer?: string;
 }
 
 interface FlightResult {
@@ -77,6 +95,8 @@ interface FlightResult {
   key?: string;
   /** The response is of a kind never stored (remembered as pass); waiters render themselves. */
   sticky?: boolean;
+  /** The entry came from a peer (waiters are served with status `PEER`). */
+  peer?: boolean;
 }
 
 type Flight = Deferred<FlightResult>;
@@ -141,6 +161,13 @@ export class Engine {
   readonly #serveCtx: { status: CacheStatus; now: number; statusHeaders: StatusHeaders };
   readonly #counters = { gets: 0, hits: 0, misses: 0, passes: 0, stores: 0, loadsDeduped: 0, stale: 0, regenerations: 0, errors: 0 };
   readonly #background = new Set<Promise<unknown>>();
+  /**
+   * The cluster this node asks (undefined without `peers.nodes`). Other caches on this engine
+   * (the data cache) look up their own namespace through it.
+   */
+  readonly peers: PeerCluster | undefined;
+  /** The peer endpoint (undefined without `peers.secret`). */
+  readonly endpoint: PeerEndpoint | undefined;
   /** The last adapter's way to render in the background (for refetch and priming). */
   #defaultRegen: Runner | undefined;
   #hooks: EngineHooks | undefined;
@@ -159,6 +186,17 @@ export class Engine {
     this.#passKeys = options.passTtl > 0 ? new LRUCache<string, string>({ max: 100_000, ttl: options.passTtl }) : undefined;
     this.#statusHeaders = statusHeaders(options.statusHeader, options.cacheName);
     this.#serveCtx = { status: 'HIT', now: 0, statusHeaders: this.#statusHeaders };
+    const peers = options.peers;
+    if (peers.enabled) {
+      this.endpoint = new PeerEndpoint({ secret: peers.secret, path: peers.path });
+      this.endpoint.register('r', (query) => this.localLookup(query.key, query.headers));
+      if (typeof peers.nodes === 'function' || peers.nodes.length > 0) {
+        this.peers = new PeerCluster(peers, {
+          onPeerError: (error) => this.#emitPeerError(error),
+          onMembershipError: (error) => this.#fail(error),
+        });
+      }
+    }
   }
 
   /**
@@ -168,6 +206,11 @@ export class Engine {
   handle(req: IncomingMessage, res: ServerResponse, ex: Exchange): boolean | Promise<boolean> {
     const ticket = this.#tickets.get(req);
     if (ticket !== undefined) return ticket.kind === 'sub' ? this.#invoke(req, res, ex, undefined) : this.#renderTicket(req, res, ex, ticket);
+    // The peer protocol is answered here, on the app's own port, before any cache logic.
+    if (this.endpoint !== undefined && this.endpoint.handles(req.url ?? '')) {
+      void this.endpoint.handle(req, res);
+      return true;
+    }
     const method = req.method;
     if (method !== 'GET' && method !== 'HEAD') return this.#passMethod(req, res, ex);
     const options = this.options;
@@ -258,7 +301,7 @@ export class Engine {
       const mine = variantKey(primary, result.entry.vary, req.headers);
       if (mine === result.key) {
         this.#counters.hits++;
-        const assembling = this.#serve(req, res, result.entry, 'HIT', Date.now(), ex);
+        const assembling = this.#serve(req, res, result.entry, result.peer ? 'PEER' : 'HIT', Date.now(), ex);
         this.#emit('hit', { key: mine, url: req.url ?? '', status: 'HIT', reason: 'coalesced' });
         return assembling ?? true;
       }
@@ -269,7 +312,7 @@ export class Engine {
     return this.#pass(req, res, ex, { key, reason: result.sticky ? 'not storable' : 'leader failed' });
   }
 
-  /** Renders a miss through the handler, streaming to the client and storing the result. */
+  /** Leads a miss: asks the peers when there are some, else (or then) renders it. */
   #lead(
     req: IncomingMessage,
     res: ServerResponse,
@@ -281,6 +324,100 @@ export class Engine {
     if (flight === undefined && req.headers.authorization === undefined) {
       flight = this.#flights.start(key);
     }
+    // Only the leader of a client's flight asks peers, once per key while waiters queue on the
+    // flight. Not a background render (a ticket): refresh, refetch and priming exist to get the
+    // origin's current version, not another node's copy. Not an Authorization request (no
+    // flight): its response may be its own. Not a request carrying a peer signature: whatever
+    // reaches here with one (an endpoint path rewritten by a mount) must not cascade to peers.
+    if (ticket === undefined && flight !== undefined && this.peers !== undefined && req.headers[SIGNATURE_HEADER] === undefined) {
+      return this.#leadWithPeers(req, res, ex, { primary, key, flight });
+    }
+    return this.#render(req, res, ex, { primary, key, ticket, flight });
+  }
+
+  /**
+   * A flight leader asks its peers first (groupcache's load: pick a peer, fall back to a local
+   * load on error). Event trace: A leads k -> waiters W1..Wn join A's flight -> A asks peers ->
+   * hit: A serves PEER, resolves the flight (W1..Wn served from the same entry) / miss, error or
+   * timeout: A renders as if there were no peers, and the flight resolves when the render ends.
+   */
+  async #leadWithPeers(req: IncomingMessage, res: ServerResponse, ex: Exchange, at: { primary: string; key: string; flight: Flight }): Promise<boolean> {
+    const { primary, key, flight } = at;
+    const hit = await this.#askPeers(req, primary);
+    if (hit === undefined) {
+      if (res.destroyed) {
+        // The client left during the lookup: a render on a closed response would never settle
+        // the flight. Settle it empty; waiters render for themselves.
+        this.#flights.settle(key, flight, {});
+        return true;
+      }
+      return this.#render(req, res, ex, { primary, key, ticket: undefined, flight });
+    }
+    const { entry } = hit;
+    const viewHeaders = this.#variantView(req);
+    // Copied locally only when the memory tier can hold it (the same bound as a local render's).
+    const copy = this.options.peers.updateLocalCache && entrySize(entry) <= this.options.maxSize;
+    const stored = copy ? this.store(primary, entry, viewHeaders) : variantKey(primary, entry.vary, viewHeaders);
+    this.#flights.settle(key, flight, { entry, key: stored, peer: true });
+    const assembling = this.#serve(req, res, entry, 'PEER', Date.now(), ex);
+    this.#emit('peer-hit', { key: stored, url: req.url ?? '', status: 'PEER', peer: hit.peer });
+    return assembling ?? true;
+  }
+
+  /** Asks the peers for `primary` with the request's variant-selecting headers; judges replies by local rules. */
+  #askPeers(req: IncomingMessage, primary: string): Promise<PeerHit | undefined> {
+    const view = this.#variantView(req);
+    const sent = forwardedHeaders(view, this.#vary.get(primary)?.names);
+    const authorized = req.headers.authorization !== undefined;
+    const { cacheStatuses, maxEntrySize } = this.options;
+    const isInvalidated = (entry: Entry, key: string): boolean => this.isInvalidated(entry, key);
+    return this.peers!.find({ ns: 'r', key: primary, headers: sent, freshAt: Date.now() }, (entry) =>
+      acceptPeerEntry(entry, { primary, sent, view, authorized, cacheStatuses, maxEntrySize, isInvalidated, now: Date.now() }),
+    );
+  }
+
+  /** The request headers a stored response's variant is keyed on: the request minus what a render never sees. */
+  #variantView(req: IncomingMessage): IncomingMessage['headers'] {
+    const view: IncomingMessage['headers'] = { ...req.headers };
+    for (const name of CONDITIONAL_HEADERS) delete view[name];
+    for (const name of this.options.unkeyedHeaders) delete view[name];
+    return view;
+  }
+
+  /**
+   * True when `entry`, offered by a peer for `primary`, is older than a local invalidation and
+   * so must not be used (a flushed page is never brought back from a peer that was not flushed
+   * yet). This node keeps no invalidation epochs yet, so nothing is invalidated: it returns
+   * false. The invalidation layer replaces it with the epoch check.
+   */
+  isInvalidated(_entry: Entry, _primary: string): boolean {
+    return false;
+  }
+
+  /**
+   * Finds `primary` in the local tiers only (memory, then the extra stores), choosing the
+   * variant from `headers`: what the peer endpoint answers. Never renders, never asks peers.
+   */
+  async localLookup(primary: string, headers: Record<string, string>): Promise<Entry | undefined> {
+    const spec = this.#vary.get(primary);
+    const key = spec === undefined ? primary : variantKey(primary, spec.names, headers);
+    const entry = this.memory.get(key);
+    if (entry !== undefined) return entry;
+    for (const store of this.#stores) {
+      const found = await this.#storeGet(store, key);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+
+  /** Renders a miss through the handler, streaming to the client and storing the result. */
+  #render(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ex: Exchange,
+    at: { primary: string; key: string; ticket: RenderTicket | undefined; flight: Flight | undefined },
+  ): boolean | Promise<boolean> {
+    const { primary, key, ticket, flight } = at;
     if (ticket === undefined) {
       this.#counters.misses++;
       this.#emit('miss', { key, url: req.url ?? '', status: 'MISS' });
@@ -744,6 +881,11 @@ export class Engine {
     if (this.#events.listenerCount(event) > 0) this.#events.emit(event, payload);
   }
 
+  /** A peer lookup failed: already counted by the cluster; reported as `peer-error` (not `error`: a peer failure is routine). */
+  #emitPeerError(error: PeerError): void {
+    if (this.#events.listenerCount('peer-error') > 0) this.#events.emit('peer-error', error);
+  }
+
   /** Counts and reports an internal failure; never throws, never fails a response. */
   #fail(error: CacheError): void {
     this.#counters.errors++;
@@ -753,12 +895,15 @@ export class Engine {
 
   stats(): CacheStats {
     const { entries, bytes } = this.memory.size();
-    return { ...this.#counters, entries, bytes };
+    const peers = this.peers;
+    const peerCounters = peers?.counters ?? { peerLoads: 0, peerHits: 0, peerMisses: 0, peerErrors: 0, peerTimeouts: 0 };
+    return { ...this.#counters, entries, bytes, ...peerCounters, peers: peers?.states() ?? [] };
   }
 
   /** Waits for background work, then releases every store. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.peers?.close();
     await Promise.allSettled([...this.#background]);
     for (const store of [this.memory, ...this.#stores]) {
       try {

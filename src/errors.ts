@@ -9,6 +9,8 @@ export type CacheErrorCode =
   | 'ERR_HANDLER'
   | 'ERR_ENTRY_DECODE'
   | 'ERR_REGENERATE'
+  | 'ERR_PEER'
+  | 'ERR_PEER_TIMEOUT'
   | 'ERR_INTERNAL'
   | 'ERR_DATA_SERIALIZE'
   | 'ERR_DATA_LOAD'
@@ -53,6 +55,27 @@ export class EntryDecodeError extends CacheError {
 export class RegenerateError extends CacheError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ERR_REGENERATE', message, options);
+  }
+}
+
+/**
+ * A peer lookup failed: refused connection, bad status, unsigned or undecodable reply, reply
+ * over `peers.maxEntrySize`, membership function that threw. The request went on without it
+ * (rendered locally); the failure counts toward the peer's circuit breaker.
+ */
+export class PeerError extends CacheError {
+  /** Base URL of the peer involved (`''` for a membership failure). */
+  readonly peer: string;
+  constructor(message: string, options: { peer: string; cause?: unknown; code?: 'ERR_PEER' | 'ERR_PEER_TIMEOUT' }) {
+    super(options.code ?? 'ERR_PEER', message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.peer = options.peer;
+  }
+}
+
+/** A peer did not answer within `peers.queryTimeout` (headers) or `peers.fetchTimeout` (body). */
+export class PeerTimeoutError extends PeerError {
+  constructor(message: string, options: { peer: string; cause?: unknown }) {
+    super(message, { ...options, code: 'ERR_PEER_TIMEOUT' });
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { CacheStore } from './stores/store.js';
+import { resolvePeersOptions, type PeersDefaults, type PeersOptions, type ResolvedPeersOptions } from './peers/options.js';
 
 /** A duration in milliseconds. Durations are milliseconds everywhere in the API. */
 export type Milliseconds = number;
@@ -137,6 +138,14 @@ export interface CacheOptions {
    */
   stores?: readonly CacheStore[];
   /**
+   * Peer cluster: ask the other nodes before rendering a local miss. See {@link PeersOptions}
+   * for each field and its default (`DEFAULTS.peers`).
+   * @default { nodes: [], refreshInterval: 10000, path: '/_stratacache/peer', queryTimeout: 50,
+   * fetchTimeout: 2000, strategy: 'all', updateLocalCache: true, maxConcurrent: 16, failureThreshold: 3,
+   * coolDown: 5000 } (self, secret and maxEntrySize undefined: peers off until a secret is set)
+   */
+  peers?: PeersOptions;
+  /**
    * The data cache (`cache.data`): values and sub-responses a handler needs while it renders,
    * with their own byte budget and lifetimes. See {@link DataOptions}.
    * @default { maxSize: 16777216, maxEntrySize: 1048576, defaultTtl: 60000, fetch: { timeout: 10000,
@@ -243,6 +252,7 @@ export interface ResolvedOptions {
   readonly passTtl: Milliseconds;
   readonly unkeyedHeaders: readonly string[];
   readonly stores: readonly CacheStore[];
+  readonly peers: ResolvedPeersOptions;
   readonly data: ResolvedDataOptions;
   readonly includes: boolean;
 }
@@ -278,6 +288,21 @@ export const DEFAULTS = Object.freeze({
     'x-method-override',
   ]),
   stores: Object.freeze([] as CacheStore[]),
+  peers: Object.freeze({
+    self: undefined,
+    nodes: Object.freeze([] as string[]),
+    refreshInterval: 10_000,
+    secret: undefined,
+    path: '/_stratacache/peer',
+    queryTimeout: 50,
+    fetchTimeout: 2_000,
+    strategy: 'all',
+    updateLocalCache: true,
+    maxConcurrent: 16,
+    failureThreshold: 3,
+    coolDown: 5_000,
+    maxEntrySize: undefined,
+  } satisfies PeersDefaults as PeersDefaults),
   data: Object.freeze({
     maxSize: 16 * 1024 * 1024,
     maxEntrySize: 1024 * 1024,
@@ -406,6 +431,7 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     }
   });
 
+  const peers = resolvePeersOptions(o.peers, DEFAULTS.peers, maxEntrySize);
   if (typeof o.includes !== 'boolean') fail(TypeError, 'includes', 'a boolean', o.includes);
 
   return Object.freeze({
@@ -428,6 +454,7 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     passTtl,
     unkeyedHeaders: unkeyed,
     stores: [...o.stores],
+    peers,
   });
 }
 
