@@ -49,7 +49,10 @@ export interface DataFetchOptions {
    * the cache knows it already; pass it when calling from elsewhere.
    */
   req?: IncomingMessage;
-  /** Request headers to send (lower-case names). @default {} */
+  /**
+   * Request headers to send. They are part of the cache key: calls sending other values get
+   * their own entries (the data cache keeps no Vary map). @default {}
+   */
   headers?: Record<string, string>;
   /** Give up after this many ms (DataTimeoutError). @default options.data.fetch.timeout */
   timeout?: Milliseconds;
@@ -227,22 +230,23 @@ export class DataCache {
 
   /**
    * Deletes the value stored by `get(key)`, and the responses stored by `fetch(key)` when `key`
-   * is a URL (a path matches the responses fetched for it from any host). Responses and data
-   * rendered from what was deleted become stale. Returns whether anything was deleted.
+   * is a URL (with any request headers; a path matches the responses fetched for it from any
+   * host). Responses and data rendered from what was deleted become stale. Returns whether
+   * anything was deleted. Deleting by URL scans the data keys (O(entries)).
    */
   delete(key: string): boolean {
     const keys: string[] = [VALUE + key];
-    if (/^https?:\/\//i.test(key)) {
-      try {
-        keys.push(URLKEY + new URL(key).href);
-      } catch {
-        // not a URL after all: only the value key
-      }
+    // Fetched responses of a URL: one per set of request headers sent; a path's, one per host too.
+    let matches: ((k: string) => boolean) | undefined;
+    if (/^https?:\/\//i.test(key) && URL.canParse(key)) {
+      const base = URLKEY + new URL(key).href;
+      keys.push(base); // its dependents are told even when the entry itself already left memory
+      matches = (k) => k.startsWith(`${base}\n`);
     } else if (key.startsWith('/')) {
       const path = normalizeTarget(key, undefined);
-      // Relative fetches are keyed by host too; a path deletes them for every host.
-      if (path !== undefined) for (const k of this.#memory.keys()) if (k.startsWith(URLKEY + '//') && k.endsWith(path) && pathOf(k) === path) keys.push(k);
+      if (path !== undefined) matches = (k) => k.startsWith(URLKEY + '//') && pathOf(k) === path;
     }
+    if (matches !== undefined) for (const k of this.#memory.keys()) if (matches(k)) keys.push(k);
     let deleted = false;
     for (const k of keys) {
       if (this.#memory.get(k) !== undefined) deleted = true;
@@ -482,10 +486,17 @@ export class DataCache {
 
   #target(url: string, options: DataFetchOptions): Target {
     if (typeof url !== 'string') throw new TypeError(`expected url to be a string, got ${typeof url}`);
-    const headers = { ...options.headers };
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(options.headers ?? {})) headers[name.toLowerCase()] = value;
+    // The data cache keeps no Vary map: the headers a call sends are part of its key, so a
+    // response that varies on one of them is never served to a call that sent another value.
+    const suffix = Object.keys(headers)
+      .sort()
+      .map((name) => `\n${name}:${headers[name]}`)
+      .join('');
     if (/^https?:\/\//i.test(url)) {
       const parsed = new URL(url);
-      return { key: URLKEY + parsed.href, display: parsed.href, url: parsed, path: undefined, host: parsed.host, headers };
+      return { key: URLKEY + parsed.href + suffix, display: parsed.href, url: parsed, path: undefined, host: parsed.host, headers };
     }
     const path = url.startsWith('/') && !url.startsWith('//') ? normalizeTarget(url, undefined) : undefined;
     if (path === undefined) throw new TypeError(`expected url to be an absolute http(s) URL or a path starting with /, got '${url}'`);
@@ -494,7 +505,7 @@ export class DataCache {
     // Detected before any lookup or flight: joining our own flight would wait forever.
     if (chain.includes(path)) throw new DataLoopError([...chain, path]);
     const host = options.req?.headers.host ?? scope?.host ?? '';
-    return { key: `${URLKEY}//${host}${path}`, display: path, url: undefined, path, host, headers };
+    return { key: `${URLKEY}//${host}${path}${suffix}`, display: path, url: undefined, path, host, headers };
   }
 
   /** Joins or leads the load of `k`. */
@@ -555,7 +566,7 @@ interface Target {
 /** The path of a relative fetch key (`u://host/path`), or of a request target. */
 function pathOf(target: string): string {
   if (target.startsWith(URLKEY + '//')) {
-    const rest = target.slice(URLKEY.length + 2);
+    const rest = target.slice(URLKEY.length + 2).split('\n', 1)[0]!;
     const slash = rest.indexOf('/');
     return slash === -1 ? '/' : rest.slice(slash);
   }

@@ -263,6 +263,28 @@ describe('cache.data on its own', () => {
     }
   });
 
+  test('fetch: the headers a call sends are part of its key; delete(url) removes every variant', async () => {
+    let calls = 0;
+    const api = await listen((req, res) => {
+      calls++;
+      res.writeHead(200, { 'cache-control': 'max-age=60', vary: 'accept-language', 'content-type': 'text/plain' });
+      res.end(`hello in ${req.headers['accept-language']}`);
+    });
+    const cache = createCache();
+    try {
+      const en = await cache.data.fetch(`${api.url}/greeting`, { headers: { 'Accept-Language': 'en' } });
+      const fr = await cache.data.fetch(`${api.url}/greeting`, { headers: { 'accept-language': 'fr' } });
+      assert.deepEqual([en.text(), fr.text()], ['hello in en', 'hello in fr']);
+      assert.equal((await cache.data.fetch(`${api.url}/greeting`, { headers: { 'accept-language': 'en' } })).cache, 'HIT');
+      assert.equal(calls, 2);
+      assert.equal(cache.data.delete(`${api.url}/greeting`), true);
+      assert.equal(cache.data.stats().entries, 0);
+    } finally {
+      await api.close();
+      await cache.close();
+    }
+  });
+
   test('fetch: a timeout fails with ERR_DATA_TIMEOUT', async () => {
     const hang = await listen(() => undefined);
     const cache = createCache();
