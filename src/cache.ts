@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Stream } from 'node:stream';
 import createDebug from 'debug';
+import { DataCache } from './data/cache.js';
 import { Engine, type CacheEvent, type CacheStats, type Exchange, type Runner } from './engine.js';
 import type { CacheError, PeerError } from './errors.js';
 import { resolveOptions, type CacheOptions } from './options.js';
@@ -56,11 +57,18 @@ export interface CacheEvents {
 /** A cache: wrap handlers with it, read its stats, close it. */
 export class StrataCache extends EventEmitter<CacheEvents> {
   readonly #engine: Engine;
+  /**
+   * The data cache: values (`get`) and nested or embedded responses (`fetch`) a handler needs
+   * while it renders, with their own lifetimes and byte budget (`options.data`). Reads made
+   * while a response renders are recorded: when the data changes, the response becomes stale.
+   */
+  readonly data: DataCache;
   readonly #koaCallbacks = new WeakMap<object, (req: IncomingMessage, res: ServerResponse) => unknown>();
 
   constructor(options: CacheOptions = {}) {
     super();
     this.#engine = new Engine(resolveOptions(options), this);
+    this.data = new DataCache(this.#engine, this);
   }
 
   /**
@@ -75,6 +83,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       if (isPromise(r)) r.catch((error: unknown) => this.#internalError(res, error));
     };
     ex.regen = wrapped;
+    this.#engine.useRunner(wrapped);
     return wrapped;
   }
 
@@ -160,9 +169,10 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     return entry !== undefined;
   }
 
-  /** Waits for background work and releases stores. */
-  close(): Promise<void> {
-    return this.#engine.close();
+  /** Waits for background work (data refreshes first: they may render) and releases stores. */
+  async close(): Promise<void> {
+    await this.data.close();
+    await this.#engine.close();
   }
 
   /** @internal The engine, for tests and later layers. */

@@ -7,13 +7,15 @@ import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import { LRUCache } from 'lru-cache';
-import { captureResponse, syntheticExchange, type CaptureControl, type CaptureResult } from './capture.js';
+import { captureResponse, syntheticExchange, type CaptureControl, type CaptureHooks, type CaptureResult, type SyntheticRequest } from './capture.js';
 import { entrySize, type Entry } from './entry.js';
-import { HandlerError, RegenerateError, StoreError, type CacheError, type PeerError } from './errors.js';
+import { Flights, type Deferred } from './flight.js';
+import { isHtml, templateOf } from './data/esi.js';
+import { HandlerError, IncludeError, RegenerateError, StoreError, CacheError, type PeerError } from './errors.js';
 import { hostPart, normalizeTarget, primaryKey, variantKey } from './key.js';
 import type { ResolvedOptions } from './options.js';
 import { evaluateResponse, storedHeaders, type Verdict } from './policy.js';
-import { serveEntry, setStatusHeaders, statusHeaders, type CacheStatus, type StatusHeaders } from './serve.js';
+import { serveAssembled, serveEntry, setStatusHeaders, statusHeaders, type CacheStatus, type StatusHeaders } from './serve.js';
 import { MemoryStore } from './stores/memory.js';
 import { isPromise, type CacheStore } from './stores/store.js';
 import { SIGNATURE_HEADER } from './peers/auth.js';
@@ -97,33 +99,53 @@ interface FlightResult {
   peer?: boolean;
 }
 
-interface Flight {
-  promise: Promise<FlightResult>;
-  resolve(result: FlightResult): void;
-}
+type Flight = Deferred<FlightResult>;
 
 interface VarySpec {
   names: string[];
   variants: string[];
 }
 
-/** A synthetic request's instructions: render for this flight. */
-interface Ticket {
+/** A synthetic request's instructions: render for this flight, or run untouched (a sub-request). */
+interface RenderTicket {
+  kind: 'render';
   flight: Flight;
   key: string;
   primary: string;
   used: boolean;
 }
+type Ticket = RenderTicket | { kind: 'sub' };
+
+/** A render's data reads, recorded while it runs (see {@link EngineHooks}). */
+export interface RenderScope {
+  /** Data keys read so far. */
+  readonly reads: ReadonlySet<string>;
+  /** A key it read changed before it finished: what it stores must be stale at birth. */
+  readonly tainted: boolean;
+}
+
+/**
+ * What the data cache plugs into the engine ({@link Engine.attach}): dependency recording
+ * around renders, the reverse index kept in step with stored entries, and ESI assembly.
+ */
+export interface EngineHooks {
+  /** Opens a scope for a response render of `req`; sub-requests it makes run through `runner`. */
+  openScope(req: IncomingMessage, runner: Runner | undefined): RenderScope;
+  /** Runs `fn` inside `scope` (AsyncLocalStorage), so the reads it makes are recorded there. */
+  runInScope<T>(scope: RenderScope, fn: () => T): T;
+  /** Closes a scope once its render ended. */
+  closeScope(scope: RenderScope): void;
+  /** The entry under `key` changed: stored (`after`), replaced (both) or dropped (`before` only). */
+  onEntry(key: string, before: Entry | undefined, after: Entry | undefined): void;
+  /**
+   * The body of an ESI template for `req`, each include filled from the data cache. `source`
+   * may memoize its parsed template in `template`. Rejects when the page must fail.
+   */
+  assemble(source: { body: Buffer; template?: unknown }, req: IncomingMessage, runner: Runner | undefined): Promise<Buffer>;
+}
 
 /** Request headers removed before a render whose response will be stored (see unkeyedHeaders). */
 const CONDITIONAL_HEADERS = ['if-none-match', 'if-modified-since', 'if-unmodified-since', 'if-match', 'if-range', 'range'];
-
-
-function deferred(): Flight {
-  let resolve!: (r: FlightResult) => void;
-  const promise = new Promise<FlightResult>((r) => (resolve = r));
-  return { promise, resolve };
-}
 
 /** The engine behind one cache. */
 export class Engine {
@@ -131,7 +153,7 @@ export class Engine {
   readonly memory: MemoryStore;
   readonly #events: EventEmitter;
   readonly #stores: readonly CacheStore[];
-  readonly #flights = new Map<string, Flight>();
+  readonly #flights = new Flights<FlightResult>();
   readonly #vary: LRUCache<string, VarySpec>;
   readonly #passKeys: LRUCache<string, string> | undefined;
   readonly #tickets = new WeakMap<IncomingMessage, Ticket>();
@@ -148,12 +170,17 @@ export class Engine {
   readonly endpoint: PeerEndpoint | undefined;
   /** The last adapter's way to render in the background (for refetch and priming). */
   #defaultRegen: Runner | undefined;
+  #hooks: EngineHooks | undefined;
   #closed = false;
 
   constructor(options: ResolvedOptions, events: EventEmitter) {
     this.options = options;
     this.#events = events;
-    this.memory = new MemoryStore({ maxSize: options.maxSize, maxEntrySize: options.maxSize });
+    this.memory = new MemoryStore({
+      maxSize: options.maxSize,
+      maxEntrySize: options.maxSize,
+      onEvict: (key, entry) => this.#hooks?.onEntry(key, entry, undefined),
+    });
     this.#stores = options.stores;
     this.#vary = new LRUCache<string, VarySpec>({ max: 100_000 });
     this.#passKeys = options.passTtl > 0 ? new LRUCache<string, string>({ max: 100_000, ttl: options.passTtl }) : undefined;
@@ -178,7 +205,7 @@ export class Engine {
    */
   handle(req: IncomingMessage, res: ServerResponse, ex: Exchange): boolean | Promise<boolean> {
     const ticket = this.#tickets.get(req);
-    if (ticket !== undefined) return this.#renderTicket(req, res, ex, ticket);
+    if (ticket !== undefined) return ticket.kind === 'sub' ? this.#invoke(req, res, ex, undefined) : this.#renderTicket(req, res, ex, ticket);
     // The peer protocol is answered here, on the app's own port, before any cache logic.
     if (this.endpoint !== undefined && this.endpoint.handles(req.url ?? '')) {
       void this.endpoint.handle(req, res);
@@ -203,9 +230,9 @@ export class Engine {
       if (now < entry.staleAt && (entry.shared || req.headers.authorization === undefined)) {
         this.#counters.gets++;
         this.#counters.hits++;
-        this.#serve(req, res, entry, 'HIT', now);
+        const assembling = this.#serve(req, res, entry, 'HIT', now, ex);
         if (this.#events.listenerCount('hit') > 0) this.#emit('hit', { key, url: req.url ?? '', status: 'HIT' });
-        return true;
+        return assembling === undefined ? true : assembling;
       }
     }
     return this.#lookup(req, res, ex, { primary, key, entry, attempt: 0 });
@@ -246,17 +273,17 @@ export class Engine {
     if (usable(entry)) {
       if (now < entry.staleAt) {
         this.#counters.hits++;
-        this.#serve(req, res, entry, 'HIT', now);
+        const assembling = this.#serve(req, res, entry, 'HIT', now, ex);
         this.#emit('hit', { key, url: req.url ?? '', status: 'HIT' });
-        return true;
+        return assembling ?? true;
       }
       // RFC 5861 §3: serve stale while one background refresh runs.
       if (now < entry.swrUntil && (ex.regen !== undefined || this.#defaultRegen !== undefined)) {
         this.#counters.stale++;
-        this.#serve(req, res, entry, 'STALE', now);
+        const assembling = this.#serve(req, res, entry, 'STALE', now, ex);
         this.#emit('stale', { key, url: req.url ?? '', status: 'STALE', reason: 'stale-while-revalidate' });
         if (!this.#flights.has(key)) this.#track(this.regenerate({ url: entry.url, host: entry.host, headers: varyHeaders(entry, req) }, ex.regen));
-        return true;
+        return assembling ?? true;
       }
     }
 
@@ -274,9 +301,9 @@ export class Engine {
       const mine = variantKey(primary, result.entry.vary, req.headers);
       if (mine === result.key) {
         this.#counters.hits++;
-        this.#serve(req, res, result.entry, result.peer ? 'PEER' : 'HIT', Date.now());
+        const assembling = this.#serve(req, res, result.entry, result.peer ? 'PEER' : 'HIT', Date.now(), ex);
         this.#emit('hit', { key: mine, url: req.url ?? '', status: 'HIT', reason: 'coalesced' });
-        return true;
+        return assembling ?? true;
       }
       // Another variant: look up (and perhaps lead) under this request's own variant key.
       if (at.attempt < 2) return this.#lookup(req, res, ex, { primary, key: mine, entry: this.memory.get(mine), attempt: at.attempt + 1 });
@@ -290,13 +317,12 @@ export class Engine {
     req: IncomingMessage,
     res: ServerResponse,
     ex: Exchange,
-    at: { primary: string; key: string; ticket: Ticket | undefined },
+    at: { primary: string; key: string; ticket: RenderTicket | undefined },
   ): boolean | Promise<boolean> {
     const { primary, key, ticket } = at;
     let flight = ticket?.flight;
     if (flight === undefined && req.headers.authorization === undefined) {
-      flight = deferred();
-      this.#flights.set(key, flight);
+      flight = this.#flights.start(key);
     }
     // Only the leader of a client's flight asks peers, once per key while waiters queue on the
     // flight. Not a background render (a ticket): refresh, refetch and priming exist to get the
@@ -322,8 +348,7 @@ export class Engine {
       if (res.destroyed) {
         // The client left during the lookup: a render on a closed response would never settle
         // the flight. Settle it empty; waiters render for themselves.
-        if (this.#flights.get(key) === flight) this.#flights.delete(key);
-        flight.resolve({});
+        this.#flights.settle(key, flight, {});
         return true;
       }
       return this.#render(req, res, ex, { primary, key, ticket: undefined, flight });
@@ -333,11 +358,10 @@ export class Engine {
     // Copied locally only when the memory tier can hold it (the same bound as a local render's).
     const copy = this.options.peers.updateLocalCache && entrySize(entry) <= this.options.maxSize;
     const stored = copy ? this.store(primary, entry, viewHeaders) : variantKey(primary, entry.vary, viewHeaders);
-    if (this.#flights.get(key) === flight) this.#flights.delete(key);
-    flight.resolve({ entry, key: stored, peer: true });
-    this.#serve(req, res, entry, 'PEER', Date.now());
+    this.#flights.settle(key, flight, { entry, key: stored, peer: true });
+    const assembling = this.#serve(req, res, entry, 'PEER', Date.now(), ex);
     this.#emit('peer-hit', { key: stored, url: req.url ?? '', status: 'PEER', peer: hit.peer });
-    return true;
+    return assembling ?? true;
   }
 
   /** Asks the peers for `primary` with the request's variant-selecting headers; judges replies by local rules. */
@@ -391,7 +415,7 @@ export class Engine {
     req: IncomingMessage,
     res: ServerResponse,
     ex: Exchange,
-    at: { primary: string; key: string; ticket: Ticket | undefined; flight: Flight | undefined },
+    at: { primary: string; key: string; ticket: RenderTicket | undefined; flight: Flight | undefined },
   ): boolean | Promise<boolean> {
     const { primary, key, ticket, flight } = at;
     if (ticket === undefined) {
@@ -404,6 +428,9 @@ export class Engine {
     if (req.method === 'HEAD') req.method = 'GET';
     const policyReq = { method: 'GET', url: req.url ?? '/', headers: req.headers };
     let verdict: Verdict | undefined;
+    const hooks = this.#hooks;
+    const runner = ex.regen ?? this.#defaultRegen;
+    const scope = hooks?.openScope(req, runner);
     const control = captureResponse(
       res,
       {
@@ -413,19 +440,37 @@ export class Engine {
           if (!verdict.storable) debug('pass: %s %s', verdict.reason, key);
           return verdict.storable;
         },
+        // With includes on, an HTML response is held and its client gets the assembled page.
+        transform: hooks !== undefined && this.options.includes ? this.#transformFor(req, runner) : undefined,
         onDone: (result) => {
-          if (flight !== undefined && this.#flights.get(key) === flight) this.#flights.delete(key);
-          const outcome = this.#complete(req, primary, result, verdict);
-          flight?.resolve(outcome);
+          if (scope !== undefined) hooks!.closeScope(scope);
+          const outcome = this.#complete(req, primary, result, { verdict, scope });
+          if (flight !== undefined) this.#flights.settle(key, flight, outcome);
         },
       },
       this.options.maxEntrySize,
     );
-    return this.#invoke(req, res, ex, control);
+    return this.#invoke(req, res, ex, control, scope);
+  }
+
+  /** Assembles a just-rendered HTML body for its client (no template stored yet). */
+  #assembleFresh(body: Buffer, req: IncomingMessage, runner: Runner | undefined): Promise<Buffer> {
+    const template = templateOf(body);
+    if (template === undefined) return Promise.resolve(body);
+    return this.#hooks!.assemble({ body, template }, req, runner).catch((error: unknown) => {
+      this.#fail(error instanceof CacheError ? error : new IncludeError('include assembly failed', { cause: error }));
+      throw error;
+    });
   }
 
   /** Turns a finished capture into a stored entry (or a remembered pass). */
-  #complete(req: IncomingMessage, primary: string, result: CaptureResult, verdict: Verdict | undefined): FlightResult {
+  #complete(
+    req: IncomingMessage,
+    primary: string,
+    result: CaptureResult,
+    at: { verdict: Verdict | undefined; scope: RenderScope | undefined },
+  ): FlightResult {
+    const { verdict, scope } = at;
     if (result.ok && verdict?.storable) {
       const headers = storedHeaders(result.headers, this.options);
       const find = (name: string): string | undefined => headers.find(([n]) => n === name)?.[1];
@@ -447,6 +492,14 @@ export class Engine {
         vary: verdict.vary,
         tags: [],
       };
+      if (scope !== undefined && scope.reads.size > 0) entry.deps = [...scope.reads];
+      // A data key this render read changed while it ran: stored stale at birth, and served as
+      // such (one background refresh) until it would have gone stale anyway.
+      if (scope?.tainted) (entry.staleAt = entry.storedAt), (entry.swrUntil = Math.max(entry.swrUntil, verdict.staleAt));
+      if (this.options.includes && this.#hooks !== undefined && isHtml(find('content-type'))) {
+        const template = templateOf(result.body);
+        if (template !== undefined) (entry.esi = true), (entry.template = template);
+      }
       // Headers and overhead count against the memory budget too: an entry the memory tier would
       // refuse is "too large", not a store.
       if (entrySize(entry) <= this.options.maxSize) {
@@ -483,7 +536,7 @@ export class Engine {
       this.#vary.set(primary, { names: entry.vary, variants: [key] });
       // The variant list lives in memory; lower tiers outlive it (a disk store across a restart),
       // so they get a bodiless marker under the primary key that names the Vary headers.
-      const marker: Entry = { ...entry, headers: [], body: Buffer.alloc(0), head: undefined };
+      const marker: Entry = { ...entry, headers: [], body: Buffer.alloc(0), head: undefined, deps: undefined, esi: undefined, template: undefined };
       for (const store of this.#stores) this.#storeSet(store, primary, marker);
     } else {
       const i = spec.variants.indexOf(key);
@@ -491,7 +544,10 @@ export class Engine {
       spec.variants.push(key);
       while (spec.variants.length > this.options.maxVariants) this.#deleteEverywhere(spec.variants.shift()!);
     }
+    const hooks = this.#hooks;
+    const before = hooks === undefined ? undefined : this.memory.get(key);
     this.memory.set(key, entry);
+    hooks?.onEntry(key, before, entry);
     for (const store of this.#stores) this.#storeSet(store, key, entry);
     this.#counters.stores++;
     this.#emit('store', { key, url: entry.url });
@@ -509,6 +565,11 @@ export class Engine {
   }
 
   #deleteEverywhere(key: string): void {
+    const hooks = this.#hooks;
+    if (hooks !== undefined) {
+      const before = this.memory.get(key);
+      if (before !== undefined) hooks.onEntry(key, before, undefined);
+    }
     this.memory.delete(key);
     for (const store of this.#stores) {
       try {
@@ -561,10 +622,16 @@ export class Engine {
   }
 
   /** Runs the handler; a throw or rejection aborts the capture and never leaves waiters hanging. */
-  #invoke(req: IncomingMessage, res: ServerResponse, ex: Exchange, control: CaptureControl | undefined): boolean | Promise<boolean> {
+  #invoke(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ex: Exchange,
+    control: CaptureControl | undefined,
+    scope?: RenderScope,
+  ): boolean | Promise<boolean> {
     let r: unknown;
     try {
-      r = ex.run(req, res);
+      r = scope === undefined ? ex.run(req, res) : this.#hooks!.runInScope(scope, () => ex.run(req, res));
     } catch (error) {
       return this.#runFailed(res, ex, control, error);
     }
@@ -594,7 +661,18 @@ export class Engine {
     debug('pass: %s %s', at.reason, at.key);
     setStatusHeaders(res, this.#statusHeaders, 'PASS');
     this.#emit('pass', { key: at.key, url: req.url ?? '', status: 'PASS', reason: at.reason });
-    return this.#invoke(req, res, ex, undefined);
+    // With includes on, a passed HTML response is assembled too: its client must never see raw
+    // include tags. Nothing is kept (onHeaders: false); without includes no capture is installed.
+    const control =
+      this.#hooks !== undefined && this.options.includes
+        ? captureResponse(res, { onHeaders: () => false, onDone: () => undefined, transform: this.#transformFor(req, ex.regen ?? this.#defaultRegen) }, this.options.maxEntrySize)
+        : undefined;
+    return this.#invoke(req, res, ex, control);
+  }
+
+  /** The capture transform that assembles an HTML response for its client (includes on). */
+  #transformFor(req: IncomingMessage, runner: Runner | undefined): NonNullable<CaptureHooks['transform']> {
+    return (_status, headers) => (isHtml(headers['content-type']) ? (body) => this.#assembleFresh(body, req, runner) : undefined);
   }
 
   /** Unsafe methods pass; a successful one invalidates its URL and Location (RFC 9111 §4.4). */
@@ -678,19 +756,15 @@ export class Engine {
       exchange.dispose();
       return existing.promise.then((r) => r.entry);
     }
-    const flight = deferred();
-    this.#flights.set(key, flight);
-    const ticket: Ticket = { flight, key, primary, used: false };
+    const flight = this.#flights.start(key);
+    const ticket: RenderTicket = { kind: 'render', flight, key, primary, used: false };
     this.#tickets.set(exchange.req, ticket);
     this.#counters.regenerations++;
     debug('regenerate %s', key);
     const { res } = exchange;
     // A render that never reaches this cache's middleware (or ends before it) must still settle.
     const settleUnused = (): void => {
-      if (!ticket.used) {
-        if (this.#flights.get(key) === flight) this.#flights.delete(key);
-        flight.resolve({});
-      }
+      if (!ticket.used) this.#flights.settle(key, flight, {});
     };
     res.once('finish', settleUnused);
     res.once('close', settleUnused);
@@ -712,16 +786,90 @@ export class Engine {
     if (!res.writableEnded) res.destroy();
   }
 
-  #renderTicket(req: IncomingMessage, res: ServerResponse, ex: Exchange, ticket: Ticket): boolean | Promise<boolean> {
+  #renderTicket(req: IncomingMessage, res: ServerResponse, ex: Exchange, ticket: RenderTicket): boolean | Promise<boolean> {
     ticket.used = true;
     return this.#lead(req, res, { ...ex, rethrow: ex.rethrow ?? false }, { primary: ticket.primary, key: ticket.key, ticket });
   }
 
-  #serve(req: IncomingMessage, res: ServerResponse, entry: Entry, status: CacheStatus, now: number): void {
+  /**
+   * Writes an entry. A template entry (ESI) is assembled first: the promise resolves once it is
+   * written. Any other entry is written at once (undefined): the hit path allocates no promise.
+   */
+  #serve(req: IncomingMessage, res: ServerResponse, entry: Entry, status: CacheStatus, now: number, ex: Exchange): Promise<boolean> | undefined {
+    if (entry.esi === true && this.#hooks !== undefined && this.options.includes) return this.#serveTemplate(req, res, entry, { status, now, ex });
     const ctx = this.#serveCtx;
     ctx.status = status;
     ctx.now = now;
     serveEntry(req, res, entry, ctx);
+    return undefined;
+  }
+
+  /** Serves a template entry: each include filled from the data cache, or 500 when one must fail the page. */
+  async #serveTemplate(req: IncomingMessage, res: ServerResponse, entry: Entry, at: { status: CacheStatus; now: number; ex: Exchange }): Promise<boolean> {
+    let body: Buffer;
+    try {
+      body = await this.#hooks!.assemble(entry, req, at.ex.regen ?? this.#defaultRegen);
+    } catch (error) {
+      this.#fail(error instanceof CacheError ? error : new IncludeError('include assembly failed', { cause: error }));
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8', 'content-length': '21' });
+        res.end('Internal Server Error');
+      }
+      return true;
+    }
+    serveAssembled(req, res, entry, body, { status: at.status, now: at.now, statusHeaders: this.#statusHeaders });
+    return true;
+  }
+
+  /**
+   * Names the app to run for background renders and sub-requests until a request brings its
+   * own adapter (called when a handler is wrapped, so they work before the first request).
+   */
+  useRunner(runner: Runner): void {
+    this.#defaultRegen ??= runner;
+  }
+
+  /** Plugs the data cache in (once, at construction of the cache). */
+  attach(hooks: EngineHooks): void {
+    this.#hooks = hooks;
+  }
+
+  /**
+   * Marks the entry under `key` stale now, because data it was rendered from changed: it is
+   * served STALE while one background refresh runs, until it would have gone stale anyway; after
+   * that a request renders it in the foreground. Returns whether a fresh entry was marked.
+   */
+  markStale(key: string): boolean {
+    const entry = this.memory.get(key);
+    const now = Date.now();
+    if (entry === undefined || entry.staleAt <= now) return false;
+    const marked: Entry = { ...entry, staleAt: now, swrUntil: Math.max(entry.swrUntil, entry.staleAt) };
+    this.memory.set(key, marked);
+    for (const store of this.#stores) this.#storeSet(store, key, marked);
+    debug('stale: dependency changed %s', key);
+    this.#emit('stale', { key, url: entry.url, reason: 'dependency changed' });
+    return true;
+  }
+
+  /**
+   * Runs a GET through the wrapped app with no client connection and without the response
+   * cache (an internal sub-request of the data cache), resolving to what the app answered. The
+   * app is `runner`, else the last adapter's; with neither, resolves to a failed capture.
+   */
+  subrequest(init: SyntheticRequest, runner: Runner | undefined): Promise<CaptureResult> {
+    const run = runner ?? this.#defaultRegen;
+    if (run === undefined || this.#closed) return Promise.resolve({ ok: false, reason: 'no handler to run a sub-request (serve a request or wrap a handler first)' });
+    const exchange = syntheticExchange(init);
+    this.#tickets.set(exchange.req, { kind: 'sub' });
+    return new Promise<CaptureResult>((resolve) => {
+      captureResponse(exchange.res, { onHeaders: () => true, onDone: resolve }, this.options.maxEntrySize);
+      try {
+        const r = run(exchange.req, exchange.res);
+        if (isPromise(r)) r.then(undefined, (error: unknown) => this.#regenFailed(exchange.res, error));
+      } catch (error) {
+        this.#regenFailed(exchange.res, error);
+      }
+    }).finally(() => exchange.dispose());
   }
 
   #track(p: Promise<unknown>): void {

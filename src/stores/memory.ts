@@ -21,9 +21,11 @@ export interface MemoryStoreOptions {
 export class MemoryStore implements CacheStore {
   readonly name = 'memory';
   readonly #lru: LRUCache<string, Entry>;
+  readonly #onEvict: ((key: string, entry: Entry) => void) | undefined;
 
   constructor(options: MemoryStoreOptions) {
     const onEvict = options.onEvict;
+    this.#onEvict = onEvict;
     this.#lru = new LRUCache<string, Entry>({
       maxSize: options.maxSize,
       maxEntrySize: options.maxEntrySize ?? options.maxSize,
@@ -44,6 +46,8 @@ export class MemoryStore implements CacheStore {
     // per-entry TTL, whose staleness clock costs every lookup a check and a timer.
     if (entry !== undefined && entry.expiresAt <= Date.now()) {
       this.#lru.delete(key);
+      // Leaving by age: onEvict's contract (lru-cache reports this removal as a plain delete).
+      this.#onEvict?.(key, entry);
       return undefined;
     }
     return entry;
