@@ -11,9 +11,14 @@
  * for both) plus the hit path (key, lookup, serve). It reports process CPU time per request for
  * each, alternating them in batches, and the difference: the hit path's own cost in ns.
  *
+ * A third handler (a2) writes exactly the header list a hit writes (read from a real hit:
+ * Cache-Control, Age, the cache-status headers...) without any cache, which splits that
+ * difference into what Node charges for the extra headers (a2 - a) and what the cache's own
+ * logic costs (b - a2).
+ *
  * Environment variables (all optional):
  *   BENCH_COST_REQUESTS  requests per batch                          (default 20000)
- *   BENCH_COST_BATCHES   batches per handler, alternating a and b    (default 15)
+ *   BENCH_COST_BATCHES   batches per handler, rotating a, a2, b      (default 15)
  *   BENCH_BODY_BYTES     body size in bytes                          (default 20480)
  */
 import { IncomingMessage, ServerResponse } from 'node:http';
@@ -37,13 +42,23 @@ class DiscardSocket extends Duplex {
   readonly remotePort = 0;
   readonly encrypted = false;
   bytes = 0;
+  /** What was written, kept only when asked (to read a hit's header block). */
+  readonly kept: Buffer[] | undefined;
+  constructor(keep = false) {
+    super();
+    this.kept = keep ? [] : undefined;
+  }
   override _read(): void {}
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (error?: Error | null) => void): void {
     this.bytes += chunk.length;
+    this.kept?.push(chunk);
     cb();
   }
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: (error?: Error | null) => void): void {
-    for (const c of chunks) this.bytes += c.chunk.length;
+    for (const c of chunks) {
+      this.bytes += c.chunk.length;
+      this.kept?.push(c.chunk);
+    }
     cb();
   }
   setTimeout(): this {
@@ -52,8 +67,8 @@ class DiscardSocket extends Duplex {
 }
 
 /** One request shaped like wrk's (`GET /`, a Host header), headers left for Node to build lazily. */
-function exchange(): { req: IncomingMessage; res: ServerResponse; socket: DiscardSocket } {
-  const socket = new DiscardSocket();
+function exchange(keep = false): { req: IncomingMessage; res: ServerResponse; socket: DiscardSocket } {
+  const socket = new DiscardSocket(keep);
   const req = new IncomingMessage(socket as never);
   req.method = 'GET';
   req.url = '/';
@@ -108,31 +123,57 @@ async function main(): Promise<void> {
   const first = exchange();
   cached(first.req, first.res);
   await new Promise((resolve) => first.res.once('finish', resolve));
-  const probe = exchange();
+  const probe = exchange(true);
   cached(probe.req, probe.res);
   await nextLoop();
   if (renders !== 1 || cache.stats().hits !== 1 || probe.socket.bytes < body.length) {
     throw new Error(`warm-up failed: renders=${renders}, hits=${cache.stats().hits}, bytes=${probe.socket.bytes}`);
   }
 
-  // JIT warm-up for both, then alternate batches so drift hits both alike.
-  await batch(plain, requests);
-  await batch(cached, requests);
-  const costs = { plain: [] as number[], cached: [] as number[] };
+  // a2: the header list the hit wrote, minus those Node adds itself, written without a cache.
+  const headBlock = Buffer.concat(probe.socket.kept!).toString('latin1');
+  const hitHeaders: string[] = [];
+  for (const line of headBlock.slice(0, headBlock.indexOf('\r\n\r\n')).split('\r\n').slice(1)) {
+    const colon = line.indexOf(':');
+    const name = line.slice(0, colon);
+    if (!['date', 'connection', 'keep-alive', 'transfer-encoding'].includes(name.toLowerCase())) hitHeaders.push(name, line.slice(colon + 1).trim());
+  }
+  const sameHeaders: Handler = (_req, res) => {
+    res.writeHead(200, hitHeaders);
+    res.end(body);
+  };
+
+  // JIT warm-up for each, then rotate the order batch by batch so drift hits all alike.
+  const handlers: Array<['a' | 'a2' | 'b', Handler]> = [
+    ['a', plain],
+    ['a2', sameHeaders],
+    ['b', cached],
+  ];
+  for (const [, handler] of handlers) await batch(handler, requests);
+  const costs = { a: [] as number[], a2: [] as number[], b: [] as number[] };
   for (let i = 0; i < batches; i++) {
-    const order: Array<['plain' | 'cached', Handler]> = i % 2 === 0 ? [['plain', plain], ['cached', cached]] : [['cached', cached], ['plain', plain]];
-    for (const [name, handler] of order) costs[name].push(((await batch(handler, requests)) / requests) * 1000);
+    for (let j = 0; j < handlers.length; j++) {
+      const [name, handler] = handlers[(i + j) % handlers.length]!;
+      costs[name].push(((await batch(handler, requests)) / requests) * 1000);
+    }
   }
   const stats = cache.stats();
   if (renders !== 1 || stats.misses !== 1) throw new Error(`expected only hits after warm-up, got ${renders} renders, ${stats.misses} misses`);
 
-  const p = median(costs.plain);
-  const c = median(costs.cached);
-  console.log('stratacache hit-path cost, in process (no sockets): process CPU time per request');
-  console.log(`node ${process.version}; ${batches} batches x ${requests} requests per handler, alternating; body ${body.length} B`);
-  console.log(`a plain handler            ${p.toFixed(0).padStart(6)} ns/req  (batches ${Math.min(...costs.plain).toFixed(0)}-${Math.max(...costs.plain).toFixed(0)})`);
-  console.log(`b cache.wrap(handler) hit  ${c.toFixed(0).padStart(6)} ns/req  (batches ${Math.min(...costs.cached).toFixed(0)}-${Math.max(...costs.cached).toFixed(0)})`);
-  console.log(`hit path adds              ${(c - p).toFixed(0).padStart(6)} ns/req  (${((c / p - 1) * 100).toFixed(1)}% over the plain handler's JS; ${stats.hits} hits, 1 render)`);
+  const a = median(costs.a);
+  const a2 = median(costs.a2);
+  const b = median(costs.b);
+  const line = (label: string, name: keyof typeof costs, v: number): string =>
+    `${label.padEnd(44)} ${v.toFixed(0).padStart(6)} ns/req  (batches ${Math.min(...costs[name]).toFixed(0)}-${Math.max(...costs[name]).toFixed(0)})`;
+  console.log('stratacache hit-path cost, in process (no sockets): process CPU time per request, median of batches');
+  console.log(`node ${process.version}; ${batches} batches x ${requests} requests per handler, rotating order; body ${body.length} B`);
+  console.log(`hit headers: ${hitHeaders.filter((_, i) => i % 2 === 0).join(', ')}`);
+  console.log(line('a  plain handler (2 headers)', 'a', a));
+  console.log(line(`a2 plain handler, the hit's ${hitHeaders.length / 2} headers`, 'a2', a2));
+  console.log(line('b  cache.wrap(handler), hit', 'b', b));
+  console.log(`hit path adds (b - a)                        ${(b - a).toFixed(0).padStart(6)} ns/req  (${((b / a - 1) * 100).toFixed(1)}% of the plain handler's JS)`);
+  console.log(`  of which the extra headers (a2 - a)        ${(a2 - a).toFixed(0).padStart(6)} ns/req`);
+  console.log(`  and the cache's own work (b - a2)          ${(b - a2).toFixed(0).padStart(6)} ns/req  (${stats.hits} hits, 1 render)`);
   await cache.close();
 }
 

@@ -6,12 +6,12 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Stream } from 'node:stream';
 import createDebug from 'debug';
+import { DataCache } from './data/cache.js';
 import { Engine, type CacheEvent, type CacheStats, type Exchange, type RefetchEvent, type Runner } from './engine.js';
-import type { PrimeProgress } from './invalidation/refetch.js';
+import type { CacheError, PeerError } from './errors.js';
 import type { InvalidationScope } from './invalidation/epochs.js';
 import type { InvalidationRecord } from './invalidation/log.js';
-import type { RefetchSummary } from './invalidation/refetch.js';
-import type { CacheError } from './errors.js';
+import type { PrimeProgress, RefetchSummary } from './invalidation/refetch.js';
 import { resolveOptions, type CacheOptions } from './options.js';
 import { isPromise } from './stores/store.js';
 
@@ -56,6 +56,10 @@ export interface CacheEvents {
   refetch: [RefetchEvent];
   /** A background refetch failed or stored nothing; the old copy stays (stale-servable). */
   'refetch-error': [RefetchEvent];
+  /** A miss was served from a peer's entry (`status: 'PEER'`, `peer`: the peer's base URL). */
+  'peer-hit': [CacheEvent];
+  /** A peer lookup failed or timed out; the request went on without it (rendered locally). */
+  'peer-error': [PeerError];
   error: [CacheError];
 }
 
@@ -108,11 +112,18 @@ export interface PrimeOptions {
 /** A cache: wrap handlers with it, read its stats, close it. */
 export class StrataCache extends EventEmitter<CacheEvents> {
   readonly #engine: Engine;
+  /**
+   * The data cache: values (`get`) and nested or embedded responses (`fetch`) a handler needs
+   * while it renders, with their own lifetimes and byte budget (`options.data`). Reads made
+   * while a response renders are recorded: when the data changes, the response becomes stale.
+   */
+  readonly data: DataCache;
   readonly #koaCallbacks = new WeakMap<object, (req: IncomingMessage, res: ServerResponse) => unknown>();
 
   constructor(options: CacheOptions = {}) {
     super();
     this.#engine = new Engine(resolveOptions(options), this);
+    this.data = new DataCache(this.#engine, this);
   }
 
   /**
@@ -127,7 +138,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       if (isPromise(r)) r.catch((error: unknown) => this.#internalError(res, error));
     };
     ex.regen = wrapped;
-    this.#engine.setDefaultRenderer(wrapped);
+    this.#engine.useRunner(wrapped);
     return wrapped;
   }
 
@@ -138,7 +149,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
   middleware(options: MiddlewareOptions = {}): ConnectMiddleware {
     const app = options.app;
     if (app !== undefined && typeof app !== 'function') throw new TypeError(`expected options.app to be a function, got ${typeof app}`);
-    if (app !== undefined) this.#engine.setDefaultRenderer(app);
+    if (app !== undefined) this.#engine.useRunner(app);
     return (req, res, next) => {
       const regen = app ?? ((req as { app?: unknown }).app as Runner | undefined);
       const ex: Exchange = { run: () => next(), regen: typeof regen === 'function' ? regen : undefined };
@@ -177,7 +188,30 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     } else res.destroy();
   }
 
-  /** Counters: gets, hits, misses, passes, stores, loadsDeduped, stale, errors, entries, bytes. */
+  /**
+   * The peer endpoint alone, to mount on a separate internal port
+   * (`http.createServer(cache.peerHandler()).listen(7001, '10.0.0.5')`) when peers should not
+   * reach it through the public one. Requests outside `peers.path` get 404.
+   * @throws TypeError when `options.peers.secret` is not set (there is no endpoint).
+   */
+  peerHandler(): (req: IncomingMessage, res: ServerResponse) => void {
+    const endpoint = this.#engine.endpoint;
+    if (endpoint === undefined) throw new TypeError('cache.peerHandler() needs options.peers.secret');
+    return (req, res) => {
+      if (endpoint.handles(req.url ?? '')) {
+        void endpoint.handle(req, res);
+        return;
+      }
+      req.resume();
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'content-length': 9 });
+      res.end('Not Found');
+    };
+  }
+
+  /**
+   * Counters: gets, hits, misses, passes, stores, loadsDeduped, stale, errors, entries, bytes;
+   * peerLoads, peerHits, peerMisses, peerErrors, peerTimeouts and each peer's breaker (`peers`).
+   */
   stats(): CacheStats {
     return this.#engine.stats();
   }
@@ -221,9 +255,10 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     return this.#engine.prime(urls, options);
   }
 
-  /** Waits for background work and releases stores. */
-  close(): Promise<void> {
-    return this.#engine.close();
+  /** Waits for background work (data refreshes first: they may render) and releases stores. */
+  async close(): Promise<void> {
+    await this.data.close();
+    await this.#engine.close();
   }
 
   /** @internal The engine, for tests and later layers. */

@@ -33,6 +33,13 @@ export interface CaptureHooks {
   onHeaders(status: number, headers: OutgoingHttpHeaders): boolean;
   /** Called exactly once, when the response finished or failed. */
   onDone(result: CaptureResult): void;
+  /**
+   * Called once at header time, after `onHeaders`. Returning a function holds the response: the
+   * client receives nothing until the handler ends, then the status, headers and the body the
+   * function makes of the whole written body (ESI assembly). `result.body` stays what the handler
+   * wrote. If the function rejects, the client gets a 500. Undefined streams as usual.
+   */
+  transform?(status: number, headers: OutgoingHttpHeaders): ((body: Buffer) => Promise<Buffer>) | undefined;
 }
 
 /** Handle on a capture in progress. */
@@ -75,6 +82,12 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
   const preset = res.getHeaderNames().length === 0 ? undefined : res.getHeaders();
   let chunks: Buffer[] = [];
   let bytes = 0;
+  /** Set while the response is held for a transform: everything written, and the reason phrase. */
+  let transform: ((body: Buffer) => Promise<Buffer>) | undefined;
+  let held: Buffer[] = [];
+  let heldBytes = 0;
+  let heldReason: string | undefined;
+  let released = false;
 
   const finish = (result: CaptureResult): void => {
     if (done) return;
@@ -91,18 +104,73 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
     status = code;
     headers = res.getHeaders();
     keeping = hooks.onHeaders(code, headers);
+    // A diverted response is replaced whole: nothing of the handler's is held or transformed.
+    if (!diverted) transform = hooks.transform?.(code, headers);
+  };
+
+  const toBuffer = (chunk: unknown, encoding: unknown): Buffer | undefined =>
+    typeof chunk === 'string'
+      ? Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8')
+      : Buffer.isBuffer(chunk)
+        ? chunk
+        : chunk instanceof Uint8Array
+          ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+          : undefined;
+
+  /**
+   * Holds a chunk for the transform; calls a write callback as if it had been written. Past
+   * `maxBytes` held, the response is sent as written from then on (the transform is skipped)
+   * rather than buffered without bound. Returns whether the response is still held.
+   */
+  const hold = (chunk: unknown, rest: unknown[]): boolean => {
+    if (chunk !== undefined && chunk !== null && typeof chunk !== 'function') {
+      const buf = toBuffer(chunk, rest[0]);
+      if (buf !== undefined) (held.push(buf), (heldBytes += buf.length));
+    }
+    const cb = [chunk, ...rest].find((a) => typeof a === 'function') as (() => void) | undefined;
+    if (cb !== undefined) process.nextTick(cb);
+    if (heldBytes <= maxBytes) return true;
+    debug('transform skipped: body over %d bytes', maxBytes);
+    transform = undefined;
+    if (heldReason === undefined) (origWriteHead as (c: number) => ServerResponse).call(res, status);
+    else (origWriteHead as (c: number, r: string) => ServerResponse).call(res, status, heldReason);
+    for (const buf of held) (origWrite as (c: Buffer) => boolean).call(res, buf);
+    held = [];
+    return false;
+  };
+
+  /** Sends the held response, transformed: its real headers now, then the new body. */
+  const release = (): void => {
+    const fn = transform!;
+    const body = held.length === 1 ? held[0]! : Buffer.concat(held);
+    held = [];
+    fn(body).then(
+      (out) => {
+        if (res.destroyed) return;
+        // The body changed: its length and validators describe the handler's bytes, not these.
+        res.setHeader('content-length', out.length);
+        res.removeHeader('etag');
+        res.removeHeader('last-modified');
+        if (heldReason === undefined) (origWriteHead as (c: number) => ServerResponse).call(res, status);
+        else (origWriteHead as (c: number, r: string) => ServerResponse).call(res, status, heldReason);
+        (origEnd as (chunk: Buffer) => ServerResponse).call(res, out);
+      },
+      (error: unknown) => {
+        debug('transform failed: %O', error);
+        if (res.destroyed) return;
+        // The handler's response is still good to store; only this client's assembled copy failed.
+        for (const name of res.getHeaderNames()) res.removeHeader(name);
+        res.setHeader('content-type', 'text/plain; charset=utf-8');
+        res.setHeader('content-length', 21);
+        (origWriteHead as (c: number) => ServerResponse).call(res, 500);
+        (origEnd as (chunk: string) => ServerResponse).call(res, 'Internal Server Error');
+      },
+    );
   };
 
   const keep = (chunk: unknown, encoding: unknown): void => {
     if (!keeping || chunk === undefined || chunk === null || typeof chunk === 'function') return;
-    const buf =
-      typeof chunk === 'string'
-        ? Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8')
-        : Buffer.isBuffer(chunk)
-          ? chunk
-          : chunk instanceof Uint8Array
-            ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
-            : undefined;
+    const buf = toBuffer(chunk, encoding);
     if (buf === undefined) return;
     bytes += buf.length;
     if (bytes > maxBytes) {
@@ -135,6 +203,11 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
     }
     if (!this.headersSent) decide(code);
     if (diverted) return this;
+    if (transform !== undefined && !this.headersSent) {
+      status = code;
+      heldReason = reason;
+      return this;
+    }
     return reason === undefined ? origWriteHead.call(this, code) : (origWriteHead as (c: number, r: string) => ServerResponse).call(this, code, reason);
   } as WriteHead;
 
@@ -146,6 +219,10 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
       return true;
     }
     if (!done && !this.writableEnded) keep(chunk, rest[0]);
+    if (transform !== undefined && !this.headersSent) {
+      hold(chunk, rest);
+      return true;
+    }
     return (origWrite as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
   } as Write;
 
@@ -158,6 +235,13 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
       return this;
     }
     if (!done && !this.writableEnded) keep(chunk, rest[0]);
+    if (transform !== undefined && !this.headersSent) {
+      if (released) return this;
+      released = true;
+      if (hold(chunk, rest)) release();
+      else (origEnd as () => ServerResponse).call(this);
+      return this;
+    }
     return (origEnd as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
   } as End;
 
@@ -179,6 +263,9 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
   return {
     abort(reason, error) {
       keeping = false;
+      // A held response is no longer transformed: whatever the caller writes next (a 500) goes out as is.
+      transform = undefined;
+      held = [];
       finish({ ok: false, reason, error });
     },
     divert(write) {
@@ -186,6 +273,8 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
       diverted = true;
       keeping = false;
       chunks = [];
+      transform = undefined;
+      held = [];
       // The replacement's own finish/close are not the handler's: the capture now ends when the
       // handler calls end().
       res.removeListener('finish', onFinish);

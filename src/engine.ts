@@ -7,9 +7,11 @@ import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import { LRUCache } from 'lru-cache';
-import { captureResponse, syntheticExchange, type CaptureControl, type CaptureResult } from './capture.js';
-import type { Entry } from './entry.js';
-import { HandlerError, RegenerateError, StoreError, type CacheError } from './errors.js';
+import { captureResponse, syntheticExchange, type CaptureControl, type CaptureHooks, type CaptureResult, type SyntheticRequest } from './capture.js';
+import { entrySize, type Entry } from './entry.js';
+import { Flights, type Deferred } from './flight.js';
+import { isHtml, templateOf } from './data/esi.js';
+import { HandlerError, IncludeError, RegenerateError, StoreError, CacheError, type PeerError } from './errors.js';
 import { hostPart, normalizeTarget, primaryKey, variantKey } from './key.js';
 import { Epochs, type EpochVerdict, type InvalidationScope } from './invalidation/epochs.js';
 import { FlushEndpoint, type FlushRequest } from './invalidation/flush-endpoint.js';
@@ -18,9 +20,13 @@ import { prime, Refetcher, type PrimeProgress, type RefetchSummary, type Refetch
 import { tagsOf, TargetIndex, targetOption } from './invalidation/targets.js';
 import type { ResolvedOptions } from './options.js';
 import { evaluateResponse, storedHeaders, type Verdict } from './policy.js';
-import { serveEntry, setStatusHeaders, statusHeaders, type CacheStatus, type StatusHeaders } from './serve.js';
+import { serveAssembled, serveEntry, setStatusHeaders, statusHeaders, type CacheStatus, type StatusHeaders } from './serve.js';
 import { MemoryStore } from './stores/memory.js';
 import { isPromise, type CacheStore } from './stores/store.js';
+import { SIGNATURE_HEADER } from './peers/auth.js';
+import { acceptPeerEntry, forwardedHeaders } from './peers/judge.js';
+import { PeerCluster, type PeerHit, type PeerState } from './peers/cluster.js';
+import { PeerEndpoint } from './peers/endpoint.js';
 
 const debug = createDebug('stratacache:engine');
 
@@ -77,6 +83,18 @@ export interface CacheStats {
   entries: number;
   /** Bytes charged in the memory tier. */
   bytes: number;
+  /** Lookups sent to peers (one per peer asked). */
+  peerLoads: number;
+  /** Peer lookups that brought back an entry this node accepted and served (status `PEER`). */
+  peerHits: number;
+  /** Peer lookups answered "not here", or with an entry refused by local rules. */
+  peerMisses: number;
+  /** Peer lookups that failed (connection, status, unsigned/oversized/truncated/undecodable reply). */
+  peerErrors: number;
+  /** Peer lookups that timed out (`peers.queryTimeout` or `peers.fetchTimeout`). */
+  peerTimeouts: number;
+  /** Each peer's circuit breaker: `closed`, `open` (skipped) or `half-open` (one probe allowed). */
+  peers: PeerState[];
 }
 
 /** Payload of the `refetch` and `refetch-error` events. */
@@ -112,6 +130,8 @@ export interface CacheEvent {
   url: string;
   status?: CacheStatus;
   reason?: string;
+  /** Base URL of the peer that supplied the entry (`peer-hit` only). */
+  peer?: string;
 }
 
 interface FlightResult {
@@ -119,26 +139,55 @@ interface FlightResult {
   key?: string;
   /** The response is of a kind never stored (remembered as pass); waiters render themselves. */
   sticky?: boolean;
+  /** The entry came from a peer (waiters are served with status `PEER`). */
+  peer?: boolean;
   /** `entry` is the old copy, served because the render failed (waiters serve it as STALE). */
   stale?: boolean;
 }
 
-interface Flight {
-  promise: Promise<FlightResult>;
-  resolve(result: FlightResult): void;
-}
+type Flight = Deferred<FlightResult>;
 
 interface VarySpec {
   names: string[];
   variants: string[];
 }
 
-/** A synthetic request's instructions: render for this flight. */
-interface Ticket {
+/** A synthetic request's instructions: render for this flight, or run untouched (a sub-request). */
+interface RenderTicket {
+  kind: 'render';
   flight: Flight;
   key: string;
   primary: string;
   used: boolean;
+}
+type Ticket = RenderTicket | { kind: 'sub' };
+
+/** A render's data reads, recorded while it runs (see {@link EngineHooks}). */
+export interface RenderScope {
+  /** Data keys read so far. */
+  readonly reads: ReadonlySet<string>;
+  /** A key it read changed before it finished: what it stores must be stale at birth. */
+  readonly tainted: boolean;
+}
+
+/**
+ * What the data cache plugs into the engine ({@link Engine.attach}): dependency recording
+ * around renders, the reverse index kept in step with stored entries, and ESI assembly.
+ */
+export interface EngineHooks {
+  /** Opens a scope for a response render of `req`; sub-requests it makes run through `runner`. */
+  openScope(req: IncomingMessage, runner: Runner | undefined): RenderScope;
+  /** Runs `fn` inside `scope` (AsyncLocalStorage), so the reads it makes are recorded there. */
+  runInScope<T>(scope: RenderScope, fn: () => T): T;
+  /** Closes a scope once its render ended. */
+  closeScope(scope: RenderScope): void;
+  /** The entry under `key` changed: stored (`after`), replaced (both) or dropped (`before` only). */
+  onEntry(key: string, before: Entry | undefined, after: Entry | undefined): void;
+  /**
+   * The body of an ESI template for `req`, each include filled from the data cache. `source`
+   * may memoize its parsed template in `template`. Rejects when the page must fail.
+   */
+  assemble(source: { body: Buffer; template?: unknown }, req: IncomingMessage, runner: Runner | undefined): Promise<Buffer>;
 }
 
 /**
@@ -151,19 +200,13 @@ const EPOCH_STEP = 1 / 1024;
 /** Request headers removed before a render whose response will be stored (see unkeyedHeaders). */
 const CONDITIONAL_HEADERS = ['if-none-match', 'if-modified-since', 'if-unmodified-since', 'if-match', 'if-range', 'range'];
 
-function deferred(): Flight {
-  let resolve!: (r: FlightResult) => void;
-  const promise = new Promise<FlightResult>((r) => (resolve = r));
-  return { promise, resolve };
-}
-
 /** The engine behind one cache. */
 export class Engine {
   readonly options: ResolvedOptions;
   readonly memory: MemoryStore;
   readonly #events: EventEmitter;
   readonly #stores: readonly CacheStore[];
-  readonly #flights = new Map<string, Flight>();
+  readonly #flights = new Flights<FlightResult>();
   readonly #vary: LRUCache<string, VarySpec>;
   readonly #passKeys: LRUCache<string, string> | undefined;
   readonly #tickets = new WeakMap<IncomingMessage, Ticket>();
@@ -194,19 +237,42 @@ export class Engine {
   /** Hosts each stored target was cached under, so a host-less refetch URI finds its entries. */
   readonly #targets: TargetIndex;
   readonly #background = new Set<Promise<unknown>>();
+  /**
+   * The cluster this node asks (undefined without `peers.nodes`). Other caches on this engine
+   * (the data cache) look up their own namespace through it.
+   */
+  readonly peers: PeerCluster | undefined;
+  /** The peer endpoint (undefined without `peers.secret`). */
+  readonly endpoint: PeerEndpoint | undefined;
   /** The last adapter's way to render in the background (for refetch and priming). */
   #defaultRegen: Runner | undefined;
+  #hooks: EngineHooks | undefined;
   #closed = false;
 
   constructor(options: ResolvedOptions, events: EventEmitter) {
     this.options = options;
     this.#events = events;
-    this.memory = new MemoryStore({ maxSize: options.maxSize, maxEntrySize: options.maxSize });
+    this.memory = new MemoryStore({
+      maxSize: options.maxSize,
+      maxEntrySize: options.maxSize,
+      onEvict: (key, entry) => this.#hooks?.onEntry(key, entry, undefined),
+    });
     this.#stores = options.stores;
     this.#vary = new LRUCache<string, VarySpec>({ max: 100_000 });
     this.#passKeys = options.passTtl > 0 ? new LRUCache<string, string>({ max: 100_000, ttl: options.passTtl }) : undefined;
     this.#statusHeaders = statusHeaders(options.statusHeader, options.cacheName);
     this.#serveCtx = { status: 'HIT', now: 0, statusHeaders: this.#statusHeaders };
+    const peers = options.peers;
+    if (peers.enabled) {
+      this.endpoint = new PeerEndpoint({ secret: peers.secret, path: peers.path });
+      this.endpoint.register('r', (query) => this.localLookup(query.key, query.headers));
+      if (typeof peers.nodes === 'function' || peers.nodes.length > 0) {
+        this.peers = new PeerCluster(peers, {
+          onPeerError: (error) => this.#emitPeerError(error),
+          onMembershipError: (error) => this.#fail(error),
+        });
+      }
+    }
     this.#epochs = new Epochs({ statLevel: options.statLevel, autoInvalidate: options.autoInvalidate });
     this.#targets = new TargetIndex({
       normalize: (url) => normalizeTarget(url, options.ignoreParam),
@@ -226,13 +292,19 @@ export class Engine {
           });
   }
 
+
   /**
    * Handles one request. Returns true when the response was served from the cache (the handler
    * did not run), false when the handler ran; a promise of that when it could not answer at once.
    */
   handle(req: IncomingMessage, res: ServerResponse, ex: Exchange): boolean | Promise<boolean> {
     const ticket = this.#tickets.get(req);
-    if (ticket !== undefined) return this.#renderTicket(req, res, ex, ticket);
+    if (ticket !== undefined) return ticket.kind === 'sub' ? this.#invoke(req, res, ex, undefined) : this.#renderTicket(req, res, ex, ticket);
+    // The peer protocol is answered here, on the app's own port, before any cache logic.
+    if (this.endpoint !== undefined && this.endpoint.handles(req.url ?? '')) {
+      void this.endpoint.handle(req, res);
+      return true;
+    }
     if (this.#flush !== undefined && this.#flush.matches(req.url)) return this.#flush.handle(req, res);
     const method = req.method;
     if (method !== 'GET' && method !== 'HEAD') return this.#passMethod(req, res, ex);
@@ -258,9 +330,9 @@ export class Engine {
       ) {
         this.#counters.gets++;
         this.#counters.hits++;
-        this.#serve(req, res, entry, 'HIT', now);
+        const assembling = this.#serve(req, res, entry, 'HIT', now, ex);
         if (this.#events.listenerCount('hit') > 0) this.#emit('hit', { key, url: req.url ?? '', status: 'HIT' });
-        return true;
+        return assembling === undefined ? true : assembling;
       }
     }
     return this.#lookup(req, res, ex, { primary, key, entry, attempt: 0 });
@@ -273,7 +345,8 @@ export class Engine {
     ex: Exchange,
     at: { primary: string; key: string; entry: Entry | undefined; attempt: number },
   ): Promise<boolean> {
-    const { primary, key } = at;
+    const { primary } = at;
+    let { key } = at;
     let entry = at.entry;
     if (at.attempt === 0) this.#counters.gets++;
     if (ex.regen !== undefined) this.#defaultRegen = ex.regen;
@@ -282,7 +355,14 @@ export class Engine {
 
     if (entry === undefined) {
       for (const store of this.#stores) {
-        const found = await this.#storeGet(store, key);
+        let found = await this.#storeGet(store, key);
+        // A varied entry under the bare primary key is the marker store() leaves for restarts: it
+        // names the Vary headers, so this request's own variant can be looked up.
+        if (found !== undefined && key === primary && found.vary.length > 0) {
+          if (!this.#vary.has(primary)) this.#vary.set(primary, { names: found.vary, variants: [] });
+          key = variantKey(primary, found.vary, req.headers);
+          found = await this.#storeGet(store, key);
+        }
         if (found === undefined) continue;
         entry = found;
         if (Date.now() < found.staleAt && this.#epochs.check(found) === undefined) this.memory.set(key, found); // promote
@@ -300,21 +380,21 @@ export class Engine {
       } else {
         if (invalidated === undefined && now < entry.staleAt) {
           this.#counters.hits++;
-          this.#serve(req, res, entry, 'HIT', now);
+          const assembling = this.#serve(req, res, entry, 'HIT', now, ex);
           this.#emit('hit', { key, url: req.url ?? '', status: 'HIT' });
-          return true;
+          return assembling ?? true;
         }
         const reason = this.#staleReason(entry, { primary, invalidated, now, canRefresh: ex.regen !== undefined || this.#defaultRegen !== undefined });
         if (reason !== undefined) {
           this.#counters.stale++;
-          this.#serve(req, res, entry, 'STALE', now);
+          const assembling = this.#serve(req, res, entry, 'STALE', now, ex);
           this.#emit('stale', { key, url: req.url ?? '', status: 'STALE', reason });
           // One background refresh per key however many requests arrive; none while a refetch
           // of it is queued (that one will replace the entry).
           if (!this.#refetcher.has(primary) && !this.#flights.has(key)) {
             this.#track(this.regenerate({ url: entry.url, host: entry.host, headers: varyHeaders(entry, req) }, ex.regen));
           }
-          return true;
+          return assembling ?? true;
         }
         if (now < entry.sieUntil && this.options.staleOnErrorStatuses.size > 0) fallback = entry;
       }
@@ -336,15 +416,15 @@ export class Engine {
         // The leader's render failed: its waiters get the old copy too, never the error.
         this.#counters.stale++;
         this.#counters.staleOnError++;
-        this.#serve(req, res, result.entry, 'STALE', Date.now());
+        const assembling = this.#serve(req, res, result.entry, 'STALE', Date.now(), ex);
         this.#emit('stale', { key: mine, url: req.url ?? '', status: 'STALE', reason: 'origin failed (coalesced)' });
-        return true;
+        return assembling ?? true;
       }
       if (mine === result.key) {
         this.#counters.hits++;
-        this.#serve(req, res, result.entry, 'HIT', Date.now());
+        const assembling = this.#serve(req, res, result.entry, result.peer ? 'PEER' : 'HIT', Date.now(), ex);
         this.#emit('hit', { key: mine, url: req.url ?? '', status: 'HIT', reason: 'coalesced' });
-        return true;
+        return assembling ?? true;
       }
       // Another variant: look up (and perhaps lead) under this request's own variant key.
       if (at.attempt < 2) return this.#lookup(req, res, ex, { primary, key: mine, entry: this.memory.get(mine), attempt: at.attempt + 1 });
@@ -369,23 +449,125 @@ export class Engine {
   }
 
   /**
-   * Renders a miss through the handler, streaming to the client and storing the result. With a
-   * `fallback` (an old copy inside its stale-if-error window), an origin failure before the
-   * headers (error status, throw, originTimeout) serves that copy instead, to the client and to
-   * every waiter, and the failed response is never stored.
+   * Leads a miss: asks the peers when there are some, else (or then) renders it. `fallback` is
+   * the old copy to serve if the render fails (see {@link Engine.#render}).
    */
   #lead(
     req: IncomingMessage,
     res: ServerResponse,
     ex: Exchange,
-    at: { primary: string; key: string; ticket: Ticket | undefined; fallback: Entry | undefined },
+    at: { primary: string; key: string; ticket: RenderTicket | undefined; fallback: Entry | undefined },
   ): boolean | Promise<boolean> {
     const { primary, key, ticket, fallback } = at;
     let flight = ticket?.flight;
     if (flight === undefined && req.headers.authorization === undefined) {
-      flight = deferred();
-      this.#flights.set(key, flight);
+      flight = this.#flights.start(key);
     }
+    // Only the leader of a client's flight asks peers, once per key while waiters queue on the
+    // flight. Not a background render (a ticket): refresh, refetch and priming exist to get the
+    // origin's current version, not another node's copy. Not an Authorization request (no
+    // flight): its response may be its own. Not a request carrying a peer signature: whatever
+    // reaches here with one (an endpoint path rewritten by a mount) must not cascade to peers.
+    if (ticket === undefined && flight !== undefined && this.peers !== undefined && req.headers[SIGNATURE_HEADER] === undefined) {
+      return this.#leadWithPeers(req, res, ex, { primary, key, flight, fallback });
+    }
+    return this.#render(req, res, ex, { primary, key, ticket, flight, fallback });
+  }
+
+  /**
+   * A flight leader asks its peers first (groupcache's load: pick a peer, fall back to a local
+   * load on error). Event trace: A leads k -> waiters W1..Wn join A's flight -> A asks peers ->
+   * hit: A serves PEER, resolves the flight (W1..Wn served from the same entry) / miss, error or
+   * timeout: A renders as if there were no peers, and the flight resolves when the render ends.
+   */
+  async #leadWithPeers(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ex: Exchange,
+    at: { primary: string; key: string; flight: Flight; fallback: Entry | undefined },
+  ): Promise<boolean> {
+    const { primary, key, flight, fallback } = at;
+    const hit = await this.#askPeers(req, primary);
+    if (hit === undefined) {
+      if (res.destroyed) {
+        // The client left during the lookup: a render on a closed response would never settle
+        // the flight. Settle it empty; waiters render for themselves.
+        this.#flights.settle(key, flight, {});
+        return true;
+      }
+      return this.#render(req, res, ex, { primary, key, ticket: undefined, flight, fallback });
+    }
+    const { entry } = hit;
+    const viewHeaders = this.#variantView(req);
+    // Copied locally only when the memory tier can hold it (the same bound as a local render's).
+    const copy = this.options.peers.updateLocalCache && entrySize(entry) <= this.options.maxSize;
+    const stored = copy ? this.store(primary, entry, viewHeaders) : variantKey(primary, entry.vary, viewHeaders);
+    this.#flights.settle(key, flight, { entry, key: stored, peer: true });
+    const assembling = this.#serve(req, res, entry, 'PEER', Date.now(), ex);
+    this.#emit('peer-hit', { key: stored, url: req.url ?? '', status: 'PEER', peer: hit.peer });
+    return assembling ?? true;
+  }
+
+  /** Asks the peers for `primary` with the request's variant-selecting headers; judges replies by local rules. */
+  #askPeers(req: IncomingMessage, primary: string): Promise<PeerHit | undefined> {
+    const view = this.#variantView(req);
+    const sent = forwardedHeaders(view, this.#vary.get(primary)?.names);
+    const authorized = req.headers.authorization !== undefined;
+    const { cacheStatuses, maxEntrySize } = this.options;
+    const isInvalidated = (entry: Entry, key: string): boolean => this.isInvalidated(entry, key);
+    return this.peers!.find({ ns: 'r', key: primary, headers: sent, freshAt: Date.now() }, (entry) =>
+      acceptPeerEntry(entry, { primary, sent, view, authorized, cacheStatuses, maxEntrySize, isInvalidated, now: Date.now() }),
+    );
+  }
+
+  /** The request headers a stored response's variant is keyed on: the request minus what a render never sees. */
+  #variantView(req: IncomingMessage): IncomingMessage['headers'] {
+    const view: IncomingMessage['headers'] = { ...req.headers };
+    for (const name of CONDITIONAL_HEADERS) delete view[name];
+    for (const name of this.options.unkeyedHeaders) delete view[name];
+    return view;
+  }
+
+  /**
+   * True when `entry` was stored before an invalidation that reaches it (its path, an ancestor
+   * within statLevel, one of its tags). The peer layer refuses such a copy from a peer. O(depth).
+   * `primaryKey` is the key the entry is looked up under; invalidation works on paths, read from
+   * `entry.url`.
+   */
+  isInvalidated(entry: Entry, primaryKey: string): boolean {
+    void primaryKey;
+    return entry.storedAt < this.#epochs.newest && this.#epochs.check(entry) !== undefined;
+  }
+
+  /**
+   * Finds `primary` in the local tiers only (memory, then the extra stores), choosing the
+   * variant from `headers`: what the peer endpoint answers. Never renders, never asks peers.
+   */
+  async localLookup(primary: string, headers: Record<string, string>): Promise<Entry | undefined> {
+    const spec = this.#vary.get(primary);
+    const key = spec === undefined ? primary : variantKey(primary, spec.names, headers);
+    const entry = this.memory.get(key);
+    if (entry !== undefined) return entry;
+    for (const store of this.#stores) {
+      const found = await this.#storeGet(store, key);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+
+  /**
+   * Renders a miss through the handler, streaming to the client and storing the result. With a
+   * `fallback` (an old copy inside its stale-if-error window), an origin failure before the
+   * headers (error status, throw, originTimeout) serves that copy instead, to the client and to
+   * every waiter, and the failed response is never stored.
+   */
+  #render(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ex: Exchange,
+    at: { primary: string; key: string; ticket: RenderTicket | undefined; flight: Flight | undefined; fallback: Entry | undefined },
+  ): boolean | Promise<boolean> {
+    const { primary, key, ticket, flight, fallback } = at;
     if (ticket === undefined) {
       this.#counters.misses++;
       this.#emit('miss', { key, url: req.url ?? '', status: 'MISS' });
@@ -402,6 +584,9 @@ export class Engine {
     const preset = fallback === undefined || res.getHeaderNames().length === 0 ? undefined : res.getHeaders();
     const policyReq = { method: 'GET', url: req.url ?? '/', headers: req.headers };
     let verdict: Verdict | undefined;
+    const hooks = this.#hooks;
+    const runner = ex.regen ?? this.#defaultRegen;
+    const scope = hooks?.openScope(req, runner);
     let failed = false;
     let settled = false;
     let timer: NodeJS.Timeout | undefined;
@@ -409,13 +594,14 @@ export class Engine {
       if (settled) return;
       settled = true;
       if (timer !== undefined) clearTimeout(timer);
-      if (flight !== undefined && this.#flights.get(key) === flight) this.#flights.delete(key);
-      flight?.resolve(outcome);
+      if (flight !== undefined) this.#flights.settle(key, flight, outcome);
     };
     const staleOutcome = (): FlightResult => ({ entry: fallback, key, stale: true });
-    // Serve the old copy instead of the failing render (the client of a background render is nobody).
+    // Serve the old copy instead of the failing render (the client of a background render is
+    // nobody). An ESI template would be assembled asynchronously, after the divert: its leader
+    // gets the error, its waiters the stale copy.
     const rescue = (reason: string): boolean => {
-      if (fallback === undefined || ticket !== undefined) return false;
+      if (fallback === undefined || ticket !== undefined || (fallback.esi === true && this.options.includes)) return false;
       const served = control.divert(() => {
         // Drop what the failed render set; keep what middleware in front of the cache had set.
         for (const name of res.getHeaderNames()) res.removeHeader(name);
@@ -423,7 +609,7 @@ export class Engine {
         res.statusMessage = '';
         if (validators?.inm !== undefined) req.headers['if-none-match'] = validators.inm;
         if (validators?.ims !== undefined) req.headers['if-modified-since'] = validators.ims;
-        this.#serve(req, res, fallback, 'STALE', Date.now());
+        this.#serve(req, res, fallback, 'STALE', Date.now(), ex);
       });
       if (!served) return false;
       debug('stale: %s %s', reason, key);
@@ -449,9 +635,12 @@ export class Engine {
           if (!verdict.storable) debug('pass: %s %s', verdict.reason, key);
           return verdict.storable;
         },
+        // With includes on, an HTML response is held and its client gets the assembled page.
+        transform: hooks !== undefined && this.options.includes ? this.#transformFor(req, runner) : undefined,
         onDone: (result) => {
+          if (scope !== undefined) hooks!.closeScope(scope);
           if (settled) return;
-          let outcome = this.#complete(req, result, { primary, verdict, startedAt });
+          let outcome = this.#complete(req, primary, result, { verdict, scope, startedAt });
           if (outcome.entry === undefined && fallback !== undefined && (failed || !result.ok)) outcome = staleOutcome();
           settle(outcome);
         },
@@ -462,12 +651,27 @@ export class Engine {
       timer = setTimeout(() => rescue('origin timeout'), this.options.originTimeout);
       timer.unref();
     }
-    return this.#invoke(req, res, ex, { control, rescue: () => rescue('origin threw') });
+    return this.#invoke(req, res, ex, control, { scope, rescue: () => rescue('origin threw') });
+  }
+
+  /** Assembles a just-rendered HTML body for its client (no template stored yet). */
+  #assembleFresh(body: Buffer, req: IncomingMessage, runner: Runner | undefined): Promise<Buffer> {
+    const template = templateOf(body);
+    if (template === undefined) return Promise.resolve(body);
+    return this.#hooks!.assemble({ body, template }, req, runner).catch((error: unknown) => {
+      this.#fail(error instanceof CacheError ? error : new IncludeError('include assembly failed', { cause: error }));
+      throw error;
+    });
   }
 
   /** Turns a finished capture into a stored entry (or a remembered pass). */
-  #complete(req: IncomingMessage, result: CaptureResult, at: { primary: string; verdict: Verdict | undefined; startedAt: number }): FlightResult {
-    const { primary, verdict } = at;
+  #complete(
+    req: IncomingMessage,
+    primary: string,
+    result: CaptureResult,
+    at: { verdict: Verdict | undefined; scope: RenderScope | undefined; startedAt: number },
+  ): FlightResult {
+    const { verdict, scope } = at;
     if (result.ok && verdict?.storable) {
       const headers = storedHeaders(result.headers, this.options);
       const find = (name: string): string | undefined => headers.find(([n]) => n === name)?.[1];
@@ -489,14 +693,26 @@ export class Engine {
         vary: verdict.vary,
         tags: tagsOf(result.headers[this.options.tagHeader]),
       };
-      const key = this.store(primary, entry, req.headers);
-      return { entry, key };
+      if (scope !== undefined && scope.reads.size > 0) entry.deps = [...scope.reads];
+      // A data key this render read changed while it ran: stored stale at birth, and served as
+      // such (one background refresh) until it would have gone stale anyway.
+      if (scope?.tainted) (entry.staleAt = entry.storedAt), (entry.swrUntil = Math.max(entry.swrUntil, verdict.staleAt));
+      if (this.options.includes && this.#hooks !== undefined && isHtml(find('content-type'))) {
+        const template = templateOf(result.body);
+        if (template !== undefined) (entry.esi = true), (entry.template = template);
+      }
+      // Headers and overhead count against the memory budget too: an entry the memory tier would
+      // refuse is "too large", not a store.
+      if (entrySize(entry) <= this.options.maxSize) {
+        const key = this.store(primary, entry, req.headers);
+        return { entry, key };
+      }
     }
     // The verdict (taken at header time) explains a response that was never kept; otherwise the
     // capture's own reason does (too large, aborted, handler error, length mismatch).
     const judged = verdict !== undefined && !verdict.storable ? verdict : undefined;
-    const reason = judged?.reason ?? (result.ok ? 'not storable' : result.reason);
-    const sticky = judged?.sticky ?? (!result.ok && result.reason === 'too large');
+    const reason = judged?.reason ?? (result.ok ? 'too large' : result.reason);
+    const sticky = judged?.sticky ?? reason === 'too large';
     if (sticky && this.#passKeys !== undefined) this.#passKeys.set(primary, reason);
     if (!result.ok && result.error !== undefined) debug('render failed: %s %s', reason, primary);
     this.#emit('pass', { key: primary, url: req.url ?? '', reason });
@@ -519,13 +735,20 @@ export class Engine {
       if (spec !== undefined) for (const old of spec.variants) this.#deleteEverywhere(old);
       this.#deleteEverywhere(primary);
       this.#vary.set(primary, { names: entry.vary, variants: [key] });
+      // The variant list lives in memory; lower tiers outlive it (a disk store across a restart),
+      // so they get a bodiless marker under the primary key that names the Vary headers.
+      const marker: Entry = { ...entry, headers: [], body: Buffer.alloc(0), head: undefined, deps: undefined, esi: undefined, template: undefined };
+      for (const store of this.#stores) this.#storeSet(store, primary, marker);
     } else {
       const i = spec.variants.indexOf(key);
       if (i !== -1) spec.variants.splice(i, 1);
       spec.variants.push(key);
       while (spec.variants.length > this.options.maxVariants) this.#deleteEverywhere(spec.variants.shift()!);
     }
+    const hooks = this.#hooks;
+    const before = hooks === undefined ? undefined : this.memory.get(key);
     this.memory.set(key, entry);
+    hooks?.onEntry(key, before, entry);
     for (const store of this.#stores) this.#storeSet(store, key, entry);
     this.#targets.remember(entry);
     this.#counters.stores++;
@@ -544,6 +767,11 @@ export class Engine {
   }
 
   #deleteEverywhere(key: string): void {
+    const hooks = this.#hooks;
+    if (hooks !== undefined) {
+      const before = this.memory.get(key);
+      if (before !== undefined) hooks.onEntry(key, before, undefined);
+    }
     this.memory.delete(key);
     for (const store of this.#stores) {
       try {
@@ -600,28 +828,30 @@ export class Engine {
     req: IncomingMessage,
     res: ServerResponse,
     ex: Exchange,
-    capture?: { control: CaptureControl; rescue(): boolean },
+    control: CaptureControl | undefined,
+    extra: { scope?: RenderScope | undefined; rescue?: () => boolean } = {},
   ): boolean | Promise<boolean> {
+    const { scope, rescue } = extra;
     let r: unknown;
     try {
-      r = ex.run(req, res);
+      r = scope === undefined ? ex.run(req, res) : this.#hooks!.runInScope(scope, () => ex.run(req, res));
     } catch (error) {
-      return this.#runFailed(res, ex, capture, error);
+      return this.#runFailed(res, ex, { control, rescue }, error);
     }
     if (isPromise(r)) {
       return r.then(
         () => false,
-        (error: unknown) => this.#runFailed(res, ex, capture, error),
+        (error: unknown) => this.#runFailed(res, ex, { control, rescue }, error),
       );
     }
     return false;
   }
 
-  #runFailed(res: ServerResponse, ex: Exchange, capture: { control: CaptureControl; rescue(): boolean } | undefined, error: unknown): boolean {
+  #runFailed(res: ServerResponse, ex: Exchange, at: { control: CaptureControl | undefined; rescue: (() => boolean) | undefined }, error: unknown): boolean {
     this.#fail(new HandlerError('handler failed', { cause: error }));
     // A stale copy answers instead of the error (the client sees a cached response, not a 500).
-    if (capture?.rescue()) return true;
-    capture?.control.abort('handler error', error);
+    if (at.rescue?.()) return true;
+    at.control?.abort('handler error', error);
     if (ex.rethrow) throw error;
     if (!res.headersSent) {
       res.statusCode = 500;
@@ -636,7 +866,18 @@ export class Engine {
     debug('pass: %s %s', at.reason, at.key);
     setStatusHeaders(res, this.#statusHeaders, 'PASS');
     this.#emit('pass', { key: at.key, url: req.url ?? '', status: 'PASS', reason: at.reason });
-    return this.#invoke(req, res, ex);
+    // With includes on, a passed HTML response is assembled too: its client must never see raw
+    // include tags. Nothing is kept (onHeaders: false); without includes no capture is installed.
+    const control =
+      this.#hooks !== undefined && this.options.includes
+        ? captureResponse(res, { onHeaders: () => false, onDone: () => undefined, transform: this.#transformFor(req, ex.regen ?? this.#defaultRegen) }, this.options.maxEntrySize)
+        : undefined;
+    return this.#invoke(req, res, ex, control);
+  }
+
+  /** The capture transform that assembles an HTML response for its client (includes on). */
+  #transformFor(req: IncomingMessage, runner: Runner | undefined): NonNullable<CaptureHooks['transform']> {
+    return (_status, headers) => (isHtml(headers['content-type']) ? (body) => this.#assembleFresh(body, req, runner) : undefined);
   }
 
   /** Unsafe methods pass; a successful one invalidates its URL and Location (RFC 9111 §4.4). */
@@ -720,19 +961,15 @@ export class Engine {
       exchange.dispose();
       return existing.promise.then((r) => (r.stale ? undefined : r.entry));
     }
-    const flight = deferred();
-    this.#flights.set(key, flight);
-    const ticket: Ticket = { flight, key, primary, used: false };
+    const flight = this.#flights.start(key);
+    const ticket: RenderTicket = { kind: 'render', flight, key, primary, used: false };
     this.#tickets.set(exchange.req, ticket);
     this.#counters.regenerations++;
     debug('regenerate %s', key);
     const { res } = exchange;
     // A render that never reaches this cache's middleware (or ends before it) must still settle.
     const settleUnused = (): void => {
-      if (!ticket.used) {
-        if (this.#flights.get(key) === flight) this.#flights.delete(key);
-        flight.resolve({});
-      }
+      if (!ticket.used) this.#flights.settle(key, flight, {});
     };
     res.once('finish', settleUnused);
     res.once('close', settleUnused);
@@ -804,17 +1041,6 @@ export class Engine {
   }
 
   /**
-   * True when `entry` was stored before an invalidation that reaches it (its path, an ancestor
-   * within statLevel, one of its tags). The peer layer refuses such a copy from a peer. O(depth).
-   * `primaryKey` is the key the entry is looked up under; invalidation works on paths, read from
-   * `entry.url`.
-   */
-  isInvalidated(entry: Entry, primaryKey: string): boolean {
-    void primaryKey;
-    return entry.storedAt < this.#epochs.newest && this.#epochs.check(entry) !== undefined;
-  }
-
-  /**
    * Registers a hook called synchronously with every applied invalidation record, local or
    * remote (a propagation layer ships the local ones). Returns a function that unregisters it.
    * @internal
@@ -843,11 +1069,6 @@ export class Engine {
       render: (t) => this.regenerate({ url: t.url, host: t.host }, options.handler),
       onProgress: options.onProgress,
     });
-  }
-
-  /** Makes `runner` the default way to render in the background (adapters call it when built). */
-  setDefaultRenderer(runner: Runner): void {
-    this.#defaultRegen ??= runner;
   }
 
   #applyFlush(request: FlushRequest, host: string): { id: number; refetch: number } {
@@ -882,12 +1103,13 @@ export class Engine {
     }
   }
 
+
   #regenFailed(res: ServerResponse, error: unknown): void {
     this.#fail(new RegenerateError('background render threw', { cause: error }));
     if (!res.writableEnded) res.destroy();
   }
 
-  #renderTicket(req: IncomingMessage, res: ServerResponse, ex: Exchange, ticket: Ticket): boolean | Promise<boolean> {
+  #renderTicket(req: IncomingMessage, res: ServerResponse, ex: Exchange, ticket: RenderTicket): boolean | Promise<boolean> {
     ticket.used = true;
     // Waiters of a failed background render get the old copy, if it is still within stale-if-error.
     const old = this.memory.get(ticket.key);
@@ -897,11 +1119,85 @@ export class Engine {
     return this.#lead(req, res, { ...ex, rethrow: ex.rethrow ?? false }, { primary: ticket.primary, key: ticket.key, ticket, fallback });
   }
 
-  #serve(req: IncomingMessage, res: ServerResponse, entry: Entry, status: CacheStatus, now: number): void {
+  /**
+   * Writes an entry. A template entry (ESI) is assembled first: the promise resolves once it is
+   * written. Any other entry is written at once (undefined): the hit path allocates no promise.
+   */
+  #serve(req: IncomingMessage, res: ServerResponse, entry: Entry, status: CacheStatus, now: number, ex: Exchange): Promise<boolean> | undefined {
+    if (entry.esi === true && this.#hooks !== undefined && this.options.includes) return this.#serveTemplate(req, res, entry, { status, now, ex });
     const ctx = this.#serveCtx;
     ctx.status = status;
     ctx.now = now;
     serveEntry(req, res, entry, ctx);
+    return undefined;
+  }
+
+  /** Serves a template entry: each include filled from the data cache, or 500 when one must fail the page. */
+  async #serveTemplate(req: IncomingMessage, res: ServerResponse, entry: Entry, at: { status: CacheStatus; now: number; ex: Exchange }): Promise<boolean> {
+    let body: Buffer;
+    try {
+      body = await this.#hooks!.assemble(entry, req, at.ex.regen ?? this.#defaultRegen);
+    } catch (error) {
+      this.#fail(error instanceof CacheError ? error : new IncludeError('include assembly failed', { cause: error }));
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8', 'content-length': '21' });
+        res.end('Internal Server Error');
+      }
+      return true;
+    }
+    serveAssembled(req, res, entry, body, { status: at.status, now: at.now, statusHeaders: this.#statusHeaders });
+    return true;
+  }
+
+  /**
+   * Names the app to run for background renders and sub-requests until a request brings its
+   * own adapter (called when a handler is wrapped, so they work before the first request).
+   */
+  useRunner(runner: Runner): void {
+    this.#defaultRegen ??= runner;
+  }
+
+  /** Plugs the data cache in (once, at construction of the cache). */
+  attach(hooks: EngineHooks): void {
+    this.#hooks = hooks;
+  }
+
+  /**
+   * Marks the entry under `key` stale now, because data it was rendered from changed: it is
+   * served STALE while one background refresh runs, until it would have gone stale anyway; after
+   * that a request renders it in the foreground. Returns whether a fresh entry was marked.
+   */
+  markStale(key: string): boolean {
+    const entry = this.memory.get(key);
+    const now = Date.now();
+    if (entry === undefined || entry.staleAt <= now) return false;
+    const marked: Entry = { ...entry, staleAt: now, swrUntil: Math.max(entry.swrUntil, entry.staleAt) };
+    this.memory.set(key, marked);
+    for (const store of this.#stores) this.#storeSet(store, key, marked);
+    debug('stale: dependency changed %s', key);
+    this.#emit('stale', { key, url: entry.url, reason: 'dependency changed' });
+    return true;
+  }
+
+  /**
+   * Runs a GET through the wrapped app with no client connection and without the response
+   * cache (an internal sub-request of the data cache), resolving to what the app answered. The
+   * app is `runner`, else the last adapter's; with neither, resolves to a failed capture.
+   */
+  subrequest(init: SyntheticRequest, runner: Runner | undefined): Promise<CaptureResult> {
+    const run = runner ?? this.#defaultRegen;
+    if (run === undefined || this.#closed) return Promise.resolve({ ok: false, reason: 'no handler to run a sub-request (serve a request or wrap a handler first)' });
+    const exchange = syntheticExchange(init);
+    this.#tickets.set(exchange.req, { kind: 'sub' });
+    return new Promise<CaptureResult>((resolve) => {
+      captureResponse(exchange.res, { onHeaders: () => true, onDone: resolve }, this.options.maxEntrySize);
+      try {
+        const r = run(exchange.req, exchange.res);
+        if (isPromise(r)) r.then(undefined, (error: unknown) => this.#regenFailed(exchange.res, error));
+      } catch (error) {
+        this.#regenFailed(exchange.res, error);
+      }
+    }).finally(() => exchange.dispose());
   }
 
   #track(p: Promise<unknown>): void {
@@ -913,6 +1209,11 @@ export class Engine {
     if (this.#events.listenerCount(event) > 0) this.#events.emit(event, payload);
   }
 
+  /** A peer lookup failed: already counted by the cluster; reported as `peer-error` (not `error`: a peer failure is routine). */
+  #emitPeerError(error: PeerError): void {
+    if (this.#events.listenerCount('peer-error') > 0) this.#events.emit('peer-error', error);
+  }
+
   /** Counts and reports an internal failure; never throws, never fails a response. */
   #fail(error: CacheError): void {
     this.#counters.errors++;
@@ -922,12 +1223,15 @@ export class Engine {
 
   stats(): CacheStats {
     const { entries, bytes } = this.memory.size();
-    return { ...this.#counters, entries, bytes };
+    const peers = this.peers;
+    const peerCounters = peers?.counters ?? { peerLoads: 0, peerHits: 0, peerMisses: 0, peerErrors: 0, peerTimeouts: 0 };
+    return { ...this.#counters, entries, bytes, ...peerCounters, peers: peers?.states() ?? [] };
   }
 
   /** Waits for background work, then releases every store. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.peers?.close();
     await Promise.allSettled([...this.#background]);
     for (const store of [this.memory, ...this.#stores]) {
       try {

@@ -42,17 +42,29 @@ export interface Entry {
   /** Surrogate keys / tags of the entry. */
   tags: string[];
   /**
+   * Data-cache keys the render read (`cache.data.get`, `cache.data.fetch`): when one of them is
+   * deleted or changes, this entry becomes stale. Absent when the render read none.
+   */
+  deps?: string[];
+  /** The body is an HTML template with `<esi:include>` tags, assembled at serve time. Absent when not. */
+  esi?: boolean;
+  /**
    * Serving template built on first serve (not encoded). Internal.
    * @internal
    */
   head?: unknown;
+  /**
+   * Parsed ESI template built on first serve (not encoded). Internal.
+   * @internal
+   */
+  template?: unknown;
 }
 
 const MAGIC = 0x53434531; // 'SCE1'
 /** Upper bound on the encoded metadata, so a hostile peer reply cannot make us parse megabytes of JSON. */
 const MAX_META = 256 * 1024;
 
-type Meta = Omit<Entry, 'body' | 'head'>;
+type Meta = Omit<Entry, 'body' | 'head' | 'template'>;
 
 /**
  * Encodes an entry as bytes: magic, meta length, JSON metadata, raw body (no base64). The
@@ -77,6 +89,9 @@ export function encodeEntry(entry: Entry): Buffer {
     tags: entry.tags,
     bodyLength: entry.body.length,
   };
+  // Optional fields are written only when present, so entries without them encode as before.
+  if (entry.deps !== undefined && entry.deps.length > 0) meta.deps = entry.deps;
+  if (entry.esi === true) meta.esi = true;
   const json = Buffer.from(JSON.stringify(meta), 'utf8');
   const out = Buffer.allocUnsafe(8 + json.length + entry.body.length);
   out.writeUInt32BE(MAGIC, 0);
@@ -120,6 +135,8 @@ export function decodeEntry(bytes: Uint8Array): Entry {
     throw new EntryDecodeError('bad validators or url');
   }
   if (typeof meta.shared !== 'boolean' || !isStrArray(meta.vary) || !isStrArray(meta.tags)) throw new EntryDecodeError('bad flags');
+  if (meta.deps !== undefined && !isStrArray(meta.deps)) throw new EntryDecodeError('bad deps');
+  if (meta.esi !== undefined && meta.esi !== true) throw new EntryDecodeError('bad esi flag');
   const { bodyLength, ...fields } = meta;
   if (bodyLength !== buf.length - 8 - metaLength) throw new EntryDecodeError(`bad body length: ${buf.length - 8 - metaLength} bytes, expected ${String(bodyLength)}`);
   return {
@@ -132,5 +149,6 @@ export function decodeEntry(bytes: Uint8Array): Entry {
 export function entrySize(entry: Entry): number {
   let size = 256 + entry.body.length + entry.url.length + entry.host.length;
   for (const [name, value] of entry.headers) size += name.length + value.length + 16;
+  if (entry.deps !== undefined) for (const dep of entry.deps) size += dep.length + 16;
   return size;
 }

@@ -6,6 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import type { CacheStore } from './stores/store.js';
+import { resolvePeersOptions, type PeersDefaults, type PeersOptions, type ResolvedPeersOptions } from './peers/options.js';
 
 /** A duration in milliseconds. Durations are milliseconds everywhere in the API. */
 export type Milliseconds = number;
@@ -214,6 +215,31 @@ export interface CacheOptions {
    * @default { propagate: true }
    */
   invalidation?: InvalidationOptions;
+  /**
+   * Peer cluster: ask the other nodes before rendering a local miss. See {@link PeersOptions}
+   * for each field and its default (`DEFAULTS.peers`).
+   * @default { nodes: [], refreshInterval: 10000, path: '/_stratacache/peer', queryTimeout: 50,
+   * fetchTimeout: 2000, strategy: 'all', updateLocalCache: true, maxConcurrent: 16, failureThreshold: 3,
+   * coolDown: 5000 } (self, secret and maxEntrySize undefined: peers off until a secret is set)
+   */
+  peers?: PeersOptions;
+  /**
+   * The data cache (`cache.data`): values and sub-responses a handler needs while it renders,
+   * with their own byte budget and lifetimes. See {@link DataOptions}.
+   * @default { maxSize: 16777216, maxEntrySize: 1048576, defaultTtl: 60000, fetch: { timeout: 10000,
+   * maxConcurrentPerOrigin: 8 }, maxIncludeDepth: 3, includeErrors: 'fail', maxTrackedKeys: 100000,
+   * maxDependents: 10000 }
+   */
+  data?: DataOptions;
+  /**
+   * `true`: an HTML response (`Content-Type: text/html`) containing `<esi:include src="/path"/>`
+   * is stored as a template, and each include with a same-origin relative `src` is filled from
+   * the data cache when the page is served, with the fragment's own freshness. The response that
+   * fills the cache is then buffered (not streamed) so its client gets the assembled page.
+   * `false`: responses are stored and served as the handler wrote them.
+   * @default false
+   */
+  includes?: boolean;
 }
 
 /** Options of the flush endpoint. */
@@ -278,6 +304,75 @@ export interface ResolvedFlushOptions {
   readonly maxLines: Count;
 }
 
+/** Options of the data cache (`options.data`). Every field is optional. */
+export interface DataOptions {
+  /**
+   * Memory budget of the data cache in bytes, separate from the response cache's `maxSize`.
+   * Must be a positive integer.
+   * @default 16777216 (16 MiB)
+   */
+  maxSize?: Bytes;
+  /**
+   * Largest serialized value or sub-response body stored, in bytes. A larger one is returned to
+   * its caller but not stored. Must not exceed `data.maxSize`.
+   * @default 1048576 (1 MiB)
+   */
+  maxEntrySize?: Bytes;
+  /**
+   * Freshness lifetime in ms of a `cache.data.get` value without its own `ttl`, and of a fetched
+   * response whose origin sends no explicit freshness. `0` stores such fetched responses only
+   * when the origin makes them fresh.
+   * @default 60000
+   */
+  defaultTtl?: Milliseconds;
+  /**
+   * Nested HTTP requests of `cache.data.fetch`: `timeout` in ms for one response (headers and
+   * body), and `maxConcurrentPerOrigin`, how many requests run at once to one origin (more wait,
+   * by p-limit). Internal sub-requests (relative URLs) are not limited: they nest, and a bound
+   * would deadlock a page waiting on its own fragments.
+   * @default { timeout: 10000, maxConcurrentPerOrigin: 8 }
+   */
+  fetch?: { timeout?: Milliseconds; maxConcurrentPerOrigin?: Count };
+  /**
+   * How deep includes nest (a page's include is depth 1, an include inside it depth 2). A deeper
+   * include fails like any failing include.
+   * @default 3
+   */
+  maxIncludeDepth?: Count;
+  /**
+   * What a failing include without `onerror="continue"` does at serve time: `'fail'` answers 500
+   * for the whole page (ESI 1.0 §3.1); `'continue'` drops the include as if it said
+   * `onerror="continue"`.
+   * @default 'fail'
+   */
+  includeErrors?: 'continue' | 'fail';
+  /**
+   * Most data keys the dependency index remembers (least recently recorded are forgotten first;
+   * a forgotten key no longer makes its dependents stale).
+   * @default 100000
+   */
+  maxTrackedKeys?: Count;
+  /**
+   * Most dependents (responses and data entries) remembered per data key; past it the oldest
+   * dependency is forgotten.
+   * @default 10000
+   */
+  maxDependents?: Count;
+}
+
+/** Data options after {@link resolveOptions}. */
+export interface ResolvedDataOptions {
+  readonly maxSize: Bytes;
+  readonly maxEntrySize: Bytes;
+  readonly defaultTtl: Milliseconds;
+  readonly fetchTimeout: Milliseconds;
+  readonly maxConcurrentPerOrigin: Count;
+  readonly maxIncludeDepth: Count;
+  readonly includeErrors: 'continue' | 'fail';
+  readonly maxTrackedKeys: Count;
+  readonly maxDependents: Count;
+}
+
 /** Options after {@link resolveOptions}: every field present and validated. */
 export interface ResolvedOptions {
   readonly maxSize: Bytes;
@@ -309,6 +404,9 @@ export interface ResolvedOptions {
   readonly flush: ResolvedFlushOptions | undefined;
   readonly refetchConcurrency: Count;
   readonly propagate: boolean;
+  readonly peers: ResolvedPeersOptions;
+  readonly data: ResolvedDataOptions;
+  readonly includes: boolean;
 }
 
 /** Every default in one place. A test checks that the TSDoc `@default`s above match it. */
@@ -359,6 +457,32 @@ export const DEFAULTS = Object.freeze({
   }),
   refetch: Object.freeze({ concurrency: 4 }),
   invalidation: Object.freeze({ propagate: true }),
+  peers: Object.freeze({
+    self: undefined,
+    nodes: Object.freeze([] as string[]),
+    refreshInterval: 10_000,
+    secret: undefined,
+    path: '/_stratacache/peer',
+    queryTimeout: 50,
+    fetchTimeout: 2_000,
+    strategy: 'all',
+    updateLocalCache: true,
+    maxConcurrent: 16,
+    failureThreshold: 3,
+    coolDown: 5_000,
+    maxEntrySize: undefined,
+  } satisfies PeersDefaults as PeersDefaults),
+  data: Object.freeze({
+    maxSize: 16 * 1024 * 1024,
+    maxEntrySize: 1024 * 1024,
+    defaultTtl: 60_000,
+    fetch: Object.freeze({ timeout: 10_000, maxConcurrentPerOrigin: 8 }),
+    maxIncludeDepth: 3,
+    includeErrors: 'fail' as 'continue' | 'fail',
+    maxTrackedKeys: 100_000,
+    maxDependents: 10_000,
+  }),
+  includes: false,
 });
 
 /** The statuses `serveStaleOnError: true` covers (RFC 9110 §15.6 server errors that signal a failing origin). */
@@ -500,6 +624,10 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
   const propagate = o.invalidation.propagate ?? DEFAULTS.invalidation.propagate;
   if (typeof propagate !== 'boolean') fail(TypeError, 'invalidation.propagate', 'a boolean', propagate);
 
+  const peers = resolvePeersOptions(o.peers, DEFAULTS.peers, maxEntrySize);
+  if (typeof o.includes !== 'boolean') fail(TypeError, 'includes', 'a boolean', o.includes);
+
+
   return Object.freeze({
     staleOnErrorStatuses,
     staleIfError,
@@ -512,6 +640,8 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     flush,
     refetchConcurrency,
     propagate,
+    data: resolveDataOptions(o.data),
+    includes: o.includes,
     maxSize,
     maxEntrySize,
     defaultTtl,
@@ -529,6 +659,36 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     passTtl,
     unkeyedHeaders: unkeyed,
     stores: [...o.stores],
+    peers,
+  });
+}
+
+const DATA_OPTIONS = new Set(Object.keys(DEFAULTS.data));
+const DATA_FETCH_OPTIONS = new Set(Object.keys(DEFAULTS.data.fetch));
+
+/** Validates `options.data`, naming `options.data.<field>` in every error. */
+function resolveDataOptions(data: DataOptions): ResolvedDataOptions {
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) fail(TypeError, 'data', 'an object', data);
+  for (const name of Object.keys(data)) if (!DATA_OPTIONS.has(name)) throw new TypeError(`unknown option options.data.${name}`);
+  const d = { ...DEFAULTS.data, ...stripUndefined(data) };
+  const maxSize = integerOption('data.maxSize', d.maxSize, 1);
+  const maxEntrySize = integerOption('data.maxEntrySize', d.maxEntrySize, 1);
+  if (maxEntrySize > maxSize) fail(RangeError, 'data.maxEntrySize', `at most options.data.maxSize (${maxSize})`, maxEntrySize);
+  const f = d.fetch as unknown;
+  if (f === null || typeof f !== 'object' || Array.isArray(f)) fail(TypeError, 'data.fetch', 'an object', f);
+  for (const name of Object.keys(f)) if (!DATA_FETCH_OPTIONS.has(name)) throw new TypeError(`unknown option options.data.fetch.${name}`);
+  const fetch = { ...DEFAULTS.data.fetch, ...stripUndefined(f as object) } as Required<NonNullable<DataOptions['fetch']>>;
+  if (d.includeErrors !== 'continue' && d.includeErrors !== 'fail') fail(TypeError, 'data.includeErrors', "'continue' or 'fail'", d.includeErrors);
+  return Object.freeze({
+    maxSize,
+    maxEntrySize,
+    defaultTtl: integerOption('data.defaultTtl', d.defaultTtl, 0),
+    fetchTimeout: integerOption('data.fetch.timeout', fetch.timeout, 1),
+    maxConcurrentPerOrigin: integerOption('data.fetch.maxConcurrentPerOrigin', fetch.maxConcurrentPerOrigin, 1, 1024),
+    maxIncludeDepth: integerOption('data.maxIncludeDepth', d.maxIncludeDepth, 1, 32),
+    includeErrors: d.includeErrors,
+    maxTrackedKeys: integerOption('data.maxTrackedKeys', d.maxTrackedKeys, 1),
+    maxDependents: integerOption('data.maxDependents', d.maxDependents, 1),
   });
 }
 

@@ -22,6 +22,11 @@ export interface PolicyResponse {
   headers: Record<string, string | string[] | number | undefined>;
 }
 
+/** The options the policy reads: the response cache's, or the data cache's with its own default TTL. */
+export type PolicyOptions = Pick<ResolvedOptions, 'cacheStatuses' | 'defaultTtl' | 'maxTtl'> &
+  // The response cache's stale windows; absent (the data cache), only the RFC 5861 directives count.
+  Partial<Pick<ResolvedOptions, 'staleWhileRevalidate' | 'staleIfError' | 'staleOnErrorStatuses'>>;
+
 /** The verdict on one response. */
 export type Verdict =
   | {
@@ -112,7 +117,7 @@ function deltaSeconds(cc: Map<string, string>, name: string): number {
  * Judges a response for storage in the shared cache and computes its absolute times.
  * Pure: the clock is a parameter.
  */
-export function evaluateResponse(req: PolicyRequest, res: PolicyResponse, options: ResolvedOptions, now: number): Verdict {
+export function evaluateResponse(req: PolicyRequest, res: PolicyResponse, options: PolicyOptions, now: number): Verdict {
   const { status } = res;
   if (!options.cacheStatuses.has(status)) return { storable: false, reason: `status ${status}`, sticky: status < 500 };
   const headers = policyHeaders(res.headers);
@@ -128,8 +133,19 @@ export function evaluateResponse(req: PolicyRequest, res: PolicyResponse, option
   );
   const cc = parseCacheControl(headers['cache-control']);
   if (!policy.storable()) {
-    const reason = cc.has('no-store') ? 'no-store' : cc.has('private') ? 'private' : req.headers.authorization !== undefined ? 'authorization' : 'not storable';
-    return { storable: false, reason, sticky: reason !== 'authorization' };
+    // Reasons that come from this request (its credentials, its own no-store, RFC 9111 §5.2.1.5)
+    // say nothing about the URL: remembering them as "pass" would let one client keep a URL
+    // uncacheable for everyone.
+    const reason = cc.has('no-store')
+      ? 'no-store'
+      : cc.has('private')
+        ? 'private'
+        : req.headers.authorization !== undefined
+          ? 'authorization'
+          : parseCacheControl(req.headers['cache-control']).has('no-store')
+            ? 'request no-store'
+            : 'not storable';
+    return { storable: false, reason, sticky: reason !== 'authorization' && reason !== 'request no-store' };
   }
   // RFC 9111 §5.2.2.4: no-cache means "revalidate every time"; with a wrapped handler that is a render
   // per request, so storing it buys nothing.
@@ -151,15 +167,15 @@ export function evaluateResponse(req: PolicyRequest, res: PolicyResponse, option
     : cc.has('stale-while-revalidate')
       ? deltaSeconds(cc, 'stale-while-revalidate') * 1000
       : freshMs > 0
-        ? options.staleWhileRevalidate
+        ? (options.staleWhileRevalidate ?? 0)
         : 0;
   const sieMs =
-    !mayServeStale || options.staleOnErrorStatuses.size === 0
+    !mayServeStale || options.staleOnErrorStatuses?.size === 0
       ? 0
       : cc.has('stale-if-error')
         ? deltaSeconds(cc, 'stale-if-error') * 1000
         : freshMs > 0
-          ? options.staleIfError
+          ? (options.staleIfError ?? 0)
           : 0;
   if (freshMs <= 0 && swrMs <= 0 && sieMs <= 0) return { storable: false, reason: 'expired', sticky: true };
 
@@ -178,10 +194,42 @@ export function evaluateResponse(req: PolicyRequest, res: PolicyResponse, option
 }
 
 /**
+ * Judges a 304 answer to a conditional request made with a stored response's validators
+ * (RFC 9111 §4.3.3, §4.3.4): http-cache-semantics' `revalidatedPolicy` selects the stored response
+ * by validator and merges the 304's header fields into it; the merged response is then judged like
+ * a fresh one. Returns the merged headers and their verdict, or undefined when the 304 does not
+ * match the stored response (the caller must then fetch without conditions).
+ */
+export function evaluateRevalidation(
+  req: PolicyRequest,
+  stored: { status: number; headers: ReadonlyArray<readonly [string, string]> },
+  notModified: PolicyResponse,
+  options: PolicyOptions & Pick<ResolvedOptions, 'storeHeaders'>,
+  now: number,
+): { verdict: Verdict; headers: Array<[string, string]> } | undefined {
+  const previous: Record<string, string | string[]> = {};
+  for (const [name, value] of stored.headers) {
+    const prev = previous[name];
+    previous[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
+  }
+  const policyReq = { method: 'GET', url: req.url, headers: req.headers };
+  const status = UNDERSTOOD.has(stored.status) ? stored.status : 200;
+  const before = new CachePolicy(policyReq, { status, headers: previous }, { shared: true, cacheHeuristic: 0, immutableMinTimeToLive: 0 });
+  const { policy, matches, modified } = before.revalidatedPolicy(policyReq, { status: 304, headers: policyHeaders(notModified.headers) });
+  if (!matches || modified) {
+    debug('revalidation: 304 does not match the stored response: %s', req.url);
+    return undefined;
+  }
+  const merged = policy.responseHeaders() as PolicyResponse['headers'];
+  const verdict = evaluateResponse(req, { status: stored.status, headers: merged }, options, now);
+  return { verdict, headers: storedHeaders(merged, options) };
+}
+
+/**
  * The response headers an entry keeps: no hop-by-hop headers (nor those named in `Connection`),
  * no `Set-Cookie`, and under an allowlist only the listed ones plus representation metadata.
  */
-export function storedHeaders(headers: PolicyResponse['headers'], options: ResolvedOptions): Array<[string, string]> {
+export function storedHeaders(headers: PolicyResponse['headers'], options: Pick<ResolvedOptions, 'storeHeaders'>): Array<[string, string]> {
   const connectionNamed = new Set(headerList(headers.connection));
   const out: Array<[string, string]> = [];
   for (const name of Object.keys(headers)) {

@@ -52,22 +52,37 @@ interface Head {
   statusHeaders: StatusHeaders;
 }
 
-function buildHead(entry: Entry, status: StatusHeaders): Head {
-  // Repeated names are grouped into one array value: Node's writeHead may apply the list through
-  // setHeader (when earlier middleware set a header), which would keep only the last of a repeat.
+/**
+ * Stored headers as a flat writeHead list. Repeated names are grouped into one array value:
+ * Node's writeHead may apply the list through setHeader (when earlier middleware set a header),
+ * which would keep only the last of a repeat.
+ */
+function flatHeaders(headers: Entry['headers'], skip?: ReadonlySet<string>): Array<string | string[]> {
   const grouped = new Map<string, string | string[]>();
-  for (const [name, value] of entry.headers) {
+  for (const [name, value] of headers) {
+    if (skip?.has(name)) continue;
     const prev = grouped.get(name);
     grouped.set(name, prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value]);
   }
   const flat: Array<string | string[]> = [];
   for (const [name, value] of grouped) flat.push(name, value);
+  return flat;
+}
+
+function buildHead(entry: Entry, status: StatusHeaders): Head {
+  const flat = flatHeaders(entry.headers);
   flat.push('content-length', String(entry.body.length));
   const ageSlot = flat.length + 1;
   flat.push('age', '0');
   const statusSlot = flat.length;
   for (const name of status.names) flat.push(name, '');
   return { flat, ageSlot, statusSlot, statusHeaders: status };
+}
+
+/** Appends the cache-status header pairs to a flat header list built for one response. */
+function pushStatusHeaders(flat: Array<string | string[]>, sh: StatusHeaders, status: CacheStatus): void {
+  const values = sh.values[status];
+  for (let i = 0; i < sh.names.length; i++) flat.push(sh.names[i]!, values[i]!);
 }
 
 /** Seconds of `Age` (RFC 9111 §5.1) for an entry at `now`. */
@@ -123,8 +138,7 @@ export function serveEntry(
     const flat: string[] = [];
     for (const [name, value] of entry.headers) if (NOT_MODIFIED_HEADERS.has(name)) flat.push(name, value);
     flat.push('age', age);
-    const values = sh.values[status];
-    for (let i = 0; i < sh.names.length; i++) flat.push(sh.names[i]!, values[i]!);
+    pushStatusHeaders(flat, sh, status);
     res.writeHead(304, flat);
     res.end();
     return;
@@ -139,3 +153,26 @@ export function serveEntry(
 }
 
 export type { ResolvedOptions };
+
+/** Stored headers an assembled page does not repeat: its body is not the stored body. */
+const NOT_ASSEMBLED = new Set(['etag', 'last-modified', 'content-length']);
+
+/**
+ * Writes a template entry (ESI) with the body assembled for this request. The assembled bytes
+ * differ from the stored template, so the template's validators are not sent and no 304 is
+ * answered (RFC 9110 §8.8: a validator names one representation's bytes).
+ */
+export function serveAssembled(
+  req: IncomingMessage,
+  res: ServerResponse,
+  entry: Entry,
+  body: Buffer,
+  context: { status: CacheStatus; now: number; statusHeaders: StatusHeaders },
+): void {
+  const { status, now, statusHeaders: sh } = context;
+  const flat = flatHeaders(entry.headers, NOT_ASSEMBLED);
+  flat.push('content-length', String(body.length), 'age', String(ageOf(entry, now)));
+  pushStatusHeaders(flat, sh, status);
+  res.writeHead(entry.status, flat);
+  res.end(req.method === 'HEAD' ? undefined : body);
+}

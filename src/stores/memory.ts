@@ -21,9 +21,11 @@ export interface MemoryStoreOptions {
 export class MemoryStore implements CacheStore {
   readonly name = 'memory';
   readonly #lru: LRUCache<string, Entry>;
+  readonly #onEvict: ((key: string, entry: Entry) => void) | undefined;
 
   constructor(options: MemoryStoreOptions) {
     const onEvict = options.onEvict;
+    this.#onEvict = onEvict;
     this.#lru = new LRUCache<string, Entry>({
       maxSize: options.maxSize,
       maxEntrySize: options.maxEntrySize ?? options.maxSize,
@@ -39,13 +41,20 @@ export class MemoryStore implements CacheStore {
   }
 
   get(key: string): Entry | undefined {
-    return this.#lru.get(key);
+    const entry = this.#lru.get(key);
+    // Past its storage deadline an entry is useless: drop it on read. This replaces lru-cache's
+    // per-entry TTL, whose staleness clock costs every lookup a check and a timer.
+    if (entry !== undefined && entry.expiresAt <= Date.now()) {
+      this.#lru.delete(key);
+      // Leaving by age: onEvict's contract (lru-cache reports this removal as a plain delete).
+      this.#onEvict?.(key, entry);
+      return undefined;
+    }
+    return entry;
   }
 
   set(key: string, entry: Entry): void {
-    // The store keeps an entry until its storage deadline; the engine judges freshness itself.
-    const ttl = Math.max(1, entry.expiresAt - Date.now());
-    this.#lru.set(key, entry, { ttl });
+    this.#lru.set(key, entry);
   }
 
   delete(key: string): void {

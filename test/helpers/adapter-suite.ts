@@ -236,9 +236,9 @@ export function adapterSuite(name: string, start: Start): void {
       assert.equal(cache.stats().stores, 0);
     });
 
-    test('Authorization: not stored unless public/s-maxage; a stored public response is served', async (t) => {
+    test('Authorization: not stored unless public/s-maxage; a stored shareable response is served', async (t) => {
       const { url, origin } = await setup(t, (req, n) => ({
-        headers: { ...TEXT, 'cache-control': req.path === '/auth-public' ? 'public, max-age=60' : 'max-age=60' },
+        headers: { ...TEXT, 'cache-control': { '/auth-public': 'public, max-age=60', '/auth-shared': 's-maxage=60' }[req.path] ?? 'max-age=60' },
         body: `${req.path} ${n} for ${String(req.headers.authorization ?? 'anonymous')}`,
       }));
       const alice = { headers: { authorization: 'Bearer alice' } };
@@ -259,6 +259,10 @@ export function adapterSuite(name: string, start: Start): void {
       assertHit(await request(`${url}/auth-public`, bob), '/auth-public 1 for Bearer alice');
       assertHit(await request(`${url}/auth-public`), '/auth-public 1 for Bearer alice');
       assert.equal(origin.renders('/auth-public'), 1);
+
+      assertStatus(await request(`${url}/auth-shared`, bob), 'MISS');
+      assertHit(await request(`${url}/auth-shared`, alice), '/auth-shared 1 for Bearer bob');
+      assert.equal(origin.renders('/auth-shared'), 1);
     });
 
     test('ignoreUrlParams: utm_* globs share one entry; the rendering request still sees them', async (t) => {
@@ -345,23 +349,29 @@ export function adapterSuite(name: string, start: Start): void {
       assert.equal(cache.stats().stores, 0);
     });
 
-    test('a failing leader does not leave its waiters hanging', async (t) => {
-      const s: { cache?: StrataCache } = {};
-      const gate = until(() => (s.cache?.stats().loadsDeduped ?? 0) >= 4);
-      const { url, origin, cache } = await setup(t, (_req, n) => (n === 1 ? { gate, fail: 'before' } : { headers: FRESH, body: `recovered ${n}` }));
-      s.cache = cache;
-      const replies = await Promise.all(Array.from({ length: 5 }, () => attempt(`${url}/flaky`)));
-      assert.equal(cache.stats().loadsDeduped, 4);
-      const ok = replies.filter((r): r is Reply => !(r instanceof Error) && r.status === 200);
-      const failed = replies.filter((r) => r instanceof Error || r.status === 500);
-      assert.equal(failed.length, 1);
-      assert.equal(ok.length, 4);
-      for (const r of ok) assert.match(r.body, /^recovered [2-5]$/);
-      assert.equal(origin.renders('/flaky'), 5);
-      // Not remembered as uncacheable: the next request leads and stores.
-      assertStatus(await request(`${url}/flaky`), 'MISS');
-      assertHit(await request(`${url}/flaky`), 'recovered 6');
-    });
+    for (const when of ['before', 'after'] as const) {
+      test(`a leader failing ${when} writing does not leave its waiters hanging`, async (t) => {
+        const s: { cache?: StrataCache } = {};
+        const gate = until(() => (s.cache?.stats().loadsDeduped ?? 0) >= 4);
+        const { url, origin, cache } = await setup(t, (_req, n) =>
+          n === 1 ? { headers: FRESH, chunks: ['partial, ', 'never sent'], gate, fail: when } : { headers: FRESH, body: `recovered ${n}` },
+        );
+        s.cache = cache;
+        const replies = await Promise.all(Array.from({ length: 5 }, () => attempt(`${url}/flaky`)));
+        assert.equal(cache.stats().loadsDeduped, 4);
+        const ok = replies.filter((r): r is Reply => !(r instanceof Error) && r.status === 200 && r.body.startsWith('recovered'));
+        assert.equal(ok.length, 4, 'every waiter gets a whole response of its own');
+        for (const r of ok) assert.match(r.body, /^recovered [2-5]$/);
+        const leader = replies.find((r) => !ok.includes(r as Reply));
+        if (when === 'before') assert.equal((leader as Reply).status, 500);
+        else if (!(leader instanceof Error)) assert.notEqual(leader!.body, 'partial, never sent');
+        assert.equal(origin.renders('/flaky'), 5);
+        assert.equal(cache.stats().stores, 0);
+        // Not remembered as uncacheable: the next request leads and stores.
+        assertStatus(await request(`${url}/flaky`), 'MISS');
+        assertHit(await request(`${url}/flaky`), 'recovered 6');
+      });
+    }
 
     test('X-Forwarded-Host cannot poison the entry other clients get', async (t) => {
       const { url, origin } = await setup(t, (req) => ({

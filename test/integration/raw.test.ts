@@ -179,4 +179,59 @@ describe('raw: wrap specifics', { timeout: 15_000 }, () => {
     assertHit(await request(`${running.url}/leave`), 'render 3 first part, second part');
     assert.equal(renders, 3);
   });
+
+  test('maxVariants: storing one variant too many drops the oldest', async (t) => {
+    const { url, origin } = await scenario(
+      t,
+      start,
+      (req) => ({ headers: { 'cache-control': 'max-age=60', vary: 'accept-language' }, body: `lang ${String(req.headers['accept-language'])}` }),
+      { maxVariants: 2 },
+    );
+    const lang = (l: string) => ({ headers: { 'accept-language': l } });
+    for (const l of ['fr', 'de', 'it']) assertStatus(await request(`${url}/v`, lang(l)), 'MISS');
+    assertHit(await request(`${url}/v`, lang('it')), 'lang it');
+    assertHit(await request(`${url}/v`, lang('de')), 'lang de');
+    assertStatus(await request(`${url}/v`, lang('fr')), 'MISS');
+    assert.equal(origin.renders('/v'), 4);
+  });
+
+  test('a key function that throws: the request passes to the handler and the error is counted', async (t) => {
+    const { url, origin, cache } = await scenario(t, start, () => ({ headers: { 'cache-control': 'max-age=60' }, body: 'ok' }), {
+      key: () => {
+        throw new Error('bad key');
+      },
+    });
+    const errors: Error[] = [];
+    cache.on('error', (e) => errors.push(e));
+    const reply = await request(`${url}/k`);
+    assert.equal(reply.body, 'ok');
+    assertStatus(reply, 'PASS');
+    assert.equal((await request(`${url}/k`)).body, 'ok');
+    assert.equal(origin.renders('/k'), 2);
+    assert.equal(cache.stats().errors, 2);
+    assert.equal((errors[0] as Error & { code?: string }).code, 'ERR_HANDLER');
+  });
+
+  test("one client's Cache-Control: no-store is honoured for it alone, not remembered for the URL", async (t) => {
+    const { url, origin } = await scenario(t, start, (_req, n) => ({ headers: { 'cache-control': 'max-age=60' }, body: `render ${n}` }));
+    const own = await request(`${url}/n`, { headers: { 'cache-control': 'no-store' } });
+    assert.equal(own.body, 'render 1');
+    assertStatus(own, 'MISS');
+    const next = await request(`${url}/n`);
+    assert.equal(next.body, 'render 2');
+    assertStatus(next, 'MISS');
+    assertHit(await request(`${url}/n`), 'render 2');
+    assert.equal(origin.renders('/n'), 2);
+  });
+
+  test('an entry whose headers push it past maxSize is not counted as stored and the key passes', async (t) => {
+    const { url, origin, cache } = await scenario(t, start, () => ({ headers: { 'cache-control': 'max-age=60' }, body: 'x'.repeat(900) }), {
+      maxSize: 1000,
+      maxEntrySize: 1000,
+    });
+    assertStatus(await request(`${url}/big`), 'MISS');
+    assertStatus(await request(`${url}/big`), 'PASS');
+    assert.equal(origin.renders('/big'), 2);
+    assert.equal(cache.stats().stores, 0);
+  });
 });

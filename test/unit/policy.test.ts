@@ -68,6 +68,13 @@ describe('evaluateResponse: refusals', () => {
     refused(judge({}, { reqHeaders: { authorization: 'Bearer t' } }), 'authorization');
   });
 
+  test("a request's own no-store: not stored, and not remembered against the URL", () => {
+    const v = refused(judge({ 'cache-control': 'max-age=60' }, { reqHeaders: { 'cache-control': 'no-store' } }), 'request no-store');
+    assert.equal(v.sticky, false);
+    // The response's own no-store is intrinsic to the URL and is remembered.
+    assert.equal(refused(judge({ 'cache-control': 'no-store' }, { reqHeaders: { 'cache-control': 'no-store' } }), 'no-store').sticky, true);
+  });
+
   test('explicit freshness already used up is not stored', () => {
     refused(judge({ 'cache-control': 'max-age=0' }), 'expired');
     const past = new Date(NOW - 60_000).toUTCString();

@@ -304,4 +304,39 @@ describe('DiskStore under createCache', () => {
       await server.close();
     }
   });
+
+  test('a varied page is found again after a restart: each variant served, none rendered twice', async () => {
+    const dir = await tempDir();
+    const renders = new Map<string, number>();
+    const app = (req: IncomingMessage, res: ServerResponse): void => {
+      const lang = String(req.headers['accept-language'] ?? 'none');
+      renders.set(lang, (renders.get(lang) ?? 0) + 1);
+      res.setHeader('cache-control', 'max-age=600');
+      res.setHeader('vary', 'Accept-Language');
+      res.end(`page in ${lang}`);
+    };
+    let current: (req: IncomingMessage, res: ServerResponse) => void = () => undefined;
+    const server = await listen((req, res) => current(req, res));
+    try {
+      const first = createCache({ stores: [new DiskStore({ dir, maxSize: 1 << 20 })] });
+      current = first.wrap(app);
+      for (const lang of ['en', 'de']) {
+        const r = await request(`${server.url}/v`, { headers: { 'accept-language': lang } });
+        assert.equal(r.headers['x-cache'], 'MISS');
+      }
+      await first.close();
+
+      const second = createCache({ stores: [new DiskStore({ dir, maxSize: 1 << 20 })] });
+      current = second.wrap(app);
+      for (const lang of ['de', 'en']) {
+        const r = await request(`${server.url}/v`, { headers: { 'accept-language': lang } });
+        assert.equal(r.headers['x-cache'], 'HIT', lang);
+        assert.equal(r.body, `page in ${lang}`);
+      }
+      assert.deepEqual(Object.fromEntries(renders), { en: 1, de: 1 });
+      await second.close();
+    } finally {
+      await server.close();
+    }
+  });
 });

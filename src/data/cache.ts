@@ -1,0 +1,631 @@
+/**
+ * The data cache (`cache.data`): values and sub-responses a handler needs while it renders, each
+ * with its own lifetime, in their own byte-bounded memory tier. Same engine pieces as the
+ * response cache: entries ({@link Entry}, serialized to bytes), single flight ({@link Flights}),
+ * RFC 9111 through policy.ts, errors as CacheError subclasses counted and emitted. It also
+ * records which data each render read, so a change to the data makes those responses stale.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { EventEmitter } from 'node:events';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import createDebug from 'debug';
+import type { Engine, EngineHooks, RenderScope, Runner } from '../engine.js';
+import type { Entry } from '../entry.js';
+import { CacheError, DataFetchError, DataLoadError, DataLoopError, DataSerializeError, IncludeError } from '../errors.js';
+import { Flights } from '../flight.js';
+import { normalizeTarget } from '../key.js';
+import type { Milliseconds, ResolvedDataOptions, ResolvedOptions } from '../options.js';
+import { evaluateRevalidation, evaluateResponse, storedHeaders, type PolicyOptions, type Verdict } from '../policy.js';
+import { MemoryStore } from '../stores/memory.js';
+import { isHtml, parseTemplate, templateOf, type Include, type Segment } from './esi.js';
+import { httpGet, OriginLimits, withTimeout, type RawResponse } from './fetch.js';
+import { DATA, DependencyIndex, digest, RESPONSE, type Scope } from './scope.js';
+import { deserializeValue, serializeValue } from './serialize.js';
+
+const debug = createDebug('stratacache:data');
+
+/** Options of one `cache.data.get` call. */
+export interface DataGetOptions {
+  /** Freshness lifetime of the loaded value in ms. @default options.data.defaultTtl */
+  ttl?: Milliseconds;
+  /**
+   * After `ttl`, for this many ms the old value is returned at once while one background call
+   * of the loader refreshes it (RFC 5861's stale-while-revalidate, for values). @default 0
+   */
+  staleWhileRevalidate?: Milliseconds;
+  /**
+   * After `ttl`, for this many ms the old value is returned when the loader throws; outside
+   * the window the loader's error reaches the caller unchanged. @default 0
+   */
+  staleIfError?: Milliseconds;
+  /** Tags stored with the value (for tag invalidation). @default [] */
+  tags?: readonly string[];
+}
+
+/** Options of one `cache.data.fetch` call. */
+export interface DataFetchOptions {
+  /**
+   * The request being rendered: a relative URL is requested from its `Host`. Inside a render
+   * the cache knows it already; pass it when calling from elsewhere.
+   */
+  req?: IncomingMessage;
+  /**
+   * Request headers to send. They are part of the cache key: calls sending other values get
+   * their own entries (the data cache keeps no Vary map). @default {}
+   */
+  headers?: Record<string, string>;
+  /** Give up after this many ms (DataTimeoutError). @default options.data.fetch.timeout */
+  timeout?: Milliseconds;
+}
+
+/** Where a data answer came from. */
+export type DataStatus = 'HIT' | 'MISS' | 'STALE' | 'REVALIDATED';
+
+/** A response from `cache.data.fetch`. */
+export interface DataResponse {
+  status: number;
+  /** Response headers, lower-case names; repeated headers joined with `, `. */
+  headers: Record<string, string>;
+  /** The whole body. Shared with the cache: read it, do not modify it. */
+  body: Buffer;
+  /** HIT, MISS, STALE (served stale: revalidating, or the origin failed), REVALIDATED (a 304 refreshed it). */
+  cache: DataStatus;
+  /** The body parsed as JSON. */
+  json(): Promise<unknown>;
+  /** The body as UTF-8 text. */
+  text(): string;
+}
+
+/** Counters of the data cache. */
+export interface DataStats {
+  /** Calls of get and fetch (includes too). */
+  gets: number;
+  /** Answered from a fresh entry. */
+  hits: number;
+  /** Not fresh (or absent): the caller waited for a load. */
+  misses: number;
+  /** Loader calls and requests made (foreground and background). */
+  loads: number;
+  /** Calls that waited for another call's load instead of loading. */
+  loadsDeduped: number;
+  /** Answered with a stale entry (revalidating, or the load failed within stale-if-error). */
+  stale: number;
+  /** Failed loads, background refreshes and includes; each also emitted as `error`. */
+  errors: number;
+  /** Entries in the data memory tier. */
+  entries: number;
+  /** Bytes charged in the data memory tier. */
+  bytes: number;
+}
+
+/** How one load ended, shared by every caller that joined it. */
+type Outcome = { ok: true; res: LoadedResponse } | { ok: false; error: unknown };
+
+interface LoadedResponse {
+  status: number;
+  headers: Array<[string, string]>;
+  body: Buffer;
+  cache: DataStatus;
+}
+
+/** Key prefixes: values of get() and responses of fetch() never collide. */
+const VALUE = 'v:';
+const URLKEY = 'u:';
+const EMPTY = Buffer.alloc(0);
+/** RFC 5861 §4: the errors stale-if-error covers. */
+const SERVER_ERRORS = new Set([500, 502, 503, 504]);
+
+/** The data cache behind `cache.data`. */
+export class DataCache {
+  readonly #engine: Engine;
+  readonly #events: EventEmitter;
+  readonly #options: ResolvedDataOptions;
+  readonly #policy: PolicyOptions & Pick<ResolvedOptions, 'storeHeaders'>;
+  readonly #memory: MemoryStore;
+  readonly #flights = new Flights<Outcome>();
+  readonly #deps: DependencyIndex;
+  readonly #als = new AsyncLocalStorage<Scope>();
+  readonly #limits: OriginLimits;
+  readonly #templates = new WeakMap<Buffer, Segment[] | null>();
+  readonly #digests = new WeakMap<Entry, string>();
+  readonly #background = new Set<Promise<unknown>>();
+  readonly #counters = { gets: 0, hits: 0, misses: 0, loads: 0, loadsDeduped: 0, stale: 0, errors: 0 };
+
+  constructor(engine: Engine, events: EventEmitter) {
+    this.#engine = engine;
+    this.#events = events;
+    const o = engine.options;
+    this.#options = o.data;
+    this.#policy = { cacheStatuses: o.cacheStatuses, defaultTtl: o.data.defaultTtl, maxTtl: o.maxTtl, storeHeaders: o.storeHeaders };
+    this.#memory = new MemoryStore({
+      maxSize: o.data.maxSize,
+      maxEntrySize: o.data.maxEntrySize,
+      onEvict: (key, entry) => this.#deps.unlink(DATA + key, entry.deps),
+    });
+    this.#deps = new DependencyIndex({ maxKeys: o.data.maxTrackedKeys, maxDependents: o.data.maxDependents });
+    this.#limits = new OriginLimits(o.data.maxConcurrentPerOrigin);
+    engine.attach(this.#hooks());
+  }
+
+  /**
+   * The value under `key`, from the cache or from `loader` (run once for concurrent callers).
+   * Inside a render, the read is recorded: when the value is deleted or changes, the response
+   * becomes stale.
+   * @throws DataSerializeError when the loaded value cannot be stored as bytes; the loader's own
+   * error, unchanged, when it throws and no stale value may be served.
+   */
+  async get<T>(key: string, loader: () => T | Promise<T>, options: DataGetOptions = {}): Promise<T> {
+    if (typeof key !== 'string' || key === '') throw new TypeError(`expected key to be a non-empty string, got ${String(key)}`);
+    if (typeof loader !== 'function') throw new TypeError(`expected loader to be a function, got ${typeof loader}`);
+    const life = {
+      ttl: checkDuration('options.ttl', options.ttl ?? this.#options.defaultTtl),
+      swr: checkDuration('options.staleWhileRevalidate', options.staleWhileRevalidate ?? 0),
+      sie: checkDuration('options.staleIfError', options.staleIfError ?? 0),
+      tags: [...(options.tags ?? [])],
+    };
+    const k = VALUE + key;
+    const link = `get(${key})`;
+    const chain = this.#als.getStore()?.chain;
+    // A loader that (through others) asks for its own key would join its own flight and wait forever.
+    if (chain?.includes(link)) throw new DataLoopError([...chain, link]);
+    this.#counters.gets++;
+    this.#read(k);
+    const entry = this.#memory.get(k);
+    const now = Date.now();
+    if (entry !== undefined && now < entry.staleAt) {
+      this.#counters.hits++;
+      return this.#value(entry, key) as T;
+    }
+    if (entry !== undefined && now < entry.swrUntil) {
+      this.#counters.stale++;
+      if (!this.#flights.has(k)) this.#backgroundLoad(k, () => this.#loadValue(k, key, loader, life));
+      return this.#value(entry, key) as T;
+    }
+    this.#counters.misses++;
+    const outcome = await this.#join(k, () => this.#loadValue(k, key, loader, life));
+    if (outcome.ok) return this.#value(outcome.res, key) as T;
+    if (!(outcome.error instanceof DataSerializeError) && entry !== undefined && Date.now() < entry.sieUntil) {
+      this.#counters.stale++;
+      debug('stale: loader failed, serving %s', key);
+      return this.#value(entry, key) as T;
+    }
+    throw outcome.error;
+  }
+
+  /**
+   * GETs `url` through the data cache, by the response's own Cache-Control (RFC 9111).
+   * An absolute http(s) URL goes over the network (at most `data.fetch.maxConcurrentPerOrigin`
+   * at once per origin); a path starting with `/` is an internal sub-request through the wrapped
+   * app, with no network round trip. A stale entry with validators is revalidated (a 304
+   * refreshes it); a failure within its stale-if-error window answers the stale entry.
+   * @throws DataLoopError when the path is already being rendered above this call;
+   * DataTimeoutError; DataFetchError when no response came; TypeError for any other URL.
+   */
+  async fetch(url: string, options: DataFetchOptions = {}): Promise<DataResponse> {
+    const target = this.#target(url, options);
+    this.#counters.gets++;
+    this.#read(target.key);
+    const entry = this.#memory.get(target.key);
+    const now = Date.now();
+    if (entry !== undefined && now < entry.staleAt) {
+      this.#counters.hits++;
+      return toResponse(entry, 'HIT');
+    }
+    if (entry !== undefined && now < entry.swrUntil) {
+      this.#counters.stale++;
+      if (!this.#flights.has(target.key)) this.#backgroundLoad(target.key, () => this.#loadUrl(target, entry, options));
+      return toResponse(entry, 'STALE');
+    }
+    this.#counters.misses++;
+    const outcome = await this.#join(target.key, () => this.#loadUrl(target, entry, options));
+    const servable = entry !== undefined && Date.now() < entry.sieUntil;
+    if (outcome.ok) {
+      // RFC 5861 §4: stale-if-error covers 500, 502, 503 and 504 as well as no response at all.
+      if (servable && SERVER_ERRORS.has(outcome.res.status)) return this.#staleOnError(entry, target.key);
+      return toResponse(outcome.res, outcome.res.cache);
+    }
+    if (servable && !(outcome.error instanceof DataLoopError)) return this.#staleOnError(entry, target.key);
+    throw outcome.error;
+  }
+
+  /**
+   * Deletes the value stored by `get(key)`, and the responses stored by `fetch(key)` when `key`
+   * is a URL (with any request headers; a path matches the responses fetched for it from any
+   * host). Responses and data rendered from what was deleted become stale. Returns whether
+   * anything was deleted. Deleting by URL scans the data keys (O(entries)).
+   */
+  delete(key: string): boolean {
+    const keys: string[] = [VALUE + key];
+    // Fetched responses of a URL: one per set of request headers sent; a path's, one per host too.
+    let matches: ((k: string) => boolean) | undefined;
+    if (/^https?:\/\//i.test(key) && URL.canParse(key)) {
+      const base = URLKEY + new URL(key).href;
+      keys.push(base); // its dependents are told even when the entry itself already left memory
+      matches = (k) => k.startsWith(`${base}\n`);
+    } else if (key.startsWith('/')) {
+      const path = normalizeTarget(key, undefined);
+      if (path !== undefined) matches = (k) => k.startsWith(URLKEY + '//') && pathOf(k) === path;
+    }
+    if (matches !== undefined) for (const k of this.#memory.keys()) if (matches(k)) keys.push(k);
+    let deleted = false;
+    for (const k of keys) {
+      if (this.#memory.get(k) !== undefined) deleted = true;
+      this.#drop(k);
+      this.#changed(k, new Set());
+    }
+    return deleted;
+  }
+
+  /** Counters and the size of the data memory tier. */
+  stats(): DataStats {
+    const { entries, bytes } = this.#memory.size();
+    return { ...this.#counters, entries, bytes };
+  }
+
+  /** Waits for background refreshes, then empties the data memory tier. */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.#background]);
+    this.#memory.close();
+  }
+
+  // ---------------------------------------------------------------- loads
+
+  /** Runs a loader in its own scope (what it reads becomes this value's dependencies) and stores its value. */
+  async #loadValue(k: string, key: string, loader: () => unknown, life: Lifetimes): Promise<Outcome> {
+    this.#counters.loads++;
+    const parent = this.#als.getStore();
+    const scope = this.#deps.open({ chain: [...(parent?.chain ?? []), `get(${key})`], host: parent?.host ?? '', runner: parent?.runner });
+    try {
+      const value = await this.#als.run(scope, loader);
+      const { body, contentType } = serializeValue(value, key);
+      const now = Date.now();
+      const staleAt = now + life.ttl;
+      const times = { now, staleAt, swrUntil: staleAt + life.swr, sieUntil: staleAt + life.sie };
+      const entry = newEntry({ status: 200, headers: [['content-type', contentType]], body, url: key, tags: life.tags }, times);
+      this.#put(k, entry, scope);
+      return { ok: true, res: { status: 200, headers: entry.headers, body, cache: 'MISS' } };
+    } catch (error) {
+      if (!(error instanceof DataSerializeError)) this.#fail(new DataLoadError(`loader of ${JSON.stringify(key)} failed`, { cause: error }));
+      else this.#fail(error);
+      return { ok: false, error };
+    } finally {
+      this.#deps.close(scope);
+    }
+  }
+
+  async #loadUrl(target: Target, entry: Entry | undefined, options: DataFetchOptions): Promise<Outcome> {
+    try {
+      const res = await this.#request(target, entry, options);
+      return { ok: true, res };
+    } catch (error) {
+      this.#fail(error instanceof CacheError ? error : new DataFetchError(`GET ${target.display} failed`, { cause: error }));
+      return { ok: false, error };
+    }
+  }
+
+  /** One request (conditional when the stale entry has validators), stored by its own headers. */
+  async #request(target: Target, entry: Entry | undefined, options: DataFetchOptions): Promise<LoadedResponse> {
+    const headers: Record<string, string> = { ...target.headers };
+    // RFC 9111 §4.3.1: validate the stored response with its validators.
+    if (entry?.etag !== undefined) headers['if-none-match'] = entry.etag;
+    if (entry?.lastModified !== undefined) headers['if-modified-since'] = entry.lastModified;
+    const conditional = entry !== undefined && (entry.etag !== undefined || entry.lastModified !== undefined);
+    this.#counters.loads++;
+    const parent = this.#als.getStore();
+    const scope = this.#deps.open({
+      chain: target.path === undefined ? (parent?.chain ?? []) : [...(parent?.chain ?? []), target.path],
+      host: target.host,
+      runner: parent?.runner,
+    });
+    try {
+      const raw = await this.#send(target, headers, scope, options.timeout ?? this.#options.fetchTimeout);
+      const now = Date.now();
+      const policyReq = { method: 'GET', url: target.display, headers };
+      if (raw.status === 304 && conditional) {
+        // RFC 9111 §4.3.4: a 304 freshens the stored response and its body is reused.
+        const revalidated = evaluateRevalidation(policyReq, entry, { status: 304, headers: raw.headers }, this.#policy, now);
+        if (revalidated !== undefined) {
+          const refreshed = this.#storeResponse(target.key, { status: entry.status, headers: revalidated.headers, body: entry.body }, { verdict: revalidated.verdict, scope, now });
+          return { status: entry.status, headers: refreshed?.headers ?? revalidated.headers, body: entry.body, cache: 'REVALIDATED' };
+        }
+        // The 304 does not select the stored response: ask again without conditions.
+        return this.#request(target, undefined, options);
+      }
+      const verdict = evaluateResponse(policyReq, { status: raw.status, headers: raw.headers }, this.#policy, now);
+      const kept = storedHeaders(raw.headers, this.#policy);
+      this.#storeResponse(target.key, { status: raw.status, headers: kept, body: raw.body }, { verdict, scope, now });
+      return { status: raw.status, headers: verdict.storable ? kept : headerPairs(raw.headers), body: raw.body, cache: 'MISS' };
+    } finally {
+      this.#deps.close(scope);
+    }
+  }
+
+  /** Sends the request: over the network, or through the wrapped app for a path. */
+  #send(target: Target, headers: Record<string, string>, scope: Scope, timeout: number): Promise<RawResponse> {
+    if (target.url !== undefined) {
+      const url = target.url;
+      return this.#limits.run(url.origin, () => httpGet(url, headers, timeout));
+    }
+    const run = this.#als.run(scope, () => this.#engine.subrequest({ url: target.path!, headers: { ...headers, host: target.host } }, scope.runner));
+    return withTimeout(run, timeout, `GET ${target.display}`).then((result) => {
+      if (!result.ok) throw new DataFetchError(`GET ${target.display} failed: ${result.reason}`, { cause: result.error });
+      return { status: result.status, headers: result.headers as RawResponse['headers'], body: result.body };
+    });
+  }
+
+  /** Stores a fetched response when its verdict allows; a not-storable one replaces nothing but is removed. */
+  #storeResponse(
+    key: string,
+    res: { status: number; headers: Array<[string, string]>; body: Buffer },
+    at: { verdict: Verdict; scope: Scope; now: number },
+  ): Entry | undefined {
+    const { verdict, scope, now } = at;
+    if (!verdict.storable) {
+      debug('not stored: %s %s', verdict.reason, key);
+      // A server error leaves the stored response for stale-if-error; anything else replaces it.
+      if (!SERVER_ERRORS.has(res.status)) this.#drop(key);
+      return undefined;
+    }
+    const find = (name: string): string | undefined => res.headers.find(([n]) => n === name)?.[1];
+    const entry = newEntry(
+      { status: res.status, headers: res.headers, body: res.body, url: key.slice(URLKEY.length), tags: [] },
+      { now, staleAt: verdict.staleAt, swrUntil: verdict.swrUntil, sieUntil: verdict.sieUntil, initialAge: verdict.initialAge },
+    );
+    entry.etag = find('etag');
+    entry.lastModified = find('last-modified');
+    this.#put(key, entry, scope);
+    return entry;
+  }
+
+  // ---------------------------------------------------------------- storage and dependencies
+
+  /**
+   * Stores an entry with what its load read. When its bytes differ from those its dependents
+   * were rendered from, they become stale.
+   */
+  #put(k: string, entry: Entry, scope: Scope): void {
+    if (scope.reads.size > 0) entry.deps = [...scope.reads];
+    if (scope.tainted) (entry.swrUntil = Math.max(entry.swrUntil, entry.staleAt)), (entry.staleAt = entry.storedAt);
+    const before = this.#memory.get(k);
+    if (entry.body.length <= this.#options.maxEntrySize) this.#memory.set(k, entry);
+    else debug('not stored: %s over data.maxEntrySize', k);
+    this.#deps.unlink(DATA + k, before?.deps);
+    this.#deps.link(DATA + k, entry.deps, (key) => this.#digestOf(key));
+    const sum = digest(entry.body);
+    this.#digests.set(entry, sum);
+    if (this.#deps.changed(k, sum)) this.#changed(k, new Set());
+  }
+
+  #drop(k: string): void {
+    const before = this.#memory.get(k);
+    if (before === undefined) return;
+    this.#memory.delete(k);
+    this.#deps.unlink(DATA + k, before.deps);
+  }
+
+  /** `k` was deleted or changed: what was rendered from it is stale (responses) or dropped (data). */
+  #changed(k: string, seen: Set<string>): void {
+    if (seen.has(k)) return;
+    seen.add(k);
+    for (const dependent of this.#deps.take(k)) {
+      const key = dependent.slice(1);
+      if (dependent.startsWith(RESPONSE)) this.#engine.markStale(key);
+      else {
+        debug('dropped: %s read %s, which changed', key, k);
+        this.#drop(key);
+        this.#changed(key, seen);
+      }
+    }
+  }
+
+  #digestOf(k: string): string | undefined {
+    const entry = this.#memory.get(k);
+    if (entry === undefined) return undefined;
+    let sum = this.#digests.get(entry);
+    if (sum === undefined) this.#digests.set(entry, (sum = digest(entry.body)));
+    return sum;
+  }
+
+  /** Records that the render in progress (if any) read `k`. */
+  #read(k: string): void {
+    this.#als.getStore()?.reads.add(k);
+  }
+
+  // ---------------------------------------------------------------- includes
+
+  /** The hooks the engine calls: scopes around response renders, the reverse index, ESI. */
+  #hooks(): EngineHooks {
+    return {
+      openScope: (req, runner) => this.#deps.open({ chain: [pathOf(req.url ?? '/')], host: req.headers.host ?? '', runner }),
+      runInScope: (scope, fn) => this.#als.run(scope as Scope, fn),
+      closeScope: (scope: RenderScope) => this.#deps.close(scope as Scope),
+      onEntry: (key, before, after) => {
+        this.#deps.unlink(RESPONSE + key, before?.deps);
+        this.#deps.link(RESPONSE + key, after?.deps, (k) => this.#digestOf(k));
+      },
+      assemble: (source, req, runner) => {
+        const segments = (source.template ??= parseTemplate(source.body)) as Segment[];
+        // A fresh scope: fragments filled at serve time are not dependencies of the page
+        // (they keep their own freshness); the chain starts at the page for loop detection.
+        const scope = this.#deps.open({ chain: [pathOf(req.url ?? '/')], host: req.headers.host ?? '', runner });
+        return this.#als.run(scope, () => this.#fill(segments, 1)).finally(() => this.#deps.close(scope));
+      },
+    };
+  }
+
+  async #fill(segments: readonly Segment[], depth: number): Promise<Buffer> {
+    const parts = await Promise.all(segments.map((s) => (Buffer.isBuffer(s) ? s : this.#include(s, depth))));
+    return Buffer.concat(parts);
+  }
+
+  async #include(include: Include, depth: number): Promise<Buffer> {
+    try {
+      if (depth > this.#options.maxIncludeDepth) throw new IncludeError(`include ${include.src} is nested deeper than options.data.maxIncludeDepth (${this.#options.maxIncludeDepth})`);
+      const res = await this.fetch(include.src);
+      if (res.status >= 400) throw new IncludeError(`include ${include.src} answered ${res.status}`);
+      if (!isHtml(res.headers['content-type'])) return res.body;
+      // Parsed once per stored fragment body (the Buffer is the stored entry's).
+      let nested = this.#templates.get(res.body);
+      if (nested === undefined) this.#templates.set(res.body, (nested = templateOf(res.body) ?? null));
+      if (nested === null) return res.body;
+      const outer = this.#als.getStore()!;
+      const scope = this.#deps.open({ chain: [...outer.chain, pathOf(include.src)], host: outer.host, runner: outer.runner });
+      const segments = nested;
+      return await this.#als.run(scope, () => this.#fill(segments, depth + 1)).finally(() => this.#deps.close(scope));
+    } catch (error) {
+      // A loop is an authoring error, not a failing fragment server: it always fails the page.
+      if (!(error instanceof DataLoopError) && (include.continueOnError || this.#options.includeErrors === 'continue')) {
+        this.#fail(error instanceof CacheError ? error : new IncludeError(`include ${include.src} failed`, { cause: error }));
+        return EMPTY;
+      }
+      throw error;
+    }
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  #target(url: string, options: DataFetchOptions): Target {
+    if (typeof url !== 'string') throw new TypeError(`expected url to be a string, got ${typeof url}`);
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(options.headers ?? {})) headers[name.toLowerCase()] = value;
+    // The data cache keeps no Vary map: the headers a call sends are part of its key, so a
+    // response that varies on one of them is never served to a call that sent another value.
+    const suffix = Object.keys(headers)
+      .sort()
+      .map((name) => `\n${name}:${headers[name]}`)
+      .join('');
+    if (/^https?:\/\//i.test(url)) {
+      const parsed = new URL(url);
+      return { key: URLKEY + parsed.href + suffix, display: parsed.href, url: parsed, path: undefined, host: parsed.host, headers };
+    }
+    const path = url.startsWith('/') && !url.startsWith('//') ? normalizeTarget(url, undefined) : undefined;
+    if (path === undefined) throw new TypeError(`expected url to be an absolute http(s) URL or a path starting with /, got '${url}'`);
+    const scope = this.#als.getStore();
+    const chain = scope?.chain ?? [];
+    // Detected before any lookup or flight: joining our own flight would wait forever.
+    if (chain.includes(path)) throw new DataLoopError([...chain, path]);
+    const host = options.req?.headers.host ?? scope?.host ?? '';
+    return { key: `${URLKEY}//${host}${path}${suffix}`, display: path, url: undefined, path, host, headers };
+  }
+
+  /** Joins or leads the load of `k`. */
+  async #join(k: string, load: () => Promise<Outcome>): Promise<Outcome> {
+    const { promise, joined } = this.#flights.run(k, load, (error) => ({ ok: false, error }));
+    if (joined) this.#counters.loadsDeduped++;
+    return promise;
+  }
+
+  /** One background refresh of `k` (stale-while-revalidate); its failure is counted, never thrown. */
+  #backgroundLoad(k: string, load: () => Promise<Outcome>): void {
+    // Outside the caller's scope: the refresh is not part of the render that triggered it.
+    const p = this.#als.exit(() => this.#flights.run(k, load, (error) => ({ ok: false, error })).promise);
+    this.#background.add(p);
+    void p.finally(() => this.#background.delete(p));
+  }
+
+  #staleOnError(entry: Entry, k: string): DataResponse {
+    this.#counters.stale++;
+    debug('stale: load failed, serving %s', k);
+    return toResponse(entry, 'STALE');
+  }
+
+  #value(source: { headers: Array<[string, string]>; body: Buffer }, key: string): unknown {
+    return deserializeValue(source.body, source.headers.find(([n]) => n === 'content-type')?.[1], key);
+  }
+
+  /** Counts and reports a failure; never throws. */
+  #fail(error: CacheError): void {
+    this.#counters.errors++;
+    debug('error %s: %s', error.code, error.message);
+    if (this.#events.listenerCount('error') > 0) this.#events.emit('error', error);
+  }
+}
+
+/** The lifetimes of one get() call, validated before anything runs. */
+interface Lifetimes {
+  ttl: number;
+  swr: number;
+  sie: number;
+  tags: string[];
+}
+
+/** A fetch target, resolved once per call. */
+interface Target {
+  /** Data key. */
+  key: string;
+  /** For messages and the policy: the absolute URL or the path. */
+  display: string;
+  /** Absolute URL (network), or undefined for an internal path. */
+  url: URL | undefined;
+  /** Internal path (sub-request), or undefined for the network. */
+  path: string | undefined;
+  host: string;
+  headers: Record<string, string>;
+}
+
+/** The path of a relative fetch key (`u://host/path`), or of a request target. */
+function pathOf(target: string): string {
+  if (target.startsWith(URLKEY + '//')) {
+    const rest = target.slice(URLKEY.length + 2).split('\n', 1)[0]!;
+    const slash = rest.indexOf('/');
+    return slash === -1 ? '/' : rest.slice(slash);
+  }
+  return normalizeTarget(target, undefined) ?? target;
+}
+
+function checkDuration(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+    throw new TypeError(`expected ${name} to be a non-negative integer of ms, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** An entry for a value or a fetched response, with absolute times. */
+function newEntry(
+  what: { status: number; headers: Array<[string, string]>; body: Buffer; url: string; tags: string[] },
+  times: { now: number; staleAt: number; swrUntil: number; sieUntil: number; initialAge?: number },
+): Entry {
+  return {
+    status: what.status,
+    headers: what.headers,
+    body: what.body,
+    storedAt: times.now,
+    initialAge: times.initialAge ?? 0,
+    staleAt: times.staleAt,
+    swrUntil: times.swrUntil,
+    sieUntil: times.sieUntil,
+    expiresAt: Math.max(times.staleAt, times.swrUntil, times.sieUntil),
+    etag: undefined,
+    lastModified: undefined,
+    shared: true,
+    url: what.url,
+    host: '',
+    vary: [],
+    tags: what.tags,
+  };
+}
+
+/** Every header of a response not stored, as pairs (for the caller, not the cache). */
+function headerPairs(headers: OutgoingHttpHeaders | RawResponse['headers']): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) out.push([name, v]);
+    else out.push([name, String(value)]);
+  }
+  return out;
+}
+
+function toResponse(source: { status: number; headers: Array<[string, string]>; body: Buffer }, cache: DataStatus): DataResponse {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of source.headers) headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+  const body = source.body;
+  return {
+    status: source.status,
+    headers,
+    body,
+    cache,
+    json: () => Promise.resolve().then(() => JSON.parse(body.toString('utf8')) as unknown),
+    text: () => body.toString('utf8'),
+  };
+}

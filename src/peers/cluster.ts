@@ -1,0 +1,287 @@
+/**
+ * The cluster as seen from one node: membership (a fixed list, or a function re-read on an
+ * interval), the rendezvous ring, one {@link PeerClient} per other node, bounded concurrency
+ * (p-limit) and the lookup strategies. Like groupcache's `PeerPicker`: an instance is passed to
+ * the engine, there is no global registry.
+ */
+import createDebug from 'debug';
+import pLimit, { type LimitFunction } from 'p-limit';
+import type { Entry } from '../entry.js';
+import { PeerError, PeerTimeoutError } from '../errors.js';
+import type { Grant, BreakerState } from './breaker.js';
+import { PeerClient, type FetchOutcome } from './client.js';
+import type { ResolvedPeersOptions } from './options.js';
+import { normalizeNodeUrl } from './options.js';
+import { MAX_TARGET_LENGTH, lookupTarget, type LookupQuery } from './protocol.js';
+import { Rendezvous, type HashFunction } from './ring.js';
+
+const debug = createDebug('stratacache:peers');
+
+/** Peer counters, named like groupcache's Stats. */
+export interface PeerCounters {
+  /** Lookups sent to peers (one per peer asked). */
+  peerLoads: number;
+  /** Lookups that brought back an entry this node accepted. */
+  peerHits: number;
+  /** Lookups answered "not here", or with an entry refused by local rules (stale, other variant, invalidated). */
+  peerMisses: number;
+  /** Lookups that failed: connection error, bad status, unsigned, oversized, truncated or undecodable reply. */
+  peerErrors: number;
+  /** Lookups that timed out (`queryTimeout` for the answer, `fetchTimeout` for the bytes). */
+  peerTimeouts: number;
+}
+
+/** One peer's breaker, as reported by `cache.stats().peers`. */
+export interface PeerState {
+  url: string;
+  state: BreakerState;
+  /** Consecutive failures counted by its breaker. */
+  failures: number;
+}
+
+/** A peer's accepted entry. */
+export interface PeerHit {
+  entry: Entry;
+  /** Base URL of the peer that had it. */
+  peer: string;
+}
+
+/** Dependencies of {@link PeerCluster}, injectable for tests. */
+export interface PeerClusterHooks {
+  /** A lookup failed or timed out (already counted). */
+  onPeerError?: (error: PeerError) => void;
+  /** The membership function threw or returned something else than URLs. */
+  onMembershipError?: (error: PeerError) => void;
+  /** Rendezvous hash. @default MD5-based {@link defaultHash} */
+  hash?: HashFunction;
+  /** Current time in epoch ms. @default Date.now */
+  now?: () => number;
+}
+
+/** Abort reason of the lookups a strategy-'all' race no longer needs (one object: no DOMException per race). */
+const CANCELLED = Object.freeze({ reason: 'another peer answered first, or the lookup ended' });
+
+interface Ask {
+  peer: PeerClient;
+  grant: Grant;
+}
+
+/** Membership, ring, clients and strategies of one node's cluster. */
+export class PeerCluster {
+  readonly counters: PeerCounters = { peerLoads: 0, peerHits: 0, peerMisses: 0, peerErrors: 0, peerTimeouts: 0 };
+  readonly #options: ResolvedPeersOptions;
+  readonly #hooks: PeerClusterHooks;
+  readonly #now: () => number;
+  readonly #limit: LimitFunction;
+  #peers = new Map<string, PeerClient>();
+  #ring: Rendezvous;
+  #timer: NodeJS.Timeout | undefined;
+  #refreshing: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(options: ResolvedPeersOptions, hooks: PeerClusterHooks = {}) {
+    this.#options = options;
+    this.#hooks = hooks;
+    this.#now = hooks.now ?? Date.now;
+    this.#limit = pLimit(options.maxConcurrent);
+    this.#ring = new Rendezvous([], hooks.hash);
+    const nodes = options.nodes;
+    if (typeof nodes === 'function') {
+      void this.refresh();
+      this.#timer = setInterval(() => void this.refresh(), options.refreshInterval);
+      this.#timer.unref();
+    } else this.#setNodes(nodes);
+  }
+
+  /** Re-reads `peers.nodes` when it is a function (also run every `refreshInterval`). */
+  refresh(): Promise<void> {
+    const nodes = this.#options.nodes;
+    if (typeof nodes !== 'function' || this.#closed) return Promise.resolve();
+    // One refresh at a time: a slow membership function is not called again until it answers.
+    if (this.#refreshing !== undefined) return this.#refreshing;
+    const running = (async () => {
+      try {
+        const list = await nodes();
+        if (!Array.isArray(list)) throw new TypeError('expected an array of base URLs');
+        const urls = list.map((n: unknown) => {
+          const url = normalizeNodeUrl(n);
+          if (url === undefined) throw new TypeError(`not an http(s) base URL: ${String(n)}`);
+          return url;
+        });
+        if (!this.#closed) this.#setNodes(urls);
+      } catch (error) {
+        debug('membership: options.peers.nodes failed, keeping %d peers', this.#peers.size);
+        this.#hooks.onMembershipError?.(new PeerError('options.peers.nodes failed; keeping the previous members', { peer: '', cause: error }));
+      }
+    })();
+    // Cleared once settled (not inside the async body: a function that throws synchronously
+    // would settle it before the assignment below and leave a stale promise behind).
+    const settled: Promise<void> = running.finally(() => {
+      if (this.#refreshing === settled) this.#refreshing = undefined;
+    });
+    this.#refreshing = settled;
+    return settled;
+  }
+
+  #setNodes(urls: readonly string[]): void {
+    const self = this.#options.self;
+    const next = new Map<string, PeerClient>();
+    for (const url of urls) {
+      if (url === self || next.has(url)) continue;
+      next.set(
+        url,
+        this.#peers.get(url) ??
+          new PeerClient(url, {
+            secret: this.#options.secret,
+            fetchTimeout: this.#options.fetchTimeout,
+            maxEntrySize: this.#options.maxEntrySize,
+            maxSockets: this.#options.maxConcurrent,
+            failureThreshold: this.#options.failureThreshold,
+            coolDown: this.#options.coolDown,
+            now: this.#now,
+          }),
+      );
+    }
+    for (const [url, peer] of this.#peers) if (!next.has(url)) peer.close();
+    this.#peers = next;
+    // The ring includes this node, so every member computes the same owner for a key.
+    this.#ring = new Rendezvous(self === undefined ? [...next.keys()] : [self, ...next.keys()], this.#hooks.hash);
+    debug('membership: %d peers', next.size);
+  }
+
+  /** Base URLs of the other nodes. */
+  get peers(): string[] {
+    return [...this.#peers.keys()];
+  }
+
+  /** The node owning `key` by rendezvous hashing (this node included), or undefined when alone. */
+  owner(key: string): string | undefined {
+    return this.#ring.owner(key);
+  }
+
+  /** Breaker state of every peer. */
+  states(): PeerState[] {
+    return [...this.#peers.values()].map((p) => ({ url: p.url, state: p.breaker.state, failures: p.breaker.failures }));
+  }
+
+  /** The peers to ask for `key` now: by strategy, minus those whose breaker is open. */
+  #pick(key: string): Ask[] {
+    let candidates: PeerClient[];
+    if (this.#options.strategy === 'owner') {
+      const owner = this.#ring.owner(key);
+      const peer = owner === undefined ? undefined : this.#peers.get(owner);
+      candidates = peer === undefined ? [] : [peer]; // this node owns it: nobody to ask
+    } else candidates = [...this.#peers.values()];
+    const asks: Ask[] = [];
+    for (const peer of candidates) {
+      const grant = peer.breaker.allow();
+      if (grant !== false) asks.push({ peer, grant });
+    }
+    return asks;
+  }
+
+  /**
+   * Asks the chosen peers for `query` and resolves with the first entry `accept` takes, or
+   * undefined (nobody has it, every peer failed or timed out, or no peer may be asked). Never
+   * rejects. The wait for an answer is bounded by `queryTimeout`, a transfer by `fetchTimeout`.
+   */
+  find(query: LookupQuery, accept: (entry: Entry) => boolean): Promise<PeerHit | undefined> {
+    if (this.#closed || this.#peers.size === 0) return Promise.resolve(undefined);
+    const target = lookupTarget(this.#options.path, query);
+    if (target.length > MAX_TARGET_LENGTH) {
+      // A peer would refuse the request line (431), which would count against its breaker.
+      debug('lookup skipped: target of %d characters', target.length);
+      return Promise.resolve(undefined);
+    }
+    const asks = this.#pick(query.key);
+    if (asks.length === 0) return Promise.resolve(undefined);
+    const controller = new AbortController();
+    const deadline = this.#now() + this.#options.queryTimeout;
+    return new Promise((resolve) => {
+      let open = asks.length;
+      let settled = false;
+      const finish = (hit: PeerHit | undefined): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(queueTimer);
+        controller.abort(CANCELLED); // the others are cancelled: no verdict, no counters
+        resolve(hit);
+      };
+      const done = (): void => {
+        if (--open === 0) finish(undefined);
+      };
+      const queued = new Set<Ask>(asks);
+      // Asks still queued behind maxConcurrent (other lookups' transfers) at the deadline are
+      // dropped unsent, so the wait for "have it / don't have it" never exceeds queryTimeout.
+      const queueTimer = setTimeout(() => {
+        for (const ask of queued) {
+          ask.peer.breaker.release(ask.grant);
+          done();
+        }
+        queued.clear();
+      }, this.#options.queryTimeout);
+      for (const ask of asks) {
+        void this.#limit(async () => {
+          if (!queued.delete(ask)) return; // dropped at the deadline
+          if (settled || this.#now() >= deadline) {
+            ask.peer.breaker.release(ask.grant);
+            return done();
+          }
+          this.counters.peerLoads++;
+          const outcome = await ask.peer.fetch(target, { signal: controller.signal, deadline });
+          // Another peer won while this answer was in its last tick: it is not needed.
+          const hit = this.#judge(ask, settled ? { kind: 'aborted' } : outcome, accept);
+          if (hit !== undefined) finish(hit);
+          done();
+        });
+      }
+    });
+  }
+
+  /** Counts one outcome, feeds the breaker, and returns the hit when it is accepted. */
+  #judge(ask: Ask, outcome: FetchOutcome, accept: (entry: Entry) => boolean): PeerHit | undefined {
+    const { peer } = ask;
+    switch (outcome.kind) {
+      case 'aborted':
+        peer.breaker.release(ask.grant);
+        return undefined;
+      case 'miss':
+        peer.breaker.success();
+        this.counters.peerMisses++;
+        return undefined;
+      case 'error': {
+        peer.breaker.failure();
+        if (outcome.error instanceof PeerTimeoutError) this.counters.peerTimeouts++;
+        else this.counters.peerErrors++;
+        debug('%s: %s (breaker %s)', peer.url, outcome.error.message, peer.breaker.state);
+        this.#hooks.onPeerError?.(outcome.error);
+        return undefined;
+      }
+      case 'hit': {
+        peer.breaker.success();
+        let accepted: boolean;
+        try {
+          accepted = accept(outcome.entry);
+        } catch (error) {
+          debug('%s: judging the entry threw, refused: %O', peer.url, error);
+          accepted = false;
+        }
+        if (!accepted) {
+          this.counters.peerMisses++;
+          debug('%s: entry refused by local rules', peer.url);
+          return undefined;
+        }
+        this.counters.peerHits++;
+        return { entry: outcome.entry, peer: peer.url };
+      }
+    }
+  }
+
+  /** Stops the membership timer and closes every connection. */
+  close(): void {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    for (const peer of this.#peers.values()) peer.close();
+    this.#peers.clear();
+  }
+}

@@ -1,0 +1,244 @@
+/**
+ * Options of the peer cluster (`options.peers`): the interface users read and its resolver.
+ * The defaults live in the one frozen `DEFAULTS` of `../options.ts` (`DEFAULTS.peers`).
+ */
+import type { Bytes, Count, Milliseconds } from '../options.js';
+import { describeValue, integerOption } from '../options.js';
+import type { MaybePromise } from '../stores/store.js';
+
+/** A cluster's member list, or a function returning it (re-read every `refreshInterval`). */
+export type PeerNodes = readonly string[] | (() => MaybePromise<readonly string[]>);
+
+/** How a node picks the peers it asks on a local miss. */
+export type PeerStrategy = 'all' | 'owner';
+
+/** Shortest accepted `peers.secret`, in characters. */
+export const MIN_SECRET_LENGTH = 16;
+
+/**
+ * Peer cluster (`options.peers`): on a local miss a node asks its peers for the entry before
+ * rendering, so a page is rendered once per cluster instead of once per node. A peer only
+ * answers from its own stores (it never renders, never asks its own peers), every call is
+ * authenticated with `secret`, and a failing peer is skipped by a circuit breaker.
+ * Leaving `nodes` empty disables lookups; the endpoint still answers when `secret` is set.
+ */
+export interface PeersOptions {
+  /**
+   * This node's base URL as the other nodes reach it (`http://10.0.0.5:3000`). It is skipped in
+   * `nodes`, and rendezvous hashing (`strategy: 'owner'`) needs it to know when it owns a key.
+   * Required when `nodes` is given.
+   * @default undefined
+   */
+  self?: string | undefined;
+  /**
+   * Base URLs (`http:` or `https:`, no query) of the cluster's nodes; `self` may be listed and
+   * is skipped. Or a function (sync or async) returning them, called at start and every
+   * `refreshInterval` for changing membership; until it first answers, the cluster is empty.
+   * @default []
+   */
+  nodes?: PeerNodes;
+  /**
+   * How often `nodes`, when it is a function, is called again, in ms.
+   * @default 10000
+   */
+  refreshInterval?: Milliseconds;
+  /**
+   * Shared secret signing every peer request and reply (HMAC-SHA256). Required as soon as
+   * there are nodes; at least 16 characters. Without it the peer endpoint is not served.
+   * @default undefined
+   */
+  secret?: string | undefined;
+  /**
+   * Path prefix of the peer endpoint, answered by the cache's own middleware on the same
+   * port (and by {@link StrataCache.peerHandler} on another one). Requests go to
+   * `<path>/r?k=<key>` (responses); `<path>/<ns>` is reserved for other namespaces.
+   * @default '/_stratacache/peer'
+   */
+  path?: string;
+  /**
+   * Longest wait in ms for a peer's answer to begin ("have it" / "don't have it": the reply's
+   * status and headers), queueing included. A peer slower than this costs at most this long.
+   * @default 50
+   */
+  queryTimeout?: Milliseconds;
+  /**
+   * Longest transfer in ms of a found entry's bytes, after its headers arrived.
+   * @default 2000
+   */
+  fetchTimeout?: Milliseconds;
+  /**
+   * `'all'`: ask every peer at once and take the first usable answer (the others are
+   * cancelled). `'owner'`: ask only the node that owns the key by rendezvous hashing (one
+   * request per miss whatever the cluster size; none when this node owns it).
+   * @default 'all'
+   */
+  strategy?: PeerStrategy;
+  /**
+   * Copy an entry found on a peer into the local stores. `false` keeps one copy per key in the
+   * cluster (more usable space, but every later request for it asks the peer again).
+   * @default true
+   */
+  updateLocalCache?: boolean;
+  /**
+   * Most peer requests in flight at once from this node (p-limit); more wait their turn within
+   * `queryTimeout`.
+   * @default 16
+   */
+  maxConcurrent?: Count;
+  /**
+   * Consecutive failures (error, timeout, bad reply) after which a peer's circuit breaker
+   * opens and the peer is skipped.
+   * @default 3
+   */
+  failureThreshold?: Count;
+  /**
+   * How long in ms an open breaker skips its peer before one probe request is let through;
+   * the probe's success closes it, its failure opens it again for this long.
+   * @default 5000
+   */
+  coolDown?: Milliseconds;
+  /**
+   * Largest peer reply accepted, in bytes (the encoded entry: metadata and body). A larger
+   * reply is cut off and counted as a peer error. `undefined`: `options.maxEntrySize` plus
+   * 256 KiB for the metadata.
+   * @default undefined
+   */
+  maxEntrySize?: Bytes | undefined;
+}
+
+/** `options.peers` after validation. `enabled` is false when there is no secret (no endpoint, no lookups). */
+export interface ResolvedPeersOptions {
+  readonly enabled: boolean;
+  readonly self: string | undefined;
+  /** Normalised node URLs, or the membership function. */
+  readonly nodes: readonly string[] | (() => MaybePromise<readonly string[]>);
+  readonly refreshInterval: Milliseconds;
+  readonly secret: string;
+  readonly path: string;
+  readonly queryTimeout: Milliseconds;
+  readonly fetchTimeout: Milliseconds;
+  readonly strategy: PeerStrategy;
+  readonly updateLocalCache: boolean;
+  readonly maxConcurrent: Count;
+  readonly failureThreshold: Count;
+  readonly coolDown: Milliseconds;
+  readonly maxEntrySize: Bytes;
+}
+
+/** The defaults, as `DEFAULTS.peers` lists them. */
+export interface PeersDefaults {
+  readonly self: undefined;
+  readonly nodes: readonly string[];
+  readonly refreshInterval: Milliseconds;
+  readonly secret: undefined;
+  readonly path: string;
+  readonly queryTimeout: Milliseconds;
+  readonly fetchTimeout: Milliseconds;
+  readonly strategy: PeerStrategy;
+  readonly updateLocalCache: boolean;
+  readonly maxConcurrent: Count;
+  readonly failureThreshold: Count;
+  readonly coolDown: Milliseconds;
+  readonly maxEntrySize: undefined;
+}
+
+const KNOWN = new Set<string>([
+  'self',
+  'nodes',
+  'refreshInterval',
+  'secret',
+  'path',
+  'queryTimeout',
+  'fetchTimeout',
+  'strategy',
+  'updateLocalCache',
+  'maxConcurrent',
+  'failureThreshold',
+  'coolDown',
+  'maxEntrySize',
+]);
+
+function fail(kind: typeof TypeError | typeof RangeError, field: string, expected: string, got: unknown): never {
+  throw new kind(`expected options.peers.${field} to be ${expected}, got ${describeValue(got)}`);
+}
+
+/**
+ * Normalises a node's base URL: `http:`/`https:` only, no query or fragment, no trailing slash.
+ * Returns undefined when it is not such a URL.
+ */
+export function normalizeNodeUrl(value: unknown): string | undefined {
+  if (typeof value !== 'string' || value === '') return undefined;
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    return undefined;
+  }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.search !== '' || u.hash !== '' || u.username !== '') return undefined;
+  return `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, '')}`;
+}
+
+/**
+ * Validates `options.peers`. `defaults` is `DEFAULTS.peers`; `maxEntrySize` is the top-level
+ * option (the default reply bound is derived from it).
+ * @throws TypeError or RangeError naming `options.peers.<field>` and the value it got.
+ */
+export function resolvePeersOptions(value: unknown, defaults: PeersDefaults, maxEntrySize: Bytes): ResolvedPeersOptions {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new TypeError(`expected options.peers to be an object, got ${describeValue(value)}`);
+  }
+  for (const name of Object.keys(value)) if (!KNOWN.has(name)) throw new TypeError(`unknown option options.peers.${name}`);
+  const user = value as PeersOptions;
+  const pick = <K extends keyof PeersDefaults>(k: K): unknown => (user[k] === undefined ? defaults[k] : user[k]);
+
+  const rawNodes = pick('nodes');
+  let nodes: ResolvedPeersOptions['nodes'];
+  let hasNodes: boolean;
+  if (typeof rawNodes === 'function') {
+    nodes = rawNodes as () => MaybePromise<readonly string[]>;
+    hasNodes = true;
+  } else if (Array.isArray(rawNodes)) {
+    nodes = rawNodes.map((n, i) => normalizeNodeUrl(n) ?? fail(TypeError, `nodes[${i}]`, 'an http(s) base URL', n));
+    hasNodes = nodes.length > 0;
+  } else fail(TypeError, 'nodes', 'an array of base URLs or a function', rawNodes);
+
+  const rawSelf = pick('self');
+  let self: string | undefined;
+  if (rawSelf !== undefined) self = normalizeNodeUrl(rawSelf) ?? fail(TypeError, 'self', "this node's http(s) base URL", rawSelf);
+  if (hasNodes && self === undefined) fail(TypeError, 'self', "this node's base URL (required with options.peers.nodes)", rawSelf);
+
+  const secret = pick('secret');
+  if (secret !== undefined && typeof secret !== 'string') fail(TypeError, 'secret', 'a string', secret);
+  if (hasNodes && secret === undefined) fail(TypeError, 'secret', 'a shared secret (required with options.peers.nodes)', secret);
+  if (typeof secret === 'string' && secret.length < MIN_SECRET_LENGTH) {
+    throw new RangeError(`expected options.peers.secret to be at least ${MIN_SECRET_LENGTH} characters, got ${secret.length}`);
+  }
+
+  const path = pick('path');
+  if (typeof path !== 'string' || !/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*[^/]$/.test(path)) {
+    fail(TypeError, 'path', "a path starting with '/' and not ending with '/'", path);
+  }
+  const strategy = pick('strategy');
+  if (strategy !== 'all' && strategy !== 'owner') fail(TypeError, 'strategy', "'all' or 'owner'", strategy);
+  const updateLocalCache = pick('updateLocalCache');
+  if (typeof updateLocalCache !== 'boolean') fail(TypeError, 'updateLocalCache', 'a boolean', updateLocalCache);
+  const rawMax = pick('maxEntrySize');
+  const replyMax = rawMax === undefined ? maxEntrySize + 256 * 1024 : integerOption('peers.maxEntrySize', rawMax, 64);
+
+  return Object.freeze({
+    enabled: typeof secret === 'string',
+    self,
+    nodes,
+    refreshInterval: integerOption('peers.refreshInterval', pick('refreshInterval'), 100),
+    secret: secret ?? '',
+    path,
+    queryTimeout: integerOption('peers.queryTimeout', pick('queryTimeout'), 1),
+    fetchTimeout: integerOption('peers.fetchTimeout', pick('fetchTimeout'), 1),
+    strategy,
+    updateLocalCache,
+    maxConcurrent: integerOption('peers.maxConcurrent', pick('maxConcurrent'), 1, 1024),
+    failureThreshold: integerOption('peers.failureThreshold', pick('failureThreshold'), 1),
+    coolDown: integerOption('peers.coolDown', pick('coolDown'), 0),
+    maxEntrySize: replyMax,
+  });
+}
