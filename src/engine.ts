@@ -578,9 +578,8 @@ export class Engine {
     // A HEAD miss renders the GET representation so the entry has its body; the client still
     // gets no body, because ServerResponse fixed "no body" from the method it was created with.
     if (req.method === 'HEAD') req.method = 'GET';
-    // Entries carry the render's start as storedAt, so one that raced an invalidation is stale; a
-    // render starting after an invalidation (even in its millisecond) is at or after its epoch.
-    const startedAt = Math.max(Date.now(), this.#epochs.newest);
+    // Entries carry the render's start as storedAt, so one that raced an invalidation is stale.
+    const startedAt = this.renderTime();
     const preset = fallback === undefined || res.getHeaderNames().length === 0 ? undefined : res.getHeaders();
     const policyReq = { method: 'GET', url: req.url ?? '/', headers: req.headers };
     let verdict: Verdict | undefined;
@@ -1038,6 +1037,15 @@ export class Engine {
     const refetched = targets.length === 0 ? Promise.resolve({ ok: 0, failed: 0 }) : this.#refetcher.run(targets);
     this.#track(refetched);
     return { record, refetched };
+  }
+
+  /**
+   * The `storedAt` for a render or load starting now: the clock, but never before the newest
+   * invalidation already applied, so something started after an invalidation (even within its
+   * millisecond) is at or after its epoch, and something started before it is older.
+   */
+  renderTime(): number {
+    return Math.max(Date.now(), this.#epochs.newest);
   }
 
   /**

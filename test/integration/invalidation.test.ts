@@ -205,6 +205,40 @@ describe('invalidate(): hard, tags, refetch', () => {
   });
 });
 
+describe('invalidateTags() and the data cache', () => {
+  test('a value stored with tags is loaded again after one of them is invalidated; dependents go stale', async () => {
+    const cache = createCache({ gracePeriod: 0 });
+    caches.push(cache);
+    let loads = 0;
+    let price = 10;
+    const load = () => cache.data.get('price:42', async () => (loads++, price), { ttl: 60_000, tags: ['product-42'] });
+    const srv = await listen(
+      cache.wrap(async (_req, res) => {
+        const p = await load();
+        res.writeHead(200, { 'cache-control': 'max-age=3600' });
+        res.end(`price ${p}`);
+      }),
+    );
+    servers.push(srv);
+    assert.equal((await request(`${srv.url}/p42`)).body, 'price 10');
+    assert.equal(await load(), 10);
+    assert.equal(loads, 1);
+    price = 12;
+    await cache.invalidateTags(['product-42']);
+    assert.equal(await load(), 12);
+    assert.equal(loads, 2);
+    assert.equal(await load(), 12);
+    assert.equal(loads, 2, 'the reloaded value is fresh again');
+    // The page that read the value was marked stale by the data cache's dependency tracking.
+    const stored = new Promise((resolve) => cache.once('store', resolve));
+    const page = await request(`${srv.url}/p42`);
+    assert.notEqual(page.headers['x-cache'], 'HIT');
+    if (page.body !== 'price 12') await stored; // served stale: wait for its background refresh
+    const fresh = await request(`${srv.url}/p42`);
+    assert.equal(fresh.body, 'price 12');
+  });
+});
+
 describe('prime()', () => {
   test('renders each URL once, bounded, with progress; then they are hits', async () => {
     const s = await site();
