@@ -7,8 +7,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Stream } from 'node:stream';
 import createDebug from 'debug';
 import { DataCache } from './data/cache.js';
-import { Engine, type CacheEvent, type CacheStats, type Exchange, type Runner } from './engine.js';
+import { Engine, type CacheEvent, type CacheStats, type Exchange, type RefetchEvent, type Runner } from './engine.js';
 import type { CacheError, PeerError } from './errors.js';
+import type { InvalidationScope } from './invalidation/epochs.js';
+import type { InvalidationRecord } from './invalidation/log.js';
+import type { PrimeProgress, RefetchSummary } from './invalidation/refetch.js';
 import { resolveOptions, type CacheOptions } from './options.js';
 import { isPromise } from './stores/store.js';
 
@@ -47,11 +50,63 @@ export interface CacheEvents {
   store: [CacheEvent];
   pass: [CacheEvent];
   stale: [CacheEvent];
+  /** An invalidation was applied (API, flush endpoint, tags). */
+  invalidate: [InvalidationRecord];
+  /** A background refetch (flush refetch list, `refetch` option) stored a new entry. */
+  refetch: [RefetchEvent];
+  /** A background refetch failed or stored nothing; the old copy stays (stale-servable). */
+  'refetch-error': [RefetchEvent];
   /** A miss was served from a peer's entry (`status: 'PEER'`, `peer`: the peer's base URL). */
   'peer-hit': [CacheEvent];
   /** A peer lookup failed or timed out; the request went on without it (rendered locally). */
   'peer-error': [PeerError];
   error: [CacheError];
+}
+
+/** Options of {@link StrataCache.invalidate}. */
+export interface InvalidateOptions {
+  /**
+   * Render again in the background, replacing the old entry when ready (until then the old copy
+   * is served): `true` refetches `path` itself, a list refetches those URIs (paths with queries,
+   * or absolute http(s) URLs). Concurrency is `refetch.concurrency`.
+   * @default false
+   */
+  refetch?: boolean | readonly string[];
+  /**
+   * `'tree'`: the resource (`/a/page`, `/a/page.html`, `/a/page.model.json`), everything below
+   * it, and auto-invalidation up to `statLevel`. `'resource'`: only the resource itself (the
+   * dispatcher's `CQ-Action-Scope: ResourceOnly`).
+   * @default 'tree'
+   */
+  scope?: InvalidationScope;
+  /**
+   * Remove instead of marking stale: the entries are never served again, not even on origin
+   * error (deactivated or deleted content). Auto-invalidation of other entries stays soft.
+   * @default false
+   */
+  hard?: boolean;
+}
+
+/** What an invalidation did. */
+export interface InvalidateResult {
+  /** Its id in this node's invalidation log. */
+  id: number;
+  /** When it was applied (epoch ms). */
+  at: number;
+  /** Settles when every background refetch it queued settled (never rejects). */
+  refetched: Promise<RefetchSummary>;
+}
+
+/** Options of {@link StrataCache.prime}. */
+export interface PrimeOptions {
+  /** Renders at once. @default refetch.concurrency */
+  concurrency?: number;
+  /** Host to render paths for (absolute URLs carry their own). @default '' */
+  host?: string;
+  /** Handler to render with. @default the wrapped handler or app of the last adapter built */
+  handler?: NodeHandler;
+  /** Called after each URL settles. */
+  onProgress?: (progress: PrimeProgress) => void;
 }
 
 /** A cache: wrap handlers with it, read its stats, close it. */
@@ -94,6 +149,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
   middleware(options: MiddlewareOptions = {}): ConnectMiddleware {
     const app = options.app;
     if (app !== undefined && typeof app !== 'function') throw new TypeError(`expected options.app to be a function, got ${typeof app}`);
+    if (app !== undefined) this.#engine.useRunner(app);
     return (req, res, next) => {
       const regen = app ?? ((req as { app?: unknown }).app as Runner | undefined);
       const ex: Exchange = { run: () => next(), regen: typeof regen === 'function' ? regen : undefined };
@@ -167,6 +223,36 @@ export class StrataCache extends EventEmitter<CacheEvents> {
   async refresh(url: string, options: { host?: string; handler?: NodeHandler } = {}): Promise<boolean> {
     const entry = await this.#engine.regenerate({ url, host: options.host ?? '' }, options.handler);
     return entry !== undefined;
+  }
+
+  /**
+   * Invalidates a path: entries it reaches turn stale (served as STALE during `gracePeriod` while
+   * one background refresh runs, then re-rendered on request), never a wipe of the live cache.
+   * Resolves once applied; `refetched` settles when the background refetches did.
+   * @throws TypeError (as a rejection) for a malformed path or refetch URI.
+   */
+  async invalidate(path: string, options: InvalidateOptions = {}): Promise<InvalidateResult> {
+    const refetch = options.refetch === true ? [path] : options.refetch === false || options.refetch === undefined ? [] : [...options.refetch];
+    const { record, refetched } = this.#engine.invalidate({ paths: [path], scope: options.scope, hard: options.hard, refetch });
+    return { id: record.id, at: record.at, refetched };
+  }
+
+  /**
+   * Invalidates every entry tagged with one of `tags` (from the `tagHeader` response header,
+   * space-separated). O(tags) per later lookup; no index is scanned.
+   */
+  async invalidateTags(tags: readonly string[]): Promise<InvalidateResult> {
+    if (!Array.isArray(tags)) throw new TypeError(`expected tags to be an array of strings, got ${typeof tags}`);
+    const { record, refetched } = this.#engine.invalidate({ tags });
+    return { id: record.id, at: record.at, refetched };
+  }
+
+  /**
+   * Warms the cache before a node goes live: renders `urls` in the background (no client
+   * connection) with bounded concurrency and stores them. Never rejects for a failed URL.
+   */
+  prime(urls: readonly string[], options: PrimeOptions = {}): Promise<RefetchSummary> {
+    return this.#engine.prime(urls, options);
   }
 
   /** Waits for background work (data refreshes first: they may render) and releases stores. */

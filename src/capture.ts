@@ -46,6 +46,14 @@ export interface CaptureHooks {
 export interface CaptureControl {
   /** Marks the capture failed (handler threw, stream broke); the response is never stored. */
   abort(reason: string, error?: unknown): void;
+  /**
+   * Takes the response away from the handler before its headers went out: `write` runs at once
+   * and writes a replacement response (a stale copy) through the original methods; from then on
+   * the handler's writeHead/write/end are swallowed (still accepted, so it completes), and
+   * `onDone` fires with `reason: 'diverted'` when the handler ends. Returns false, doing nothing,
+   * when the headers were already sent or the capture is over.
+   */
+  divert(write: () => void): boolean;
 }
 
 type WriteHead = ServerResponse['writeHead'];
@@ -63,6 +71,10 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
   let keeping = false;
   let decided = false;
   let done = false;
+  /** The handler's output is being swallowed (a replacement was served). */
+  let diverted = false;
+  /** The replacement is being written: calls go to the original methods. */
+  let passthrough = false;
   let status = 200;
   let headers: OutgoingHttpHeaders = {};
   // What middleware in front of the cache already set (a request id, CORS headers): a hit must
@@ -92,7 +104,8 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
     status = code;
     headers = res.getHeaders();
     keeping = hooks.onHeaders(code, headers);
-    transform = hooks.transform?.(code, headers);
+    // A diverted response is replaced whole: nothing of the handler's is held or transformed.
+    if (!diverted) transform = hooks.transform?.(code, headers);
   };
 
   const toBuffer = (chunk: unknown, encoding: unknown): Buffer | undefined =>
@@ -170,6 +183,8 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
   };
 
   res.writeHead = function writeHead(this: ServerResponse, code: number, ...rest: unknown[]) {
+    if (passthrough) return (origWriteHead as (...a: unknown[]) => ServerResponse).call(this, code, ...rest);
+    if (diverted) return this;
     // Apply headers passed to writeHead through setHeader, so getHeaders() sees all of them
     // (the same technique as the on-headers package).
     let reason: string | undefined;
@@ -187,6 +202,7 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
       }
     }
     if (!this.headersSent) decide(code);
+    if (diverted) return this;
     if (transform !== undefined && !this.headersSent) {
       status = code;
       heldReason = reason;
@@ -196,7 +212,12 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
   } as WriteHead;
 
   res.write = function write(this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
-    if (!this.headersSent && !decided) decide(this.statusCode);
+    if (passthrough) return (origWrite as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+    if (!diverted && !this.headersSent && !decided) decide(this.statusCode);
+    if (diverted) {
+      callLater(rest);
+      return true;
+    }
     if (!done && !this.writableEnded) keep(chunk, rest[0]);
     if (transform !== undefined && !this.headersSent) {
       hold(chunk, rest);
@@ -206,7 +227,13 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
   } as Write;
 
   res.end = function end(this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
-    if (!this.headersSent && !decided) decide(this.statusCode);
+    if (passthrough) return (origEnd as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
+    if (!diverted && !this.headersSent && !decided) decide(this.statusCode);
+    if (diverted) {
+      callLater(typeof chunk === 'function' ? [chunk] : rest);
+      finish({ ok: false, reason: 'diverted' });
+      return this;
+    }
     if (!done && !this.writableEnded) keep(chunk, rest[0]);
     if (transform !== undefined && !this.headersSent) {
       if (released) return this;
@@ -241,7 +268,33 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
       held = [];
       finish({ ok: false, reason, error });
     },
+    divert(write) {
+      if (done || diverted || res.headersSent) return false;
+      diverted = true;
+      keeping = false;
+      chunks = [];
+      transform = undefined;
+      held = [];
+      // The replacement's own finish/close are not the handler's: the capture now ends when the
+      // handler calls end().
+      res.removeListener('finish', onFinish);
+      res.removeListener('close', onClose);
+      debug('divert');
+      passthrough = true;
+      try {
+        write();
+      } finally {
+        passthrough = false;
+      }
+      return true;
+    },
   };
+}
+
+/** Calls a swallowed write's or end's callback, as the stream would have, on a later tick. */
+function callLater(args: readonly unknown[]): void {
+  const cb = args.find((a) => typeof a === 'function') as (() => void) | undefined;
+  if (cb !== undefined) process.nextTick(cb);
 }
 
 /** Response headers minus those still holding the value they had when the capture began. */

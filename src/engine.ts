@@ -13,6 +13,11 @@ import { Flights, type Deferred } from './flight.js';
 import { isHtml, templateOf } from './data/esi.js';
 import { HandlerError, IncludeError, RegenerateError, StoreError, CacheError, type PeerError } from './errors.js';
 import { hostPart, normalizeTarget, primaryKey, variantKey } from './key.js';
+import { Epochs, type EpochVerdict, type InvalidationScope } from './invalidation/epochs.js';
+import { FlushEndpoint, type FlushRequest } from './invalidation/flush-endpoint.js';
+import { InvalidationLog, type InvalidationRecord } from './invalidation/log.js';
+import { prime, Refetcher, type PrimeProgress, type RefetchSummary, type RefetchTarget } from './invalidation/refetch.js';
+import { tagsOf, TargetIndex, targetOption } from './invalidation/targets.js';
 import type { ResolvedOptions } from './options.js';
 import { evaluateResponse, storedHeaders, type Verdict } from './policy.js';
 import { serveAssembled, serveEntry, setStatusHeaders, statusHeaders, type CacheStatus, type StatusHeaders } from './serve.js';
@@ -62,6 +67,18 @@ export interface CacheStats {
   regenerations: number;
   /** Internal failures (store, handler, regeneration); each also emitted as `error`. */
   errors: number;
+  /** Of `stale`: served stale because the origin threw, timed out or answered an error status. */
+  staleOnError: number;
+  /** Invalidations applied (API, flush endpoint, tags). */
+  invalidations: number;
+  /** Background refetches (flush refetch lists, priming) that stored a new entry. */
+  refetches: number;
+  /** Background refetches that failed or stored nothing (the old copy stayed). */
+  refetchErrors: number;
+  /** Flush endpoint requests accepted. */
+  flushes: number;
+  /** Flush endpoint requests refused (403, 400, 405, 413). */
+  flushRejected: number;
   /** Entries in the memory tier. */
   entries: number;
   /** Bytes charged in the memory tier. */
@@ -78,6 +95,33 @@ export interface CacheStats {
   peerTimeouts: number;
   /** Each peer's circuit breaker: `closed`, `open` (skipped) or `half-open` (one probe allowed). */
   peers: PeerState[];
+}
+
+/** Payload of the `refetch` and `refetch-error` events. */
+export interface RefetchEvent {
+  url: string;
+  host: string;
+  key: string;
+  /** Why it failed (`refetch-error` only). */
+  error?: unknown;
+}
+
+/** What to invalidate (see {@link Engine.invalidate}). */
+export interface InvalidationInput {
+  paths?: readonly string[];
+  scope?: InvalidationScope;
+  hard?: boolean;
+  tags?: readonly string[];
+  /** URIs (path and query, or absolute http(s) URLs) to render again in the background. */
+  refetch?: readonly string[];
+}
+
+/** What {@link Engine.invalidate} did. */
+export interface InvalidationResult {
+  /** The log record (its id orders invalidations on this node). */
+  record: InvalidationRecord;
+  /** Settles when every queued refetch settled (never rejects). */
+  refetched: Promise<RefetchSummary>;
 }
 
 /** Payload of the `hit`, `miss`, `store`, `pass` and `stale` events. */
@@ -97,6 +141,8 @@ interface FlightResult {
   sticky?: boolean;
   /** The entry came from a peer (waiters are served with status `PEER`). */
   peer?: boolean;
+  /** `entry` is the old copy, served because the render failed (waiters serve it as STALE). */
+  stale?: boolean;
 }
 
 type Flight = Deferred<FlightResult>;
@@ -144,6 +190,13 @@ export interface EngineHooks {
   assemble(source: { body: Buffer; template?: unknown }, req: IncomingMessage, runner: Runner | undefined): Promise<Buffer>;
 }
 
+/**
+ * How far past the clock (or the previous invalidation) an invalidation is stamped: 2^-10 ms is
+ * exact in a double at today's epoch-ms magnitudes and keeps the wall-clock millisecond for up to
+ * 1023 invalidations within one millisecond.
+ */
+const EPOCH_STEP = 1 / 1024;
+
 /** Request headers removed before a render whose response will be stored (see unkeyedHeaders). */
 const CONDITIONAL_HEADERS = ['if-none-match', 'if-modified-since', 'if-unmodified-since', 'if-match', 'if-range', 'range'];
 
@@ -159,7 +212,30 @@ export class Engine {
   readonly #tickets = new WeakMap<IncomingMessage, Ticket>();
   readonly #statusHeaders: StatusHeaders;
   readonly #serveCtx: { status: CacheStatus; now: number; statusHeaders: StatusHeaders };
-  readonly #counters = { gets: 0, hits: 0, misses: 0, passes: 0, stores: 0, loadsDeduped: 0, stale: 0, regenerations: 0, errors: 0 };
+  readonly #counters = {
+    gets: 0,
+    hits: 0,
+    misses: 0,
+    passes: 0,
+    stores: 0,
+    loadsDeduped: 0,
+    stale: 0,
+    regenerations: 0,
+    errors: 0,
+    staleOnError: 0,
+    invalidations: 0,
+    refetches: 0,
+    refetchErrors: 0,
+    flushes: 0,
+    flushRejected: 0,
+  };
+  readonly #epochs: Epochs;
+  readonly #log = new InvalidationLog();
+  readonly #invalidateHooks = new Set<(record: InvalidationRecord) => void>();
+  readonly #refetcher: Refetcher;
+  readonly #flush: FlushEndpoint | undefined;
+  /** Hosts each stored target was cached under, so a host-less refetch URI finds its entries. */
+  readonly #targets: TargetIndex;
   readonly #background = new Set<Promise<unknown>>();
   /**
    * The cluster this node asks (undefined without `peers.nodes`). Other caches on this engine
@@ -197,7 +273,25 @@ export class Engine {
         });
       }
     }
+    this.#epochs = new Epochs({ statLevel: options.statLevel, autoInvalidate: options.autoInvalidate });
+    this.#targets = new TargetIndex({
+      normalize: (url) => normalizeTarget(url, options.ignoreParam),
+      primaryOf: (url, host) => this.#primaryOf(url, host),
+      keyedByHost: options.keyHost === 'header' && options.keyFunction === undefined,
+    });
+    this.#refetcher = new Refetcher(options.refetchConcurrency, {
+      render: (t) => this.regenerate({ url: t.url, host: t.host }),
+      settled: (t, entry, error) => this.#refetchSettled(t, entry, error),
+    });
+    this.#flush =
+      options.flush === undefined
+        ? undefined
+        : new FlushEndpoint(options.flush, {
+            apply: (request, context) => this.#applyFlush(request, context.host),
+            count: (outcome) => void (outcome === 'ok' ? this.#counters.flushes++ : this.#counters.flushRejected++),
+          });
   }
+
 
   /**
    * Handles one request. Returns true when the response was served from the cache (the handler
@@ -211,6 +305,7 @@ export class Engine {
       void this.endpoint.handle(req, res);
       return true;
     }
+    if (this.#flush !== undefined && this.#flush.matches(req.url)) return this.#flush.handle(req, res);
     const method = req.method;
     if (method !== 'GET' && method !== 'HEAD') return this.#passMethod(req, res, ex);
     const options = this.options;
@@ -227,7 +322,12 @@ export class Engine {
     const entry = this.memory.get(key);
     if (entry !== undefined) {
       const now = Date.now();
-      if (now < entry.staleAt && (entry.shared || req.headers.authorization === undefined)) {
+      if (
+        now < entry.staleAt &&
+        (entry.shared || req.headers.authorization === undefined) &&
+        // One comparison while nothing was invalidated since the entry was stored.
+        (entry.storedAt >= this.#epochs.newest || this.#epochs.check(entry) === undefined)
+      ) {
         this.#counters.gets++;
         this.#counters.hits++;
         const assembling = this.#serve(req, res, entry, 'HIT', now, ex);
@@ -265,25 +365,38 @@ export class Engine {
         }
         if (found === undefined) continue;
         entry = found;
-        if (Date.now() < found.staleAt) this.memory.set(key, found); // promote
+        if (Date.now() < found.staleAt && this.#epochs.check(found) === undefined) this.memory.set(key, found); // promote
         break;
       }
     }
     const now = Date.now();
+    /** The old copy to serve if the render fails (RFC 5861 §4 stale-if-error). */
+    let fallback: Entry | undefined;
     if (usable(entry)) {
-      if (now < entry.staleAt) {
-        this.#counters.hits++;
-        const assembling = this.#serve(req, res, entry, 'HIT', now, ex);
-        this.#emit('hit', { key, url: req.url ?? '', status: 'HIT' });
-        return assembling ?? true;
-      }
-      // RFC 5861 §3: serve stale while one background refresh runs.
-      if (now < entry.swrUntil && (ex.regen !== undefined || this.#defaultRegen !== undefined)) {
-        this.#counters.stale++;
-        const assembling = this.#serve(req, res, entry, 'STALE', now, ex);
-        this.#emit('stale', { key, url: req.url ?? '', status: 'STALE', reason: 'stale-while-revalidate' });
-        if (!this.#flights.has(key)) this.#track(this.regenerate({ url: entry.url, host: entry.host, headers: varyHeaders(entry, req) }, ex.regen));
-        return assembling ?? true;
+      const invalidated = this.#epochs.check(entry);
+      if (invalidated?.hard) {
+        // Deactivated or deleted content: gone, not even an error fallback.
+        this.#deleteEverywhere(key);
+      } else {
+        if (invalidated === undefined && now < entry.staleAt) {
+          this.#counters.hits++;
+          const assembling = this.#serve(req, res, entry, 'HIT', now, ex);
+          this.#emit('hit', { key, url: req.url ?? '', status: 'HIT' });
+          return assembling ?? true;
+        }
+        const reason = this.#staleReason(entry, { primary, invalidated, now, canRefresh: ex.regen !== undefined || this.#defaultRegen !== undefined });
+        if (reason !== undefined) {
+          this.#counters.stale++;
+          const assembling = this.#serve(req, res, entry, 'STALE', now, ex);
+          this.#emit('stale', { key, url: req.url ?? '', status: 'STALE', reason });
+          // One background refresh per key however many requests arrive; none while a refetch
+          // of it is queued (that one will replace the entry).
+          if (!this.#refetcher.has(primary) && !this.#flights.has(key)) {
+            this.#track(this.regenerate({ url: entry.url, host: entry.host, headers: varyHeaders(entry, req) }, ex.regen));
+          }
+          return assembling ?? true;
+        }
+        if (now < entry.sieUntil && this.options.staleOnErrorStatuses.size > 0) fallback = entry;
       }
     }
 
@@ -292,13 +405,21 @@ export class Engine {
     // Authenticated requests neither wait for nor lead a shared flight: their response may be
     // theirs alone.
     const flight = authorized ? undefined : this.#flights.get(key);
-    if (flight === undefined) return this.#lead(req, res, ex, { primary, key, ticket: undefined });
+    if (flight === undefined) return this.#lead(req, res, ex, { primary, key, ticket: undefined, fallback });
 
     // Single flight: wait for the leader, then look again (groupcache's load).
     this.#counters.loadsDeduped++;
     const result = await flight.promise;
     if (result.entry !== undefined) {
       const mine = variantKey(primary, result.entry.vary, req.headers);
+      if (mine === result.key && result.stale) {
+        // The leader's render failed: its waiters get the old copy too, never the error.
+        this.#counters.stale++;
+        this.#counters.staleOnError++;
+        const assembling = this.#serve(req, res, result.entry, 'STALE', Date.now(), ex);
+        this.#emit('stale', { key: mine, url: req.url ?? '', status: 'STALE', reason: 'origin failed (coalesced)' });
+        return assembling ?? true;
+      }
       if (mine === result.key) {
         this.#counters.hits++;
         const assembling = this.#serve(req, res, result.entry, result.peer ? 'PEER' : 'HIT', Date.now(), ex);
@@ -312,14 +433,32 @@ export class Engine {
     return this.#pass(req, res, ex, { key, reason: result.sticky ? 'not storable' : 'leader failed' });
   }
 
-  /** Leads a miss: asks the peers when there are some, else (or then) renders it. */
+  /**
+   * Why a stale (or invalidated) entry may be served right now, or undefined when the request
+   * must wait for a fresh copy.
+   */
+  #staleReason(entry: Entry, at: { primary: string; invalidated: EpochVerdict | undefined; now: number; canRefresh: boolean }): string | undefined {
+    // A refetch will replace it: serve the old copy until then, past grace too.
+    if (this.#refetcher.has(at.primary)) return 'refetch pending';
+    if (!at.canRefresh) return undefined;
+    // Invalidated: servable during the grace period after the invalidation, whatever its freshness.
+    // (Epoch times sit a fraction of a millisecond after the wall-clock millisecond of the invalidation.)
+    if (at.invalidated !== undefined) return at.now < Math.floor(at.invalidated.at) + this.options.gracePeriod ? 'grace' : undefined;
+    // RFC 5861 §3: serve stale while one background refresh runs.
+    return at.now < entry.swrUntil ? 'stale-while-revalidate' : undefined;
+  }
+
+  /**
+   * Leads a miss: asks the peers when there are some, else (or then) renders it. `fallback` is
+   * the old copy to serve if the render fails (see {@link Engine.#render}).
+   */
   #lead(
     req: IncomingMessage,
     res: ServerResponse,
     ex: Exchange,
-    at: { primary: string; key: string; ticket: RenderTicket | undefined },
+    at: { primary: string; key: string; ticket: RenderTicket | undefined; fallback: Entry | undefined },
   ): boolean | Promise<boolean> {
-    const { primary, key, ticket } = at;
+    const { primary, key, ticket, fallback } = at;
     let flight = ticket?.flight;
     if (flight === undefined && req.headers.authorization === undefined) {
       flight = this.#flights.start(key);
@@ -330,9 +469,9 @@ export class Engine {
     // flight): its response may be its own. Not a request carrying a peer signature: whatever
     // reaches here with one (an endpoint path rewritten by a mount) must not cascade to peers.
     if (ticket === undefined && flight !== undefined && this.peers !== undefined && req.headers[SIGNATURE_HEADER] === undefined) {
-      return this.#leadWithPeers(req, res, ex, { primary, key, flight });
+      return this.#leadWithPeers(req, res, ex, { primary, key, flight, fallback });
     }
-    return this.#render(req, res, ex, { primary, key, ticket, flight });
+    return this.#render(req, res, ex, { primary, key, ticket, flight, fallback });
   }
 
   /**
@@ -341,8 +480,13 @@ export class Engine {
    * hit: A serves PEER, resolves the flight (W1..Wn served from the same entry) / miss, error or
    * timeout: A renders as if there were no peers, and the flight resolves when the render ends.
    */
-  async #leadWithPeers(req: IncomingMessage, res: ServerResponse, ex: Exchange, at: { primary: string; key: string; flight: Flight }): Promise<boolean> {
-    const { primary, key, flight } = at;
+  async #leadWithPeers(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ex: Exchange,
+    at: { primary: string; key: string; flight: Flight; fallback: Entry | undefined },
+  ): Promise<boolean> {
+    const { primary, key, flight, fallback } = at;
     const hit = await this.#askPeers(req, primary);
     if (hit === undefined) {
       if (res.destroyed) {
@@ -351,7 +495,7 @@ export class Engine {
         this.#flights.settle(key, flight, {});
         return true;
       }
-      return this.#render(req, res, ex, { primary, key, ticket: undefined, flight });
+      return this.#render(req, res, ex, { primary, key, ticket: undefined, flight, fallback });
     }
     const { entry } = hit;
     const viewHeaders = this.#variantView(req);
@@ -385,13 +529,14 @@ export class Engine {
   }
 
   /**
-   * True when `entry`, offered by a peer for `primary`, is older than a local invalidation and
-   * so must not be used (a flushed page is never brought back from a peer that was not flushed
-   * yet). This node keeps no invalidation epochs yet, so nothing is invalidated: it returns
-   * false. The invalidation layer replaces it with the epoch check.
+   * True when `entry` was stored before an invalidation that reaches it (its path, an ancestor
+   * within statLevel, one of its tags). The peer layer refuses such a copy from a peer. O(depth).
+   * `primaryKey` is the key the entry is looked up under; invalidation works on paths, read from
+   * `entry.url`.
    */
-  isInvalidated(_entry: Entry, _primary: string): boolean {
-    return false;
+  isInvalidated(entry: Entry, primaryKey: string): boolean {
+    void primaryKey;
+    return entry.storedAt < this.#epochs.newest && this.#epochs.check(entry) !== undefined;
   }
 
   /**
@@ -410,31 +555,80 @@ export class Engine {
     return undefined;
   }
 
-  /** Renders a miss through the handler, streaming to the client and storing the result. */
+  /**
+   * Renders a miss through the handler, streaming to the client and storing the result. With a
+   * `fallback` (an old copy inside its stale-if-error window), an origin failure before the
+   * headers (error status, throw, originTimeout) serves that copy instead, to the client and to
+   * every waiter, and the failed response is never stored.
+   */
   #render(
     req: IncomingMessage,
     res: ServerResponse,
     ex: Exchange,
-    at: { primary: string; key: string; ticket: RenderTicket | undefined; flight: Flight | undefined },
+    at: { primary: string; key: string; ticket: RenderTicket | undefined; flight: Flight | undefined; fallback: Entry | undefined },
   ): boolean | Promise<boolean> {
-    const { primary, key, ticket, flight } = at;
+    const { primary, key, ticket, flight, fallback } = at;
     if (ticket === undefined) {
       this.#counters.misses++;
       this.#emit('miss', { key, url: req.url ?? '', status: 'MISS' });
     }
+    // The render loses the client's validators (#prepareRequest); a stale answer still honours them.
+    const validators = fallback === undefined ? undefined : { inm: req.headers['if-none-match'], ims: req.headers['if-modified-since'] };
     this.#prepareRequest(req);
     // A HEAD miss renders the GET representation so the entry has its body; the client still
     // gets no body, because ServerResponse fixed "no body" from the method it was created with.
     if (req.method === 'HEAD') req.method = 'GET';
+    // Entries carry the render's start as storedAt, so one that raced an invalidation is stale.
+    const startedAt = this.renderTime();
+    const preset = fallback === undefined || res.getHeaderNames().length === 0 ? undefined : res.getHeaders();
     const policyReq = { method: 'GET', url: req.url ?? '/', headers: req.headers };
     let verdict: Verdict | undefined;
     const hooks = this.#hooks;
     const runner = ex.regen ?? this.#defaultRegen;
     const scope = hooks?.openScope(req, runner);
+    let failed = false;
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
+    const settle = (outcome: FlightResult): void => {
+      if (settled) return;
+      settled = true;
+      if (timer !== undefined) clearTimeout(timer);
+      if (flight !== undefined) this.#flights.settle(key, flight, outcome);
+    };
+    const staleOutcome = (): FlightResult => ({ entry: fallback, key, stale: true });
+    // Serve the old copy instead of the failing render (the client of a background render is
+    // nobody). An ESI template would be assembled asynchronously, after the divert: its leader
+    // gets the error, its waiters the stale copy.
+    const rescue = (reason: string): boolean => {
+      if (fallback === undefined || ticket !== undefined || (fallback.esi === true && this.options.includes)) return false;
+      const served = control.divert(() => {
+        // Drop what the failed render set; keep what middleware in front of the cache had set.
+        for (const name of res.getHeaderNames()) res.removeHeader(name);
+        if (preset !== undefined) for (const [name, value] of Object.entries(preset)) if (value !== undefined) res.setHeader(name, value);
+        res.statusMessage = '';
+        if (validators?.inm !== undefined) req.headers['if-none-match'] = validators.inm;
+        if (validators?.ims !== undefined) req.headers['if-modified-since'] = validators.ims;
+        this.#serve(req, res, fallback, 'STALE', Date.now(), ex);
+      });
+      if (!served) return false;
+      debug('stale: %s %s', reason, key);
+      this.#counters.stale++;
+      this.#counters.staleOnError++;
+      this.#emit('stale', { key, url: req.url ?? '', status: 'STALE', reason });
+      settle(staleOutcome());
+      return true;
+    };
     const control = captureResponse(
       res,
       {
         onHeaders: (status, headers) => {
+          if (timer !== undefined) clearTimeout(timer);
+          if (fallback !== undefined && this.options.staleOnErrorStatuses.has(status)) {
+            // The error response never replaces the good entry (RFC 5861 §4).
+            failed = true;
+            rescue(`origin ${status}`);
+            return false;
+          }
           verdict = evaluateResponse(policyReq, { status, headers }, this.options, Date.now());
           setStatusHeaders(res, this.#statusHeaders, 'MISS');
           if (!verdict.storable) debug('pass: %s %s', verdict.reason, key);
@@ -444,13 +638,19 @@ export class Engine {
         transform: hooks !== undefined && this.options.includes ? this.#transformFor(req, runner) : undefined,
         onDone: (result) => {
           if (scope !== undefined) hooks!.closeScope(scope);
-          const outcome = this.#complete(req, primary, result, { verdict, scope });
-          if (flight !== undefined) this.#flights.settle(key, flight, outcome);
+          if (settled) return;
+          let outcome = this.#complete(req, primary, result, { verdict, scope, startedAt });
+          if (outcome.entry === undefined && fallback !== undefined && (failed || !result.ok)) outcome = staleOutcome();
+          settle(outcome);
         },
       },
       this.options.maxEntrySize,
     );
-    return this.#invoke(req, res, ex, control, scope);
+    if (fallback !== undefined && ticket === undefined && this.options.originTimeout > 0) {
+      timer = setTimeout(() => rescue('origin timeout'), this.options.originTimeout);
+      timer.unref();
+    }
+    return this.#invoke(req, res, ex, control, { scope, rescue: () => rescue('origin threw') });
   }
 
   /** Assembles a just-rendered HTML body for its client (no template stored yet). */
@@ -468,7 +668,7 @@ export class Engine {
     req: IncomingMessage,
     primary: string,
     result: CaptureResult,
-    at: { verdict: Verdict | undefined; scope: RenderScope | undefined },
+    at: { verdict: Verdict | undefined; scope: RenderScope | undefined; startedAt: number },
   ): FlightResult {
     const { verdict, scope } = at;
     if (result.ok && verdict?.storable) {
@@ -478,7 +678,7 @@ export class Engine {
         status: result.status,
         headers,
         body: result.body,
-        storedAt: Date.now(),
+        storedAt: at.startedAt,
         initialAge: verdict.initialAge,
         staleAt: verdict.staleAt,
         swrUntil: verdict.swrUntil,
@@ -490,7 +690,7 @@ export class Engine {
         url: req.url ?? '/',
         host: req.headers.host ?? '',
         vary: verdict.vary,
-        tags: [],
+        tags: tagsOf(result.headers[this.options.tagHeader]),
       };
       if (scope !== undefined && scope.reads.size > 0) entry.deps = [...scope.reads];
       // A data key this render read changed while it ran: stored stale at birth, and served as
@@ -549,6 +749,7 @@ export class Engine {
     this.memory.set(key, entry);
     hooks?.onEntry(key, before, entry);
     for (const store of this.#stores) this.#storeSet(store, key, entry);
+    this.#targets.remember(entry);
     this.#counters.stores++;
     this.#emit('store', { key, url: entry.url });
     return key;
@@ -627,26 +828,29 @@ export class Engine {
     res: ServerResponse,
     ex: Exchange,
     control: CaptureControl | undefined,
-    scope?: RenderScope,
+    extra: { scope?: RenderScope | undefined; rescue?: () => boolean } = {},
   ): boolean | Promise<boolean> {
+    const { scope, rescue } = extra;
     let r: unknown;
     try {
       r = scope === undefined ? ex.run(req, res) : this.#hooks!.runInScope(scope, () => ex.run(req, res));
     } catch (error) {
-      return this.#runFailed(res, ex, control, error);
+      return this.#runFailed(res, ex, { control, rescue }, error);
     }
     if (isPromise(r)) {
       return r.then(
         () => false,
-        (error: unknown) => this.#runFailed(res, ex, control, error),
+        (error: unknown) => this.#runFailed(res, ex, { control, rescue }, error),
       );
     }
     return false;
   }
 
-  #runFailed(res: ServerResponse, ex: Exchange, control: CaptureControl | undefined, error: unknown): false {
-    control?.abort('handler error', error);
+  #runFailed(res: ServerResponse, ex: Exchange, at: { control: CaptureControl | undefined; rescue: (() => boolean) | undefined }, error: unknown): boolean {
     this.#fail(new HandlerError('handler failed', { cause: error }));
+    // A stale copy answers instead of the error (the client sees a cached response, not a 500).
+    if (at.rescue?.()) return true;
+    at.control?.abort('handler error', error);
     if (ex.rethrow) throw error;
     if (!res.headersSent) {
       res.statusCode = 500;
@@ -754,7 +958,7 @@ export class Engine {
     const existing = this.#flights.get(key);
     if (existing !== undefined) {
       exchange.dispose();
-      return existing.promise.then((r) => r.entry);
+      return existing.promise.then((r) => (r.stale ? undefined : r.entry));
     }
     const flight = this.#flights.start(key);
     const ticket: RenderTicket = { kind: 'render', flight, key, primary, used: false };
@@ -776,10 +980,137 @@ export class Engine {
     }
     return flight.promise.then((result) => {
       exchange.dispose();
-      if (result.entry === undefined) this.#fail(new RegenerateError(`background render of ${target.url} stored nothing`));
+      if (result.entry === undefined || result.stale) {
+        this.#fail(new RegenerateError(`background render of ${target.url} stored nothing`));
+        return undefined;
+      }
       return result.entry;
     });
   }
+
+  /**
+   * Applies an invalidation: records its epochs (entries it reaches turn stale; `hard` ones are
+   * gone), appends it to the log, tells `onInvalidate` hooks and `invalidate` listeners, and
+   * queues its refetch list. Never deletes the live cache wholesale. `host` is used for refetch
+   * URIs whose host is unknown (no entry was stored for them). A record received from a peer is
+   * applied with `origin: 'remote'` and the `at` it had there, so the copies that peer rendered
+   * after it are accepted here (refetch once per cluster) while older ones are refused.
+   * @throws TypeError when a path, tag or URI is malformed (nothing is applied then).
+   */
+  invalidate(input: InvalidationInput, context: { origin?: 'local' | 'remote'; host?: string; at?: number } = {}): InvalidationResult {
+    // Invalidation works on paths: an absolute URL counts for its path on every host.
+    const paths = (input.paths ?? []).map((p, i) => {
+      const v = targetOption(p, `paths[${i}]`);
+      return v.startsWith('/') ? v : new URL(v).pathname;
+    });
+    const tags = [...(input.tags ?? [])];
+    tags.forEach((t, i) => {
+      if (typeof t !== 'string' || t === '' || /\s/.test(t)) throw new TypeError(`expected tags[${i}] to be a non-empty string without spaces, got ${JSON.stringify(t)}`);
+    });
+    const refetch = [...(input.refetch ?? [])];
+    refetch.forEach((u, i) => targetOption(u, `refetch[${i}]`));
+    const scope = input.scope ?? 'tree';
+    if (scope !== 'tree' && scope !== 'resource') throw new TypeError(`expected scope to be 'resource' or 'tree', got ${JSON.stringify(scope)}`);
+    const hard = input.hard === true;
+    // Strictly after every render already started (their storedAt is at most max(now, newest)),
+    // and at or before every render starting from now on: no same-millisecond ambiguity.
+    const localAt = Math.max(Date.now(), this.#epochs.newest) + EPOCH_STEP;
+    // A peer's time may move the epoch back (it happened earlier there), never ahead of ours: a
+    // peer with a fast clock must not make every local render count as older than it.
+    const remote = context.origin === 'remote' && typeof context.at === 'number' && Number.isFinite(context.at);
+    const at = remote ? Math.min(context.at!, localAt) : localAt;
+    const record = this.#log.append({ origin: context.origin ?? 'local', paths, scope, hard, tags, refetch }, at);
+    if (paths.length > 0 || tags.length > 0) {
+      this.#epochs.record({ paths, scope, hard, tags }, at);
+      this.#counters.invalidations++;
+    }
+    debug('invalidation #%d: %s %s refetch %d', record.id, paths.join(' '), tags.join(' '), refetch.length);
+    for (const hook of this.#invalidateHooks) {
+      try {
+        hook(record);
+      } catch (error) {
+        this.#fail(new HandlerError('onInvalidate hook threw', { cause: error }));
+      }
+    }
+    if (this.#events.listenerCount('invalidate') > 0) this.#events.emit('invalidate', record);
+    const targets = this.#targets.resolve(refetch, context.host ?? '');
+    const refetched = targets.length === 0 ? Promise.resolve({ ok: 0, failed: 0 }) : this.#refetcher.run(targets);
+    this.#track(refetched);
+    return { record, refetched };
+  }
+
+  /**
+   * The `storedAt` for a render or load starting now: the clock, but never before the newest
+   * invalidation already applied, so something started after an invalidation (even within its
+   * millisecond) is at or after its epoch, and something started before it is older.
+   */
+  renderTime(): number {
+    return Math.max(Date.now(), this.#epochs.newest);
+  }
+
+  /**
+   * Registers a hook called synchronously with every applied invalidation record, local or
+   * remote (a propagation layer ships the local ones). Returns a function that unregisters it.
+   * @internal
+   */
+  onInvalidate(hook: (record: InvalidationRecord) => void): () => void {
+    this.#invalidateHooks.add(hook);
+    return () => this.#invalidateHooks.delete(hook);
+  }
+
+  /** The invalidation log (ids increase by one; `since(id)` returns what a peer missed). */
+  get invalidationLog(): InvalidationLog {
+    return this.#log;
+  }
+
+  /**
+   * Renders URLs in the background and stores them (priming a node before it goes live), at
+   * most `concurrency` at once. Never rejects; failures are counted in the summary.
+   */
+  prime(
+    urls: readonly string[],
+    options: { concurrency?: number; host?: string; handler?: Runner; onProgress?: (progress: PrimeProgress) => void } = {},
+  ): Promise<RefetchSummary> {
+    urls.forEach((u, i) => targetOption(u, `urls[${i}]`));
+    return prime(this.#targets.resolve(urls, options.host ?? ''), {
+      concurrency: options.concurrency ?? this.options.refetchConcurrency,
+      render: (t) => this.regenerate({ url: t.url, host: t.host }, options.handler),
+      onProgress: options.onProgress,
+    });
+  }
+
+  #applyFlush(request: FlushRequest, host: string): { id: number; refetch: number } {
+    const { record } = this.invalidate(request, { host });
+    return { id: record.id, refetch: record.refetch.length };
+  }
+
+  #refetchSettled(target: RefetchTarget, entry: Entry | undefined, error: unknown): void {
+    const payload = { url: target.url, host: target.host, key: target.primary };
+    if (entry !== undefined) {
+      this.#counters.refetches++;
+      debug('refetched %s', target.primary);
+      if (this.#events.listenerCount('refetch') > 0) this.#events.emit('refetch', payload);
+      return;
+    }
+    this.#counters.refetchErrors++;
+    debug('refetch failed %s', target.primary);
+    if (this.#events.listenerCount('refetch-error') > 0) {
+      this.#events.emit('refetch-error', { ...payload, error: error ?? new RegenerateError(`refetch of ${target.url} stored nothing`) });
+    }
+  }
+
+  /** The primary key a background render of `url` on `host` fills. */
+  #primaryOf(url: string, host: string): string | undefined {
+    const { req, dispose } = syntheticExchange({ url, headers: host === '' ? {} : { host } });
+    try {
+      return primaryKey(req, this.options);
+    } catch {
+      return undefined;
+    } finally {
+      dispose();
+    }
+  }
+
 
   #regenFailed(res: ServerResponse, error: unknown): void {
     this.#fail(new RegenerateError('background render threw', { cause: error }));
@@ -788,7 +1119,12 @@ export class Engine {
 
   #renderTicket(req: IncomingMessage, res: ServerResponse, ex: Exchange, ticket: RenderTicket): boolean | Promise<boolean> {
     ticket.used = true;
-    return this.#lead(req, res, { ...ex, rethrow: ex.rethrow ?? false }, { primary: ticket.primary, key: ticket.key, ticket });
+    // Waiters of a failed background render get the old copy, if it is still within stale-if-error.
+    const old = this.memory.get(ticket.key);
+    const now = Date.now();
+    const fallback =
+      old !== undefined && now < old.sieUntil && this.options.staleOnErrorStatuses.size > 0 && !this.#epochs.check(old)?.hard ? old : undefined;
+    return this.#lead(req, res, { ...ex, rethrow: ex.rethrow ?? false }, { primary: ticket.primary, key: ticket.key, ticket, fallback });
   }
 
   /**

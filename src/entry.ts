@@ -12,7 +12,11 @@ export interface Entry {
   headers: Array<[string, string]>;
   /** The whole body. */
   body: Buffer;
-  /** When the response was received (epoch ms). */
+  /**
+   * When the render that produced it started (epoch ms; RFC 9111 §4.2.3 request_time; never before
+   * the newest invalidation already applied). Invalidation compares it with invalidation times, so
+   * a render that straddled an invalidation is stale.
+   */
   storedAt: number;
   /** `Age` the origin or an upstream cache reported when it was stored, in seconds. */
   initialAge: number;

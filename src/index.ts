@@ -2,9 +2,13 @@
  * stratacache: a layered HTTP cache for any Node handler. Public exports only.
  */
 export { createCache, StrataCache } from './cache.js';
-export type { NodeHandler, ConnectMiddleware, KoaMiddleware, KoaLikeContext, MiddlewareOptions, CacheEvents } from './cache.js';
-export type { CacheStats, CacheEvent } from './engine.js';
+export type { NodeHandler, ConnectMiddleware, KoaMiddleware, KoaLikeContext, MiddlewareOptions, CacheEvents, InvalidateOptions, InvalidateResult, PrimeOptions } from './cache.js';
+export type { CacheStats, CacheEvent, RefetchEvent } from './engine.js';
+export type { InvalidationRecord } from './invalidation/log.js';
+export type { InvalidationScope } from './invalidation/epochs.js';
+export type { RefetchSummary, PrimeProgress } from './invalidation/refetch.js';
 export { DEFAULTS } from './options.js';
+export type { FlushOptions, RefetchOptions, InvalidationOptions } from './options.js';
 export type { CacheOptions, DataOptions, KeyOptions, KeyFunction, StatusHeaderMode, Milliseconds, Bytes, Count } from './options.js';
 export type { Entry } from './entry.js';
 export { encodeEntry, decodeEntry } from './entry.js';

@@ -4,6 +4,7 @@
  * path and the bad value in every error. Nothing here is re-validated per request.
  */
 import type { IncomingMessage } from 'node:http';
+import { isIP } from 'node:net';
 import type { CacheStore } from './stores/store.js';
 import { resolvePeersOptions, type PeersDefaults, type PeersOptions, type ResolvedPeersOptions } from './peers/options.js';
 
@@ -138,6 +139,83 @@ export interface CacheOptions {
    */
   stores?: readonly CacheStore[];
   /**
+   * Serve a stale copy instead of an origin failure: when the handler throws, passes
+   * {@link CacheOptions.originTimeout} before sending headers, or answers one of these statuses,
+   * a stored copy still inside its stale-if-error window is served with `X-Cache: STALE`, and the
+   * error response never replaces it. `true` means `[500, 502, 503, 504]`; a list of statuses
+   * replaces that set (add `429` here to cover rate limiting); `false` turns the feature off.
+   * @default true
+   */
+  serveStaleOnError?: boolean | readonly number[];
+  /**
+   * How long in ms after it turned stale a copy stays usable for {@link CacheOptions.serveStaleOnError}
+   * when the origin sends no RFC 5861 `stale-if-error` directive (the directive wins when present).
+   * Applies only to responses that were fresh for some time. `0`: only the directive counts.
+   * One day covers an overnight origin outage while bounding how long a dead page can be replayed.
+   * @default 86400000 (one day)
+   */
+  staleIfError?: Milliseconds;
+  /**
+   * How long in ms after it turned stale a copy may be served while one background refresh runs
+   * (RFC 5861 §3), when the origin sends no `stale-while-revalidate` directive (the directive wins
+   * when present). Applies only to responses that were fresh for some time. `0`: only the directive.
+   * @default 0
+   */
+  staleWhileRevalidate?: Milliseconds;
+  /**
+   * How long in ms a render may take to send its headers before a stale copy (one within its
+   * stale-if-error window) is served instead; the late output is discarded. Without a stale copy
+   * the render simply continues. `0`: never time out.
+   * @default 30000
+   */
+  originTimeout?: Milliseconds;
+  /**
+   * How long in ms after an invalidation an entry it made stale may still be served (`STALE`)
+   * while one background refresh of it runs; after it, requests wait for a fresh copy. A burst of
+   * publications (a tree activation) then costs one background render per requested page instead
+   * of a stampede. `0`: invalidated entries are never served (except as an error fallback).
+   * @default 10000
+   */
+  gracePeriod?: Milliseconds;
+  /**
+   * How deep an invalidation reaches up the path for auto-invalidation (the dispatcher's
+   * `statfileslevel`): invalidating `/content/site/en/page` at level 2 makes every entry under
+   * `/content/site` whose path matches {@link CacheOptions.autoInvalidate} stale, and nothing
+   * under `/content/other`. Level 0 reaches the whole site (the dispatcher's default).
+   * @default 0
+   */
+  statLevel?: Count;
+  /**
+   * Path globs (`*` matches any characters, `/` included) of entries that an invalidation
+   * anywhere under their stat-level ancestor makes stale (see {@link CacheOptions.statLevel}).
+   * Other entries go stale only when their own path is invalidated. The default is the
+   * dispatcher's usual rule: rendered pages and their JSON models depend on navigation, images and
+   * scripts do not. `[]` turns auto-invalidation off.
+   * @default ['*.html', '*.json']
+   */
+  autoInvalidate?: readonly string[];
+  /**
+   * Response header whose space-separated values tag an entry for {@link StrataCache.invalidateTags}.
+   * @default 'surrogate-key'
+   */
+  tagHeader?: string;
+  /**
+   * The HTTP flush endpoint (AEM dispatcher flush-agent protocol and a JSON form), answered
+   * before the handler on its path; `false` disables it. See {@link FlushOptions}.
+   * @default { path: '/dispatcher/invalidate.cache', allowedClients: ['127.0.0.0/8', '::1'], maxBodyBytes: 1048576, maxLines: 10000 }
+   */
+  flush?: FlushOptions | false;
+  /**
+   * Background refetching after a flush, and priming. See {@link RefetchOptions}.
+   * @default { concurrency: 4 }
+   */
+  refetch?: RefetchOptions;
+  /**
+   * Invalidation across a cluster. See {@link InvalidationOptions}.
+   * @default { propagate: true }
+   */
+  invalidation?: InvalidationOptions;
+  /**
    * Peer cluster: ask the other nodes before rendering a local miss. See {@link PeersOptions}
    * for each field and its default (`DEFAULTS.peers`).
    * @default { nodes: [], refreshInterval: 10000, path: '/_stratacache/peer', queryTimeout: 50,
@@ -162,6 +240,68 @@ export interface CacheOptions {
    * @default false
    */
   includes?: boolean;
+}
+
+/** Options of the flush endpoint. */
+export interface FlushOptions {
+  /**
+   * Request path (no query) the endpoint answers, on GET and POST, before the handler runs.
+   * @default '/dispatcher/invalidate.cache'
+   */
+  path?: string;
+  /**
+   * Client addresses (IPv4/IPv6, or CIDR ranges such as `10.0.0.0/8`, `fd00::/8`) allowed to
+   * flush, checked against the socket's address (IPv4-mapped IPv6 addresses such as
+   * `::ffff:127.0.0.1` count as their IPv4 form; `X-Forwarded-For` is not trusted). Anyone else
+   * gets 403. `['0.0.0.0/0', '::/0']` allows every address (then set a token).
+   * @default ['127.0.0.0/8', '::1'] (loopback only)
+   */
+  allowedClients?: readonly string[];
+  /**
+   * Bearer token (`Authorization: Bearer <token>`). When set, a request without it gets 403 even
+   * from an allowed client.
+   * @default undefined (no token required)
+   */
+  token?: string | undefined;
+  /**
+   * Largest request body in bytes (a refetch list or the JSON form); a larger one gets 413.
+   * @default 1048576 (1 MiB)
+   */
+  maxBodyBytes?: Bytes;
+  /**
+   * Most refetch URIs (lines) or JSON list items in one request; more get 400.
+   * @default 10000
+   */
+  maxLines?: Count;
+}
+
+/** Options of background refetching and priming. */
+export interface RefetchOptions {
+  /**
+   * Most background renders a flush's refetch list runs at once (p-limit); the rest queue and
+   * keep serving their old copy meanwhile. Also the default concurrency of `prime()`.
+   * @default 4
+   */
+  concurrency?: Count;
+}
+
+/** Options of cluster-wide invalidation. */
+export interface InvalidationOptions {
+  /**
+   * Send every invalidation this node receives to its peers. Takes effect only once peers are
+   * configured (the peer layer ships the invalidation log); with no peers it changes nothing.
+   * @default true
+   */
+  propagate?: boolean;
+}
+
+/** Resolved flush endpoint options. */
+export interface ResolvedFlushOptions {
+  readonly path: string;
+  readonly allowedClients: readonly string[];
+  readonly token: string | undefined;
+  readonly maxBodyBytes: Bytes;
+  readonly maxLines: Count;
 }
 
 /** Options of the data cache (`options.data`). Every field is optional. */
@@ -252,6 +392,18 @@ export interface ResolvedOptions {
   readonly passTtl: Milliseconds;
   readonly unkeyedHeaders: readonly string[];
   readonly stores: readonly CacheStore[];
+  /** Statuses answered with a stale copy when one exists; empty when serveStaleOnError is off. */
+  readonly staleOnErrorStatuses: ReadonlySet<number>;
+  readonly staleIfError: Milliseconds;
+  readonly staleWhileRevalidate: Milliseconds;
+  readonly originTimeout: Milliseconds;
+  readonly gracePeriod: Milliseconds;
+  readonly statLevel: Count;
+  readonly autoInvalidate: ((path: string) => boolean) | undefined;
+  readonly tagHeader: string;
+  readonly flush: ResolvedFlushOptions | undefined;
+  readonly refetchConcurrency: Count;
+  readonly propagate: boolean;
   readonly peers: ResolvedPeersOptions;
   readonly data: ResolvedDataOptions;
   readonly includes: boolean;
@@ -288,6 +440,23 @@ export const DEFAULTS = Object.freeze({
     'x-method-override',
   ]),
   stores: Object.freeze([] as CacheStore[]),
+  serveStaleOnError: true as boolean | readonly number[],
+  staleIfError: 86_400_000,
+  staleWhileRevalidate: 0,
+  originTimeout: 30_000,
+  gracePeriod: 10_000,
+  statLevel: 0,
+  autoInvalidate: Object.freeze(['*.html', '*.json']),
+  tagHeader: 'surrogate-key',
+  flush: Object.freeze({
+    path: '/dispatcher/invalidate.cache',
+    allowedClients: Object.freeze(['127.0.0.0/8', '::1']),
+    token: undefined as string | undefined,
+    maxBodyBytes: 1024 * 1024,
+    maxLines: 10_000,
+  }),
+  refetch: Object.freeze({ concurrency: 4 }),
+  invalidation: Object.freeze({ propagate: true }),
   peers: Object.freeze({
     self: undefined,
     nodes: Object.freeze([] as string[]),
@@ -315,6 +484,9 @@ export const DEFAULTS = Object.freeze({
   }),
   includes: false,
 });
+
+/** The statuses `serveStaleOnError: true` covers (RFC 9110 §15.6 server errors that signal a failing origin). */
+export const STALE_ON_ERROR_STATUSES = Object.freeze([500, 502, 503, 504]);
 
 const KNOWN_OPTIONS = new Set(Object.keys(DEFAULTS));
 
@@ -431,10 +603,43 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     }
   });
 
+  let staleOnErrorStatuses: Set<number>;
+  if (o.serveStaleOnError === true) staleOnErrorStatuses = new Set(STALE_ON_ERROR_STATUSES);
+  else if (o.serveStaleOnError === false) staleOnErrorStatuses = new Set();
+  else if (Array.isArray(o.serveStaleOnError)) {
+    staleOnErrorStatuses = new Set(o.serveStaleOnError.map((s, i) => integerOption(`serveStaleOnError[${i}]`, s, 400, 599)));
+  } else fail(TypeError, 'serveStaleOnError', 'a boolean or an array of status codes', o.serveStaleOnError);
+  const staleIfError = integerOption('staleIfError', o.staleIfError, 0);
+  const staleWhileRevalidate = integerOption('staleWhileRevalidate', o.staleWhileRevalidate, 0);
+  const originTimeout = integerOption('originTimeout', o.originTimeout, 0, 2 ** 31 - 1);
+  const gracePeriod = integerOption('gracePeriod', o.gracePeriod, 0);
+  const statLevel = integerOption('statLevel', o.statLevel, 0, 64);
+  if (!Array.isArray(o.autoInvalidate)) fail(TypeError, 'autoInvalidate', 'an array of path globs', o.autoInvalidate);
+  const autoInvalidate = globPredicate('autoInvalidate', o.autoInvalidate);
+  if (typeof o.tagHeader !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(o.tagHeader)) fail(TypeError, 'tagHeader', 'a header name', o.tagHeader);
+  const flush = resolveFlush(o.flush);
+  if (o.refetch === null || typeof o.refetch !== 'object') fail(TypeError, 'refetch', 'an object', o.refetch);
+  const refetchConcurrency = integerOption('refetch.concurrency', o.refetch.concurrency ?? DEFAULTS.refetch.concurrency, 1, 1024);
+  if (o.invalidation === null || typeof o.invalidation !== 'object') fail(TypeError, 'invalidation', 'an object', o.invalidation);
+  const propagate = o.invalidation.propagate ?? DEFAULTS.invalidation.propagate;
+  if (typeof propagate !== 'boolean') fail(TypeError, 'invalidation.propagate', 'a boolean', propagate);
+
   const peers = resolvePeersOptions(o.peers, DEFAULTS.peers, maxEntrySize);
   if (typeof o.includes !== 'boolean') fail(TypeError, 'includes', 'a boolean', o.includes);
 
+
   return Object.freeze({
+    staleOnErrorStatuses,
+    staleIfError,
+    staleWhileRevalidate,
+    originTimeout,
+    gracePeriod,
+    statLevel,
+    autoInvalidate,
+    tagHeader: o.tagHeader.toLowerCase(),
+    flush,
+    refetchConcurrency,
+    propagate,
     data: resolveDataOptions(o.data),
     includes: o.includes,
     maxSize,
@@ -492,6 +697,38 @@ function resolveDataOptions(data: DataOptions): ResolvedDataOptions {
  * their own resolvers; listing them here keeps the unknown-option check honest.
  */
 const EXTENSION_OPTIONS = new Set<string>([]);
+
+function resolveFlush(value: unknown): ResolvedFlushOptions | undefined {
+  if (value === false) return undefined;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) fail(TypeError, 'flush', 'an object or false', value);
+  const f = { ...DEFAULTS.flush, ...stripUndefined(value as FlushOptions) };
+  if (typeof f.path !== 'string' || !f.path.startsWith('/') || /[?#\s]/.test(f.path)) fail(TypeError, 'flush.path', "a path starting with '/' (no query)", f.path);
+  if (!Array.isArray(f.allowedClients)) fail(TypeError, 'flush.allowedClients', 'an array of addresses or CIDR ranges', f.allowedClients);
+  f.allowedClients.forEach((c, i) => {
+    if (typeof c !== 'string' || !isAddressOrCidr(c)) fail(TypeError, `flush.allowedClients[${i}]`, 'an IP address or CIDR range', c);
+  });
+  if (f.token !== undefined && (typeof f.token !== 'string' || f.token === '' || /\s/.test(f.token))) {
+    fail(TypeError, 'flush.token', 'a non-empty string without spaces', f.token);
+  }
+  return Object.freeze({
+    path: f.path,
+    allowedClients: Object.freeze([...f.allowedClients]),
+    token: f.token,
+    maxBodyBytes: integerOption('flush.maxBodyBytes', f.maxBodyBytes, 1),
+    maxLines: integerOption('flush.maxLines', f.maxLines, 1),
+  });
+}
+
+/** True for `a.b.c.d`, an IPv6 address, or either followed by `/prefix` in range. */
+export function isAddressOrCidr(value: string): boolean {
+  const slash = value.indexOf('/');
+  const address = slash === -1 ? value : value.slice(0, slash);
+  const family = isIP(address);
+  if (family === 0) return false;
+  if (slash === -1) return true;
+  const prefix = value.slice(slash + 1);
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   const out: Partial<T> = {};

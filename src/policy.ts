@@ -23,7 +23,9 @@ export interface PolicyResponse {
 }
 
 /** The options the policy reads: the response cache's, or the data cache's with its own default TTL. */
-export type PolicyOptions = Pick<ResolvedOptions, 'cacheStatuses' | 'defaultTtl' | 'maxTtl'>;
+export type PolicyOptions = Pick<ResolvedOptions, 'cacheStatuses' | 'defaultTtl' | 'maxTtl'> &
+  // The response cache's stale windows; absent (the data cache), only the RFC 5861 directives count.
+  Partial<Pick<ResolvedOptions, 'staleWhileRevalidate' | 'staleIfError' | 'staleOnErrorStatuses'>>;
 
 /** The verdict on one response. */
 export type Verdict =
@@ -158,8 +160,23 @@ export function evaluateResponse(req: PolicyRequest, res: PolicyResponse, option
 
   // RFC 9111 §4.2.4 / §5.2.2.2: must-revalidate and proxy-revalidate forbid serving stale.
   const mayServeStale = !cc.has('must-revalidate') && !cc.has('proxy-revalidate');
-  const swrMs = mayServeStale ? deltaSeconds(cc, 'stale-while-revalidate') * 1000 : 0;
-  const sieMs = mayServeStale ? deltaSeconds(cc, 'stale-if-error') * 1000 : 0;
+  // RFC 5861 §3 and §4: the directives win; the options fill in only for responses that were
+  // fresh for a while (a max-age=0 response keeps meaning "do not reuse").
+  const swrMs = !mayServeStale
+    ? 0
+    : cc.has('stale-while-revalidate')
+      ? deltaSeconds(cc, 'stale-while-revalidate') * 1000
+      : freshMs > 0
+        ? (options.staleWhileRevalidate ?? 0)
+        : 0;
+  const sieMs =
+    !mayServeStale || options.staleOnErrorStatuses?.size === 0
+      ? 0
+      : cc.has('stale-if-error')
+        ? deltaSeconds(cc, 'stale-if-error') * 1000
+        : freshMs > 0
+          ? (options.staleIfError ?? 0)
+          : 0;
   if (freshMs <= 0 && swrMs <= 0 && sieMs <= 0) return { storable: false, reason: 'expired', sticky: true };
 
   const staleAt = now + Math.round(freshMs);

@@ -172,11 +172,14 @@ export class DataCache {
     this.#read(k);
     const entry = this.#memory.get(k);
     const now = Date.now();
-    if (entry !== undefined && now < entry.staleAt) {
+    // A value stored before an invalidation of one of its tags (cache.invalidateTags) is loaded
+    // again; it still answers if that load fails within its stale-if-error window.
+    const invalidated = entry !== undefined && entry.tags.length > 0 && this.#engine.isInvalidated(entry, k);
+    if (entry !== undefined && !invalidated && now < entry.staleAt) {
       this.#counters.hits++;
       return this.#value(entry, key) as T;
     }
-    if (entry !== undefined && now < entry.swrUntil) {
+    if (entry !== undefined && !invalidated && now < entry.swrUntil) {
       this.#counters.stale++;
       if (!this.#flights.has(k)) this.#backgroundLoad(k, () => this.#loadValue(k, key, loader, life));
       return this.#value(entry, key) as T;
@@ -273,6 +276,9 @@ export class DataCache {
   /** Runs a loader in its own scope (what it reads becomes this value's dependencies) and stores its value. */
   async #loadValue(k: string, key: string, loader: () => unknown, life: Lifetimes): Promise<Outcome> {
     this.#counters.loads++;
+    // The load's start, never before an invalidation already applied: a value whose load
+    // straddled a tag invalidation counts as older than it.
+    const startedAt = this.#engine.renderTime();
     const parent = this.#als.getStore();
     const scope = this.#deps.open({ chain: [...(parent?.chain ?? []), `get(${key})`], host: parent?.host ?? '', runner: parent?.runner });
     try {
@@ -280,7 +286,7 @@ export class DataCache {
       const { body, contentType } = serializeValue(value, key);
       const now = Date.now();
       const staleAt = now + life.ttl;
-      const times = { now, staleAt, swrUntil: staleAt + life.swr, sieUntil: staleAt + life.sie };
+      const times = { now, storedAt: startedAt, staleAt, swrUntil: staleAt + life.swr, sieUntil: staleAt + life.sie };
       const entry = newEntry({ status: 200, headers: [['content-type', contentType]], body, url: key, tags: life.tags }, times);
       this.#put(k, entry, scope);
       return { ok: true, res: { status: 200, headers: entry.headers, body, cache: 'MISS' } };
@@ -583,13 +589,13 @@ function checkDuration(name: string, value: unknown): number {
 /** An entry for a value or a fetched response, with absolute times. */
 function newEntry(
   what: { status: number; headers: Array<[string, string]>; body: Buffer; url: string; tags: string[] },
-  times: { now: number; staleAt: number; swrUntil: number; sieUntil: number; initialAge?: number },
+  times: { now: number; storedAt?: number; staleAt: number; swrUntil: number; sieUntil: number; initialAge?: number },
 ): Entry {
   return {
     status: what.status,
     headers: what.headers,
     body: what.body,
-    storedAt: times.now,
+    storedAt: times.storedAt ?? times.now,
     initialAge: times.initialAge ?? 0,
     staleAt: times.staleAt,
     swrUntil: times.swrUntil,

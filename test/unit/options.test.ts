@@ -317,6 +317,21 @@ describe('documented defaults match DEFAULTS', () => {
     }
   });
 
+  test('every FlushOptions, RefetchOptions and InvalidationOptions field documents its default', () => {
+    for (const [name, defaults] of [
+      ['FlushOptions', DEFAULTS.flush],
+      ['RefetchOptions', DEFAULTS.refetch],
+      ['InvalidationOptions', DEFAULTS.invalidation],
+    ] as const) {
+      const docs = documentedDefaults(source, name);
+      assert.deepEqual([...docs.keys()].sort(), Object.keys(defaults).sort(), `${name} fields and DEFAULTS keys differ`);
+      for (const [field, text] of docs) {
+        assert.notEqual(text, '', `${name}.${field} has no @default`);
+        assert.deepEqual(parseLeadingLiteral(text), plain((defaults as Record<string, unknown>)[field]), `${name}.${field}: documented ${text}`);
+      }
+    }
+  });
+
   test('the check notices drift: a changed default fails the comparison', () => {
     const docs = documentedDefaults(source.replace('@default 60000', '@default 30000'), 'CacheOptions');
     assert.notDeepEqual(parseLeadingLiteral(docs.get('defaultTtl')!), DEFAULTS.defaultTtl);

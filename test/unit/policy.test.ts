@@ -113,7 +113,10 @@ describe('evaluateResponse: freshness', () => {
     const v = storable(judge({ 'cache-control': 'max-age=120' }));
     near(v.staleAt, NOW + 120_000);
     assert.equal(v.swrUntil, v.staleAt);
-    assert.equal(v.sieUntil, v.staleAt);
+    // serveStaleOnError is on by default: the staleIfError option sets the window (RFC 5861 §4).
+    assert.equal(v.sieUntil, v.staleAt + 86_400_000);
+    const off = storable(judge({ 'cache-control': 'max-age=120' }, { options: { staleIfError: 0 } }));
+    assert.equal(off.sieUntil, off.staleAt);
     assert.equal(v.shared, false);
     assert.deepEqual(v.vary, []);
   });
