@@ -3,6 +3,9 @@
  * renders and never asks its own peers (no cascades, no loops). 401 for a missing, wrong or
  * expired signature, 405 for another method, 400 for a malformed lookup, 404 for a miss or a
  * namespace this node does not serve, 200 with the encoded entry (binary, signed) for a hit.
+ * A signed POST to a namespace with a receiver (`i`: invalidation records) carries the SHA-256
+ * of its body in the signed target (`b=`): a body that does not match is a 401, one over
+ * {@link MAX_POST_BYTES} a 413; the receiver's answer is signed like a lookup's reply.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';

@@ -7,7 +7,7 @@
  * Sender: one cursor per peer (the id of the last record that peer acknowledged) into the
  * bounded invalidation log; one request in flight per peer, so records arrive in order; a
  * failed call is retried with exponential backoff ({@link RETRY_BASE} doubling up to
- * {@link RETRY_MAX}). A peer that fell further behind than the log holds gets a synthetic soft
+ * {@link RETRY_MAX}), except a 405 or 400 (a peer that cannot take the batch), which drops it. A peer that fell further behind than the log holds gets a synthetic soft
  * tree invalidation of `/` first (everything it caches goes stale, nothing is deleted), then
  * the records still held.
  *
@@ -66,7 +66,7 @@ export interface PropagationCounters {
   invalidationsReceived: number;
   /** Propagation calls that failed (connection, timeout, status, unsigned reply); each is retried. */
   propagationErrors: number;
-  /** Times a peer had fallen behind the log and got a soft invalidation of `/` instead. */
+  /** Times a peer had fallen behind the log and got (and acknowledged) a soft invalidation of `/` instead. */
   propagationResets: number;
 }
 
@@ -144,15 +144,15 @@ export class Propagator {
   }
 
   /** The batch for a peer whose last acknowledged id is `acked`, or undefined when it is up to date. */
-  #batch(cursor: PeerCursor): { records: WireRecord[]; last: number } | undefined {
+  #batch(cursor: PeerCursor): { records: WireRecord[]; last: number; reset: boolean } | undefined {
     const log = this.#ctx.log;
     if (cursor.acked >= log.lastId) return undefined;
     const records: WireRecord[] = [];
     let last = cursor.acked;
-    if (log.oldestId > cursor.acked + 1) {
+    const reset = log.oldestId > cursor.acked + 1;
+    if (reset) {
       // Records this peer missed fell out of the log: what they invalidated is unknown, so
       // everything goes stale there (soft; hard removals among them degrade to stale).
-      this.counters.propagationResets++;
       debug('peer behind the log (acked %d, oldest %d): soft invalidation of /', cursor.acked, log.oldestId);
       const id = log.oldestId - 1;
       records.push({ id, at: Date.now(), paths: ['/'], scope: 'tree', hard: false, tags: [], refetch: [], host: '' });
@@ -164,7 +164,7 @@ export class Propagator {
       if (r.origin !== 'local') continue;
       records.push({ id: r.id, at: r.at, paths: [...r.paths], scope: r.scope, hard: r.hard, tags: [...r.tags], refetch: [...r.refetch], host: r.host ?? '' });
     }
-    return { records, last };
+    return { records, last, reset };
   }
 
   async #send(url: string, cursor: PeerCursor): Promise<void> {
@@ -175,8 +175,8 @@ export class Propagator {
         const batch = this.#batch(cursor);
         if (batch === undefined) return;
         if (batch.records.length > 0) {
-          const ok = await this.#call(url, { o: this.origin, r: batch.records });
-          if (!ok) {
+          const outcome = await this.#call(url, { o: this.origin, r: batch.records });
+          if (outcome === 'retry') {
             cursor.failures++;
             const delay = Math.min(RETRY_MAX, RETRY_BASE * 2 ** Math.min(cursor.failures - 1, 20));
             debug('%s: retry in %d ms', url, delay);
@@ -188,7 +188,10 @@ export class Propagator {
             return;
           }
           cursor.failures = 0;
-          this.counters.invalidationsSent += batch.records.length;
+          if (outcome === 'ok') {
+            this.counters.invalidationsSent += batch.records.length;
+            if (batch.reset) this.counters.propagationResets++;
+          }
         }
         cursor.acked = batch.last;
       }
@@ -197,22 +200,27 @@ export class Propagator {
     }
   }
 
-  /** One signed call; true when the peer acknowledged the batch with a signed 200. */
-  #call(url: string, batch: WireBatch): Promise<boolean> {
+  /**
+   * One signed call: `'ok'` when the peer acknowledged the batch with a signed 200; `'drop'` when
+   * it answered 405 (a node of an older version without propagation, during a rolling upgrade) or
+   * 400 (it cannot parse the batch): sending it again would never succeed, so it is skipped
+   * (counted as an error); `'retry'` for anything else.
+   */
+  #call(url: string, batch: WireBatch): Promise<'ok' | 'retry' | 'drop'> {
     const body = Buffer.from(JSON.stringify(batch));
     const target = `${this.#ctx.path}/${INVALIDATION_NAMESPACE}?${BODY_DIGEST_PARAM}=${bodyDigest(body)}`;
     const signed = signRequest(this.#ctx.secret, 'POST', target);
     const secure = url.startsWith('https:');
     return new Promise((resolve) => {
       let settled = false;
-      const fail = (message: string, cause?: unknown): void => {
+      const fail = (message: string, cause?: unknown, outcome: 'retry' | 'drop' = 'retry'): void => {
         if (settled) return;
         settled = true;
         req.destroy();
         this.counters.propagationErrors++;
-        debug('%s: %s', url, message);
+        debug('%s: %s (%s)', url, message, outcome);
         this.#ctx.onError(new PeerError(`invalidation propagation: ${message}`, { peer: url, cause }));
-        resolve(false);
+        resolve(outcome);
       };
       const req = (secure ? https.request : http.request)(url + target, {
         method: 'POST',
@@ -232,12 +240,13 @@ export class Propagator {
         res.on('end', () => {
           clearTimeout(timer);
           if (settled) return;
+          if (res.statusCode === 405 || res.statusCode === 400) return fail(`peer answered ${res.statusCode}; batch skipped`, undefined, 'drop');
           if (res.statusCode !== 200) return fail(`peer answered ${res.statusCode}`);
           const reply = Buffer.concat(chunks);
           const mac = replyMac(this.#ctx.secret, signed[SIGNATURE_HEADER]!, 200).update(reply).digest();
           if (!sameReplyMac(mac, res.headers[REPLY_SIGNATURE_HEADER])) return fail('reply not signed with the shared secret');
           settled = true;
-          resolve(true);
+          resolve('ok');
         });
       });
       req.end(body);
