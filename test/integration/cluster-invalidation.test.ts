@@ -10,6 +10,7 @@ import { after, describe, test } from 'node:test';
 import { signRequest } from '../../src/peers/auth.js';
 import { bodyDigest } from '../../src/peers/endpoint.js';
 import type { InvalidationRecord } from '../../src/invalidation/log.js';
+import { PEER_REFETCH_WAIT } from '../../src/engine.js';
 import { request } from '../helpers/http.js';
 import { HOST, PEER_PATH, SECRET, startCluster, type Node, type Origin } from '../helpers/cluster.js';
 
@@ -209,6 +210,39 @@ describe('refetch once per cluster', () => {
       }
     });
   }
+});
+
+describe('refetch once: the owner is down', () => {
+  test('the others serve their old copy, then render it themselves after PEER_REFETCH_WAIT', { timeout: 15_000 }, async () => {
+    const origin = versionedOrigin();
+    const cluster = await startCluster(3, origin, { cache: { gracePeriod: 10_000 } });
+    after(() => cluster.close());
+    const [a, b, c] = cluster.nodes as [Node, Node, Node];
+    // A page the down node (C) owns for the whole cluster.
+    const page = Array.from({ length: 50 }, (_, i) => `/owned/p${i}.html`).find((p) => a.cache.engine.peers!.liveOwner(`${HOST}${p}`) === c.url)!;
+    assert.ok(page, 'some page is owned by C');
+    await get(a.url, page);
+    assert.equal((await get(b.url, page)).headers['x-cache'], 'PEER');
+    assert.ok(await a.cache.engine.localLookup(`${HOST}${page}`, {}), 'the primary key is what the test thinks');
+    await c.kill();
+    origin.renders.clear();
+    origin.state.version = 2;
+    const started = Date.now();
+    assert.equal((await flush(a, '/owned', [page])).status, 200);
+    await until(() => b.cache.stats().invalidationsReceived === 1, 'B to get the record');
+    // Nobody renders while the owner is expected to: both serve the old copy.
+    for (const n of [a, b]) {
+      const res = await get(n.url, page);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers['x-cache'], 'STALE');
+      assert.equal(res.body, `v1 ${page}`);
+    }
+    assert.equal(origin.total(), 0);
+    await until(async () => (await get(a.url, page)).body === `v2 ${page}` && (await get(b.url, page)).body === `v2 ${page}`, 'A and B to render it themselves', 10_000);
+    assert.ok(Date.now() - started >= PEER_REFETCH_WAIT, 'not before the bound');
+    // Each live node rendered it once (they could not know the other would).
+    assert.equal(origin.total(), 2);
+  });
 });
 
 describe('stale from a peer when the origin fails', () => {
