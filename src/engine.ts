@@ -282,7 +282,7 @@ export class Engine {
   /** Publications seen recently, by content (see {@link DUPLICATE_WINDOW}). */
   readonly #groups = new LRUCache<string, InvalidationGroup>({ max: 10_000 });
   /** Primary keys another node is refetching: their old copy stays servable and no local refresh starts. */
-  readonly #awaiting = new Map<string, { group: InvalidationGroup; deadline: number }>();
+  readonly #awaiting = new Map<string, { group: InvalidationGroup; deadline: number; done: Promise<void> }>();
   #peerRefetches = 0;
   #invalidationDuplicates = 0;
   /** Ships local invalidation records to peers and applies theirs (undefined without `peers.secret`). */
@@ -470,6 +470,15 @@ export class Engine {
     }
 
     if (this.#passKeys?.has(primary)) return this.#pass(req, res, ex, { key: primary, reason: this.#passKeys.get(primary) ?? 'hit-for-pass' });
+
+    // Nothing servable here while another node refetches this page for the cluster: wait for
+    // its copy (at most PEER_REFETCH_WAIT) rather than render it a second time, then look again.
+    const waiting = fallback === undefined && !authorized && at.attempt < 2 && this.#awaiting.size > 0 ? this.#awaiting.get(primary) : undefined;
+    if (waiting !== undefined) {
+      this.#counters.loadsDeduped++;
+      await waiting.done;
+      return this.#lookup(req, res, ex, { primary, key, entry: this.memory.get(key), attempt: at.attempt + 1 });
+    }
 
     // Authenticated requests neither wait for nor lead a shared flight: their response may be
     // theirs alone.
@@ -1195,6 +1204,7 @@ export class Engine {
    * cluster (`group.first`) and no later invalidation reaches it; it is stored here restamped to
    * now (its Age kept), so this node's own record of the publication does not refuse it. When
    * none shows up in time (the owner is down or its render failed), this node renders it.
+   * Client requests with nothing servable here wait for this (see #lookup) instead of rendering.
    */
   async #awaitPeerCopy(target: RefetchTarget, group: InvalidationGroup): Promise<RefetchSummary> {
     const { primary } = target;
@@ -1207,7 +1217,8 @@ export class Engine {
       waiting.deadline = Date.now() + PEER_REFETCH_WAIT;
       return { ok: 0, failed: 0 };
     }
-    const wait = { group, deadline: Date.now() + PEER_REFETCH_WAIT };
+    let finished!: () => void;
+    const wait = { group, deadline: Date.now() + PEER_REFETCH_WAIT, done: new Promise<void>((resolve) => (finished = resolve)) };
     this.#awaiting.set(primary, wait);
     let pause = 10;
     try {
@@ -1227,6 +1238,7 @@ export class Engine {
       }
     } finally {
       this.#awaiting.delete(primary);
+      finished();
     }
     if (this.#closed) return { ok: 0, failed: 0 };
     debug('refetch %s: no peer copy within %d ms, rendering here', primary, PEER_REFETCH_WAIT);

@@ -28,7 +28,7 @@ async function until(check: () => boolean | Promise<boolean>, what: string, ms =
 
 /** An origin whose pages carry a version; it counts renders and can fail. */
 function versionedOrigin(cacheControl = 'max-age=60') {
-  const state = { version: 1, fail: undefined as undefined | 503 | 'throw', gone: new Set<string>(), renders: new Map<string, number>() };
+  const state = { version: 1, fail: undefined as undefined | 503 | 'throw', delay: 0, gone: new Set<string>(), renders: new Map<string, number>() };
   const origin: Origin & { state: typeof state } = {
     state,
     renders: state.renders,
@@ -45,8 +45,13 @@ function versionedOrigin(cacheControl = 'max-age=60') {
         res.writeHead(404, { 'content-type': 'text/plain', 'cache-control': 'no-store' });
         return void res.end('gone');
       }
-      res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': cacheControl });
-      res.end(`v${state.version} ${url}`);
+      const body = `v${state.version} ${url}`;
+      const send = () => {
+        res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': cacheControl });
+        res.end(body);
+      };
+      if (state.delay > 0) setTimeout(send, state.delay);
+      else send();
     },
   };
   return origin;
@@ -210,6 +215,29 @@ describe('refetch once per cluster', () => {
       }
     });
   }
+});
+
+describe('refetch once: a node without a copy', () => {
+  test('waits for the owner\'s copy instead of rendering the page a second time', async () => {
+    const origin = versionedOrigin();
+    const cluster = await startCluster(3, origin, { cache: { gracePeriod: 10_000 } });
+    after(() => cluster.close());
+    const [a, b, c] = cluster.nodes as [Node, Node, Node];
+    const page = Array.from({ length: 50 }, (_, i) => `/lone/p${i}.html`).find((p) => a.cache.engine.peers!.liveOwner(`${HOST}${p}`) === c.url)!;
+    assert.equal((await get(a.url, page)).headers['x-cache'], 'MISS');
+    assert.equal((await get(c.url, page)).headers['x-cache'], 'PEER');
+    origin.renders.clear();
+    origin.state.version = 2;
+    origin.state.delay = 400; // C's refetch is still rendering when B's client asks
+    // B has never seen the page; the flush names it with the Host it is cached under.
+    assert.equal((await flush(a, '/lone', [page])).status, 200);
+    await until(() => b.cache.stats().invalidationsReceived === 1, 'B to get the record');
+    const res = await get(b.url, page);
+    assert.equal(res.status, 200);
+    assert.equal(res.body, `v2 ${page}`);
+    await until(async () => (await get(a.url, page)).body === `v2 ${page}`, 'A to take the new copy');
+    assert.equal(origin.total(), 1, 'rendered once, by C');
+  });
 });
 
 describe('refetch once: the owner is down', () => {
