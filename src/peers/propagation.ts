@@ -40,15 +40,22 @@ export const MAX_BATCH = 100;
 /** Most origins whose last applied id a receiver remembers. */
 const MAX_ORIGINS = 10_000;
 
-/** One record on the wire. */
+/** One record on the wire (an {@link InvalidationLog} record of the sending node). */
 export interface WireRecord {
+  /** Its id in the sender's log (increasing within one batch and across batches of one origin). */
   id: number;
+  /** When the sender applied it, epoch ms on the sender's clock (the receiver caps it at its own now). */
   at: number;
+  /** Invalidated paths. */
   paths: string[];
   scope: InvalidationScope;
+  /** Remove instead of marking stale. */
   hard: boolean;
+  /** Invalidated tags. */
   tags: string[];
+  /** URIs to refetch (once for the cluster, by each URI's owner). */
   refetch: string[];
+  /** Host for refetch URIs the receiver holds no entry for (the flush request's Host), `''` for none. */
   host: string;
 }
 
