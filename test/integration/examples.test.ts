@@ -27,3 +27,13 @@ test('npm start demo: coalesces the burst and never shares the private page', as
   assert.match(stdout, /GET \/account again \(never shared\)\s+200 PASS/);
   assert.match(stdout, /GET \/home If-None-Match\s+304 HIT/);
 });
+
+test('examples/publish.ts --check: a refetching flush under load serves STALE, then the new version', async () => {
+  const { stdout } = await run(tsx, ['examples/publish.ts', '--check'], { timeout: 30_000 });
+  assert.match(stdout, /primed: HIT <h1>\/content\/site\/en\/page.html v1<\/h1>/);
+  assert.match(stdout, /flush: 200 <H1>OK<\/H1>/);
+  assert.match(stdout, /100 requests during the flush: STALE\n/, 'no client waited for the origin or saw an error');
+  assert.match(stdout, /after: \/content\/site\/en\/page.html -> HIT <h1>\/content\/site\/en\/page.html v2<\/h1>/);
+  // one render to prime each page, one more each after the flush (the refetch, and one grace refresh per page)
+  assert.match(stdout, /renders: \{"\/content\/site\/en\/page.html":2,"\/content\/site\/en.html":2,"\/content\/site\/de\/page.html":2\}/);
+});
