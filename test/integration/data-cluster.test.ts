@@ -263,6 +263,33 @@ describe('local rules judge a peer copy of data', () => {
     assert.equal(loader.total(), 2);
   });
 
+  test('a node does not ship a value it holds from before an invalidation of its tags', async () => {
+    const loader = countingLoader();
+    const cluster = await startCluster(2, countingOrigin());
+    after(() => cluster.close());
+    const [a, b] = cluster.nodes as [Node, Node];
+    await b.cache.data.get('t', loader.load('t'), { tags: ['product'] });
+    await b.cache.invalidateTags(['product']); // on B only: A knows nothing of it
+    assert.equal(await a.cache.data.get('t', loader.load('t'), { tags: ['product'] }), 't v2');
+    assert.equal(a.cache.data.stats().peerMisses, 1); // B answered "not here"
+    assert.equal(a.cache.data.stats().peerHits, 0);
+  });
+
+  test('a fetch sending authorization or cookie never asks peers (its key carries the credentials)', async () => {
+    const api = await countingApi();
+    const cluster = await startCluster(2, countingOrigin());
+    after(() => cluster.close());
+    const [a, b] = cluster.nodes as [Node, Node];
+    const credentials: Array<Record<string, string>> = [{ authorization: 'Bearer x' }, { cookie: 'session=1' }];
+    for (const headers of credentials) {
+      await b.cache.data.fetch(`${api.url}/private`, { headers });
+      assert.equal((await a.cache.data.fetch(`${api.url}/private`, { headers })).cache, 'MISS');
+    }
+    assert.equal(api.total(), 4);
+    assert.equal(a.cache.data.stats().peerLoads + b.cache.data.stats().peerLoads, 0);
+    assert.equal(a.peerRequests + b.peerRequests, 0);
+  });
+
   test('a page rendered from a peer value depends on it: deleting the key on that node makes the page stale', async () => {
     for (const updateLocalCache of [true, false]) {
       const loader = countingLoader();
