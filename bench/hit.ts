@@ -33,7 +33,7 @@
  *   BENCH_ROUNDS       rounds over all targets                               (default 2)
  *   BENCH_THREADS      wrk threads (ignored by autocannon)                   (default 1)
  *   BENCH_TOOL         'wrk' or 'autocannon'                      (default: wrk if found)
- *   BENCH_TARGETS      comma-separated subset of a,b,c,d,e                    (default all)
+ *   BENCH_TARGETS      comma-separated subset of a,h,b,c,d,e                  (default all)
  *   BENCH_BODY_BYTES   body size in bytes                                    (default 20480)
  *   BENCH_SERVER_FLAGS extra node flags for the server processes, space-separated, e.g.
  *                      '--cpu-prof --cpu-prof-dir=/tmp/prof' to profile them  (default none)
@@ -50,9 +50,10 @@ const SELF = fileURLToPath(import.meta.url);
 const serverFlags = (process.env.BENCH_SERVER_FLAGS ?? '').split(' ').filter((f) => f !== '');
 const CACHE_CONTROL = 'max-age=3600';
 
-type TargetId = 'a' | 'b' | 'c' | 'd' | 'e';
+type TargetId = 'a' | 'h' | 'b' | 'c' | 'd' | 'e';
 const TARGETS: Record<TargetId, string> = {
   a: 'plain node http',
+  h: "plain, a hit's headers",
   b: 'cache.wrap(handler)',
   c: 'express alone',
   d: 'express + cache.middleware()',
@@ -126,11 +127,11 @@ function readConfig(): Config {
     if (toolEnv === 'wrk') throw new Error('BENCH_TOOL=wrk but wrk is not on PATH');
     tool = 'autocannon';
   }
-  const targets = (process.env.BENCH_TARGETS ?? 'a,b,c,d,e')
+  const targets = (process.env.BENCH_TARGETS ?? 'a,h,b,c,d,e')
     .split(',')
     .map((t) => t.trim())
     .filter((t) => t !== '');
-  for (const t of targets) if (!(t in TARGETS)) throw new TypeError(`BENCH_TARGETS: unknown target ${JSON.stringify(t)} (use a,b,c,d,e)`);
+  for (const t of targets) if (!(t in TARGETS)) throw new TypeError(`BENCH_TARGETS: unknown target ${JSON.stringify(t)} (use a,h,b,c,d,e)`);
   if (targets.length === 0) throw new TypeError('BENCH_TARGETS is empty');
   return {
     duration: intEnv('BENCH_DURATION', 10, 1),
@@ -158,6 +159,14 @@ async function runServer(id: TargetId, bodyBytes: number): Promise<void> {
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
     res.end(body);
   };
+  // (h) A plain server that writes exactly the header list a cache hit writes (stored headers,
+  // Content-Length, Age and both status headers), so (h) vs (a) is the cost of the headers
+  // themselves and (b) vs (h) the cost of the cache's own work.
+  const hitHeaders = ['content-type', 'text/plain', 'cache-control', CACHE_CONTROL, 'content-length', String(body.length), 'age', '0', 'x-cache', 'HIT', 'cache-status', 'stratacache; hit'];
+  const plainWithHitHeaders = (_req: IncomingMessage, res: ServerResponse): void => {
+    res.writeHead(200, hitHeaders);
+    res.end(body);
+  };
   const origin = (_req: IncomingMessage, res: ServerResponse): void => {
     res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': CACHE_CONTROL, 'content-length': body.length });
     res.end(body);
@@ -176,6 +185,9 @@ async function runServer(id: TargetId, bodyBytes: number): Promise<void> {
   switch (id) {
     case 'a':
       handler = plain;
+      break;
+    case 'h':
+      handler = plainWithHitHeaders;
       break;
     case 'b':
       handler = cache!.wrap(origin);

@@ -217,6 +217,8 @@ export class StrataCache extends EventEmitter<CacheEvents> {
   /**
    * Counters: gets, hits, misses, passes, stores, loadsDeduped, stale, errors, entries, bytes;
    * peerLoads, peerHits, peerMisses, peerErrors, peerTimeouts and each peer's breaker (`peers`).
+   * The peer counters are the response cache's lookups; the data cache's are in `cache.data.stats()`
+   * (the breakers are shared).
    */
   stats(): CacheStats {
     return this.#engine.stats();

@@ -25,5 +25,5 @@ export type { DataValue } from './data/serialize.js';
 export type { CacheErrorCode } from './errors.js';
 export type { CacheStatus } from './serve.js';
 export type { PeersOptions, PeerNodes, PeerStrategy } from './peers/options.js';
-export type { PeerState } from './peers/cluster.js';
+export type { PeerCounters, PeerState } from './peers/cluster.js';
 export type { BreakerState } from './peers/breaker.js';

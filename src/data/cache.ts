@@ -9,6 +9,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import createDebug from 'debug';
+import { LRUCache } from 'lru-cache';
 import type { Engine, EngineHooks, RenderScope, Runner } from '../engine.js';
 import type { Entry } from '../entry.js';
 import { CacheError, DataFetchError, DataLoadError, DataLoopError, DataSerializeError, IncludeError } from '../errors.js';
@@ -16,9 +17,12 @@ import { Flights } from '../flight.js';
 import { normalizeTarget } from '../key.js';
 import type { Milliseconds, ResolvedDataOptions, ResolvedOptions } from '../options.js';
 import { evaluateRevalidation, evaluateResponse, storedHeaders, type PolicyOptions, type Verdict } from '../policy.js';
+import type { PeerCounters } from '../peers/cluster.js';
+import type { LookupQuery } from '../peers/protocol.js';
 import { MemoryStore } from '../stores/memory.js';
 import { isHtml, parseTemplate, templateOf, type Include, type Segment } from './esi.js';
 import { httpGet, OriginLimits, withTimeout, type RawResponse } from './fetch.js';
+import { DATA_NAMESPACE, DataDeletions, judgePeerData } from './peers.js';
 import { DATA, DependencyIndex, digest, RESPONSE, type Scope } from './scope.js';
 import { deserializeValue, serializeValue } from './serialize.js';
 
@@ -59,7 +63,7 @@ export interface DataFetchOptions {
 }
 
 /** Where a data answer came from. */
-export type DataStatus = 'HIT' | 'MISS' | 'STALE' | 'REVALIDATED';
+export type DataStatus = 'HIT' | 'MISS' | 'STALE' | 'REVALIDATED' | 'PEER';
 
 /** A response from `cache.data.fetch`. */
 export interface DataResponse {
@@ -68,7 +72,10 @@ export interface DataResponse {
   headers: Record<string, string>;
   /** The whole body. Shared with the cache: read it, do not modify it. */
   body: Buffer;
-  /** HIT, MISS, STALE (served stale: revalidating, or the origin failed), REVALIDATED (a 304 refreshed it). */
+  /**
+   * HIT, MISS, STALE (served stale: revalidating, or the origin failed), REVALIDATED (a 304
+   * refreshed it), PEER (a fresh copy from another node of the cluster, `options.peers`).
+   */
   cache: DataStatus;
   /** The body parsed as JSON. */
   json(): Promise<unknown>;
@@ -76,17 +83,20 @@ export interface DataResponse {
   text(): string;
 }
 
-/** Counters of the data cache. */
-export interface DataStats {
+/**
+ * Counters of the data cache. The `peer*` counters are this cache's lookups in the cluster
+ * (namespace `d`), counted apart from the response cache's in `cache.stats()`.
+ */
+export interface DataStats extends PeerCounters {
   /** Calls of get and fetch (includes too). */
   gets: number;
   /** Answered from a fresh entry. */
   hits: number;
   /** Not fresh (or absent): the caller waited for a load. */
   misses: number;
-  /** Loader calls and requests made (foreground and background). */
+  /** Loader calls and requests made (foreground and background); not peer lookups. */
   loads: number;
-  /** Calls that waited for another call's load instead of loading. */
+  /** Calls that waited for another call's load (or peer lookup) instead of loading. */
   loadsDeduped: number;
   /** Answered with a stale entry (revalidating, or the load failed within stale-if-error). */
   stale: number;
@@ -106,11 +116,15 @@ interface LoadedResponse {
   headers: Array<[string, string]>;
   body: Buffer;
   cache: DataStatus;
+  /** The peer's entry, when it came from a peer (a stale one is revalidated with its validators). */
+  entry?: Entry;
 }
 
 /** Key prefixes: values of get() and responses of fetch() never collide. */
 const VALUE = 'v:';
 const URLKEY = 'u:';
+/** Prefix of a deletion name covering a path fetched from any host (see DataDeletions). */
+const PATHNAME = 'p:';
 const EMPTY = Buffer.alloc(0);
 /** RFC 5861 §4: the errors stale-if-error covers. */
 const SERVER_ERRORS = new Set([500, 502, 503, 504]);
@@ -130,6 +144,14 @@ export class DataCache {
   readonly #digests = new WeakMap<Entry, string>();
   readonly #background = new Set<Promise<unknown>>();
   readonly #counters = { gets: 0, hits: 0, misses: 0, loads: 0, loadsDeduped: 0, stale: 0, errors: 0 };
+  readonly #peerCounters: PeerCounters = { peerLoads: 0, peerHits: 0, peerMisses: 0, peerErrors: 0, peerTimeouts: 0 };
+  /** Local deletions a peer copy must not undo (recorded only in a cluster). */
+  readonly #deletions: DataDeletions;
+  /**
+   * Digests of peer values used but not copied here (`peers.updateLocalCache: false`), so a
+   * response rendered from one is still marked stale when the key later changes here.
+   */
+  readonly #peerDigests: LRUCache<string, string>;
 
   constructor(engine: Engine, events: EventEmitter) {
     this.#engine = engine;
@@ -142,9 +164,18 @@ export class DataCache {
       maxEntrySize: o.data.maxEntrySize,
       onEvict: (key, entry) => this.#deps.unlink(DATA + key, entry.deps),
     });
-    this.#deps = new DependencyIndex({ maxKeys: o.data.maxTrackedKeys, maxDependents: o.data.maxDependents });
+    // On Node 20 an enabled AsyncLocalStorage turns on async_hooks for the whole process: every
+    // async resource (each request's socket writes, ticks, promises) then pays for propagating
+    // the store, hits included (measured: about 8 us more CPU per hit in bench/hit.ts). The
+    // storage is only needed while a render or load is open, so it is switched off whenever the
+    // last scope closes; the next run() switches it on again.
+    this.#deps = new DependencyIndex({ maxKeys: o.data.maxTrackedKeys, maxDependents: o.data.maxDependents, onIdle: () => this.#als.disable() });
     this.#limits = new OriginLimits(o.data.maxConcurrentPerOrigin);
+    this.#deletions = new DataDeletions(o.data.maxTrackedKeys);
+    this.#peerDigests = new LRUCache<string, string>({ max: o.data.maxTrackedKeys });
     engine.attach(this.#hooks());
+    // Peers look up data keys here: from the data memory tier only, never a loader or a request.
+    engine.endpoint?.register(DATA_NAMESPACE, (query) => this.#answerPeer(query));
   }
 
   /**
@@ -185,8 +216,12 @@ export class DataCache {
       return this.#value(entry, key) as T;
     }
     this.#counters.misses++;
-    const outcome = await this.#join(k, () => this.#loadValue(k, key, loader, life));
-    if (outcome.ok) return this.#value(outcome.res, key) as T;
+    const load = (): Promise<Outcome> => this.#loadValue(k, key, loader, life);
+    const outcome = await this.#join(k, () => this.#lead(k, load, true));
+    if (outcome.ok) {
+      if (outcome.res.cache === 'STALE') this.#servedStalePeerCopy(k, load);
+      return this.#value(outcome.res, key) as T;
+    }
     if (!(outcome.error instanceof DataSerializeError) && entry !== undefined && Date.now() < entry.sieUntil) {
       this.#counters.stale++;
       debug('stale: loader failed, serving %s', key);
@@ -220,7 +255,13 @@ export class DataCache {
       return toResponse(entry, 'STALE');
     }
     this.#counters.misses++;
-    const outcome = await this.#join(target.key, () => this.#loadUrl(target, entry, options));
+    // Credentials sent with a request stay on this node: they would travel in the lookup's key.
+    const shareable = target.headers.authorization === undefined && target.headers.cookie === undefined;
+    const outcome = await this.#join(target.key, () => this.#lead(target.key, () => this.#loadUrl(target, entry, options), shareable));
+    if (outcome.ok && outcome.res.cache === 'STALE') {
+      const copy = outcome.res.entry;
+      this.#servedStalePeerCopy(target.key, () => this.#loadUrl(target, copy, options));
+    }
     const servable = entry !== undefined && Date.now() < entry.sieUntil;
     if (outcome.ok) {
       // RFC 5861 §4: stale-if-error covers 500, 502, 503 and 504 as well as no response at all.
@@ -239,20 +280,26 @@ export class DataCache {
    */
   delete(key: string): boolean {
     const keys: string[] = [VALUE + key];
+    const at = Date.now();
+    const clustered = this.#engine.peers !== undefined;
     // Fetched responses of a URL: one per set of request headers sent; a path's, one per host too.
     let matches: ((k: string) => boolean) | undefined;
     if (/^https?:\/\//i.test(key) && URL.canParse(key)) {
       const base = URLKEY + new URL(key).href;
       keys.push(base); // its dependents are told even when the entry itself already left memory
       matches = (k) => k.startsWith(`${base}\n`);
+      if (clustered) this.#deletions.record(base, at);
     } else if (key.startsWith('/')) {
       const path = normalizeTarget(key, undefined);
       if (path !== undefined) matches = (k) => k.startsWith(URLKEY + '//') && pathOf(k) === path;
+      if (clustered && path !== undefined) this.#deletions.record(PATHNAME + path, at);
     }
     if (matches !== undefined) for (const k of this.#memory.keys()) if (matches(k)) keys.push(k);
     let deleted = false;
     for (const k of keys) {
       if (this.#memory.get(k) !== undefined) deleted = true;
+      if (clustered) this.#deletions.record(k, at);
+      this.#peerDigests.delete(k);
       this.#drop(k);
       this.#changed(k, new Set());
     }
@@ -262,7 +309,7 @@ export class DataCache {
   /** Counters and the size of the data memory tier. */
   stats(): DataStats {
     const { entries, bytes } = this.#memory.size();
-    return { ...this.#counters, entries, bytes };
+    return { ...this.#counters, ...this.#peerCounters, entries, bytes };
   }
 
   /** Waits for background refreshes, then empties the data memory tier. */
@@ -418,6 +465,9 @@ export class DataCache {
       if (dependent.startsWith(RESPONSE)) this.#engine.markStale(key);
       else {
         debug('dropped: %s read %s, which changed', key, k);
+        // A peer's copy read the old bytes too: it must not come back in its place.
+        if (this.#engine.peers !== undefined) this.#deletions.record(key, Date.now());
+        this.#peerDigests.delete(key);
         this.#drop(key);
         this.#changed(key, seen);
       }
@@ -426,7 +476,7 @@ export class DataCache {
 
   #digestOf(k: string): string | undefined {
     const entry = this.#memory.get(k);
-    if (entry === undefined) return undefined;
+    if (entry === undefined) return this.#peerDigests.get(k);
     let sum = this.#digests.get(entry);
     if (sum === undefined) this.#digests.set(entry, (sum = digest(entry.body)));
     return sum;
@@ -435,6 +485,67 @@ export class DataCache {
   /** Records that the render in progress (if any) read `k`. */
   #read(k: string): void {
     this.#als.getStore()?.reads.add(k);
+  }
+
+  // ---------------------------------------------------------------- peers
+
+  /**
+   * The flight leader of a foreground load: asks the cluster first (groupcache's load: a peer
+   * that has it, else a local load), then loads here on a miss, an error or a timeout. Event
+   * trace: A leads k -> callers C1..Cn join A's flight -> A asks peers (namespace `d`) -> hit:
+   * the flight resolves with the peer's entry (PEER, or STALE inside its stale-while-revalidate
+   * window) / miss, error, timeout, refusal: the loader runs (or the request is made) once.
+   * Background refreshes never come here: they exist to get the source's current value.
+   */
+  async #lead(k: string, load: () => Promise<Outcome>, shareable: boolean): Promise<Outcome> {
+    const peers = this.#engine.peers;
+    if (peers === undefined || !shareable) return load();
+    const value = k.startsWith(VALUE);
+    const url = k.slice(value ? VALUE.length : URLKEY.length);
+    const names = deletionNames(k);
+    const { cacheStatuses } = this.#engine.options;
+    const hit = await peers.find(
+      { ns: DATA_NAMESPACE, key: k, headers: {}, freshAt: undefined },
+      (entry) =>
+        judgePeerData(entry, {
+          key: k,
+          url,
+          now: Date.now(),
+          maxEntrySize: this.#options.maxEntrySize,
+          cacheStatuses,
+          value,
+          // Read at judging time: a delete made while the lookup was out still refuses the copy.
+          deletedAt: this.#deletions.newest(names),
+          isInvalidated: (e) => this.#engine.isInvalidated(e, k),
+          decodes: (e) => decodes(() => this.#value(e, url)),
+        }) !== undefined,
+      this.#peerCounters,
+    );
+    if (hit === undefined) return load();
+    const { entry } = hit;
+    if (this.#engine.options.peers.updateLocalCache) this.#put(k, entry, detachedScope());
+    else this.#peerDigests.set(k, digest(entry.body));
+    const fresh = Date.now() < entry.staleAt;
+    debug('peer %s: %s %s', fresh ? 'hit' : 'stale hit', k, hit.peer);
+    return { ok: true, res: { status: entry.status, headers: entry.headers, body: entry.body, cache: fresh ? 'PEER' : 'STALE', entry } };
+  }
+
+  /** A caller got a peer's stale copy: counted, and refreshed once in the background (here, not from peers). */
+  #servedStalePeerCopy(k: string, load: () => Promise<Outcome>): void {
+    this.#counters.stale++;
+    if (!this.#flights.has(k)) this.#backgroundLoad(k, load);
+  }
+
+  /**
+   * A peer's lookup of a data key: the data memory tier only (never a loader, never a request,
+   * never this node's peers). A value this node would not serve itself, stored before an
+   * invalidation of its tags, is not shipped.
+   */
+  #answerPeer(query: LookupQuery): Entry | undefined {
+    if (!query.key.startsWith(VALUE) && !query.key.startsWith(URLKEY)) return undefined;
+    const entry = this.#memory.get(query.key);
+    if (entry === undefined || (entry.tags.length > 0 && this.#engine.isInvalidated(entry, query.key))) return undefined;
+    return entry;
   }
 
   // ---------------------------------------------------------------- includes
@@ -567,6 +678,31 @@ interface Target {
   path: string | undefined;
   host: string;
   headers: Record<string, string>;
+}
+
+/**
+ * The deletion names covering data key `k` (see DataDeletions): the key itself, and for a
+ * fetched response its URL with any request headers, or for a sub-request its path on any host.
+ */
+function deletionNames(k: string): string[] {
+  if (!k.startsWith(URLKEY)) return [k];
+  if (k.startsWith(URLKEY + '//')) return [k, PATHNAME + pathOf(k)];
+  return [k, k.split('\n', 1)[0]!];
+}
+
+/** True when `decode` does not throw. */
+function decodes(decode: () => unknown): boolean {
+  try {
+    decode();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A scope for storing a peer's copy: it read nothing here (the copy keeps the deps its node recorded). */
+function detachedScope(): Scope {
+  return { reads: new Set(), chain: [], host: '', runner: undefined, tainted: false };
 }
 
 /** The path of a relative fetch key (`u://host/path`), or of a request target. */

@@ -47,10 +47,13 @@ export class DependencyIndex {
   readonly #nodes: LRUCache<string, Node>;
   readonly #maxDependents: number;
   readonly #active = new Set<Scope>();
+  readonly #onIdle: (() => void) | undefined;
 
-  constructor(options: { maxKeys: number; maxDependents: number }) {
+  /** `onIdle` runs each time the last open scope closes. */
+  constructor(options: { maxKeys: number; maxDependents: number; onIdle?: () => void }) {
     this.#nodes = new LRUCache<string, Node>({ max: options.maxKeys });
     this.#maxDependents = options.maxDependents;
+    this.#onIdle = options.onIdle;
   }
 
   /** Opens a scope; it is searched by {@link taint} until {@link close}. */
@@ -61,7 +64,12 @@ export class DependencyIndex {
   }
 
   close(scope: Scope): void {
-    this.#active.delete(scope);
+    if (this.#active.delete(scope) && this.#active.size === 0) this.#onIdle?.();
+  }
+
+  /** Scopes still open (renders and loads in progress). */
+  get openScopes(): number {
+    return this.#active.size;
   }
 
   /**

@@ -194,8 +194,11 @@ export class PeerCluster {
    * Asks the chosen peers for `query` and resolves with the first entry `accept` takes, or
    * undefined (nobody has it, every peer failed or timed out, or no peer may be asked). Never
    * rejects. The wait for an answer is bounded by `queryTimeout`, a transfer by `fetchTimeout`.
+   * Outcomes are counted in `counters` (default: this cluster's own, the response cache's), so
+   * another cache sharing the cluster (the data cache, namespace `d`) keeps its own counts while
+   * sharing the connections, the breakers and the `maxConcurrent` limit.
    */
-  find(query: LookupQuery, accept: (entry: Entry) => boolean): Promise<PeerHit | undefined> {
+  find(query: LookupQuery, accept: (entry: Entry) => boolean, counters: PeerCounters = this.counters): Promise<PeerHit | undefined> {
     if (this.#closed || this.#peers.size === 0) return Promise.resolve(undefined);
     const target = lookupTarget(this.#options.path, query);
     if (target.length > MAX_TARGET_LENGTH) {
@@ -237,10 +240,10 @@ export class PeerCluster {
             ask.peer.breaker.release(ask.grant);
             return done();
           }
-          this.counters.peerLoads++;
+          counters.peerLoads++;
           const outcome = await ask.peer.fetch(target, { signal: controller.signal, deadline });
           // Another peer won while this answer was in its last tick: it is not needed.
-          const hit = this.#judge(ask, settled ? { kind: 'aborted' } : outcome, accept);
+          const hit = this.#judge(ask, settled ? { kind: 'aborted' } : outcome, { accept, counters });
           if (hit !== undefined) finish(hit);
           done();
         });
@@ -249,20 +252,21 @@ export class PeerCluster {
   }
 
   /** Counts one outcome, feeds the breaker, and returns the hit when it is accepted. */
-  #judge(ask: Ask, outcome: FetchOutcome, accept: (entry: Entry) => boolean): PeerHit | undefined {
+  #judge(ask: Ask, outcome: FetchOutcome, by: { accept: (entry: Entry) => boolean; counters: PeerCounters }): PeerHit | undefined {
     const { peer } = ask;
+    const { accept, counters } = by;
     switch (outcome.kind) {
       case 'aborted':
         peer.breaker.release(ask.grant);
         return undefined;
       case 'miss':
         peer.breaker.success();
-        this.counters.peerMisses++;
+        counters.peerMisses++;
         return undefined;
       case 'error': {
         peer.breaker.failure();
-        if (outcome.error instanceof PeerTimeoutError) this.counters.peerTimeouts++;
-        else this.counters.peerErrors++;
+        if (outcome.error instanceof PeerTimeoutError) counters.peerTimeouts++;
+        else counters.peerErrors++;
         debug('%s: %s (breaker %s)', peer.url, outcome.error.message, peer.breaker.state);
         this.#hooks.onPeerError?.(outcome.error);
         return undefined;
@@ -277,11 +281,11 @@ export class PeerCluster {
           accepted = false;
         }
         if (!accepted) {
-          this.counters.peerMisses++;
+          counters.peerMisses++;
           debug('%s: entry refused by local rules', peer.url);
           return undefined;
         }
-        this.counters.peerHits++;
+        counters.peerHits++;
         return { entry: outcome.entry, peer: peer.url };
       }
     }

@@ -268,8 +268,9 @@ describe('refetch once: the owner is down', () => {
     assert.equal(origin.total(), 0);
     await until(async () => (await get(a.url, page)).body === `v2 ${page}` && (await get(b.url, page)).body === `v2 ${page}`, 'A and B to render it themselves', 10_000);
     assert.ok(Date.now() - started >= PEER_REFETCH_WAIT, 'not before the bound');
-    // Each live node rendered it once (they could not know the other would).
-    assert.equal(origin.total(), 2);
+    // At most one render per live node: each renders unless the other's render landed first
+    // (then it takes that copy, rendered after the publication).
+    assert.ok(origin.total() >= 1 && origin.total() <= 2, `renders: ${origin.total()}`);
   });
 });
 

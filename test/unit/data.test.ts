@@ -204,6 +204,20 @@ describe('entry fields of the data layer', () => {
 });
 
 describe('DependencyIndex', () => {
+  test('onIdle runs when the last open scope closes, once, and not for a scope closed twice', () => {
+    let idle = 0;
+    const index = new DependencyIndex({ maxKeys: 10, maxDependents: 10, onIdle: () => idle++ });
+    const a = index.open({ chain: ['/a'], host: '', runner: undefined });
+    const b = index.open({ chain: ['/b'], host: '', runner: undefined });
+    index.close(a);
+    assert.equal(idle, 0, 'b is still open');
+    index.close(a);
+    assert.equal(idle, 0, 'closing a twice does not count');
+    index.close(b);
+    assert.equal(idle, 1);
+    assert.equal(index.openScopes, 0);
+  });
+
   test('a change to bytes returns the dependents once; the same bytes change nothing', () => {
     const index = new DependencyIndex({ maxKeys: 10, maxDependents: 10 });
     index.link('rpage', ['k'], () => digest(Buffer.from('v1')));
