@@ -105,6 +105,20 @@ describe('invalidation.propagate', () => {
     assert.deepEqual(remote.map((r) => [r.origin, r.paths[0], r.hard]), [['remote', '/news', false], ['remote', '/gone', true]]);
   });
 
+  test('a tag invalidation on one node reaches the data values tagged with it on another', async () => {
+    const origin = versionedOrigin();
+    const cluster = await startCluster(2, origin, { cache: { gracePeriod: 0 } });
+    after(() => cluster.close());
+    const [a, b] = cluster.nodes as [Node, Node];
+    let loads = 0;
+    const load = () => ({ n: ++loads });
+    assert.deepEqual(await b.cache.data.get('prices', load, { ttl: 60_000, tags: ['catalog'] }), { n: 1 });
+    assert.deepEqual(await b.cache.data.get('prices', load, { ttl: 60_000, tags: ['catalog'] }), { n: 1 });
+    await a.cache.invalidateTags(['catalog']);
+    await until(() => b.cache.stats().invalidationsReceived === 1, 'B to get the tag record');
+    assert.deepEqual(await b.cache.data.get('prices', load, { ttl: 60_000, tags: ['catalog'] }), { n: 2 });
+  });
+
   test('a node down during the invalidations gets them later, in order', { timeout: 15_000 }, async () => {
     const origin = versionedOrigin();
     const cluster = await startCluster(3, origin, { cache: { gracePeriod: 0 } });
