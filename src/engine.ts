@@ -250,6 +250,8 @@ export class Engine {
   readonly #stores: readonly CacheStore[];
   readonly #flights = new Flights<FlightResult>();
   readonly #vary: LRUCache<string, VarySpec>;
+  /** Request headers removed before a render that will be stored (validators, Range, unkeyed). */
+  readonly #stripped: ReadonlySet<string>;
   readonly #passKeys: LRUCache<string, string> | undefined;
   readonly #tickets = new WeakMap<IncomingMessage, Ticket>();
   readonly #statusHeaders: StatusHeaders;
@@ -309,6 +311,7 @@ export class Engine {
     });
     this.#stores = options.stores;
     this.#vary = new LRUCache<string, VarySpec>({ max: 100_000 });
+    this.#stripped = new Set([...CONDITIONAL_HEADERS, ...options.unkeyedHeaders]);
     this.#passKeys = options.passTtl > 0 ? new LRUCache<string, string>({ max: 100_000, ttl: options.passTtl }) : undefined;
     this.#statusHeaders = statusHeaders(options.statusHeader, options.cacheName);
     this.#serveCtx = { status: 'HIT', now: 0, statusHeaders: this.#statusHeaders };
@@ -387,7 +390,7 @@ export class Engine {
     }
     if (primary === undefined) return this.#pass(req, res, ex, { key: '', reason: 'uncacheable target' });
     const spec = this.#vary.get(primary);
-    const key = spec === undefined ? primary : variantKey(primary, spec.names, req.headers);
+    const key = spec === undefined ? primary : this.#variantOf(primary, spec.names, req);
     const entry = this.memory.get(key);
     if (entry !== undefined) {
       const now = Date.now();
@@ -429,7 +432,7 @@ export class Engine {
         // names the Vary headers, so this request's own variant can be looked up.
         if (found !== undefined && key === primary && found.vary.length > 0) {
           if (!this.#vary.has(primary)) this.#vary.set(primary, { names: found.vary, variants: [] });
-          key = variantKey(primary, found.vary, req.headers);
+          key = this.#variantOf(primary, found.vary, req);
           found = await this.#storeGet(store, key);
         }
         if (found === undefined) continue;
@@ -489,7 +492,7 @@ export class Engine {
     this.#counters.loadsDeduped++;
     const result = await flight.promise;
     if (result.entry !== undefined) {
-      const mine = variantKey(primary, result.entry.vary, req.headers);
+      const mine = this.#variantOf(primary, result.entry.vary, req);
       if (mine === result.key && result.stale) {
         // The leader's render failed: its waiters get the old copy too, never the error.
         this.#counters.stale++;
@@ -614,6 +617,17 @@ export class Engine {
   }
 
   /** The request headers a stored response's variant is keyed on: the request minus what a render never sees. */
+  /**
+   * The variant key of `req` under `primary` for the Vary `names`, computed on the headers a
+   * render sees: a leader's request loses its validators and unkeyed headers before it renders
+   * (and its entry is stored under what is left), so a lookup must ignore them too, or a
+   * `Vary: X-Forwarded-Proto` page would never be found again.
+   */
+  #variantOf(primary: string, names: readonly string[], req: IncomingMessage): string {
+    for (const name of names) if (this.#stripped.has(name)) return variantKey(primary, names, this.#variantView(req));
+    return variantKey(primary, names, req.headers);
+  }
+
   #variantView(req: IncomingMessage): IncomingMessage['headers'] {
     const view: IncomingMessage['headers'] = { ...req.headers };
     for (const name of CONDITIONAL_HEADERS) delete view[name];

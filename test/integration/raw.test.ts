@@ -234,4 +234,31 @@ describe('raw: wrap specifics', { timeout: 15_000 }, () => {
     assert.equal(origin.renders('/big'), 2);
     assert.equal(cache.stats().stores, 0);
   });
+
+  test('Vary on a header the cache strips before rendering (X-Forwarded-Proto): cached once, coalesced, hit', async (t) => {
+    let renders = 0;
+    const cache = createCache();
+    const running = await listen(
+      cache.wrap((req, res) => {
+        renders++;
+        setTimeout(() => {
+          res.setHeader('cache-control', 'max-age=60');
+          res.setHeader('vary', 'X-Forwarded-Proto');
+          // The render never sees the unkeyed header, so it cannot reflect it.
+          res.end(`proto=${String(req.headers['x-forwarded-proto'] ?? 'none')}`);
+        }, 50);
+      }),
+    );
+    t.after(async () => {
+      await running.close();
+      await cache.close();
+    });
+    const headers = { 'x-forwarded-proto': 'https' };
+    const burst = await Promise.all(Array.from({ length: 10 }, () => request(`${running.url}/v`, { headers })));
+    assert.deepEqual(new Set(burst.map((r) => r.body)), new Set(['proto=none']));
+    assert.equal(renders, 1, 'waiters are served the one render');
+    const hit = await request(`${running.url}/v`, { headers });
+    assert.equal(hit.headers['x-cache'], 'HIT');
+    assert.equal(renders, 1);
+  });
 });

@@ -1,0 +1,189 @@
+/**
+ * Reverse-proxy mode: createUpstreamHandler() behind cache.wrap(), and the CLI that runs it, in
+ * front of a real counting upstream on 127.0.0.1.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import { after, describe, test } from 'node:test';
+import { createCache, createUpstreamHandler } from '../../src/index.js';
+import { parseCli } from '../../src/cli.js';
+import { listen, request, sleep, type Running } from '../helpers/http.js';
+
+/** An upstream that counts renders per path and can be told to fail or hang. */
+async function upstream(): Promise<Running & { renders: Map<string, number>; mode: { value: 'ok' | '503' | 'hang' }; version: { value: number }; seen: http.IncomingHttpHeaders[] }> {
+  const renders = new Map<string, number>();
+  const mode = { value: 'ok' as 'ok' | '503' | 'hang' };
+  const version = { value: 1 };
+  const seen: http.IncomingHttpHeaders[] = [];
+  const running = await listen((req, res) => {
+    seen.push(req.headers);
+    const path = req.url ?? '/';
+    if (mode.value === 'hang') return; // never answers
+    renders.set(path, (renders.get(path) ?? 0) + 1);
+    if (mode.value === '503') {
+      res.writeHead(503, { 'content-type': 'text/plain' });
+      return void res.end('upstream down');
+    }
+    if (req.method === 'POST') {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        res.writeHead(201, { 'content-type': 'text/plain' });
+        res.end(`posted ${Buffer.concat(chunks).toString()}`);
+      });
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/html', 'cache-control': 'max-age=60', connection: 'keep-alive', 'x-upstream': 'yes' });
+    res.end(`<p>${path} v${version.value}</p>`);
+  });
+  return Object.assign(running, { renders, mode, version, seen });
+}
+
+describe('createUpstreamHandler behind cache.wrap()', () => {
+  const closers: Array<() => Promise<void>> = [];
+  after(async () => {
+    for (const close of closers.reverse()) await close();
+  });
+
+  async function setup(options: Parameters<typeof createUpstreamHandler>[1] = {}) {
+    const up = await upstream();
+    const cache = createCache({ gracePeriod: 0 });
+    const proxy = await listen(cache.wrap(createUpstreamHandler(up.url, options)));
+    closers.push(() => up.close(), () => proxy.close(), () => cache.close());
+    return { up, cache, proxy };
+  }
+
+  test('a miss is forwarded once, then served from the cache with the upstream headers', async () => {
+    const { up, proxy } = await setup();
+    const first = await request(`${proxy.url}/page?b=1&a=2`);
+    assert.equal(first.status, 200);
+    assert.equal(first.headers['x-cache'], 'MISS');
+    assert.equal(first.body, '<p>/page?b=1&a=2 v1</p>');
+    const second = await request(`${proxy.url}/page?a=2&b=1`);
+    assert.equal(second.headers['x-cache'], 'HIT');
+    assert.equal(second.headers['x-upstream'], 'yes');
+    assert.equal(second.body, '<p>/page?b=1&a=2 v1</p>');
+    assert.equal(up.renders.get('/page?b=1&a=2'), 1);
+    // Hop-by-hop headers are not forwarded; the client's host travels as X-Forwarded-Host.
+    const sent = up.seen[0]!;
+    assert.equal(sent.host, new URL(up.url).host);
+    assert.equal(sent['x-forwarded-host'], new URL(proxy.url).host);
+    assert.equal(sent['x-forwarded-for'], '127.0.0.1');
+  });
+
+  test('preserveHost sends the client Host upstream', async () => {
+    const { up, proxy } = await setup({ preserveHost: true });
+    await request(`${proxy.url}/h`, { headers: { host: 'www.example.com' } });
+    assert.equal(up.seen[0]!.host, 'www.example.com');
+    assert.equal(up.seen[0]!['x-forwarded-host'], undefined);
+  });
+
+  test('a POST body is forwarded and a successful POST invalidates the URL', async () => {
+    const { up, proxy } = await setup();
+    await request(`${proxy.url}/form`);
+    assert.equal((await request(`${proxy.url}/form`)).headers['x-cache'], 'HIT');
+    const posted = await request(`${proxy.url}/form`, { method: 'POST', body: 'x=1' });
+    assert.equal(posted.status, 201);
+    assert.equal(posted.body, 'posted x=1');
+    up.version.value = 2;
+    const after = await request(`${proxy.url}/form`);
+    assert.equal(after.headers['x-cache'], 'MISS');
+    assert.equal(after.body, '<p>/form v2</p>');
+  });
+
+  test('upstream down: 502 without a copy; the stale copy when there is one', async () => {
+    const { up, proxy } = await setup();
+    await request(`${proxy.url}/kept`);
+    await up.close();
+    const fresh = await request(`${proxy.url}/never-seen`);
+    assert.equal(fresh.status, 502);
+    assert.equal(fresh.body, 'Bad Gateway');
+    assert.equal((await request(`${proxy.url}/kept`)).headers['x-cache'], 'HIT');
+  });
+
+  test('upstream answering 503 after an invalidation: the old copy is served STALE', async () => {
+    const { up, cache, proxy } = await setup();
+    await request(`${proxy.url}/p.html`);
+    await cache.invalidate('/p.html');
+    up.mode.value = '503';
+    const r = await request(`${proxy.url}/p.html`);
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-cache'], 'STALE');
+    assert.equal(r.body, '<p>/p.html v1</p>');
+  });
+
+  test('a hanging upstream answers 504 after the timeout', async () => {
+    const { up, proxy } = await setup({ timeout: 200 });
+    up.mode.value = 'hang';
+    const started = Date.now();
+    const r = await request(`${proxy.url}/slow`);
+    assert.equal(r.status, 504);
+    assert.ok(Date.now() - started < 5_000);
+  });
+
+  test('a refetch renders through the proxy in the background, with no client', async () => {
+    const { up, cache, proxy } = await setup();
+    await request(`${proxy.url}/r.html`);
+    up.version.value = 2;
+    await cache.invalidate('/r.html', { refetch: true });
+    for (let i = 0; i < 100 && up.renders.get('/r.html') !== 2; i++) await sleep(20);
+    assert.equal(up.renders.get('/r.html'), 2);
+    const r = await request(`${proxy.url}/r.html`);
+    assert.equal(r.headers['x-cache'], 'HIT');
+    assert.equal(r.body, '<p>/r.html v2</p>');
+  });
+
+  test('bad upstream URLs and options throw, naming them', () => {
+    assert.throws(() => createUpstreamHandler('not a url'), /expected upstream to be an http\(s\) URL, got 'not a url'/);
+    assert.throws(() => createUpstreamHandler('ftp://x'), TypeError);
+    assert.throws(() => createUpstreamHandler('http://x', { timeout: -1 }), /options.timeout/);
+  });
+});
+
+describe('stratacache CLI', () => {
+  test('parseCli maps flags onto options and refuses bad ones', () => {
+    const p = parseCli(['--upstream', 'http://127.0.0.1:8080', '--port', '0', '--max-size', '1048576', '--default-ttl', '5000', '--flush-token', 't'], {});
+    assert.equal(p.help, false);
+    if (p.help) return;
+    assert.equal(p.upstream, 'http://127.0.0.1:8080');
+    assert.equal(p.port, 0);
+    assert.deepEqual(p.options, { maxSize: 1048576, defaultTtl: 5000, flush: { token: 't' } });
+    assert.throws(() => parseCli([], {}), /--upstream is required/);
+    assert.throws(() => parseCli(['--upstream', 'http://x', '--port', 'abc'], {}), /--port to be an integer, got 'abc'/);
+    assert.throws(() => parseCli(['--upstream', 'http://x', '--nope'], {}));
+  });
+
+  test('runs as a caching reverse proxy: miss, then hit, one upstream render', async (t) => {
+    const up = await upstream();
+    t.after(() => up.close());
+    const tsx = new URL('../../node_modules/.bin/tsx', import.meta.url).pathname;
+    const child = spawn(tsx, ['src/cli.ts', '--upstream', up.url, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    t.after(() => void child.kill('SIGTERM'));
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+        const m = /listening on (http:\/\/[^/\s]+)\//.exec(out);
+        if (m) resolve(m[1]!);
+      });
+      child.on('exit', (code) => reject(new Error(`cli exited ${code}`)));
+      setTimeout(() => reject(new Error(`no listening line: ${out}`)), 15_000).unref();
+    });
+    assert.equal((await request(`${url}/cli`)).headers['x-cache'], 'MISS');
+    const hit = await request(`${url}/cli`);
+    assert.equal(hit.headers['x-cache'], 'HIT');
+    assert.equal(hit.body, '<p>/cli v1</p>');
+    assert.equal(up.renders.get('/cli'), 1);
+  });
+
+  test('a bad flag exits 2 with the usage', async () => {
+    const tsx = new URL('../../node_modules/.bin/tsx', import.meta.url).pathname;
+    const child = spawn(tsx, ['src/cli.ts', '--port', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.equal(code, 2);
+    assert.match(err, /--upstream is required/);
+  });
+});
