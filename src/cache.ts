@@ -50,15 +50,21 @@ export interface CacheEvents {
   store: [CacheEvent];
   pass: [CacheEvent];
   stale: [CacheEvent];
-  /** An invalidation was applied (API, flush endpoint, tags). */
+  /** An invalidation was applied (API, flush endpoint, tags, or a peer's: `origin: 'remote'`). */
   invalidate: [InvalidationRecord];
-  /** A background refetch (flush refetch list, `refetch` option) stored a new entry. */
+  /**
+   * A background refetch (flush refetch list, `refetch` option) stored a new entry, rendered
+   * here or (with `peer` set) taken from the peer that refetched it for the cluster.
+   */
   refetch: [RefetchEvent];
   /** A background refetch failed or stored nothing; the old copy stays (stale-servable). */
   'refetch-error': [RefetchEvent];
   /** A miss was served from a peer's entry (`status: 'PEER'`, `peer`: the peer's base URL). */
   'peer-hit': [CacheEvent];
-  /** A peer lookup failed or timed out; the request went on without it (rendered locally). */
+  /**
+   * A peer lookup failed or timed out (the request went on without it, rendered locally), or an
+   * invalidation could not be sent to a peer (`invalidation.propagate`; it is retried in order).
+   */
   'peer-error': [PeerError];
   error: [CacheError];
 }

@@ -27,6 +27,7 @@ import { SIGNATURE_HEADER } from './peers/auth.js';
 import { acceptPeerEntry, forwardedHeaders } from './peers/judge.js';
 import { PeerCluster, type PeerHit, type PeerState } from './peers/cluster.js';
 import { PeerEndpoint } from './peers/endpoint.js';
+import { INVALIDATION_NAMESPACE, Propagator, type PropagationCounters, type WireRecord } from './peers/propagation.js';
 
 const debug = createDebug('stratacache:engine');
 
@@ -95,6 +96,45 @@ export interface CacheStats {
   peerTimeouts: number;
   /** Each peer's circuit breaker: `closed`, `open` (skipped) or `half-open` (one probe allowed). */
   peers: PeerState[];
+  /** Invalidation records a peer acknowledged (one per record per peer; `invalidation.propagate`). */
+  invalidationsSent: number;
+  /** Invalidation records received from peers and applied (replays and retries of applied ones not counted). */
+  invalidationsReceived: number;
+  /** Propagation calls to peers that failed (each is retried with backoff, in order). */
+  propagationErrors: number;
+  /** Times a peer had missed more records than the log holds and got a soft invalidation of `/` instead. */
+  propagationResets: number;
+  /**
+   * Invalidations recognised as the same publication already applied from another node within
+   * {@link DUPLICATE_WINDOW} (a flush sent to every node): no new epoch, no second refetch.
+   */
+  invalidationDuplicates: number;
+  /** Refetched pages this node took from the peer that refetched them instead of rendering them. */
+  peerRefetches: number;
+}
+
+/**
+ * How long in ms an invalidation with the same content (paths, scope, hard, tags, refetch list)
+ * arriving from another node counts as the same publication: AEM sends one flush per dispatcher,
+ * and with propagation each node also hears the others' copies.
+ */
+export const DUPLICATE_WINDOW = 10_000;
+
+/**
+ * How long in ms a node that does not refetch a URL itself waits for the peer that does (the
+ * rendezvous owner among live nodes) before rendering it itself. Meanwhile its old copy is served.
+ */
+export const PEER_REFETCH_WAIT = 5_000;
+
+/** One publication as this node saw it (see {@link DUPLICATE_WINDOW}). */
+interface InvalidationGroup {
+  /** Local time it was first applied. */
+  seenAt: number;
+  /** Earliest and latest `at` of its records here. */
+  first: number;
+  last: number;
+  /** Nodes (base URLs; `''` for a node without `peers.self`) it came from. */
+  nodes: Set<string>;
 }
 
 /** Payload of the `refetch` and `refetch-error` events. */
@@ -104,6 +144,8 @@ export interface RefetchEvent {
   key: string;
   /** Why it failed (`refetch-error` only). */
   error?: unknown;
+  /** Base URL of the peer that refetched it, when this node took the peer's copy instead of rendering. */
+  peer?: string;
 }
 
 /** What to invalidate (see {@link Engine.invalidate}). */
@@ -239,6 +281,14 @@ export class Engine {
   /** Hosts each stored target was cached under, so a host-less refetch URI finds its entries. */
   readonly #targets: TargetIndex;
   readonly #background = new Set<Promise<unknown>>();
+  /** Publications seen recently, by content (see {@link DUPLICATE_WINDOW}). */
+  readonly #groups = new LRUCache<string, InvalidationGroup>({ max: 10_000 });
+  /** Primary keys another node is refetching: their old copy stays servable and no local refresh starts. */
+  readonly #awaiting = new Map<string, { group: InvalidationGroup; deadline: number; done: Promise<void> }>();
+  #peerRefetches = 0;
+  #invalidationDuplicates = 0;
+  /** Ships local invalidation records to peers and applies theirs (undefined without `peers.secret`). */
+  readonly #propagator: Propagator | undefined;
   /**
    * The cluster this node asks (undefined without `peers.nodes`). Other caches on this engine
    * (the data cache) look up their own namespace through it.
@@ -273,6 +323,25 @@ export class Engine {
         this.peers = new PeerCluster(peers, {
           onPeerError: (error) => this.#emitPeerError(error),
           onMembershipError: (error) => this.#fail(error),
+        });
+      }
+      const propagator = new Propagator({
+        secret: peers.secret,
+        path: peers.path,
+        self: peers.self ?? '',
+        timeout: peers.fetchTimeout,
+        log: this.#log,
+        peers: () => this.peers?.peers ?? [],
+        apply: (record, from) => this.#applyRemote(record, from),
+        onError: (error) => this.#emitPeerError(error),
+      });
+      this.#propagator = propagator;
+      // Received whatever this node's own propagate setting: it only decides what this node sends.
+      this.endpoint.receive(INVALIDATION_NAMESPACE, (body) => propagator.receive(body));
+      if (options.propagate && this.peers !== undefined) {
+        // Only local records are sent: one received from a peer is never sent on (no loops).
+        this.#invalidateHooks.add((record) => {
+          if (record.origin === 'local') propagator.push();
         });
       }
     }
@@ -394,7 +463,7 @@ export class Engine {
           this.#emit('stale', { key, url: req.url ?? '', status: 'STALE', reason });
           // One background refresh per key however many requests arrive; none while a refetch
           // of it is queued (that one will replace the entry).
-          if (!this.#refetcher.has(primary) && !this.#flights.has(key)) {
+          if (!this.#refetcher.has(primary) && !this.#awaiting.has(primary) && !this.#flights.has(key)) {
             this.#track(this.regenerate({ url: entry.url, host: entry.host, headers: varyHeaders(entry, req) }, ex.regen));
           }
           return assembling ?? true;
@@ -404,6 +473,15 @@ export class Engine {
     }
 
     if (this.#passKeys?.has(primary)) return this.#pass(req, res, ex, { key: primary, reason: this.#passKeys.get(primary) ?? 'hit-for-pass' });
+
+    // Nothing servable here while another node refetches this page for the cluster: wait for
+    // its copy (at most PEER_REFETCH_WAIT) rather than render it a second time, then look again.
+    const waiting = fallback === undefined && !authorized && at.attempt < 2 && this.#awaiting.size > 0 ? this.#awaiting.get(primary) : undefined;
+    if (waiting !== undefined) {
+      this.#counters.loadsDeduped++;
+      await waiting.done;
+      return this.#lookup(req, res, ex, { primary, key, entry: this.memory.get(key), attempt: at.attempt + 1 });
+    }
 
     // Authenticated requests neither wait for nor lead a shared flight: their response may be
     // theirs alone.
@@ -443,6 +521,8 @@ export class Engine {
   #staleReason(entry: Entry, at: { primary: string; invalidated: EpochVerdict | undefined; now: number; canRefresh: boolean }): string | undefined {
     // A refetch will replace it: serve the old copy until then, past grace too.
     if (this.#refetcher.has(at.primary)) return 'refetch pending';
+    // Another node refetches it for the cluster: serve the old copy until its copy arrives here.
+    if (this.#awaiting.size > 0 && this.#awaiting.has(at.primary)) return 'refetch pending on a peer';
     if (!at.canRefresh) return undefined;
     // Invalidated: servable during the grace period after the invalidation, whatever its freshness.
     // (Epoch times sit a fraction of a millisecond after the wall-clock millisecond of the invalidation.)
@@ -490,7 +570,10 @@ export class Engine {
     at: { primary: string; key: string; flight: Flight; fallback: Entry | undefined },
   ): Promise<boolean> {
     const { primary, key, flight, fallback } = at;
-    const hit = await this.#askPeers(req, primary);
+    // With no usable local copy to answer a failing origin, the same lookup also asks for a copy
+    // still inside its stale-if-error window (RFC 5861 §4): kept aside, served only if the render fails.
+    const wantStale = fallback === undefined && this.options.staleOnErrorStatuses.size > 0;
+    const { hit, stale } = await this.#askPeers(req, primary, wantStale);
     if (hit === undefined) {
       if (res.destroyed) {
         // The client left during the lookup: a render on a closed response would never settle
@@ -498,7 +581,7 @@ export class Engine {
         this.#flights.settle(key, flight, {});
         return true;
       }
-      return this.#render(req, res, ex, { primary, key, ticket: undefined, flight, fallback });
+      return this.#render(req, res, ex, { primary, key, ticket: undefined, flight, fallback: fallback ?? stale });
     }
     const { entry } = hit;
     const viewHeaders = this.#variantView(req);
@@ -511,16 +594,26 @@ export class Engine {
     return assembling ?? true;
   }
 
-  /** Asks the peers for `primary` with the request's variant-selecting headers; judges replies by local rules. */
-  #askPeers(req: IncomingMessage, primary: string): Promise<PeerHit | undefined> {
+  /**
+   * Asks the peers for `primary` with the request's variant-selecting headers; judges replies by
+   * local rules. With `wantStale`, the lookup does not ask for fresh copies only, and the first
+   * copy that is stale but inside its stale-if-error window (and passes every other local rule:
+   * not invalidated here, same variant, shareable) is returned as `stale`.
+   */
+  async #askPeers(req: IncomingMessage, primary: string, wantStale: boolean): Promise<{ hit: PeerHit | undefined; stale: Entry | undefined }> {
     const view = this.#variantView(req);
     const sent = forwardedHeaders(view, this.#vary.get(primary)?.names);
     const authorized = req.headers.authorization !== undefined;
     const { cacheStatuses, maxEntrySize } = this.options;
     const isInvalidated = (entry: Entry, key: string): boolean => this.isInvalidated(entry, key);
-    return this.peers!.find({ ns: 'r', key: primary, headers: sent, freshAt: Date.now() }, (entry) =>
-      acceptPeerEntry(entry, { primary, sent, view, authorized, cacheStatuses, maxEntrySize, isInvalidated, now: Date.now() }),
-    );
+    let stale: Entry | undefined;
+    const hit = await this.peers!.find({ ns: 'r', key: primary, headers: sent, freshAt: wantStale ? undefined : Date.now() }, (entry) => {
+      const ctx = { primary, sent, view, authorized, cacheStatuses, maxEntrySize, isInvalidated, now: Date.now() };
+      if (acceptPeerEntry(entry, ctx)) return true;
+      if (wantStale && stale === undefined && acceptPeerEntry(entry, { ...ctx, window: 'stale-if-error' })) stale = entry;
+      return false;
+    });
+    return { hit, stale };
   }
 
   /** The request headers a stored response's variant is keyed on: the request minus what a render never sees. */
@@ -1009,9 +1102,19 @@ export class Engine {
    * URIs whose host is unknown (no entry was stored for them). A record received from a peer is
    * applied with `origin: 'remote'` and the `at` it had there, so the copies that peer rendered
    * after it are accepted here (refetch once per cluster) while older ones are refused.
+   *
+   * Cluster-wide: a record with the same content as one another node sent within
+   * {@link DUPLICATE_WINDOW} is the same publication (one flush per dispatcher): logged and
+   * reported, but no new epoch and no second refetch. With peers and `invalidation.propagate`,
+   * each refetch URI is rendered only by its rendezvous owner among live nodes; the others keep
+   * serving their old copy and take the owner's new one (see {@link PEER_REFETCH_WAIT}).
+   * `context.node` is the base URL of the node a remote record came from.
    * @throws TypeError when a path, tag or URI is malformed (nothing is applied then).
    */
-  invalidate(input: InvalidationInput, context: { origin?: 'local' | 'remote'; host?: string; at?: number } = {}): InvalidationResult {
+  invalidate(
+    input: InvalidationInput,
+    context: { origin?: 'local' | 'remote'; host?: string; at?: number; node?: string; source?: { node: string; id: number } } = {},
+  ): InvalidationResult {
     // Invalidation works on paths: an absolute URL counts for its path on every host.
     const paths = (input.paths ?? []).map((p, i) => {
       const v = targetOption(p, `paths[${i}]`);
@@ -1033,11 +1136,30 @@ export class Engine {
     // peer with a fast clock must not make every local render count as older than it.
     const remote = context.origin === 'remote' && typeof context.at === 'number' && Number.isFinite(context.at);
     const at = remote ? Math.min(context.at!, localAt) : localAt;
-    const record = this.#log.append({ origin: context.origin ?? 'local', paths, scope, hard, tags, refetch }, at);
+    const group = this.#group({ paths, scope, hard, tags, refetch }, { at, node: context.node ?? this.options.peers.self ?? '' });
+    const duplicate = group.duplicate;
+    const host = context.host ?? '';
+    const record = this.#log.append(
+      {
+        origin: context.origin ?? 'local',
+        paths,
+        scope,
+        hard,
+        tags,
+        refetch,
+        host,
+        ...(context.source === undefined ? {} : { source: context.source }),
+        ...(duplicate ? { duplicate } : {}),
+      },
+      at,
+    );
     if (paths.length > 0 || tags.length > 0) {
-      this.#epochs.record({ paths, scope, hard, tags }, at);
+      // A duplicate's epoch would only move the publication's epoch forward past copies already
+      // rendered after it (by the node refetching them): skipped.
+      if (!duplicate) this.#epochs.record({ paths, scope, hard, tags }, at);
       this.#counters.invalidations++;
     }
+    if (duplicate) this.#invalidationDuplicates++;
     debug('invalidation #%d: %s %s refetch %d', record.id, paths.join(' '), tags.join(' '), refetch.length);
     for (const hook of this.#invalidateHooks) {
       try {
@@ -1047,10 +1169,112 @@ export class Engine {
       }
     }
     if (this.#events.listenerCount('invalidate') > 0) this.#events.emit('invalidate', record);
-    const targets = this.#targets.resolve(refetch, context.host ?? '');
-    const refetched = targets.length === 0 ? Promise.resolve({ ok: 0, failed: 0 }) : this.#refetcher.run(targets);
+    const targets = duplicate ? [] : this.#targets.resolve(refetch, host);
+    const refetched = targets.length === 0 ? Promise.resolve({ ok: 0, failed: 0 }) : this.#refetchOnce(targets, group.group);
     this.#track(refetched);
     return { record, refetched };
+  }
+
+  /** Finds or starts the publication a record belongs to (see {@link DUPLICATE_WINDOW}). */
+  #group(content: Omit<InvalidationInput, 'refetch'> & { refetch: string[] }, at: { at: number; node: string }): { group: InvalidationGroup; duplicate: boolean } {
+    const sorted = (a: readonly string[] | undefined): string[] => [...(a ?? [])].sort();
+    const id = JSON.stringify([sorted(content.paths), content.scope, content.hard, sorted(content.tags), sorted(content.refetch)]);
+    const now = Date.now();
+    const known = this.#groups.get(id);
+    // Another node's copy of a publication seen here moments ago. The same node sending the same
+    // content again is a new publication (or a flush agent's retry): applied in full.
+    if (known !== undefined && now - known.seenAt < DUPLICATE_WINDOW && !known.nodes.has(at.node)) {
+      known.nodes.add(at.node);
+      known.first = Math.min(known.first, at.at);
+      known.last = Math.max(known.last, at.at);
+      return { group: known, duplicate: true };
+    }
+    const group: InvalidationGroup = { seenAt: now, first: at.at, last: at.at, nodes: new Set([at.node]) };
+    this.#groups.set(id, group);
+    return { group, duplicate: false };
+  }
+
+  /**
+   * Refetches targets once for the cluster: with peers and propagation, a target is rendered here
+   * only when this node is its rendezvous owner among live nodes; for the others this node waits
+   * for the owner's copy. Without peers, everything is rendered here.
+   */
+  async #refetchOnce(targets: RefetchTarget[], group: InvalidationGroup): Promise<RefetchSummary> {
+    const cluster = this.peers;
+    const self = this.options.peers.self;
+    if (cluster === undefined || !this.options.propagate || self === undefined || cluster.peers.length === 0) return this.#refetcher.run(targets);
+    const mine: RefetchTarget[] = [];
+    const theirs: RefetchTarget[] = [];
+    for (const t of targets) ((cluster.liveOwner(t.primary) ?? self) === self ? mine : theirs).push(t);
+    debug('refetch: %d here, %d on their owners', mine.length, theirs.length);
+    const results = await Promise.all([this.#refetcher.run(mine), ...theirs.map((t) => this.#awaitPeerCopy(t, group))]);
+    return results.reduce((a, b) => ({ ok: a.ok + b.ok, failed: a.failed + b.failed }), { ok: 0, failed: 0 });
+  }
+
+  /**
+   * Waits for the node refetching `target` to have its new copy, asking the peers with growing
+   * pauses for at most {@link PEER_REFETCH_WAIT}; meanwhile the old copy here is served (as for a
+   * local refetch). A copy is taken only when it was rendered after the publication reached the
+   * cluster (`group.first`) and no later invalidation reaches it; it is stored here restamped to
+   * now (its Age kept), so this node's own record of the publication does not refuse it. When
+   * none shows up in time (the owner is down or its render failed), this node renders it.
+   * Client requests with nothing servable here wait for this (see #lookup) instead of rendering.
+   */
+  async #awaitPeerCopy(target: RefetchTarget, group: InvalidationGroup): Promise<RefetchSummary> {
+    const { primary } = target;
+    // A local refetch of it is already queued: that render will do.
+    if (this.#refetcher.has(primary)) return { ok: 0, failed: 0 };
+    const waiting = this.#awaiting.get(primary);
+    if (waiting !== undefined) {
+      // Already waiting (an earlier publication): wait for this one's copy instead, from now.
+      waiting.group = group;
+      waiting.deadline = Date.now() + PEER_REFETCH_WAIT;
+      return { ok: 0, failed: 0 };
+    }
+    let finished!: () => void;
+    const wait = { group, deadline: Date.now() + PEER_REFETCH_WAIT, done: new Promise<void>((resolve) => (finished = resolve)) };
+    this.#awaiting.set(primary, wait);
+    let pause = 10;
+    try {
+      while (!this.#closed && Date.now() < wait.deadline) {
+        await new Promise((resolve) => setTimeout(resolve, pause).unref());
+        pause = Math.min(pause * 2, 200);
+        if (this.#closed) return { ok: 0, failed: 0 };
+        const hit = await this.peers!.find({ ns: 'r', key: primary, headers: {}, freshAt: Date.now() }, (entry) => this.#acceptRefetched(entry, primary, wait.group));
+        if (hit === undefined) continue;
+        const now = this.renderTime();
+        const copy: Entry = { ...hit.entry, storedAt: now, initialAge: hit.entry.initialAge + Math.max(0, Math.floor((now - hit.entry.storedAt) / 1000)) };
+        this.store(primary, copy, {});
+        this.#peerRefetches++;
+        debug('refetch %s: took the copy of %s', primary, hit.peer);
+        if (this.#events.listenerCount('refetch') > 0) this.#events.emit('refetch', { url: target.url, host: target.host, key: primary, peer: hit.peer });
+        return { ok: 1, failed: 0 };
+      }
+    } finally {
+      this.#awaiting.delete(primary);
+      finished();
+    }
+    if (this.#closed) return { ok: 0, failed: 0 };
+    debug('refetch %s: no peer copy within %d ms, rendering here', primary, PEER_REFETCH_WAIT);
+    return this.#refetcher.run([target]);
+  }
+
+  /** A peer's copy of a page being refetched for the publication `group` (see #awaitPeerCopy). */
+  #acceptRefetched(entry: Entry, primary: string, group: InvalidationGroup): boolean {
+    if (entry.storedAt < group.first) return false;
+    const verdict = this.#epochs.check(entry);
+    // Invalidated by something later than this publication: not the copy we wait for.
+    if (verdict !== undefined && verdict.at > group.last) return false;
+    const { cacheStatuses, maxEntrySize } = this.options;
+    return acceptPeerEntry(entry, { primary, sent: {}, view: {}, authorized: false, cacheStatuses, maxEntrySize, isInvalidated: () => false, now: Date.now() });
+  }
+
+  /** Applies a record received from a peer (see {@link Propagator.receive}). */
+  #applyRemote(record: WireRecord, from: { node: string; origin: string }): void {
+    this.invalidate(
+      { paths: record.paths, scope: record.scope, hard: record.hard, tags: record.tags, refetch: record.refetch },
+      { origin: 'remote', at: record.at, host: record.host, node: from.node, source: { node: from.origin, id: record.id } },
+    );
   }
 
   /**
@@ -1247,13 +1471,24 @@ export class Engine {
     const { entries, bytes } = this.memory.size();
     const peers = this.peers;
     const peerCounters = peers?.counters ?? { peerLoads: 0, peerHits: 0, peerMisses: 0, peerErrors: 0, peerTimeouts: 0 };
-    return { ...this.#counters, entries, bytes, ...peerCounters, peers: peers?.states() ?? [] };
+    const propagation: PropagationCounters = this.#propagator?.counters ?? { invalidationsSent: 0, invalidationsReceived: 0, propagationErrors: 0, propagationResets: 0 };
+    return {
+      ...this.#counters,
+      entries,
+      bytes,
+      ...peerCounters,
+      peers: peers?.states() ?? [],
+      ...propagation,
+      invalidationDuplicates: this.#invalidationDuplicates,
+      peerRefetches: this.#peerRefetches,
+    };
   }
 
   /** Waits for background work, then releases every store. */
   async close(): Promise<void> {
     this.#closed = true;
     this.peers?.close();
+    this.#propagator?.close();
     await Promise.allSettled([...this.#background]);
     for (const store of [this.memory, ...this.#stores]) {
       try {

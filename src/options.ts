@@ -288,8 +288,11 @@ export interface RefetchOptions {
 /** Options of cluster-wide invalidation. */
 export interface InvalidationOptions {
   /**
-   * Send every invalidation this node receives to its peers. Takes effect only once peers are
-   * configured (the peer layer ships the invalidation log); with no peers it changes nothing.
+   * Send every invalidation this node receives (API, flush endpoint, tags, hard) to every peer
+   * (`peers.nodes`, signed with `peers.secret`), in order, retried for peers that are down; and
+   * refetch each flushed URI once for the cluster (its rendezvous owner renders it, the other
+   * nodes serve their old copy and then take the owner's new one). Records received from peers
+   * are applied whatever this setting and never sent on. With no peers it changes nothing.
    * @default true
    */
   propagate?: boolean;

@@ -108,6 +108,10 @@ class EpochMap {
   }
 
   set(name: string, at: number): void {
+    // An epoch only moves forward: a record applied late (a peer's, stamped with its earlier
+    // time) must not lower a newer one and so make entries it invalidated valid again.
+    const current = this.#map.get(name);
+    if (current !== undefined && current >= at) return;
     // Delete first so iteration order stays the order of the latest update: the first key is the oldest.
     this.#map.delete(name);
     this.#map.set(name, at);

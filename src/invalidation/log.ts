@@ -24,6 +24,19 @@ export interface InvalidationRecord {
   readonly tags: readonly string[];
   /** URIs queued for a background refetch. */
   readonly refetch: readonly string[];
+  /**
+   * Host used for refetch URIs whose host this node does not know (the flush request's Host);
+   * `''` for none. Shipped with the record so peers resolve the same URIs.
+   */
+  readonly host?: string;
+  /** For a record applied from a peer: the node it came from and its id there. */
+  readonly source?: { readonly node: string; readonly id: number };
+  /**
+   * True when an equivalent record from another node was applied here within
+   * `DUPLICATE_WINDOW` (the same publication flushed to every node, as AEM does with one flush
+   * agent per dispatcher): its epochs were not moved forward and its refetch was not repeated.
+   */
+  readonly duplicate?: boolean;
 }
 
 /** A bounded, ordered log of {@link InvalidationRecord}s. */
@@ -49,6 +62,11 @@ export class InvalidationLog {
   /** Records with an id above `id`, oldest first (those still held). */
   since(id: number): InvalidationRecord[] {
     return this.#records.filter((r) => r.id > id);
+  }
+
+  /** The id of the oldest record still held (`lastId + 1` when none is held). */
+  get oldestId(): number {
+    return this.#records[0]?.id ?? this.#lastId + 1;
   }
 
   /** The id of the last record (0 when none). */

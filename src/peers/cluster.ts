@@ -159,6 +159,16 @@ export class PeerCluster {
     return this.#ring.owner(key);
   }
 
+  /**
+   * The owner of `key` among the nodes that look alive: this node and the peers whose breaker
+   * is not open. Every node computes the same answer while they agree on who is alive; used to
+   * pick the one node that refetches a URL for the whole cluster.
+   */
+  liveOwner(key: string): string | undefined {
+    const self = this.#options.self;
+    return this.#ring.owner(key, (node) => node === self || this.#peers.get(node)?.breaker.state !== 'open');
+  }
+
   /** Breaker state of every peer. */
   states(): PeerState[] {
     return [...this.#peers.values()].map((p) => ({ url: p.url, state: p.breaker.state, failures: p.breaker.failures }));

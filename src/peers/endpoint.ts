@@ -3,7 +3,11 @@
  * renders and never asks its own peers (no cascades, no loops). 401 for a missing, wrong or
  * expired signature, 405 for another method, 400 for a malformed lookup, 404 for a miss or a
  * namespace this node does not serve, 200 with the encoded entry (binary, signed) for a hit.
+ * A signed POST to a namespace with a receiver (`i`: invalidation records) carries the SHA-256
+ * of its body in the signed target (`b=`): a body that does not match is a 401, one over
+ * {@link MAX_POST_BYTES} a 413; the receiver's answer is signed like a lookup's reply.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import { encodeEntry, type Entry } from '../entry.js';
@@ -15,6 +19,24 @@ const debug = createDebug('stratacache:peers');
 
 /** Finds an entry in this node's local stores for a peer's lookup (never renders, never asks peers). */
 export type LocalLookup = (query: LookupQuery) => MaybePromise<Entry | undefined>;
+
+/**
+ * Handles an authenticated POST to a namespace (`i`: invalidation records). Gets the body
+ * (already checked against the digest the signature covers) and answers a status and a text
+ * body; the reply is signed like a lookup's.
+ */
+export type PeerReceiver = (body: Buffer) => MaybePromise<{ status: number; body: string }>;
+
+/** Largest POST body accepted by the endpoint, in bytes (a batch of invalidation records). */
+export const MAX_POST_BYTES = 1024 * 1024;
+
+/** Query parameter of a POST target: base64url SHA-256 of the body, so the signature covers the body. */
+export const BODY_DIGEST_PARAM = 'b';
+
+/** The digest a POST target carries for `body` (see {@link BODY_DIGEST_PARAM}). */
+export function bodyDigest(body: Buffer | string): string {
+  return createHash('sha256').update(body).digest('base64url');
+}
 
 /** Options of {@link PeerEndpoint}. */
 export interface PeerEndpointOptions {
@@ -32,6 +54,7 @@ export class PeerEndpoint {
   readonly #secret: string;
   readonly #now: () => number;
   readonly #lookups = new Map<string, LocalLookup>();
+  readonly #receivers = new Map<string, PeerReceiver>();
 
   constructor(options: PeerEndpointOptions) {
     this.path = options.path;
@@ -45,6 +68,15 @@ export class PeerEndpoint {
     this.#lookups.set(ns, lookup);
   }
 
+  /**
+   * Accepts signed POSTs to namespace `ns` (`i`: invalidation records) with `receiver`. The
+   * target must carry `b=<base64url SHA-256 of the body>`; a body that does not match is refused 401.
+   */
+  receive(ns: string, receiver: PeerReceiver): void {
+    if (!/^[a-z]$/.test(ns)) throw new TypeError(`expected a namespace of one lower-case letter, got '${ns}'`);
+    this.#receivers.set(ns, receiver);
+  }
+
   /** True when a request target is addressed to this endpoint. */
   handles(url: string): boolean {
     return isPeerTarget(this.path, url);
@@ -52,16 +84,18 @@ export class PeerEndpoint {
 
   /** Answers one request. Never throws; resolves when the answer is written. */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    req.resume(); // a lookup has no body; drain anything sent so the connection stays usable
     const url = req.url ?? '';
     const method = req.method ?? '';
+    if (method !== 'POST') req.resume(); // a lookup has no body; drain anything sent so the connection stays usable
     const auth = verifyRequest(this.#secret, { method, target: url, headers: req.headers }, this.#now());
     if (!auth.ok) {
       debug('endpoint: 401 %s', auth.reason);
+      if (method === 'POST') req.resume();
       return plain(res, 401, 'Unauthorized');
     }
+    if (method === 'POST') return this.#post(req, res, url, auth.signature);
     if (method !== 'GET') {
-      res.setHeader('allow', 'GET');
+      res.setHeader('allow', 'GET, POST');
       return plain(res, 405, 'Method Not Allowed');
     }
     const query = parseLookupTarget(this.path, url);
@@ -91,6 +125,59 @@ export class PeerEndpoint {
     });
     res.end(body);
   }
+
+  /** A signed POST: the body must match the digest in the (signed) target; the reply is signed. */
+  async #post(req: IncomingMessage, res: ServerResponse, url: string, signature: string): Promise<void> {
+    const rest = url.slice(this.path.length);
+    const q = rest.indexOf('?');
+    const ns = q === -1 ? '' : rest.slice(1, q);
+    const receiver = rest.charCodeAt(0) === 47 ? this.#receivers.get(ns) : undefined;
+    if (receiver === undefined) {
+      req.resume();
+      res.setHeader('allow', 'GET');
+      return plain(res, 405, 'Method Not Allowed');
+    }
+    const declared = new URLSearchParams(rest.slice(q + 1)).get(BODY_DIGEST_PARAM) ?? '';
+    const body = await readBody(req, MAX_POST_BYTES);
+    if (body === undefined) return plain(res, 413, 'Payload Too Large');
+    const expected = Buffer.from(bodyDigest(body), 'base64url');
+    const given = Buffer.from(declared, 'base64url');
+    // The signature covers the target, the target covers the body's digest: a changed body is forged.
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      debug('endpoint: 401 body does not match its signed digest');
+      return plain(res, 401, 'Unauthorized');
+    }
+    let answer: { status: number; body: string };
+    try {
+      answer = await receiver(body);
+    } catch (error) {
+      debug('endpoint: receiver failed %O', error);
+      return plain(res, 500, 'Receive Failed');
+    }
+    const text = Buffer.from(answer.body);
+    const mac = replyMac(this.#secret, signature, answer.status).update(text).digest('base64url');
+    res.writeHead(answer.status, {
+      'content-type': 'application/json',
+      'content-length': text.length,
+      'cache-control': 'no-store',
+      [REPLY_SIGNATURE_HEADER]: mac,
+    });
+    res.end(text);
+  }
+}
+
+/** Reads a request body up to `max` bytes; undefined when it is longer or fails. */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    req.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes <= max) chunks.push(chunk);
+    });
+    req.once('end', () => resolve(bytes <= max ? Buffer.concat(chunks, bytes) : undefined));
+    req.once('error', () => resolve(undefined));
+  });
 }
 
 function plain(res: ServerResponse, status: number, text: string): void {

@@ -80,6 +80,12 @@ export interface PeerEntryContext {
   isInvalidated: (entry: Entry, primary: string) => boolean;
   /** Now, epoch ms on this node's clock. */
   now: number;
+  /**
+   * `'fresh'`: the entry must be fresh now. `'stale-if-error'`: it may be stale but must still
+   * be inside its stale-if-error window (RFC 5861 §4), to answer for a failing origin.
+   * @default 'fresh'
+   */
+  window?: 'fresh' | 'stale-if-error';
 }
 
 /**
@@ -92,7 +98,7 @@ export interface PeerEntryContext {
  */
 export function acceptPeerEntry(entry: Entry, ctx: PeerEntryContext): boolean {
   return (
-    ctx.now < entry.staleAt &&
+    ctx.now < (ctx.window === 'stale-if-error' ? entry.sieUntil : entry.staleAt) &&
     ctx.now < entry.expiresAt &&
     (entry.shared || !ctx.authorized) &&
     ctx.cacheStatuses.has(entry.status) &&

@@ -1,7 +1,8 @@
 /**
  * The peer protocol's request targets. One lookup is `GET <path>/<ns>?k=<key>[&f=<ms>][&h=<name>:<value>]...`:
  * - `ns`, a namespace of one lower-case letter: `r` the response cache; `d` the data cache
- *   (data/peers.ts). A node that does not serve a namespace answers 404 (a miss, not an error), so
+ *   (data/peers.ts); `i` takes signed POSTs of invalidation records (peers/propagation.ts). A
+ *   node that does not serve a namespace answers 404 (a miss, not an error), so
  *   nodes of different versions can share a cluster during a rolling upgrade.
  * - `k`, the primary key, exactly as the asking node computed it;
  * - `f`, optional: only an entry still fresh at this instant (epoch ms on the asker's clock) is

@@ -23,11 +23,15 @@ export class Rendezvous {
     this.#hash = hash;
   }
 
-  /** The node owning `key`, or undefined for an empty ring. Ties go to the smaller node string. */
-  owner(key: string): string | undefined {
+  /**
+   * The node owning `key`, or undefined for an empty ring. Ties go to the smaller node string.
+   * With `include`, only the nodes it accepts compete (the owner among live nodes).
+   */
+  owner(key: string, include?: (node: string) => boolean): string | undefined {
     let best: string | undefined;
     let bestWeight = -1;
     for (const node of this.nodes) {
+      if (include !== undefined && !include(node)) continue;
       const w = this.#hash(`${node}\n${key}`);
       if (w > bestWeight || (w === bestWeight && best !== undefined && node < best)) {
         best = node;

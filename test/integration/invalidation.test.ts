@@ -294,9 +294,13 @@ describe('engine hooks for the peer layer', () => {
     );
     // A peer's record applies at the time it had there: a copy the peer rendered after it passes.
     const peerAt = Date.now() - 1_000;
+    const fresh = { ...old, url: '/peer/fresh.txt' }; // not auto-invalidated by the others
+    engine.invalidate({ paths: ['/peer/fresh'] }, { origin: 'remote', at: peerAt });
+    assert.equal(engine.isInvalidated({ ...fresh, storedAt: peerAt }, 'k'), false);
+    assert.equal(engine.isInvalidated({ ...fresh, storedAt: peerAt - 1 }, 'k'), true);
+    // An older record arriving late never lowers a newer epoch (nothing invalidated comes back).
     engine.invalidate({ paths: ['/peer/page'] }, { origin: 'remote', at: peerAt });
-    assert.equal(engine.isInvalidated({ ...old, storedAt: peerAt }, 'k'), false);
-    assert.equal(engine.isInvalidated({ ...old, storedAt: peerAt - 1 }, 'k'), true);
+    assert.equal(engine.isInvalidated({ ...old, storedAt: peerAt }, 'k'), true);
     // ...but never later than this node's clock.
     engine.invalidate({ paths: ['/peer/later'] }, { origin: 'remote', at: Date.now() + 3_600_000 });
     assert.ok(engine.invalidationLog.since(0).at(-1)!.at <= Date.now() + 1);
