@@ -53,10 +53,13 @@ server.listen(check ? 0 : Number(process.env.PORT ?? 3000), '127.0.0.1', async (
   });
   console.log('flush:', flush.status, (await flush.text()).trim());
 
-  // 100 clients read during the refetch: nobody waits for the render tier.
+  // 100 clients read during the refetch: every one is answered from the cache (the old copy,
+  // STALE, or the new one once its refetch has landed, HIT); none waits for the render tier.
   const during = await Promise.all(Array.from({ length: 100 }, (_, i) => get(pages[i % 3]!)));
-  const statuses = [...new Set(during.map((d) => d.split(' ')[0]))].sort().join(', ');
-  console.log(`100 requests during the flush: ${statuses}`);
+  const count = (status: string): number => during.filter((d) => d.startsWith(`${status} `)).length;
+  const stale = count('STALE');
+  const hit = count('HIT');
+  console.log(`100 requests during the flush: ${stale} STALE, ${hit} HIT, ${100 - stale - hit} from the render tier`);
   await new Promise((r) => setTimeout(r, 400)); // the refetch lands
   for (const page of pages) console.log(`after: ${page} -> ${await get(page)}`);
   console.log('renders:', JSON.stringify(Object.fromEntries(renders)));
