@@ -1409,15 +1409,16 @@ export class Engine {
   }
 
   /**
-   * Marks the entry under `key` stale now, because data it was rendered from changed: it is
-   * served STALE while one background refresh runs, until it would have gone stale anyway; after
-   * that a request renders it in the foreground. Returns whether a fresh entry was marked.
+   * Marks the entry under `key` stale now, because data it was rendered from changed. The grace
+   * rules of an invalidation apply: it is served STALE while one background refresh runs for
+   * `gracePeriod` (never past the time it would have gone stale anyway); after that a request
+   * waits for a fresh render. Returns whether a fresh entry was marked.
    */
   markStale(key: string): boolean {
     const entry = this.memory.get(key);
     const now = Date.now();
     if (entry === undefined || entry.staleAt <= now) return false;
-    const marked: Entry = { ...entry, staleAt: now, swrUntil: Math.max(entry.swrUntil, entry.staleAt) };
+    const marked: Entry = { ...entry, staleAt: now, swrUntil: Math.min(entry.staleAt, now + this.options.gracePeriod) };
     this.memory.set(key, marked);
     for (const store of this.#stores) this.#storeSet(store, key, marked);
     debug('stale: dependency changed %s', key);

@@ -136,6 +136,17 @@ describe('a page composed from cached data', () => {
     assert.equal(site.counts.page, 2);
   });
 
+  test('a page made stale by a data change follows the grace rules: past gracePeriod it waits for a fresh render', async () => {
+    await page();
+    site.state.product.name = 'Kettle';
+    assert.equal(site.cache.data.delete('product:42'), true);
+    mock.timers.tick(10_001); // past the default gracePeriod (10 s); the page's max-age (30 s) is not reached
+    const r = await page();
+    assert.equal(r.headers['x-cache'], 'MISS');
+    assert.match(r.body, /<h1>Kettle<\/h1>/);
+    assert.equal(site.counts.page, 2);
+  });
+
   test('a data refresh with different bytes makes the page stale; the same bytes (304) do not', async () => {
     await page();
     mock.timers.tick(11_000); // price stale; page fresh
