@@ -46,8 +46,8 @@ export type Verdict =
       sticky: boolean;
     };
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) and those the cache computes itself. */
-const NOT_STORED = new Set([
+/** Hop-by-hop headers (RFC 9110 §7.6.1): never stored, never forwarded by the proxy. */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-authenticate',
@@ -57,13 +57,10 @@ const NOT_STORED = new Set([
   'trailer',
   'transfer-encoding',
   'upgrade',
-  'date',
-  'age',
-  'content-length',
-  'set-cookie',
-  'x-cache',
-  'cache-status',
 ]);
+
+/** Hop-by-hop headers and those the cache computes itself. */
+const NOT_STORED = new Set([...HOP_BY_HOP, 'date', 'age', 'content-length', 'set-cookie', 'x-cache', 'cache-status']);
 
 /** Representation metadata kept even under a `storeHeaders` allowlist: dropping it corrupts the body. */
 const ALWAYS_STORED = new Set(['content-type', 'content-encoding', 'content-language', 'vary']);

@@ -8,6 +8,7 @@ import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerRespon
 import https from 'node:https';
 import createDebug from 'debug';
 import { describeValue, integerOption, type Milliseconds } from '../options.js';
+import { HOP_BY_HOP, headerList } from '../policy.js';
 
 const debug = createDebug('stratacache:proxy');
 
@@ -33,27 +34,9 @@ export interface UpstreamOptions {
   maxSockets?: number;
 }
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) are never forwarded, in either direction. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
-
-/** Copies headers minus hop-by-hop ones and those the `Connection` header names. */
+/** Copies headers minus hop-by-hop ones and those the `Connection` header names (RFC 9110 §7.6.1). */
 function endToEnd(headers: IncomingMessage['headers']): OutgoingHttpHeaders {
-  const named = new Set(
-    String(headers.connection ?? '')
-      .split(',')
-      .map((s) => s.trim().toLowerCase())
-      .filter(Boolean),
-  );
+  const named = new Set(headerList(headers.connection));
   const out: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
