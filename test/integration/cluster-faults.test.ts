@@ -12,6 +12,7 @@ import { request, sleep } from '../helpers/http.js';
 import { HOST, PEER_PATH, SECRET, countingOrigin, kill, lateServer, startCluster, type Node } from '../helpers/cluster.js';
 import { encodeEntry, type Entry, type PeerError } from '../../src/index.js';
 import { SIGNATURE_HEADER, REPLY_SIGNATURE_HEADER, replyMac, signRequest } from '../../src/peers/auth.js';
+import { testEntry } from '../helpers/entry.js';
 
 const get = (base: string, path: string, headers: Record<string, string> = {}) => request(base + path, { headers: { host: HOST, ...headers } });
 /** Generous bound for one request in a fault scenario: no speed claim, only "does not hang". */
@@ -24,25 +25,7 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }>
 }
 
 function sampleEntry(body: string): Entry {
-  const now = Date.now();
-  return {
-    status: 200,
-    headers: [['content-type', 'text/plain']],
-    body: Buffer.from(body),
-    storedAt: now,
-    initialAge: 0,
-    staleAt: now + 60_000,
-    swrUntil: now + 60_000,
-    sieUntil: now + 60_000,
-    expiresAt: now + 60_000,
-    etag: undefined,
-    lastModified: undefined,
-    shared: true,
-    url: '/x',
-    host: HOST,
-    vary: [],
-    tags: [],
-  };
+  return testEntry({ body: Buffer.from(body), host: HOST });
 }
 
 describe('faults', () => {

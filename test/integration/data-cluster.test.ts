@@ -11,6 +11,7 @@ import { request, sleep } from '../helpers/http.js';
 import { HOST, SECRET, countingOrigin, kill, lateServer, startCluster, type Node, type Origin } from '../helpers/cluster.js';
 import { encodeEntry, type Entry, type StrataCache } from '../../src/index.js';
 import { REPLY_SIGNATURE_HEADER, SIGNATURE_HEADER, replyMac } from '../../src/peers/auth.js';
+import { testEntry } from '../helpers/entry.js';
 
 const KEYS = Array.from({ length: 30 }, (_, i) => `item:${i}`);
 /** The request a relative sub-request is made for: every node sees the same Host, as behind a load balancer. */
@@ -360,25 +361,8 @@ describe('faults do not break data loads', () => {
 
   describe('a node answering garbage: a miss or an error, counted, loaded locally, never used', () => {
     const now = Date.now();
-    const entry = (over: Partial<Entry>): Entry => ({
-      status: 200,
-      headers: [['content-type', 'application/json']],
-      body: Buffer.from('"poisoned"'),
-      storedAt: now,
-      initialAge: 0,
-      staleAt: now + 60_000,
-      swrUntil: now + 60_000,
-      sieUntil: now + 60_000,
-      expiresAt: now + 60_000,
-      etag: undefined,
-      lastModified: undefined,
-      shared: true,
-      url: 'g',
-      host: '',
-      vary: [],
-      tags: [],
-      ...over,
-    });
+    const entry = (over: Partial<Entry>): Entry =>
+      testEntry({ headers: [['content-type', 'application/json']], body: Buffer.from('"poisoned"'), url: 'g', ...over }, now);
     const cases: Array<{ name: string; body: Buffer; counter: 'peerErrors' | 'peerMisses' }> = [
       { name: 'random bytes, signed', body: Buffer.from('this is not an entry at all'), counter: 'peerErrors' },
       { name: 'a value whose bytes are not the JSON its type says', body: encodeEntry(entry({ body: Buffer.from('{not json') })), counter: 'peerMisses' },

@@ -2,29 +2,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Entry } from '../../src/entry.js';
 import { FORWARDED_BUDGET, acceptPeerEntry, forwardedHeaders, type PeerEntryContext } from '../../src/peers/judge.js';
+import { testEntry } from '../helpers/entry.js';
 
 const now = 1_700_000_000_000;
 
 function entry(over: Partial<Entry> = {}): Entry {
-  return {
-    status: 200,
-    headers: [['content-type', 'text/plain']],
-    body: Buffer.from('hello'),
-    storedAt: now - 1000,
-    initialAge: 0,
-    staleAt: now + 60_000,
-    swrUntil: now + 60_000,
-    sieUntil: now + 60_000,
-    expiresAt: now + 60_000,
-    etag: undefined,
-    lastModified: undefined,
-    shared: false,
-    url: '/a',
-    host: 'example.com',
-    vary: [],
-    tags: [],
-    ...over,
-  };
+  return testEntry({ storedAt: now - 1000, shared: false, url: '/a', host: 'example.com', ...over }, now);
 }
 
 function ctx(over: Partial<PeerEntryContext> = {}): PeerEntryContext {
