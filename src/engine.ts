@@ -12,7 +12,7 @@ import { entrySize, type Entry } from './entry.js';
 import { Flights, type Deferred } from './flight.js';
 import { isHtml, templateOf } from './data/esi.js';
 import { HandlerError, IncludeError, RegenerateError, StoreError, CacheError, type PeerError } from './errors.js';
-import { hostPart, normalizeTarget, primaryKey, variantKey } from './key.js';
+import { normalizeTarget, primaryKey, variantKey } from './key.js';
 import { Epochs, type EpochVerdict, type InvalidationScope } from './invalidation/epochs.js';
 import { FlushEndpoint, type FlushRequest } from './invalidation/flush-endpoint.js';
 import { InvalidationLog, type InvalidationRecord } from './invalidation/log.js';
@@ -1016,25 +1016,11 @@ export class Engine {
       }
     }
     if (!path.startsWith('/')) return;
-    const normalized = normalizeTarget(path, this.options.ignoreParam);
-    if (normalized === undefined) return;
     let primary: string | undefined;
-    if (this.options.keyFunction !== undefined) {
-      const saved = req.url;
-      req.url = path;
-      try {
-        primary = this.options.keyFunction(req);
-      } catch {
-        primary = undefined;
-      } finally {
-        req.url = saved;
-      }
-    } else {
-      primary = hostPart(req, this.options) + normalized;
-      for (const name of this.options.keyHeaders) {
-        const v = req.headers[name];
-        primary += `\n${name}:${v === undefined ? '' : (Array.isArray(v) ? v.join(',') : v).trim().replace(/\s+/g, ' ')}`;
-      }
+    try {
+      primary = primaryKey(req, this.options, path);
+    } catch {
+      primary = undefined;
     }
     if (primary !== undefined) {
       debug('invalidate after %s: %s', req.method, primary);

@@ -52,14 +52,27 @@ export function hostPart(req: IncomingMessage, options: ResolvedOptions): string
   return policy === false ? '' : policy;
 }
 
-/** The primary key of a request, or undefined when the request target cannot be cached. */
-export function primaryKey(req: IncomingMessage, options: ResolvedOptions): string | undefined {
-  if (options.keyFunction !== undefined) return options.keyFunction(req);
-  const url = req.url ?? '';
+/**
+ * The primary key of a request, or undefined when the request target cannot be cached. `target`
+ * keys another URL of the same request (its host and keyed headers), as an unsafe method's
+ * `Location` is invalidated (RFC 9111 §4.4).
+ */
+export function primaryKey(req: IncomingMessage, options: ResolvedOptions, target?: string): string | undefined {
+  if (options.keyFunction !== undefined) {
+    if (target === undefined) return options.keyFunction(req);
+    const saved = req.url;
+    req.url = target;
+    try {
+      return options.keyFunction(req);
+    } finally {
+      req.url = saved;
+    }
+  }
+  const url = target ?? req.url ?? '';
   // Fast path: no query, no fragment, origin-form.
-  const target = url.charCodeAt(0) === 47 && url.indexOf('?') === -1 && url.indexOf('#') === -1 ? url : normalizeTarget(url, options.ignoreParam);
-  if (target === undefined) return undefined;
-  let key = hostPart(req, options) + target;
+  const normalized = url.charCodeAt(0) === 47 && url.indexOf('?') === -1 && url.indexOf('#') === -1 ? url : normalizeTarget(url, options.ignoreParam);
+  if (normalized === undefined) return undefined;
+  let key = hostPart(req, options) + normalized;
   for (const name of options.keyHeaders) key += `${SEP}${name}:${headerValue(req.headers[name])}`;
   return key;
 }
