@@ -389,11 +389,12 @@ export class Engine {
       this.#fail(new HandlerError('options.key threw', { cause: error }));
     }
     if (primary === undefined) return this.#pass(req, res, ex, { key: '', reason: 'uncacheable target' });
-    const spec = this.#vary.get(primary);
+    // One clock read per request; the variant map is not touched until some response varied.
+    const now = Date.now();
+    const spec = this.#vary.size === 0 ? undefined : this.#vary.get(primary);
     const key = spec === undefined ? primary : this.#variantOf(primary, spec.names, req);
-    const entry = this.memory.get(key);
+    const entry = this.memory.get(key, now);
     if (entry !== undefined) {
-      const now = Date.now();
       if (
         now < entry.staleAt &&
         (entry.shared || req.headers.authorization === undefined) &&

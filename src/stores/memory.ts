@@ -40,11 +40,12 @@ export class MemoryStore implements CacheStore {
     });
   }
 
-  get(key: string): Entry | undefined {
+  /** The entry under `key`; `now` (epoch ms) lets a caller that already read the clock pass it. */
+  get(key: string, now = Date.now()): Entry | undefined {
     const entry = this.#lru.get(key);
     // Past its storage deadline an entry is useless: drop it on read. This replaces lru-cache's
     // per-entry TTL, whose staleness clock costs every lookup a check and a timer.
-    if (entry !== undefined && entry.expiresAt <= Date.now()) {
+    if (entry !== undefined && entry.expiresAt <= now) {
       this.#lru.delete(key);
       // Leaving by age: onEvict's contract (lru-cache reports this removal as a plain delete).
       this.#onEvict?.(key, entry);
