@@ -606,7 +606,7 @@ export class Engine {
     const sent = forwardedHeaders(view, this.#vary.get(primary)?.names);
     const authorized = req.headers.authorization !== undefined;
     const { cacheStatuses, maxEntrySize } = this.options;
-    const isInvalidated = (entry: Entry, key: string): boolean => this.isInvalidated(entry, key);
+    const isInvalidated = (entry: Entry): boolean => this.isInvalidated(entry);
     let stale: Entry | undefined;
     const hit = await this.peers!.find({ ns: 'r', key: primary, headers: sent, freshAt: wantStale ? undefined : Date.now() }, (entry) => {
       const ctx = { primary, sent, view, authorized, cacheStatuses, maxEntrySize, isInvalidated, now: Date.now() };
@@ -638,12 +638,10 @@ export class Engine {
 
   /**
    * True when `entry` was stored before an invalidation that reaches it (its path, an ancestor
-   * within statLevel, one of its tags). The peer layer refuses such a copy from a peer. O(depth).
-   * `primaryKey` is the key the entry is looked up under; invalidation works on paths, read from
-   * `entry.url`.
+   * within statLevel, one of its tags; all read from the entry itself). The peer layer refuses
+   * such a copy from a peer. O(depth).
    */
-  isInvalidated(entry: Entry, primaryKey: string): boolean {
-    void primaryKey;
+  isInvalidated(entry: Entry): boolean {
     return entry.storedAt < this.#epochs.newest && this.#epochs.check(entry) !== undefined;
   }
 

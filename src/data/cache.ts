@@ -10,7 +10,7 @@ import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import createDebug from 'debug';
 import { LRUCache } from 'lru-cache';
-import type { Engine, EngineHooks, RenderScope, Runner } from '../engine.js';
+import type { Engine, EngineHooks, RenderScope } from '../engine.js';
 import type { Entry } from '../entry.js';
 import { CacheError, DataFetchError, DataLoadError, DataLoopError, DataSerializeError, IncludeError } from '../errors.js';
 import { Flights } from '../flight.js';
@@ -205,7 +205,7 @@ export class DataCache {
     const now = Date.now();
     // A value stored before an invalidation of one of its tags (cache.invalidateTags) is loaded
     // again; it still answers if that load fails within its stale-if-error window.
-    const invalidated = entry !== undefined && entry.tags.length > 0 && this.#engine.isInvalidated(entry, k);
+    const invalidated = entry !== undefined && entry.tags.length > 0 && this.#engine.isInvalidated(entry);
     if (entry !== undefined && !invalidated && now < entry.staleAt) {
       this.#counters.hits++;
       return this.#value(entry, key) as T;
@@ -516,7 +516,7 @@ export class DataCache {
           value,
           // Read at judging time: a delete made while the lookup was out still refuses the copy.
           deletedAt: this.#deletions.newest(names),
-          isInvalidated: (e) => this.#engine.isInvalidated(e, k),
+          isInvalidated: (e) => this.#engine.isInvalidated(e),
           decodes: (e) => decodes(() => this.#value(e, url)),
         }) !== undefined,
       this.#peerCounters,
@@ -544,7 +544,7 @@ export class DataCache {
   #answerPeer(query: LookupQuery): Entry | undefined {
     if (!query.key.startsWith(VALUE) && !query.key.startsWith(URLKEY)) return undefined;
     const entry = this.#memory.get(query.key);
-    if (entry === undefined || (entry.tags.length > 0 && this.#engine.isInvalidated(entry, query.key))) return undefined;
+    if (entry === undefined || (entry.tags.length > 0 && this.#engine.isInvalidated(entry))) return undefined;
     return entry;
   }
 

@@ -77,7 +77,7 @@ export interface PeerEntryContext {
   cacheStatuses: ReadonlySet<number>;
   maxEntrySize: number;
   /** Local invalidation: true when the entry predates an invalidation of `primary`. */
-  isInvalidated: (entry: Entry, primary: string) => boolean;
+  isInvalidated: (entry: Entry) => boolean;
   /** Now, epoch ms on this node's clock. */
   now: number;
   /**
@@ -104,6 +104,6 @@ export function acceptPeerEntry(entry: Entry, ctx: PeerEntryContext): boolean {
     ctx.cacheStatuses.has(entry.status) &&
     entry.body.length <= ctx.maxEntrySize &&
     variantKey(ctx.primary, entry.vary, ctx.sent) === variantKey(ctx.primary, entry.vary, ctx.view) &&
-    !ctx.isInvalidated(entry, ctx.primary)
+    !ctx.isInvalidated(entry)
   );
 }
