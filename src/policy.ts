@@ -111,6 +111,15 @@ function deltaSeconds(cc: Map<string, string>, name: string): number {
 }
 
 /**
+ * A stale window in ms (RFC 5861 §3, §4): the response's directive wins; the option fills in only
+ * for responses that were fresh for a while (a max-age=0 response keeps meaning "do not reuse").
+ */
+function staleWindow(cc: Map<string, string>, directive: string, optionMs: number | undefined, freshMs: number): number {
+  if (cc.has(directive)) return deltaSeconds(cc, directive) * 1000;
+  return freshMs > 0 ? (optionMs ?? 0) : 0;
+}
+
+/**
  * Judges a response for storage in the shared cache and computes its absolute times.
  * Pure: the clock is a parameter.
  */
@@ -157,23 +166,8 @@ export function evaluateResponse(req: PolicyRequest, res: PolicyResponse, option
 
   // RFC 9111 §4.2.4 / §5.2.2.2: must-revalidate and proxy-revalidate forbid serving stale.
   const mayServeStale = !cc.has('must-revalidate') && !cc.has('proxy-revalidate');
-  // RFC 5861 §3 and §4: the directives win; the options fill in only for responses that were
-  // fresh for a while (a max-age=0 response keeps meaning "do not reuse").
-  const swrMs = !mayServeStale
-    ? 0
-    : cc.has('stale-while-revalidate')
-      ? deltaSeconds(cc, 'stale-while-revalidate') * 1000
-      : freshMs > 0
-        ? (options.staleWhileRevalidate ?? 0)
-        : 0;
-  const sieMs =
-    !mayServeStale || options.staleOnErrorStatuses?.size === 0
-      ? 0
-      : cc.has('stale-if-error')
-        ? deltaSeconds(cc, 'stale-if-error') * 1000
-        : freshMs > 0
-          ? (options.staleIfError ?? 0)
-          : 0;
+  const swrMs = mayServeStale ? staleWindow(cc, 'stale-while-revalidate', options.staleWhileRevalidate, freshMs) : 0;
+  const sieMs = mayServeStale && options.staleOnErrorStatuses?.size !== 0 ? staleWindow(cc, 'stale-if-error', options.staleIfError, freshMs) : 0;
   if (freshMs <= 0 && swrMs <= 0 && sieMs <= 0) return { storable: false, reason: 'expired', sticky: true };
 
   const staleAt = now + Math.round(freshMs);
