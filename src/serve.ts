@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Entry } from './entry.js';
-import type { ResolvedOptions, StatusHeaderMode } from './options.js';
+import type { StatusHeaderMode } from './options.js';
 
 /** Where a response came from, as reported in `X-Cache`. */
 export type CacheStatus = 'HIT' | 'MISS' | 'PASS' | 'STALE' | 'PEER';
@@ -57,10 +57,10 @@ interface Head {
  * Node's writeHead may apply the list through setHeader (when earlier middleware set a header),
  * which would keep only the last of a repeat.
  */
-function flatHeaders(headers: Entry['headers'], skip?: ReadonlySet<string>): Array<string | string[]> {
+function flatHeaders(headers: Entry['headers'], keep?: (name: string) => boolean): Array<string | string[]> {
   const grouped = new Map<string, string | string[]>();
   for (const [name, value] of headers) {
-    if (skip?.has(name)) continue;
+    if (keep !== undefined && !keep(name)) continue;
     const prev = grouped.get(name);
     grouped.set(name, prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value]);
   }
@@ -135,8 +135,7 @@ export function serveEntry(
   if (head === undefined || head.statusHeaders !== sh) entry.head = head = buildHead(entry, sh);
   const age = String(ageOf(entry, now));
   if ((req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined) && notModified(req, entry)) {
-    const flat: string[] = [];
-    for (const [name, value] of entry.headers) if (NOT_MODIFIED_HEADERS.has(name)) flat.push(name, value);
+    const flat = flatHeaders(entry.headers, (name) => NOT_MODIFIED_HEADERS.has(name));
     flat.push('age', age);
     pushStatusHeaders(flat, sh, status);
     res.writeHead(304, flat);
@@ -152,7 +151,6 @@ export function serveEntry(
   res.end(req.method === 'HEAD' ? undefined : entry.body);
 }
 
-export type { ResolvedOptions };
 
 /** Stored headers an assembled page does not repeat: its body is not the stored body. */
 const NOT_ASSEMBLED = new Set(['etag', 'last-modified', 'content-length']);
@@ -170,7 +168,7 @@ export function serveAssembled(
   context: { status: CacheStatus; now: number; statusHeaders: StatusHeaders },
 ): void {
   const { status, now, statusHeaders: sh } = context;
-  const flat = flatHeaders(entry.headers, NOT_ASSEMBLED);
+  const flat = flatHeaders(entry.headers, (name) => !NOT_ASSEMBLED.has(name));
   flat.push('content-length', String(body.length), 'age', String(ageOf(entry, now)));
   pushStatusHeaders(flat, sh, status);
   res.writeHead(entry.status, flat);
