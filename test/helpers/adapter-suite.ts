@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { describe, test, type TestContext } from 'node:test';
 import { createCache, type CacheOptions, type StrataCache } from '../../src/index.js';
-import { listen, request, sleep, type Reply, type Running } from './http.js';
+import { request, sleep, type Reply, type Running } from './http.js';
 import { Origin, until, type Route } from './origin.js';
 
 /** Puts `cache` in front of `origin` and listens on 127.0.0.1:0. */
@@ -391,7 +391,7 @@ export function adapterSuite(name: string, start: Start): void {
     });
 
     test('a successful unsafe method invalidates the URL; a failed one does not', async (t) => {
-      const { url, origin } = await setup(t, (req, n) =>
+      const { url } = await setup(t, (req, n) =>
         req.method === 'GET' || req.method === 'HEAD'
           ? { headers: FRESH, body: `item v${n}` }
           : { status: req.headers['x-fail'] === '1' ? 500 : 200, headers: TEXT, body: 'saved' },

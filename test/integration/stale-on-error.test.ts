@@ -20,7 +20,7 @@ function origin(): { handler: (req: IncomingMessage, res: ServerResponse) => unk
     mode: 'ok' as Mode,
     status: 503,
     release: [] as Array<() => void>,
-    handler: (req: IncomingMessage, res: ServerResponse): unknown => {
+    handler: (_req: IncomingMessage, res: ServerResponse): unknown => {
       o.renders++;
       const n = o.renders;
       switch (o.mode) {
