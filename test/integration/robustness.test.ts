@@ -21,11 +21,9 @@ function raw(port: number, bytes: string): Promise<string> {
 }
 
 test('odd targets and hostile headers are answered, and a normal page is unaffected', async (t) => {
-  let renders = 0;
   const cache = createCache({ ignoreUrlParams: ['utm_*'] });
   const running = await listen(
     cache.wrap((req, res) => {
-      renders++;
       res.setHeader('cache-control', 'max-age=60');
       res.end(`page ${req.url}`);
     }),
@@ -76,5 +74,4 @@ test('odd targets and hostile headers are answered, and a normal page is unaffec
   assert.equal(after.status, 200);
   assert.equal(after.headers['x-cache'], 'HIT');
   assert.equal(after.body, 'page /normal');
-  assert.ok(renders >= 1);
 });
