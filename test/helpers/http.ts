@@ -4,6 +4,7 @@
  */
 import http, { type IncomingMessage, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { after } from 'node:test';
 
 /** A listening server and its base URL. */
 export interface Running {
@@ -57,3 +58,13 @@ export function request(url: string, options: { method?: string; headers?: Recor
 
 /** Resolves after `ms` milliseconds. */
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Servers and caches a test file opens, all closed after the file (servers first). */
+export function closedAfterFile(): { servers: Running[]; caches: Array<{ close(): Promise<void> }> } {
+  const tracked = { servers: [] as Running[], caches: [] as Array<{ close(): Promise<void> }> };
+  after(async () => {
+    for (const s of tracked.servers) await s.close();
+    for (const c of tracked.caches) await c.close();
+  });
+  return tracked;
+}

@@ -5,16 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { after, afterEach, describe, mock, test } from 'node:test';
-import { createCache, type CacheOptions, type InvalidationRecord, type RefetchEvent, type StrataCache } from '../../src/index.js';
-import { listen, request, type Running } from '../helpers/http.js';
+import { afterEach, describe, mock, test } from 'node:test';
+import { createCache, type CacheOptions, type InvalidationRecord, type RefetchEvent } from '../../src/index.js';
+import { closedAfterFile, listen, request } from '../helpers/http.js';
 
-const servers: Running[] = [];
-const caches: StrataCache[] = [];
-after(async () => {
-  for (const s of servers) await s.close();
-  for (const c of caches) await c.close();
-});
+const { servers, caches } = closedAfterFile();
 afterEach(() => mock.timers.reset());
 
 /** A site whose pages say how many times each was rendered; long-lived unless told otherwise. */

@@ -5,11 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { after, afterEach, describe, mock, test } from 'node:test';
+import { afterEach, describe, mock, test } from 'node:test';
 import express from 'express';
 import Koa from 'koa';
-import { createCache, type CacheEvent, type StrataCache } from '../../src/index.js';
-import { listen, request, type Running } from '../helpers/http.js';
+import { createCache, type CacheEvent } from '../../src/index.js';
+import { closedAfterFile, listen, request } from '../helpers/http.js';
 
 type Mode = 'ok' | 'throw' | 'status' | 'hang' | 'reject';
 
@@ -55,12 +55,7 @@ function origin(): { handler: (req: IncomingMessage, res: ServerResponse) => unk
   return o;
 }
 
-const servers: Running[] = [];
-const caches: StrataCache[] = [];
-after(async () => {
-  for (const s of servers) await s.close();
-  for (const c of caches) await c.close();
-});
+const { servers, caches } = closedAfterFile();
 afterEach(() => mock.timers.reset());
 
 /** Caches `/page` fresh for 1 s, then moves the clock 5 s on so it is stale. */
