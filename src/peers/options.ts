@@ -125,22 +125,13 @@ export interface ResolvedPeersOptions {
   readonly maxEntrySize: Bytes;
 }
 
-/** The defaults, as `DEFAULTS.peers` lists them. */
-export interface PeersDefaults {
+/** The defaults, as `DEFAULTS.peers` lists them: the resolved shape, with nothing set that needs the user. */
+export type PeersDefaults = Omit<ResolvedPeersOptions, 'enabled' | 'self' | 'nodes' | 'secret' | 'maxEntrySize'> & {
   readonly self: undefined;
   readonly nodes: readonly string[];
-  readonly refreshInterval: Milliseconds;
   readonly secret: undefined;
-  readonly path: string;
-  readonly queryTimeout: Milliseconds;
-  readonly fetchTimeout: Milliseconds;
-  readonly strategy: PeerStrategy;
-  readonly updateLocalCache: boolean;
-  readonly maxConcurrent: Count;
-  readonly failureThreshold: Count;
-  readonly coolDown: Milliseconds;
   readonly maxEntrySize: undefined;
-}
+};
 
 const KNOWN = new Set<string>([
   'self',
