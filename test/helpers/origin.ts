@@ -102,6 +102,13 @@ export async function until(condition: () => boolean, timeoutMs = 5_000): Promis
   return true;
 }
 
+/** What every adapter's origin does before writing: wait out the delay and gate, or fail first. */
+export async function preparePlan(plan: Plan): Promise<void> {
+  if (plan.delayMs !== undefined) await new Promise((r) => setTimeout(r, plan.delayMs));
+  if (plan.gate !== undefined) await plan.gate;
+  if (plan.fail === 'before') throw new OriginError('before writing');
+}
+
 /**
  * Executes a plan on a plain Node response (raw handlers and Connect): a whole body through
  * setHeader and end (so Node sets Content-Length), chunks through writeHead and write. Rejects
@@ -111,9 +118,7 @@ export async function runNodePlan(origin: Origin, req: IncomingMessage, res: Ser
   const url = req.url;
   const plan = origin.begin(req);
   try {
-    if (plan.delayMs !== undefined) await new Promise((r) => setTimeout(r, plan.delayMs));
-    if (plan.gate !== undefined) await plan.gate;
-    if (plan.fail === 'before') throw new OriginError('before writing');
+    await preparePlan(plan);
     if (plan.chunks !== undefined) {
       res.writeHead(plan.status ?? 200, plan.headers ?? {});
       for (const chunk of plan.chunks) {

@@ -10,7 +10,7 @@ import express, { type Express } from 'express';
 import { createCache, type StrataCache } from '../../src/index.js';
 import { adapterSuite, assertHit, assertStatus } from '../helpers/adapter-suite.js';
 import { listen, request } from '../helpers/http.js';
-import { OriginError, type Origin } from '../helpers/origin.js';
+import { OriginError, preparePlan, type Origin } from '../helpers/origin.js';
 
 /** An Express app whose last middleware executes the origin's plans the Express way. */
 function originApp(origin: Origin, before?: (app: Express) => void): Express {
@@ -20,9 +20,7 @@ function originApp(origin: Origin, before?: (app: Express) => void): Express {
     const url = req.url;
     const plan = origin.begin(req);
     try {
-      if (plan.delayMs !== undefined) await new Promise((r) => setTimeout(r, plan.delayMs));
-      if (plan.gate !== undefined) await plan.gate;
-      if (plan.fail === 'before') throw new OriginError('before writing');
+      await preparePlan(plan);
       res.status(plan.status ?? 200);
       for (const [name, value] of Object.entries(plan.headers ?? {})) res.set(name, value);
       if (plan.chunks !== undefined) {

@@ -10,7 +10,7 @@ import Koa from 'koa';
 import { createCache, type StrataCache } from '../../src/index.js';
 import { adapterSuite, assertHit, assertStatus, attempt } from '../helpers/adapter-suite.js';
 import { listen, request } from '../helpers/http.js';
-import { OriginError, until, type Origin } from '../helpers/origin.js';
+import { OriginError, preparePlan, until, type Origin } from '../helpers/origin.js';
 
 /** A Koa app that does not print expected errors. */
 function quietKoa(): Koa {
@@ -46,9 +46,7 @@ function koaApp(cache: StrataCache, origin: Origin): Koa {
     const url = ctx.req.url;
     const plan = origin.begin(ctx.req);
     try {
-      if (plan.delayMs !== undefined) await new Promise((r) => setTimeout(r, plan.delayMs));
-      if (plan.gate !== undefined) await plan.gate;
-      if (plan.fail === 'before') throw new OriginError('before writing');
+      await preparePlan(plan);
       ctx.status = plan.status ?? 200;
       for (const [name, value] of Object.entries(plan.headers ?? {})) ctx.set(name, value);
       ctx.body = plan.chunks !== undefined ? chunkStream(plan.chunks, plan.fail === 'after') : (plan.body ?? '');
