@@ -13,6 +13,7 @@ import type { InvalidationScope } from './invalidation/epochs.js';
 import type { InvalidationRecord } from './invalidation/log.js';
 import type { PrimeProgress, RefetchSummary } from './invalidation/refetch.js';
 import { resolveOptions, type CacheOptions } from './options.js';
+import { metricsHandler, observedState, type ObservedState } from './observe/metrics.js';
 import { isPromise } from './stores/store.js';
 
 const debug = createDebug('stratacache:adapter');
@@ -212,6 +213,19 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'content-length': 9 });
       res.end('Not Found');
     };
+  }
+
+  /**
+   * A `(req, res)` handler answering with every counter and gauge in the Prometheus text format
+   * (0.0.4): `http.createServer(cache.metricsHandler()).listen(9464, '10.0.0.5')`, or mount it at
+   * `/metrics`. It has no guard of its own: serve it where only the scraper reaches.
+   */
+  metricsHandler(): (req: IncomingMessage, res: ServerResponse) => void {
+    return metricsHandler(() => this.#observed());
+  }
+
+  #observed(): ObservedState {
+    return observedState(this.stats(), this.data.stats(), this.#engine.options.stores);
   }
 
   /**
