@@ -29,7 +29,10 @@ import { Publications } from './invalidation/publications.js';
 import type { PrimeProgress, RefetchSummary } from './invalidation/refetch.js';
 import { TargetIndex } from './invalidation/targets.js';
 import { normalizeTarget } from './key.js';
-import { resolveOptions, type CacheOptions } from './options.js';
+import { resolveOptions, type CacheOptions, type ResolvedOptions } from './options.js';
+import { consoleHandler, type ConsoleHandler } from './observe/console.js';
+import { metricsHandler, observedState, type ObservedState } from './observe/metrics.js';
+import { Recorder, sampleOf } from './observe/recent.js';
 import { PeerCluster } from './peers/cluster.js';
 import { PeerEndpoint } from './peers/endpoint.js';
 import { INVALIDATION_NAMESPACE, Propagator } from './peers/propagation.js';
@@ -118,6 +121,7 @@ export interface PrimeOptions {
 
 /** The wired parts, for tests and tools (@internal). */
 export interface EngineParts {
+  readonly options: ResolvedOptions;
   readonly memory: MemoryStore;
   readonly invalidation: InvalidationCoordinator;
   /** The cluster this node asks (undefined without `peers.nodes`). */
@@ -144,6 +148,10 @@ export class StrataCache extends EventEmitter<CacheEvents> {
   readonly #invalidation: InvalidationCoordinator;
   readonly #peers: PeerCluster | undefined;
   readonly #endpoint: PeerEndpoint | undefined;
+  /** The flush endpoint (undefined with `flush: false`); the operator console posts to it and shares its guard. */
+  readonly #flush: FlushEndpoint | undefined;
+  /** Recent events and chart samples for the console; started by the first {@link consoleHandler}. */
+  #recorder: Recorder | undefined;
   readonly #propagator: Propagator | undefined;
   readonly #parts: EngineParts;
 
@@ -226,13 +234,13 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       // Only local records are sent: one received from a peer is never sent on (no loops).
       if (o.propagate && peers !== undefined) invalidation.onInvalidate((record) => void (record.origin === 'local' && propagator.push()));
     }
-    const flush =
+    const flush = (this.#flush =
       o.flush === undefined
         ? undefined
         : new FlushEndpoint(o.flush, {
             apply: (request, context) => invalidation.applyFlush(request, context.host),
             count: (outcome) => void (outcome === 'ok' ? counters.flushes++ : counters.flushRejected++),
-          });
+          }));
 
     const renderer = new Renderer(ctx, { variants, deliver, renderTime: () => invalidation.renderTime() });
     const peerFill = peers === undefined ? undefined : new PeerFill(ctx, { peers, variants, renderer, deliver, judge: invalidation });
@@ -257,6 +265,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       this,
     );
     this.#parts = {
+      options: o,
       memory: tiers.memory,
       invalidation,
       peers,
@@ -294,6 +303,50 @@ export class StrataCache extends EventEmitter<CacheEvents> {
   peerHandler(): (req: IncomingMessage, res: ServerResponse) => void {
     if (this.#endpoint === undefined) throw new TypeError('cache.peerHandler() needs options.peers.secret');
     return peerHandler(this.#endpoint);
+  }
+
+  /**
+   * A `(req, res)` handler answering with every counter and gauge in the Prometheus text format
+   * (0.0.4): `http.createServer(cache.metricsHandler()).listen(9464, '10.0.0.5')`, or mount it at
+   * `/metrics`. It has no guard of its own: serve it where only the scraper reaches.
+   */
+  metricsHandler(): (req: IncomingMessage, res: ServerResponse) => void {
+    return metricsHandler(() => this.#observed());
+  }
+
+  /**
+   * The operator console: a page with live charts, tiers, peers, recent invalidations and a flush
+   * form, and the JSON it polls. Mount it on an internal port or under a path
+   * (`app.use('/console', cache.consoleHandler())`); it is behind the flush endpoint's guard
+   * (`flush.allowedClients`, and `flush.token` as the password of a browser login). Recent events
+   * and chart samples are kept from the first call on.
+   * @throws TypeError with `flush: false` (the console shares the flush endpoint's guard).
+   */
+  consoleHandler(): ConsoleHandler {
+    const flush = this.#flush;
+    if (flush === undefined) throw new TypeError('cache.consoleHandler() needs the flush endpoint: options.flush is false');
+    const recorder = (this.#recorder ??= new Recorder(this, () => this.stats()));
+    const options = this.#ctx.options;
+    return consoleHandler({
+      flush,
+      state: () => {
+        const observed = this.#observed();
+        const at = Date.now();
+        return {
+          ...observed,
+          at,
+          name: options.cacheName,
+          self: options.peers.self ?? '',
+          samples: [...recorder.samples.toArray(), sampleOf(observed.stats, at)],
+          events: recorder.events.toArray(),
+          flushPath: options.flush?.path ?? '',
+        };
+      },
+    });
+  }
+
+  #observed(): ObservedState {
+    return observedState(this.stats(), this.data.stats(), this.#ctx.options.stores);
   }
 
   /**
@@ -357,6 +410,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
 
   /** Waits for background work (data refreshes first: they may render) and releases stores. */
   async close(): Promise<void> {
+    this.#recorder?.close();
     await this.data.close();
     this.#ctx.closed = true;
     this.#peers?.close();
