@@ -1,13 +1,20 @@
 /**
- * The contract every {@link CacheStore} passes, run against each store (like undici's
- * `cacheStoreTests(Store)`): a test file calls {@link storeContract} once per store.
- * Not a test file itself: `npm test` runs the files that call it.
+ * `stratacache/testing`: the contract every {@link CacheStore} passes, as a `node:test` suite
+ * (like undici's `cacheStoreTests(Store)`). Every built-in store runs it; run it on a store of
+ * your own from any test file executed by `node --test`:
+ *
+ * ```ts
+ * import { storeContract } from 'stratacache/testing';
+ * storeContract('MyStore', ({ maxSize }) => new MyStore({ maxSize }));
+ * ```
+ *
+ * The suite registers its tests with `describe`/`test` from `node:test` when called.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { entrySize, type Entry } from '../../src/entry.js';
-import type { Bytes } from '../../src/options.js';
-import type { CacheStore } from '../../src/stores/store.js';
+import { entrySize, type Entry } from './entry.js';
+import type { Bytes } from './options.js';
+import type { CacheStore } from './stores/store.js';
 
 /** What the suite asks `make` to configure. */
 export interface StoreBudget {
