@@ -13,6 +13,9 @@ import type { InvalidationScope } from './invalidation/epochs.js';
 import type { InvalidationRecord } from './invalidation/log.js';
 import type { PrimeProgress, RefetchSummary } from './invalidation/refetch.js';
 import { resolveOptions, type CacheOptions } from './options.js';
+import { consoleHandler, type ConsoleHandler } from './observe/console.js';
+import { metricsHandler, observedState, type ObservedState } from './observe/metrics.js';
+import { Recorder, sampleOf } from './observe/recent.js';
 import { isPromise } from './stores/store.js';
 
 const debug = createDebug('stratacache:adapter');
@@ -29,6 +32,8 @@ export interface KoaLikeContext {
   app: { callback(): (req: IncomingMessage, res: ServerResponse) => unknown };
   respond?: boolean;
   body?: unknown;
+  originalUrl?: string;
+  request?: { originalUrl?: string };
 }
 /** Koa middleware signature. */
 export type KoaMiddleware = (ctx: KoaLikeContext, next: () => Promise<unknown>) => Promise<void>;
@@ -125,6 +130,8 @@ export class StrataCache extends EventEmitter<CacheEvents> {
    */
   readonly data: DataCache;
   readonly #koaCallbacks = new WeakMap<object, (req: IncomingMessage, res: ServerResponse) => unknown>();
+  /** Recent events and chart samples for the console; started by the first {@link consoleHandler}. */
+  #recorder: Recorder | undefined;
 
   constructor(options: CacheOptions = {}) {
     super();
@@ -168,7 +175,17 @@ export class StrataCache extends EventEmitter<CacheEvents> {
   koa(): KoaMiddleware {
     return async (ctx, next) => {
       const regen = this.#koaCallback(ctx.app);
-      const served = await this.#engine.handle(ctx.req, ctx.res, { run: () => next(), regen, rethrow: true });
+      const received = ctx.req.url;
+      // Koa keeps the target as received in originalUrl (ctx.href reads it): it follows the
+      // engine's rewrite to the keyed form (see request.ts), so the render agrees with the key.
+      const run = (): Promise<unknown> => {
+        if (ctx.req.url !== received && ctx.originalUrl === received) {
+          ctx.originalUrl = ctx.req.url;
+          if (ctx.request !== undefined) ctx.request.originalUrl = ctx.req.url;
+        }
+        return next();
+      };
+      const served = await this.#engine.handle(ctx.req, ctx.res, { run, regen, rethrow: true });
       if (served) {
         ctx.respond = false;
         return;
@@ -212,6 +229,49 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'content-length': 9 });
       res.end('Not Found');
     };
+  }
+
+  /**
+   * A `(req, res)` handler answering with every counter and gauge in the Prometheus text format
+   * (0.0.4): `http.createServer(cache.metricsHandler()).listen(9464, '10.0.0.5')`, or mount it at
+   * `/metrics`. It has no guard of its own: serve it where only the scraper reaches.
+   */
+  metricsHandler(): (req: IncomingMessage, res: ServerResponse) => void {
+    return metricsHandler(() => this.#observed());
+  }
+
+  /**
+   * The operator console: a page with live charts, tiers, peers, recent invalidations and a flush
+   * form, and the JSON it polls. Mount it on an internal port or under a path
+   * (`app.use('/console', cache.consoleHandler())`); it is behind the flush endpoint's guard
+   * (`flush.allowedClients`, and `flush.token` as the password of a browser login). Recent events
+   * and chart samples are kept from the first call on.
+   * @throws TypeError with `flush: false` (the console shares the flush endpoint's guard).
+   */
+  consoleHandler(): ConsoleHandler {
+    const flush = this.#engine.flushEndpoint;
+    if (flush === undefined) throw new TypeError('cache.consoleHandler() needs the flush endpoint: options.flush is false');
+    const recorder = (this.#recorder ??= new Recorder(this, () => this.stats()));
+    return consoleHandler({
+      flush,
+      state: () => {
+        const observed = this.#observed();
+        const at = Date.now();
+        return {
+          ...observed,
+          at,
+          name: this.#engine.options.cacheName,
+          self: this.#engine.options.peers.self ?? '',
+          samples: [...recorder.samples.toArray(), sampleOf(observed.stats, at)],
+          events: recorder.events.toArray(),
+          flushPath: this.#engine.options.flush?.path ?? '',
+        };
+      },
+    });
+  }
+
+  #observed(): ObservedState {
+    return observedState(this.stats(), this.data.stats(), this.#engine.options.stores);
   }
 
   /**
@@ -265,6 +325,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
 
   /** Waits for background work (data refreshes first: they may render) and releases stores. */
   async close(): Promise<void> {
+    this.#recorder?.close();
     await this.data.close();
     await this.#engine.close();
   }
