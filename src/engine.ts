@@ -999,10 +999,13 @@ export class Engine {
     return (_status, headers) => (isHtml(headers['content-type']) ? (body) => this.#assembleFresh(body, req, runner) : undefined);
   }
 
-  /** Unsafe methods pass; a successful one invalidates its URL and Location (RFC 9111 §4.4). */
+  /**
+   * Other methods pass; a successful one that is not safe (RFC 9110 §9.2.1: anything but GET,
+   * HEAD, OPTIONS, TRACE) invalidates its URL and Location (RFC 9111 §4.4), whatever its name.
+   */
   #passMethod(req: IncomingMessage, res: ServerResponse, ex: Exchange): boolean | Promise<boolean> {
     const method = req.method ?? '';
-    if (method === 'POST' || method === 'PUT' || method === 'PATCH' || method === 'DELETE') {
+    if (method !== 'OPTIONS' && method !== 'TRACE') {
       res.once('finish', () => {
         if (res.statusCode >= 400) return;
         const targets = [req.url ?? ''];
