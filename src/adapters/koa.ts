@@ -13,6 +13,8 @@ export interface KoaLikeContext {
   app: { callback(): (req: IncomingMessage, res: ServerResponse) => unknown };
   respond?: boolean;
   body?: unknown;
+  originalUrl?: string;
+  request?: { originalUrl?: string };
 }
 /** Koa middleware signature. */
 export type KoaMiddleware = (ctx: KoaLikeContext, next: () => Promise<unknown>) => Promise<void>;
@@ -27,7 +29,17 @@ export function koa(engine: Engine): KoaMiddleware {
     return cb;
   };
   return async (ctx, next) => {
-    const served = await engine.handle(ctx.req, ctx.res, { run: () => next(), regen: callbackOf(ctx.app), rethrow: true });
+    const received = ctx.req.url;
+    // Koa keeps the target as received in originalUrl (ctx.href reads it): it follows the
+    // engine's rewrite to the keyed form (see request.ts), so the render agrees with the key.
+    const run = (): Promise<unknown> => {
+      if (ctx.req.url !== received && ctx.originalUrl === received) {
+        ctx.originalUrl = ctx.req.url;
+        if (ctx.request !== undefined) ctx.request.originalUrl = ctx.req.url;
+      }
+      return next();
+    };
+    const served = await engine.handle(ctx.req, ctx.res, { run, regen: callbackOf(ctx.app), rethrow: true });
     if (served) {
       ctx.respond = false;
       return;

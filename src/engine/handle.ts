@@ -10,6 +10,7 @@ import { HandlerError } from '../errors.js';
 import type { InvalidationCoordinator } from '../invalidation/coordinator.js';
 import { primaryKey } from '../key.js';
 import { SIGNATURE_HEADER } from '../peers/auth.js';
+import { adoptAbsoluteForm, refusal } from '../request.js';
 import type { Background } from './background.js';
 import { canRescue, decide, isFreshHit, type Decision, type RequestFlags } from './decide.js';
 import type { Deliver } from './deliver.js';
@@ -62,11 +63,15 @@ export class RequestPath {
     if (ticket !== undefined) return ticket.kind === 'sub' ? renderer.invoke(req, res, ex) : this.#resume(req, res, ex, ticket);
     // recv: only GET and HEAD are looked up.
     const method = req.method;
+    // RFC 9112 §3.2.2: an absolute-form target's authority wins over Host (see request.ts).
+    const adopted = adoptAbsoluteForm(req);
     if (method !== 'GET' && method !== 'HEAD') {
       invalidateOnSuccess(req, res, { options, remove: (primary) => variants.removePrimary(primary) });
       return renderer.pass(req, res, ex, { key: '', reason: `method ${method ?? ''}` });
     }
     if (options.bypass !== undefined && options.bypass(req)) return renderer.pass(req, res, ex, { key: '', reason: 'bypass' });
+    const refused = adopted ? refusal(req) : 'invalid target';
+    if (refused !== undefined) return renderer.pass(req, res, ex, { key: '', reason: refused });
     // hash
     const primary = this.#primaryKey(req);
     if (primary === undefined) return renderer.pass(req, res, ex, { key: '', reason: 'uncacheable target' });

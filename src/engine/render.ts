@@ -13,6 +13,7 @@ import { CacheError, HandlerError, IncludeError } from '../errors.js';
 import { tagsOf } from '../invalidation/targets.js';
 import { evaluateResponse, storedHeaders, type Verdict } from '../policy.js';
 import type { RenderScope } from '../seam.js';
+import { alignWithKey } from '../request.js';
 import { setStatusHeaders } from '../serve.js';
 import { isPromise } from '../stores/store.js';
 import type { Deliver } from './deliver.js';
@@ -253,6 +254,7 @@ export class Renderer {
    * cache wants the full representation and answers conditionals itself), and unkeyed headers.
    */
   #prepareRequest(req: IncomingMessage): void {
+    alignWithKey(req, this.#ctx.options);
     const strip = this.#ctx.options.unkeyedHeaders;
     let stripped = false;
     for (const name of CONDITIONAL_HEADERS) if (req.headers[name] !== undefined) (delete req.headers[name], (stripped = true));

@@ -7,6 +7,7 @@ import type { Entry } from '../entry.js';
 import { StoreError } from '../errors.js';
 import { MemoryStore } from '../stores/memory.js';
 import { isPromise, type CacheStore } from '../stores/store.js';
+import { resolveTiers } from '../stores/tiers.js';
 import type { CacheEvent, EngineContext } from './types.js';
 
 const debug = createDebug('stratacache:engine');
@@ -19,25 +20,25 @@ export class Tiers {
 
   constructor(ctx: EngineContext) {
     this.#ctx = ctx;
-    this.#lower = ctx.options.stores;
-    this.memory = new MemoryStore({
-      maxSize: ctx.options.maxSize,
-      maxEntrySize: ctx.options.maxSize,
-      onEvict: (key, entry) => ctx.hooks?.onEntry(key, entry, undefined),
-    });
+    // A memory store listed in options.stores is the memory tier; otherwise one from maxSize.
+    const tiers = resolveTiers('stores', ctx.options.stores);
+    this.memory = tiers.memory ?? new MemoryStore({ maxSize: ctx.options.maxSize });
+    this.memory.listenEvictions((key, entry) => ctx.hooks?.onEntry(key, entry, undefined));
+    this.#lower = tiers.lower;
   }
 
   /**
    * Looks `key` up in the extra stores, in order. `remap` may name another key to read from the
    * same store instead (a Vary marker names the request's variant); the key looked up last is
-   * returned with what was found. A `promotable` find is copied to memory.
+   * returned with what was found. A `promotable` find is copied to every faster tier, so the
+   * next request stops higher up.
    */
   async findLower(
     key: string,
     remap: (found: Entry, key: string) => string | undefined,
     promotable: (entry: Entry) => boolean,
   ): Promise<{ key: string; entry: Entry | undefined }> {
-    for (const store of this.#lower) {
+    for (const [tier, store] of this.#lower.entries()) {
       let found = await this.#get(store, key);
       const other = found === undefined ? undefined : remap(found, key);
       if (other !== undefined) {
@@ -45,7 +46,10 @@ export class Tiers {
         found = await this.#get(store, key);
       }
       if (found === undefined) continue;
-      if (promotable(found)) this.memory.set(key, found); // promote
+      if (promotable(found)) {
+        this.memory.set(key, found);
+        for (const upper of this.#lower.slice(0, tier)) this.#setIn(upper, key, found);
+      }
       return { key, entry: found };
     }
     return { key, entry: undefined };
@@ -73,13 +77,15 @@ export class Tiers {
 
   /** Stores `entry` under `key` in the extra stores only. */
   setLower(key: string, entry: Entry): void {
-    for (const store of this.#lower) {
-      try {
-        const r = store.set(key, entry);
-        if (isPromise(r)) this.#ctx.report.track(r.catch((error: unknown) => this.#ctx.report.fail(new StoreError(`${store.name}.set failed`, { cause: error }))));
-      } catch (error) {
-        this.#ctx.report.fail(new StoreError(`${store.name}.set failed`, { cause: error }));
-      }
+    for (const store of this.#lower) this.#setIn(store, key, entry);
+  }
+
+  #setIn(store: CacheStore, key: string, entry: Entry): void {
+    try {
+      const r = store.set(key, entry);
+      if (isPromise(r)) this.#ctx.report.track(r.catch((error: unknown) => this.#ctx.report.fail(new StoreError(`${store.name}.set failed`, { cause: error }))));
+    } catch (error) {
+      this.#ctx.report.fail(new StoreError(`${store.name}.set failed`, { cause: error }));
     }
   }
 

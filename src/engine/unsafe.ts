@@ -1,6 +1,7 @@
 /**
- * Unsafe methods: a successful POST, PUT, PATCH or DELETE invalidates its own URL and the URLs
- * in its Location and Content-Location headers, when same-origin (RFC 9111 §4.4).
+ * Unsafe methods: a successful request whose method is not safe (RFC 9110 §9.2.1: anything but
+ * GET, HEAD, OPTIONS, TRACE), whatever its name, invalidates its own URL and the URLs in its
+ * Location and Content-Location headers, when same-origin (RFC 9111 §4.4).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
@@ -9,11 +10,12 @@ import type { ResolvedOptions } from '../options.js';
 
 const debug = createDebug('stratacache:engine');
 
-const UNSAFE: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** The safe methods that reach here (GET and HEAD are looked up instead). */
+const SAFE: ReadonlySet<string> = new Set(['OPTIONS', 'TRACE']);
 
 /** Once `res` finished with a success, removes what an unsafe request changed (via `remove`). */
 export function invalidateOnSuccess(req: IncomingMessage, res: ServerResponse, at: { options: ResolvedOptions; remove: (primary: string) => void }): void {
-  if (!UNSAFE.has(req.method ?? '')) return;
+  if (SAFE.has(req.method ?? '')) return;
   res.once('finish', () => {
     if (res.statusCode >= 400) return;
     const targets = [req.url ?? ''];
