@@ -24,6 +24,7 @@ import { evaluateResponse, storedHeaders, type Verdict } from './policy.js';
 import { serveAssembled, serveEntry, setStatusHeaders, statusHeaders, type CacheStatus, type StatusHeaders } from './serve.js';
 import { MemoryStore } from './stores/memory.js';
 import { isPromise, type CacheStore } from './stores/store.js';
+import { resolveTiers } from './stores/tiers.js';
 import { SIGNATURE_HEADER } from './peers/auth.js';
 import { acceptPeerEntry, forwardedHeaders } from './peers/judge.js';
 import { PeerCluster, type PeerHit, type PeerState } from './peers/cluster.js';
@@ -309,12 +310,11 @@ export class Engine {
   constructor(options: ResolvedOptions, events: EventEmitter) {
     this.options = options;
     this.#events = events;
-    this.memory = new MemoryStore({
-      maxSize: options.maxSize,
-      maxEntrySize: options.maxSize,
-      onEvict: (key, entry) => this.#hooks?.onEntry(key, entry, undefined),
-    });
-    this.#stores = options.stores;
+    // A memory store listed in options.stores is the memory tier; otherwise one from maxSize.
+    const tiers = resolveTiers('stores', options.stores);
+    this.memory = tiers.memory ?? new MemoryStore({ maxSize: options.maxSize });
+    this.memory.listenEvictions((key, entry) => this.#hooks?.onEntry(key, entry, undefined));
+    this.#stores = tiers.lower;
     this.#vary = new LRUCache<string, VarySpec>({ max: 100_000 });
     this.#stripped = new Set([...CONDITIONAL_HEADERS, ...options.unkeyedHeaders]);
     this.#passKeys = options.passTtl > 0 ? new LRUCache<string, string>({ max: 100_000, ttl: options.passTtl }) : undefined;
@@ -436,7 +436,7 @@ export class Engine {
     const usable = (e: Entry | undefined): e is Entry => e !== undefined && (e.shared || !authorized);
 
     if (entry === undefined) {
-      for (const store of this.#stores) {
+      for (const [tier, store] of this.#stores.entries()) {
         let found = await this.#storeGet(store, key);
         // A varied entry under the bare primary key is the marker store() leaves for restarts: it
         // names the Vary headers, so this request's own variant can be looked up.
@@ -447,7 +447,11 @@ export class Engine {
         }
         if (found === undefined) continue;
         entry = found;
-        if (Date.now() < found.staleAt && this.#epochs.check(found) === undefined) this.memory.set(key, found); // promote
+        if (Date.now() < found.staleAt && this.#epochs.check(found) === undefined) {
+          // Promoted to every faster tier, so the next request stops higher up.
+          this.memory.set(key, found);
+          for (const upper of this.#stores.slice(0, tier)) this.#storeSet(upper, key, found);
+        }
         break;
       }
     }

@@ -164,9 +164,12 @@ export interface CacheOptions {
    */
   unkeyedHeaders?: readonly string[];
   /**
-   * Extra stores consulted after memory, in order (for example a {@link DiskStore}). They share
-   * the memory tier's keys; a hit in one of them is promoted to memory.
-   * @default []
+   * The storage tiers, fastest first: `[memoryStore({ maxSize }), diskStore({ dir, maxSize }),
+   * redisStore({ url })]`. A memory store in the list (first, at most one) is the memory tier;
+   * without one the cache puts a memory tier of `maxSize` bytes first. A hit in a lower tier is
+   * promoted to every tier above it; a stored response is written to all of them. Each store is
+   * checked at construction (get, set and delete; listed once).
+   * @default [] (memory only, `maxSize` bytes)
    */
   stores?: readonly CacheStore[];
   /**
