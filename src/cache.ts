@@ -13,6 +13,9 @@ import type { InvalidationScope } from './invalidation/epochs.js';
 import type { InvalidationRecord } from './invalidation/log.js';
 import type { PrimeProgress, RefetchSummary } from './invalidation/refetch.js';
 import { resolveOptions, type CacheOptions } from './options.js';
+import { consoleHandler, type ConsoleHandler } from './observe/console.js';
+import { metricsHandler, observedState, type ObservedState } from './observe/metrics.js';
+import { Recorder, sampleOf } from './observe/recent.js';
 import { isPromise } from './stores/store.js';
 
 const debug = createDebug('stratacache:adapter');
@@ -127,6 +130,8 @@ export class StrataCache extends EventEmitter<CacheEvents> {
    */
   readonly data: DataCache;
   readonly #koaCallbacks = new WeakMap<object, (req: IncomingMessage, res: ServerResponse) => unknown>();
+  /** Recent events and chart samples for the console; started by the first {@link consoleHandler}. */
+  #recorder: Recorder | undefined;
 
   constructor(options: CacheOptions = {}) {
     super();
@@ -227,6 +232,49 @@ export class StrataCache extends EventEmitter<CacheEvents> {
   }
 
   /**
+   * A `(req, res)` handler answering with every counter and gauge in the Prometheus text format
+   * (0.0.4): `http.createServer(cache.metricsHandler()).listen(9464, '10.0.0.5')`, or mount it at
+   * `/metrics`. It has no guard of its own: serve it where only the scraper reaches.
+   */
+  metricsHandler(): (req: IncomingMessage, res: ServerResponse) => void {
+    return metricsHandler(() => this.#observed());
+  }
+
+  /**
+   * The operator console: a page with live charts, tiers, peers, recent invalidations and a flush
+   * form, and the JSON it polls. Mount it on an internal port or under a path
+   * (`app.use('/console', cache.consoleHandler())`); it is behind the flush endpoint's guard
+   * (`flush.allowedClients`, and `flush.token` as the password of a browser login). Recent events
+   * and chart samples are kept from the first call on.
+   * @throws TypeError with `flush: false` (the console shares the flush endpoint's guard).
+   */
+  consoleHandler(): ConsoleHandler {
+    const flush = this.#engine.flushEndpoint;
+    if (flush === undefined) throw new TypeError('cache.consoleHandler() needs the flush endpoint: options.flush is false');
+    const recorder = (this.#recorder ??= new Recorder(this, () => this.stats()));
+    return consoleHandler({
+      flush,
+      state: () => {
+        const observed = this.#observed();
+        const at = Date.now();
+        return {
+          ...observed,
+          at,
+          name: this.#engine.options.cacheName,
+          self: this.#engine.options.peers.self ?? '',
+          samples: [...recorder.samples.toArray(), sampleOf(observed.stats, at)],
+          events: recorder.events.toArray(),
+          flushPath: this.#engine.options.flush?.path ?? '',
+        };
+      },
+    });
+  }
+
+  #observed(): ObservedState {
+    return observedState(this.stats(), this.data.stats(), this.#engine.options.stores);
+  }
+
+  /**
    * Counters: gets, hits, misses, passes, stores, loadsDeduped, stale, errors, entries, bytes;
    * peerLoads, peerHits, peerMisses, peerErrors, peerTimeouts and each peer's breaker (`peers`).
    * The peer counters are the response cache's lookups; the data cache's are in `cache.data.stats()`
@@ -277,6 +325,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
 
   /** Waits for background work (data refreshes first: they may render) and releases stores. */
   async close(): Promise<void> {
+    this.#recorder?.close();
     await this.data.close();
     await this.#engine.close();
   }

@@ -297,6 +297,10 @@ export class Engine {
   readonly peers: PeerCluster | undefined;
   /** The peer endpoint (undefined without `peers.secret`). */
   readonly endpoint: PeerEndpoint | undefined;
+  /** The flush endpoint (undefined with `flush: false`); the operator console posts to it and shares its guard. */
+  get flushEndpoint(): FlushEndpoint | undefined {
+    return this.#flush;
+  }
   /** The last adapter's way to render in the background (for refetch and priming). */
   #defaultRegen: Runner | undefined;
   #hooks: EngineHooks | undefined;
