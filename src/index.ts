@@ -3,7 +3,9 @@
  */
 export { createCache, StrataCache } from './cache.js';
 export type { NodeHandler, ConnectMiddleware, KoaMiddleware, KoaLikeContext, MiddlewareOptions, CacheEvents, InvalidateOptions, InvalidateResult, PrimeOptions } from './cache.js';
-export type { CacheStats, CacheEvent, RefetchEvent } from './engine.js';
+export type { CacheStats } from './stats.js';
+export type { CacheEvent } from './engine/types.js';
+export type { RefetchEvent } from './invalidation/coordinator.js';
 export type { InvalidationRecord } from './invalidation/log.js';
 export type { InvalidationScope } from './invalidation/epochs.js';
 export type { RefetchSummary, PrimeProgress } from './invalidation/refetch.js';
