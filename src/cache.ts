@@ -262,6 +262,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
         markStale: (key) => tiers.markStale(key),
         subrequest: (init, runner) => background.subrequest(init, runner),
         isInvalidated: (entry) => invalidation.isInvalidated(entry),
+        onInvalidate: (hook) => invalidation.onInvalidate(hook),
         peers,
         endpoint,
       },
