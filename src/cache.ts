@@ -39,6 +39,7 @@ import { PeerCluster } from './peers/cluster.js';
 import { PeerEndpoint } from './peers/endpoint.js';
 import { INVALIDATION_NAMESPACE, Propagator } from './peers/propagation.js';
 import { Reporter } from './report.js';
+import type { EngineHooks } from './seam.js';
 import { statusHeaders } from './serve.js';
 import { responseCounters, type CacheStats } from './stats.js';
 import type { MemoryStore } from './stores/memory.js';
@@ -162,26 +163,9 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     const o = resolveOptions(options);
     const counters = responseCounters();
     const report = new Reporter(this, debug, () => void counters.errors++);
-    const ctx: EngineContext = {
-      options: o,
-      counters,
-      report,
-      flights: new Flights<FlightResult>(),
-      statusHeaders: statusHeaders(o.statusHeader, o.cacheName),
-      hooks: undefined,
-      runner: undefined,
-      closed: false,
-    };
-    this.#ctx = ctx;
-    const tiers = (this.#tiers = new Tiers(ctx));
-    const targets = new TargetIndex({
-      normalize: (url) => normalizeTarget(url, o.ignoreParam),
-      primaryOf: (url, host) => primaryOfTarget(url, host, o),
-      keyedByHost: o.keyHost === 'header' && o.keyFunction === undefined,
-    });
-    const variants = new Variants(ctx, tiers, targets);
-    const deliver = new Deliver(ctx);
-    const background = (this.#background = new Background(ctx, variants));
+    // The parts below refer to each other through closures called only once requests run, so
+    // they are built in the order their constructors need: cluster, invalidation, data cache
+    // (its hooks go into the engine's context), then the engine.
 
     // Peers: the endpoint answers lookups from the local tiers; the cluster is whom this node asks.
     const po = o.peers;
@@ -195,6 +179,11 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     this.#peers = peers;
 
     const epochs = new Epochs({ statLevel: o.statLevel, autoInvalidate: o.autoInvalidate });
+    const targets = new TargetIndex({
+      normalize: (url) => normalizeTarget(url, o.ignoreParam),
+      primaryOf: (url, host) => primaryOfTarget(url, host, o),
+      keyedByHost: o.keyHost === 'header' && o.keyFunction === undefined,
+    });
     const invalidation: InvalidationCoordinator = new InvalidationCoordinator({
       epochs,
       targets,
@@ -244,21 +233,11 @@ export class StrataCache extends EventEmitter<CacheEvents> {
             count: (outcome) => void (outcome === 'ok' ? counters.flushes++ : counters.flushRejected++),
           }));
 
-    const renderer = new Renderer(ctx, { variants, deliver, renderTime: () => invalidation.renderTime() });
-    const peerFill = peers === undefined ? undefined : new PeerFill(ctx, { peers, variants, renderer, deliver, judge: invalidation });
-    const leases = leasesOf(tiers.lower);
-    const shared = leases === undefined ? undefined : new SharedFlight(ctx, { leases, renderer, deliver, tiers, judge: invalidation });
-    shareInvalidations(tiers.lower, invalidation);
-    const path = new RequestPath(ctx, { tiers, variants, deliver, renderer, background, invalidation, peerFill, shared });
-    const engine: Engine = {
-      handle: (req, res, ex) => path.handle(req, res, ex),
-      useRunner: (runner) => void (ctx.runner ??= runner),
-    };
-    this.#engine = withInternalRoutes(engine, internalRoute({ endpoint, flush, ours: (req) => background.ticketOf(req) !== undefined }));
-
+    // The data cache sees the response side only through ResponseServices (seam.ts).
+    let hooks: EngineHooks | undefined;
     this.data = new DataCache(
       {
-        attach: (hooks) => void (ctx.hooks = hooks),
+        attach: (h) => void (hooks = h),
         renderTime: () => invalidation.renderTime(),
         markStale: (key) => tiers.markStale(key),
         subrequest: (init, runner) => background.subrequest(init, runner),
@@ -270,6 +249,36 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       o,
       this,
     );
+    if (hooks === undefined) throw new Error('the data cache did not attach its hooks');
+
+    const ctx: EngineContext = {
+      options: o,
+      counters,
+      report,
+      flights: new Flights<FlightResult>(),
+      statusHeaders: statusHeaders(o.statusHeader, o.cacheName),
+      hooks,
+      // Optional features are switched in here, once: without includes no part looks for templates.
+      includes: o.includes ? hooks.includes : undefined,
+      runner: undefined,
+      closed: false,
+    };
+    this.#ctx = ctx;
+    const tiers = (this.#tiers = new Tiers(ctx));
+    const variants = new Variants(ctx, tiers, targets);
+    const deliver = new Deliver(ctx);
+    const background = (this.#background = new Background(ctx, variants));
+    const renderer = new Renderer(ctx, { variants, deliver, renderTime: () => invalidation.renderTime() });
+    const peerFill = peers === undefined ? undefined : new PeerFill(ctx, { peers, variants, renderer, deliver, judge: invalidation });
+    const leases = leasesOf(tiers.lower);
+    const shared = leases === undefined ? undefined : new SharedFlight(ctx, { leases, renderer, deliver, tiers, judge: invalidation });
+    shareInvalidations(tiers.lower, invalidation);
+    const path = new RequestPath(ctx, { tiers, variants, deliver, renderer, background, invalidation, peerFill, shared });
+    const engine: Engine = {
+      handle: (req, res, ex) => path.handle(req, res, ex),
+      useRunner: (runner) => void (ctx.runner ??= runner),
+    };
+    this.#engine = withInternalRoutes(engine, internalRoute({ endpoint, flush, ours: (req) => background.ticketOf(req) !== undefined }));
     this.#parts = {
       options: o,
       memory: tiers.memory,

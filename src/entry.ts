@@ -48,23 +48,13 @@ export interface Entry {
   deps?: string[];
   /** The body is an HTML template with `<esi:include>` tags, assembled at serve time. Absent when not. */
   esi?: boolean;
-  /**
-   * Serving template built on first serve (not encoded). Internal.
-   * @internal
-   */
-  head?: unknown;
-  /**
-   * Parsed ESI template built on first serve (not encoded). Internal.
-   * @internal
-   */
-  template?: unknown;
 }
 
 const MAGIC = 0x53434531; // 'SCE1'
 /** Upper bound on the encoded metadata, so a hostile peer reply cannot make us parse megabytes of JSON. */
 const MAX_META = 256 * 1024;
 
-type Meta = Omit<Entry, 'body' | 'head' | 'template'>;
+type Meta = Omit<Entry, 'body'>;
 
 /**
  * Encodes an entry as bytes: magic, meta length, JSON metadata, raw body (no base64). The

@@ -5,39 +5,43 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Entry } from '../entry.js';
 import { CacheError, IncludeError } from '../errors.js';
-import { serveAssembled, serveEntry, type CacheStatus, type StatusHeaders } from '../serve.js';
+import type { IncludeHooks } from '../seam.js';
+import { serveAssembled, serveEntry, type CacheStatus } from '../serve.js';
 import type { EngineContext, Exchange } from './types.js';
 
 /** Writes entries to clients with this cache's status headers. */
 export class Deliver {
   readonly #ctx: EngineContext;
-  /** Reused by every plain delivery (serveEntry reads it synchronously). */
-  readonly #serveCtx: { status: CacheStatus; now: number; statusHeaders: StatusHeaders };
-
-  constructor(ctx: EngineContext) {
-    this.#ctx = ctx;
-    this.#serveCtx = { status: 'HIT', now: 0, statusHeaders: ctx.statusHeaders };
-  }
 
   /**
    * Writes an entry. A template entry (ESI) is assembled first: the promise resolves once it is
    * written. Any other entry is written at once (undefined): the hit path allocates no promise
-   * (and no options object: hence the positional parameters).
+   * (and no options object: hence the positional parameters). Without includes, no entry is
+   * looked at as a template (switched in at construction).
    */
-  serve(req: IncomingMessage, res: ServerResponse, entry: Entry, status: CacheStatus, now: number, ex: Exchange): Promise<boolean> | undefined {
-    if (entry.esi === true && this.#ctx.hooks !== undefined && this.#ctx.options.includes) return this.#serveTemplate(req, res, entry, { status, now, ex });
-    const ctx = this.#serveCtx;
-    ctx.status = status;
-    ctx.now = now;
-    serveEntry(req, res, entry, ctx);
-    return undefined;
+  readonly serve: (req: IncomingMessage, res: ServerResponse, entry: Entry, status: CacheStatus, now: number, ex: Exchange) => Promise<boolean> | undefined;
+
+  constructor(ctx: EngineContext) {
+    this.#ctx = ctx;
+    const serveCtx = { status: 'HIT' as CacheStatus, now: 0, statusHeaders: ctx.statusHeaders };
+    const plain = (req: IncomingMessage, res: ServerResponse, entry: Entry, status: CacheStatus, now: number): undefined => {
+      serveCtx.status = status;
+      serveCtx.now = now;
+      serveEntry(req, res, entry, serveCtx);
+      return undefined;
+    };
+    const includes = ctx.includes;
+    this.serve =
+      includes === undefined
+        ? plain
+        : (req, res, entry, status, now, ex) => (entry.esi === true ? this.#serveTemplate(req, res, entry, { status, now, ex }, includes) : plain(req, res, entry, status, now));
   }
 
   /** Serves a template entry: each include filled from the data cache, or 500 when one must fail the page. */
-  async #serveTemplate(req: IncomingMessage, res: ServerResponse, entry: Entry, at: { status: CacheStatus; now: number; ex: Exchange }): Promise<boolean> {
+  async #serveTemplate(req: IncomingMessage, res: ServerResponse, entry: Entry, at: { status: CacheStatus; now: number; ex: Exchange }, includes: IncludeHooks): Promise<boolean> {
     let body: Buffer;
     try {
-      body = await this.#ctx.hooks!.assemble(entry, req, at.ex.regen ?? this.#ctx.runner);
+      body = await includes.assemble(entry.body, req, at.ex.regen ?? this.#ctx.runner);
     } catch (error) {
       this.#ctx.report.fail(error instanceof CacheError ? error : new IncludeError('include assembly failed', { cause: error }));
       if (!res.headersSent) {

@@ -12,7 +12,7 @@ import { primaryKey } from '../key.js';
 import { SIGNATURE_HEADER } from '../peers/auth.js';
 import { adoptAbsoluteForm, refusal } from '../request.js';
 import type { Background } from './background.js';
-import { canRescue, decide, isFreshHit, type Decision, type RequestFlags } from './decide.js';
+import { canRescue, decide, isFreshHit, type DecideContext, type Decision, type RequestFlags } from './decide.js';
 import type { Deliver } from './deliver.js';
 import type { PeerFill } from './peer-fill.js';
 import type { Renderer } from './render.js';
@@ -48,10 +48,13 @@ interface Lookup {
 export class RequestPath {
   readonly #ctx: EngineContext;
   readonly #p: HandleParts;
+  /** The rules decide() applies, read from the options once. */
+  readonly #rules: Pick<DecideContext, 'gracePeriod' | 'staleOnError'>;
 
   constructor(ctx: EngineContext, parts: HandleParts) {
     this.#ctx = ctx;
     this.#p = parts;
+    this.#rules = { gracePeriod: ctx.options.gracePeriod, staleOnError: ctx.options.staleOnErrorStatuses.size > 0 };
   }
 
   /**
@@ -111,8 +114,7 @@ export class RequestPath {
     const decision = decide(entry, this.#flags(req, ex, { primary, key, attempt: at.attempt }), {
       now,
       verdict: entry === undefined ? undefined : invalidation.verdict(entry),
-      gracePeriod: this.#ctx.options.gracePeriod,
-      staleOnError: this.#ctx.options.staleOnErrorStatuses.size > 0,
+      ...this.#rules,
     });
     if (decision.drop) tiers.delete(key);
     const url = req.url ?? '';
@@ -189,7 +191,7 @@ export class RequestPath {
     ticket.used = true;
     // Waiters of a failed background render get the old copy, if it is still within stale-if-error.
     const old = this.#p.tiers.memory.get(ticket.key);
-    const at = { now: Date.now(), verdict: old === undefined ? undefined : this.#p.invalidation.verdict(old), staleOnError: this.#ctx.options.staleOnErrorStatuses.size > 0 };
+    const at = { now: Date.now(), verdict: old === undefined ? undefined : this.#p.invalidation.verdict(old), staleOnError: this.#rules.staleOnError };
     const fallback = canRescue(old, at) ? old : undefined;
     const { primary, key, flight } = ticket;
     return this.#p.renderer.render(req, res, { ...ex, rethrow: ex.rethrow ?? false }, { primary, key, ticket, flight, fallback });
