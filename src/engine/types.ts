@@ -61,6 +61,10 @@ export interface FlightResult {
   peer?: boolean;
   /** `entry` is the old copy, served because the render failed (waiters serve it as STALE). */
   stale?: boolean;
+  /** The render failed (threw, broke off, length mismatch): waiters retry once between them, then share the failure. */
+  failed?: boolean;
+  /** The render had no headers after `originTimeout` and no old copy answered: waiters answer 504. */
+  timedOut?: boolean;
 }
 
 export type Flight = Deferred<FlightResult>;
@@ -87,6 +91,12 @@ export interface Lead {
   flight: Flight | undefined;
   /** The old copy to serve if the render fails (RFC 5861 §4 stale-if-error). */
   fallback: Entry | undefined;
+  /**
+   * A key remembered as uncacheable (hit-for-miss, Varnish's model): rendered with no flight, so
+   * nobody queues behind it; stored if this response is storable, and then no longer remembered.
+   * It reads `PASS` unless its response is storable.
+   */
+  solo?: boolean;
 }
 
 /** What every part of one engine is built with. */
