@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Entry } from '../entry.js';
 import type { Deferred, Flights } from '../flight.js';
-import type { ResolvedOptions } from '../options.js';
+import type { ResolvedOptions } from '../options/types.js';
 import type { Reporter } from '../report.js';
 import type { EngineHooks, Runner } from '../seam.js';
 import type { CacheStatus, StatusHeaders } from '../serve.js';
@@ -91,10 +91,11 @@ export interface Lead {
   flight: Flight | undefined;
   /** The old copy to serve if the render fails (RFC 5861 §4 stale-if-error). */
   fallback: Entry | undefined;
+  /** The stored copy to revalidate: the render sends its validators, and a 304 refreshes it. */
+  revalidate?: Entry | undefined;
   /**
    * A key remembered as uncacheable (hit-for-miss, Varnish's model): rendered with no flight, so
-   * nobody queues behind it; stored if this response is storable, and then no longer remembered.
-   * It reads `PASS` unless its response is storable.
+   * nobody queues behind it, reading `PASS`; stored if its response is storable, which ends it.
    */
   solo?: boolean;
 }
