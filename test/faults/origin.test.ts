@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { describe, test } from 'node:test';
+import Koa from 'koa';
 import { createCache, type CacheOptions } from '../../src/index.js';
 import { closedAfterFile, listen, request, sleep, type Reply } from '../helpers/http.js';
 
@@ -134,6 +135,36 @@ describe('the leader and its waiters', () => {
     assert.equal(later.headers['x-cache'], 'HIT');
     assert.equal(later.body, 'rendered once');
     assert.equal(renders(), 1);
+  });
+
+  test("Koa: the leader's client leaves while 5 wait: one render, stored, the waiters served from it", async () => {
+    const release = gate();
+    const leaderGone = gate();
+    let renders = 0;
+    const cache = createCache();
+    tracked.caches.push(cache);
+    const app = new Koa();
+    app.use(cache.koa());
+    app.use(async (ctx) => {
+      renders++;
+      ctx.res.once('close', leaderGone.open);
+      await release.wait;
+      ctx.set('cache-control', 'public, max-age=60');
+      ctx.body = { rendered: renders };
+    });
+    const server = await listen(app.callback());
+    tracked.servers.push(server);
+    const leader = http.get(`${server.url}/koa-left`);
+    leader.on('error', () => undefined);
+    await until(() => renders === 1, 'the leader to render');
+    const waiters = Array.from({ length: 5 }, () => request(`${server.url}/koa-left`));
+    await until(() => cache.stats().loadsDeduped === 5, '5 waiters');
+    leader.destroy();
+    await leaderGone.wait;
+    release.open();
+    const replies = await Promise.all(waiters);
+    assert.deepEqual(new Set(replies.map((r) => `${r.status} ${r.body}`)), new Set(['200 {"rendered":1}']));
+    assert.equal(renders, 1);
   });
 
   test('a cold key whose render throws, 100 waiters: they share the failure, the origin sees at most 2 renders', async () => {
