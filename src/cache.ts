@@ -9,6 +9,8 @@ import createDebug from 'debug';
 import { DataCache } from './data/cache.js';
 import { Engine, type CacheEvent, type CacheStats, type Exchange, type RefetchEvent, type Runner } from './engine.js';
 import type { CacheError, PeerError } from './errors.js';
+import { fastifyPlugin, type FastifyCachePlugin } from './adapters/fastify.js';
+import { fetchAdapter, type FetchHandler } from './adapters/fetch.js';
 import type { InvalidationScope } from './invalidation/epochs.js';
 import type { InvalidationRecord } from './invalidation/log.js';
 import type { PrimeProgress, RefetchSummary } from './invalidation/refetch.js';
@@ -178,6 +180,25 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       const body = ctx.body;
       if (body instanceof Stream) body.once('error', () => ctx.res.destroy());
     };
+  }
+
+  /**
+   * A Fastify 5 plugin: `await app.register(cache.fastify())`. Hits are answered in `onRequest`
+   * (before body parsing, validation and the route handler); misses run the route and store what
+   * it sends (string, Buffer, stream, JSON). Not encapsulated, like a `fastify-plugin` plugin:
+   * it caches the routes of the instance it is registered on and of its children.
+   */
+  fastify(): FastifyCachePlugin {
+    return fastifyPlugin(this.#engine, (res, error) => this.#internalError(res, error));
+  }
+
+  /**
+   * Wraps a WHATWG fetch handler (`(request) => Response`, such as Hono's `app.fetch` or a
+   * Next.js route handler) and returns one of the same shape over this cache.
+   */
+  fetch<Rest extends unknown[]>(handler: FetchHandler<Rest>): FetchHandler<Rest> {
+    if (typeof handler !== 'function') throw new TypeError(`expected handler to be a function, got ${typeof handler}`);
+    return fetchAdapter(this.#engine, handler, (res, error) => this.#internalError(res, error));
   }
 
   #koaCallback(app: KoaLikeContext['app']): (req: IncomingMessage, res: ServerResponse) => unknown {

@@ -310,7 +310,7 @@ function withoutPreset(headers: OutgoingHttpHeaders, preset: OutgoingHttpHeaders
 
 /** A socket that accepts and discards everything: the "connection" of a background render. */
 class NullSocket extends Duplex {
-  readonly remoteAddress = '127.0.0.1';
+  remoteAddress: string | undefined = '127.0.0.1';
   readonly remotePort = 0;
   readonly remoteFamily = 'IPv4';
   readonly localAddress = '127.0.0.1';
@@ -331,11 +331,32 @@ class NullSocket extends Duplex {
   }
 }
 
+/**
+ * Feeds a body into a synthetic request as it arrives (its reader limits what it takes, as the
+ * flush endpoint does); a failing body destroys the request.
+ */
+async function pump(body: AsyncIterable<Uint8Array>, req: IncomingMessage): Promise<void> {
+  try {
+    for await (const chunk of body) {
+      if (req.destroyed) return;
+      req.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    }
+    req.complete = true;
+    req.push(null);
+  } catch (error) {
+    req.destroy(error as Error);
+  }
+}
+
 /** What a background render requests. */
 export interface SyntheticRequest {
   method?: string;
   url: string;
   headers: Record<string, string>;
+  /** The request body (default: none). */
+  body?: AsyncIterable<Uint8Array> | null;
+  /** The client address the request reports (default: loopback, the cache itself). */
+  remoteAddress?: string | undefined;
 }
 
 /**
@@ -344,6 +365,7 @@ export interface SyntheticRequest {
  */
 export function syntheticExchange(init: SyntheticRequest): { req: IncomingMessage; res: ServerResponse; dispose(): void } {
   const socket = new NullSocket();
+  if ('remoteAddress' in init) socket.remoteAddress = init.remoteAddress;
   const req = new IncomingMessage(socket as never);
   req.method = init.method ?? 'GET';
   req.url = init.url;
@@ -356,8 +378,10 @@ export function syntheticExchange(init: SyntheticRequest): { req: IncomingMessag
     raw.push(k, v);
   }
   req.rawHeaders = raw;
-  req.complete = true;
-  req.push(null);
+  if (init.body === undefined || init.body === null) {
+    req.complete = true;
+    req.push(null);
+  } else void pump(init.body, req);
   const res = new ServerResponse(req);
   res.assignSocket(socket as never);
   return {

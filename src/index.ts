@@ -4,6 +4,8 @@
 export { createCache, StrataCache } from './cache.js';
 export type { NodeHandler, ConnectMiddleware, KoaMiddleware, KoaLikeContext, MiddlewareOptions, CacheEvents, InvalidateOptions, InvalidateResult, PrimeOptions } from './cache.js';
 export type { CacheStats, CacheEvent, RefetchEvent } from './engine.js';
+export type { FastifyCachePlugin, FastifyLikeInstance, FastifyLikeRequest, FastifyLikeReply, FastifyDone } from './adapters/fastify.js';
+export type { FetchHandler } from './adapters/fetch.js';
 export type { InvalidationRecord } from './invalidation/log.js';
 export type { InvalidationScope } from './invalidation/epochs.js';
 export type { RefetchSummary, PrimeProgress } from './invalidation/refetch.js';

@@ -31,6 +31,8 @@ export interface Plan {
   fail?: 'before' | 'after';
   /** The render waits for this (after `delayMs`) before answering: lets a test hold a render open. */
   gate?: Promise<unknown>;
+  /** The body, made while the render runs (after the gate): a page that reads the data cache. */
+  bodyFrom?: () => Promise<string>;
 }
 
 /** Decides the plan for a render; `n` is this path's render number, from 1. */
@@ -102,11 +104,15 @@ export async function until(condition: () => boolean, timeoutMs = 5_000): Promis
   return true;
 }
 
-/** What every adapter's origin does before writing: wait out the delay and gate, or fail first. */
+/**
+ * What every adapter's origin does before writing: wait out the delay and gate, or fail first;
+ * then make the body when the plan makes it during the render.
+ */
 export async function preparePlan(plan: Plan): Promise<void> {
   if (plan.delayMs !== undefined) await new Promise((r) => setTimeout(r, plan.delayMs));
   if (plan.gate !== undefined) await plan.gate;
   if (plan.fail === 'before') throw new OriginError('before writing');
+  if (plan.bodyFrom !== undefined) plan.body = await plan.bodyFrom();
 }
 
 /**

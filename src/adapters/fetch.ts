@@ -1,0 +1,277 @@
+/**
+ * The Fetch-API adapter: wraps `(request: Request, ...rest) => Response | Promise<Response>`
+ * (Hono's `app.fetch`, a Next.js route handler, any WHATWG handler) and returns the same shape
+ * over the same engine. Each request becomes a synthetic Node request/response pair the engine
+ * handles as any other; the handler's Response is written into it (streamed, back-pressure kept),
+ * and what the engine writes becomes the client's Response.
+ */
+import { once } from 'node:events';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { syntheticExchange } from '../capture.js';
+import type { Engine, Exchange, Runner } from '../engine.js';
+
+/** A WHATWG fetch handler. Extra arguments (Hono's `env`, an execution context) are passed through. */
+export type FetchHandler<Rest extends unknown[] = unknown[]> = (request: Request, ...rest: Rest) => Response | Promise<Response>;
+
+/** Statuses whose Response has no body (RFC 9110 §6.4.1). */
+const NO_BODY = new Set([101, 103, 204, 205, 304]);
+
+/** The client queue of a streamed body: past it, the handler waits for the client to read. */
+const HIGH_WATER_MARK = 64 * 1024;
+
+/** The Node request under a WHATWG one, when the server passes it along (`@hono/node-server`'s env). */
+function incomingOf(rest: readonly unknown[]): IncomingMessage | undefined {
+  const env = rest[0] as { incoming?: IncomingMessage } | undefined;
+  return typeof env === 'object' && env !== null && typeof env.incoming?.headers === 'object' ? env.incoming : undefined;
+}
+
+/**
+ * Builds the wrapper. `onError` answers an internal failure of the engine. Background renders and
+ * data-cache sub-requests call `handler` with a Request built from the engine's synthetic request
+ * and no extra arguments.
+ */
+export function fetchAdapter<Rest extends unknown[]>(engine: Engine, handler: FetchHandler<Rest>, onError: (res: ServerResponse, error: unknown) => void): FetchHandler<Rest> {
+  const run = (req: IncomingMessage, res: ServerResponse, source: { request?: Request; rest: Rest }): Promise<void> =>
+    Promise.resolve(handler(toRequest(req, source.request), ...source.rest)).then((response) => writeResponse(response, res));
+  const background: Exchange = { run: (req, res) => run(req, res, { rest: [] as unknown[] as Rest }) };
+  const regen: Runner = (req, res) => engine.handle(req, res, background);
+  background.regen = regen;
+  engine.useRunner(regen);
+
+  return (request: Request, ...rest: Rest): Promise<Response> => {
+    const url = new URL(request.url);
+    const incoming = incomingOf(rest);
+    const headers = incoming === undefined ? headerRecord(request.headers, url.host) : nodeHeaders(incoming);
+    const exchange = syntheticExchange({
+      method: request.method,
+      url: url.pathname + url.search,
+      headers,
+      body: request.body as AsyncIterable<Uint8Array> | null,
+      remoteAddress: incoming?.socket?.remoteAddress,
+    });
+    const { req, res } = exchange;
+    const bridge = new ResponseBridge(res, request.method === 'HEAD');
+    res.once('finish', () => setImmediate(exchange.dispose));
+    res.once('close', () => setImmediate(exchange.dispose));
+    const ex: Exchange = { run: (r, s) => run(r, s, { request, rest }), regen };
+    let served: boolean | Promise<boolean>;
+    try {
+      served = engine.handle(req, res, ex);
+    } catch (error) {
+      onError(res, error);
+      return bridge.response;
+    }
+    if (typeof served !== 'boolean') served.catch((error: unknown) => onError(res, error));
+    return bridge.response;
+  };
+}
+
+/** Request headers as the engine reads them (lower-case names), with `host` from the URL when absent. */
+function headerRecord(headers: Headers, host: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  headers.forEach((value, name) => (out[name] = value));
+  out.host ??= host;
+  return out;
+}
+
+/** The Node request's headers as single strings (repeated ones joined as HTTP allows). */
+function nodeHeaders(incoming: IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(incoming.headers)) if (value !== undefined) out[name] = Array.isArray(value) ? value.join(', ') : value;
+  return out;
+}
+
+/**
+ * The Request the handler sees: the engine's request (its headers after the cache removed
+ * validators and unkeyed headers before a render that will be stored), on the client's origin,
+ * with the client's body and abort signal.
+ */
+function toRequest(req: IncomingMessage, original: Request | undefined): Request {
+  const base = original === undefined ? `http://${req.headers.host ?? 'localhost'}` : new URL(original.url).origin;
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) headers.append(name, v);
+    else headers.set(name, value);
+  }
+  const method = req.method ?? 'GET';
+  const hasBody = original?.body != null && method !== 'GET' && method !== 'HEAD';
+  return new Request(base + (req.url ?? '/'), {
+    method,
+    headers,
+    signal: original?.signal,
+    ...(hasBody ? { body: original.body, duplex: 'half' } : {}),
+  } as RequestInit);
+}
+
+/**
+ * Writes a handler's Response into a Node response: status, headers (each Set-Cookie kept
+ * apart), then the body chunk by chunk, waiting for `drain` when the response is full. Rejects
+ * when the body stream fails (the response is then cut off by the engine, never stored).
+ */
+async function writeResponse(response: Response, res: ServerResponse): Promise<void> {
+  if (!(response instanceof Response)) throw new TypeError(`expected the handler to return a Response, got ${typeof response}`);
+  response.headers.forEach((value, name) => {
+    if (name !== 'set-cookie') res.setHeader(name, value);
+  });
+  const cookies = response.headers.getSetCookie();
+  if (cookies.length > 0) res.setHeader('set-cookie', cookies);
+  res.writeHead(response.status, response.statusText);
+  const body = response.body;
+  if (body === null) {
+    res.end();
+    return;
+  }
+  const reader = body.getReader();
+  const stop = (): void => void reader.cancel().catch(() => undefined);
+  res.once('close', stop);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (res.destroyed) return;
+      if (!res.write(value)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    }
+    res.end();
+  } finally {
+    res.removeListener('close', stop);
+  }
+}
+
+/**
+ * Turns what the engine writes on a synthetic response into the client's Response. A response
+ * written at once (a hit, a 304, an error) becomes a Response over one buffer; one that is still
+ * being written when the current tick ends (a render) becomes a Response over a stream fed as
+ * the handler writes, which tells the writer to wait (`write` returns false, then `drain`) while
+ * the client has not read what is queued. A client that cancels the body destroys the response,
+ * so a render cut short is never stored.
+ */
+class ResponseBridge {
+  readonly response: Promise<Response>;
+  #resolve!: (response: Response) => void;
+  #res: ServerResponse;
+  #head: boolean;
+  #status = 200;
+  #headers: Array<[string, string]> = [];
+  #chunks: Uint8Array[] = [];
+  #stream: ReadableStreamDefaultController<Uint8Array> | undefined;
+  #ended = false;
+  #resolved = false;
+  #waiting = false;
+
+  constructor(res: ServerResponse, head: boolean) {
+    this.response = new Promise((resolve) => (this.#resolve = resolve));
+    this.#res = res;
+    this.#head = head;
+    const bridge = this;
+    const writeHead = res.writeHead;
+    const write = res.write;
+    const end = res.end;
+    res.writeHead = function (this: ServerResponse, code: number, ...rest: unknown[]) {
+      const value = (writeHead as (...a: unknown[]) => ServerResponse).call(this, code, ...rest);
+      bridge.#onHead(code, rest[0] !== undefined && typeof rest[0] !== 'string' ? rest[0] : rest[1]);
+      return value;
+    } as ServerResponse['writeHead'];
+    res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
+      if (!this.headersSent) this.writeHead(this.statusCode);
+      (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+      return bridge.#push(chunk, rest[0]);
+    } as ServerResponse['write'];
+    res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
+      if (!this.headersSent) this.writeHead(this.statusCode);
+      if (chunk !== undefined && chunk !== null && typeof chunk !== 'function') bridge.#push(chunk, rest[0]);
+      bridge.#end();
+      return (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
+    } as ServerResponse['end'];
+    res.once('close', () => {
+      // Destroyed before it ended (a handler error after the first byte): the client's body fails.
+      if (!this.#ended) {
+        this.#ended = true;
+        if (!this.#resolved) this.#send(new Response('Internal Server Error', { status: 500 }));
+        else this.#stream?.error(new Error('response cut off'));
+      }
+    });
+  }
+
+  /** Headers are out: collect them (set earlier, or passed to writeHead) and answer at the end of the tick. */
+  #onHead(status: number, passed: unknown): void {
+    this.#status = status;
+    const headers: Array<[string, string]> = [];
+    const add = (name: string, value: unknown): void => {
+      if (value === undefined) return;
+      if (Array.isArray(value)) for (const v of value) headers.push([name.toLowerCase(), String(v)]);
+      else headers.push([name.toLowerCase(), String(value)]);
+    };
+    const set = this.#res.getHeaders() as OutgoingHttpHeaders;
+    for (const name of Object.keys(set)) add(name, set[name]);
+    if (Array.isArray(passed)) {
+      if (passed.length > 0 && Array.isArray(passed[0])) for (const [k, v] of passed as Array<[string, unknown]>) add(k, v);
+      else for (let i = 0; i + 1 < passed.length; i += 2) add(String(passed[i]), passed[i + 1]);
+    } else if (passed !== undefined && passed !== null) for (const [k, v] of Object.entries(passed as OutgoingHttpHeaders)) add(k, v);
+    this.#headers = headers;
+    queueMicrotask(() => {
+      if (!this.#resolved) this.#open();
+    });
+  }
+
+  #push(chunk: unknown, encoding: unknown): boolean {
+    if (this.#ended || this.#head || chunk === undefined || chunk === null) return true;
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8') : (chunk as Uint8Array);
+    if (buf.byteLength === 0) return true;
+    if (this.#stream === undefined) {
+      this.#chunks.push(buf);
+      return true;
+    }
+    this.#stream.enqueue(buf);
+    if ((this.#stream.desiredSize ?? 1) > 0) return true;
+    this.#waiting = true;
+    return false;
+  }
+
+  #end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    if (this.#stream !== undefined) {
+      this.#stream.close();
+      return;
+    }
+    const body = this.#chunks.length === 0 ? null : this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks);
+    this.#chunks = [];
+    this.#send(new Response(this.#head || NO_BODY.has(this.#status) ? null : body, { status: this.#status, headers: this.#headers }));
+  }
+
+  /** Headers sent and the body not finished within the tick: stream it. */
+  #open(): void {
+    if (this.#head || NO_BODY.has(this.#status)) {
+      this.#send(new Response(null, { status: this.#status, headers: this.#headers }));
+      return;
+    }
+    const queued = this.#chunks;
+    this.#chunks = [];
+    const stream = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.#stream = controller;
+          for (const chunk of queued) controller.enqueue(chunk);
+        },
+        pull: () => {
+          if (!this.#waiting) return;
+          this.#waiting = false;
+          this.#res.emit('drain');
+        },
+        cancel: () => {
+          // The client went away: the render is cut short, never stored.
+          if (!this.#ended) this.#res.destroy();
+        },
+      },
+      new ByteLengthQueuingStrategy({ highWaterMark: HIGH_WATER_MARK }),
+    );
+    this.#send(new Response(stream, { status: this.#status, headers: this.#headers }));
+  }
+
+  #send(response: Response): void {
+    if (this.#resolved) return;
+    this.#resolved = true;
+    this.#resolve(response);
+  }
+}
