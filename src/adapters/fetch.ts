@@ -7,6 +7,7 @@
  */
 import { once } from 'node:events';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 import { syntheticExchange } from '../capture.js';
 import type { Engine, Exchange, Runner } from '../engine.js';
 
@@ -95,12 +96,13 @@ function toRequest(req: IncomingMessage, original: Request | undefined): Request
     else headers.set(name, value);
   }
   const method = req.method ?? 'GET';
+  // The client's body was fed into the engine's request (an endpoint of the cache may read it).
   const hasBody = original?.body != null && method !== 'GET' && method !== 'HEAD';
   return new Request(base + (req.url ?? '/'), {
     method,
     headers,
     signal: original?.signal,
-    ...(hasBody ? { body: original.body, duplex: 'half' } : {}),
+    ...(hasBody ? { body: Readable.toWeb(req), duplex: 'half' } : {}),
   } as RequestInit);
 }
 
@@ -168,9 +170,9 @@ class ResponseBridge {
     const write = res.write;
     const end = res.end;
     res.writeHead = function (this: ServerResponse, code: number, ...rest: unknown[]) {
-      const value = (writeHead as (...a: unknown[]) => ServerResponse).call(this, code, ...rest);
-      bridge.#onHead(code, rest[0] !== undefined && typeof rest[0] !== 'string' ? rest[0] : rest[1]);
-      return value;
+      // Read before Node's writeHead, which may copy the passed headers into the set ones.
+      if (!this.headersSent) bridge.#onHead(code, typeof rest[0] === 'string' ? rest[1] : rest[0]);
+      return (writeHead as (...a: unknown[]) => ServerResponse).call(this, code, ...rest);
     } as ServerResponse['writeHead'];
     res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
       if (!this.headersSent) this.writeHead(this.statusCode);
@@ -193,21 +195,34 @@ class ResponseBridge {
     });
   }
 
-  /** Headers are out: collect them (set earlier, or passed to writeHead) and answer at the end of the tick. */
+  /**
+   * Headers are going out: those set earlier, replaced by those passed to writeHead with the same
+   * name (as Node does); the Response is made at the end of the tick (see the class comment).
+   */
   #onHead(status: number, passed: unknown): void {
     this.#status = status;
-    const headers: Array<[string, string]> = [];
-    const add = (name: string, value: unknown): void => {
-      if (value === undefined) return;
-      if (Array.isArray(value)) for (const v of value) headers.push([name.toLowerCase(), String(v)]);
-      else headers.push([name.toLowerCase(), String(value)]);
-    };
+    const merged = new Map<string, unknown>();
     const set = this.#res.getHeaders() as OutgoingHttpHeaders;
-    for (const name of Object.keys(set)) add(name, set[name]);
+    for (const name of Object.keys(set)) merged.set(name, set[name]);
     if (Array.isArray(passed)) {
-      if (passed.length > 0 && Array.isArray(passed[0])) for (const [k, v] of passed as Array<[string, unknown]>) add(k, v);
-      else for (let i = 0; i + 1 < passed.length; i += 2) add(String(passed[i]), passed[i + 1]);
-    } else if (passed !== undefined && passed !== null) for (const [k, v] of Object.entries(passed as OutgoingHttpHeaders)) add(k, v);
+      const pairs: Array<[string, unknown]> = [];
+      if (passed.length > 0 && Array.isArray(passed[0])) pairs.push(...(passed as Array<[string, unknown]>));
+      else for (let i = 0; i + 1 < passed.length; i += 2) pairs.push([String(passed[i]), passed[i + 1]]);
+      for (const [name] of pairs) merged.delete(name.toLowerCase());
+      for (const [name, value] of pairs) {
+        const key = name.toLowerCase();
+        const prev = merged.get(key);
+        merged.set(key, prev === undefined ? value : [prev, value].flat());
+      }
+    } else if (passed !== undefined && passed !== null) {
+      for (const [name, value] of Object.entries(passed as OutgoingHttpHeaders)) if (value !== undefined) merged.set(name.toLowerCase(), value);
+    }
+    const headers: Array<[string, string]> = [];
+    for (const [name, value] of merged) {
+      if (value === undefined) continue;
+      if (Array.isArray(value)) for (const v of value) headers.push([name, String(v)]);
+      else headers.push([name, String(value)]);
+    }
     this.#headers = headers;
     queueMicrotask(() => {
       if (!this.#resolved) this.#open();
