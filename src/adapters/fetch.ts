@@ -40,18 +40,18 @@ export function fetchAdapter<Rest extends unknown[]>(engine: Engine, handler: Fe
   engine.useRunner(regen);
 
   return (request: Request, ...rest: Rest): Promise<Response> => {
-    const url = new URL(request.url);
+    const method = request.method;
     const incoming = incomingOf(rest);
-    const headers = incoming === undefined ? headerRecord(request.headers, url.host) : nodeHeaders(incoming);
     const exchange = syntheticExchange({
-      method: request.method,
-      url: url.pathname + url.search,
-      headers,
-      body: request.body as AsyncIterable<Uint8Array> | null,
+      method,
+      url: incoming?.url ?? pathOf(request.url),
+      headers: incoming === undefined ? headerRecord(request.headers, request.url) : nodeHeaders(incoming),
+      // Reading `body` materializes a lazy Request (as @hono/node-server's is): only when there is one.
+      body: method === 'GET' || method === 'HEAD' ? null : (request.body as AsyncIterable<Uint8Array> | null),
       remoteAddress: incoming?.socket?.remoteAddress,
     });
     const { req, res } = exchange;
-    const bridge = new ResponseBridge(res, request.method === 'HEAD');
+    const bridge = new ResponseBridge(res, method === 'HEAD');
     res.once('finish', () => setImmediate(exchange.dispose));
     res.once('close', () => setImmediate(exchange.dispose));
     const ex: Exchange = { run: (r, s) => run(r, s, { request, rest }), regen };
@@ -67,11 +67,17 @@ export function fetchAdapter<Rest extends unknown[]>(engine: Engine, handler: Fe
   };
 }
 
+/** The path and query of an absolute URL. */
+function pathOf(url: string): string {
+  const start = url.indexOf('/', url.indexOf('//') + 2);
+  return start === -1 ? '/' : url.slice(start);
+}
+
 /** Request headers as the engine reads them (lower-case names), with `host` from the URL when absent. */
-function headerRecord(headers: Headers, host: string): Record<string, string> {
+function headerRecord(headers: Headers, url: string): Record<string, string> {
   const out: Record<string, string> = {};
   headers.forEach((value, name) => (out[name] = value));
-  out.host ??= host;
+  out.host ??= new URL(url).host;
   return out;
 }
 
