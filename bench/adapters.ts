@@ -30,7 +30,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { StrataCache } from '../src/index.js';
-import { chooseTool, describeSetup, fmt, get, intEnv, Loader, loadAverage, measure, median, serveTarget, table, Target, type LoadConfig, type Measurement } from './harness.js';
+import { chooseTool, describeSetup, fmt, get, intEnv, Loader, loadAverage, median, runRounds, serveTarget, table, Target, withTargets, type LoadConfig } from './harness.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const CACHE_CONTROL = 'max-age=3600';
@@ -176,34 +176,19 @@ async function main(): Promise<void> {
   for (const framework of config.frameworks) {
     for (const variant of ['ceiling', 'cached'] as const) targets.push({ framework, variant, target: new Target(`${framework} ${variant}`, SELF, ['server', framework, variant, String(config.bodyBytes)]) });
   }
-  const stop = (): void => {
-    for (const t of targets) t.target.stop();
-    loader.close();
-  };
-  process.once('SIGINT', () => {
-    stop();
-    process.exit(130);
-  });
-
-  const results = new Map<string, Measurement[]>();
-  const problems: string[] = [];
-  try {
-    for (const t of targets) await warm(t.target, t.variant, config.bodyBytes);
-    for (let round = 0; round < config.rounds; round++) {
-      const order = round % 2 === 0 ? targets : [...targets].reverse();
-      for (const { target } of order) {
-        if (config.warmup > 0) await loader.run(`http://127.0.0.1:${await target.port}/`, config.warmup);
-        const { m, line, problems: found } = await measure(target, loader, config.duration);
-        for (const p of found) problems.push(`round ${round + 1} ${p}`);
-        console.log(`round ${round + 1}  ${target.id.padEnd(16)} ${line}`);
-        let list = results.get(target.id);
-        if (list === undefined) results.set(target.id, (list = []));
-        list.push(m);
-      }
-    }
-  } finally {
-    stop();
-  }
+  const { results, problems } = await withTargets(
+    targets.map((t) => t.target),
+    loader,
+    async () => {
+      for (const t of targets) await warm(t.target, t.variant, config.bodyBytes);
+      return runRounds(
+        targets.map((t) => t.target),
+        loader,
+        config,
+        (t) => t.id.padEnd(16),
+      );
+    },
+  );
 
   const rows: string[][] = [['framework', 'adapter', 'ceiling req/s', 'cached req/s', 'ratio', 'ceiling µs/req', 'cached µs/req', 'cpu ratio']];
   const below: string[] = [];

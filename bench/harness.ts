@@ -291,7 +291,7 @@ function runAutocannonChild(): void {
  * not saturated), and its cache counters, which must show only hits. Returns the measurement, a
  * log line and the problems found.
  */
-export async function measure(target: Target, loader: Loader, seconds: number): Promise<{ m: Measurement; line: string; problems: string[] }> {
+async function measure(target: Target, loader: Loader, seconds: number): Promise<{ m: Measurement; line: string; problems: string[] }> {
   const url = `http://127.0.0.1:${await target.port}/`;
   const probe0 = await target.probe();
   const m = await loader.run(url, seconds);
@@ -313,6 +313,51 @@ export async function measure(target: Target, loader: Loader, seconds: number): 
   const line =
     `${fmt(m.rps).padStart(7)} req/s  p50 ${fmt(m.p50, 2)} ms  p99 ${fmt(m.p99, 2)} ms  ` + `cpu ${fmt(m.cpuPerRequest, 1)} µs/req, busy ${fmt(busy)}%  ${fmt(m.requests)} requests${hitNote}`;
   return { m, line, problems };
+}
+
+/**
+ * Runs every target for `rounds` rounds (odd rounds in reverse order, so drift on a shared
+ * machine does not always favour the same target), each run after `warmup` seconds of discarded
+ * load, logging one line per run. Returns the measurements by target id and the problems found.
+ */
+export async function runRounds(
+  targets: readonly Target[],
+  loader: Loader,
+  config: { rounds: number; warmup: number; duration: number },
+  label: (target: Target) => string,
+): Promise<{ results: Map<string, Measurement[]>; problems: string[] }> {
+  const results = new Map<string, Measurement[]>();
+  const problems: string[] = [];
+  for (let round = 0; round < config.rounds; round++) {
+    const order = round % 2 === 0 ? targets : [...targets].reverse();
+    for (const target of order) {
+      if (config.warmup > 0) await loader.run(`http://127.0.0.1:${await target.port}/`, config.warmup);
+      const { m, line, problems: found } = await measure(target, loader, config.duration);
+      for (const p of found) problems.push(`round ${round + 1} ${p}`);
+      console.log(`round ${round + 1}  ${label(target)} ${line}`);
+      let list = results.get(target.id);
+      if (list === undefined) results.set(target.id, (list = []));
+      list.push(m);
+    }
+  }
+  return { results, problems };
+}
+
+/** Stops the targets and the loader when `run` settles or on Ctrl-C. */
+export async function withTargets<T>(targets: readonly Target[], loader: Loader, run: () => Promise<T>): Promise<T> {
+  const stop = (): void => {
+    for (const t of targets) t.stop();
+    loader.close();
+  };
+  process.once('SIGINT', () => {
+    stop();
+    process.exit(130);
+  });
+  try {
+    return await run();
+  } finally {
+    stop();
+  }
 }
 
 export function median(xs: number[]): number {

@@ -40,7 +40,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { chooseTool, describeSetup, fmt, get, intEnv, Loader, loadAverage, measure, median, serveTarget, table, Target, type Measurement } from './harness.js';
+import { chooseTool, describeSetup, fmt, get, intEnv, Loader, loadAverage, median, runRounds, serveTarget, table, Target, withTargets } from './harness.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const serverFlags = (process.env.BENCH_SERVER_FLAGS ?? '').split(' ').filter((f) => f !== '');
@@ -174,39 +174,15 @@ async function main(): Promise<void> {
 
   const loader = new Loader(config);
   const targets = config.targets.map((id) => new Target(id, SELF, ['server', id, String(config.bodyBytes)], serverFlags));
-  const stop = (): void => {
-    for (const t of targets) t.stop();
-    loader.close();
-  };
-  process.once('SIGINT', () => {
-    stop();
-    process.exit(130);
-  });
-
-  const results = new Map<TargetId, Measurement[]>();
-  const problems: string[] = [];
-  try {
+  const { results, problems } = await withTargets(targets, loader, async () => {
     for (const t of targets) await warmCache(t, config.bodyBytes);
-    for (let round = 0; round < config.rounds; round++) {
-      const order = round % 2 === 0 ? targets : [...targets].reverse();
-      for (const t of order) {
-        if (config.warmup > 0) await loader.run(`http://127.0.0.1:${await t.port}/`, config.warmup);
-        const { m, line, problems: found } = await measure(t, loader, config.duration);
-        for (const p of found) problems.push(`round ${round + 1} ${p}`);
-        console.log(`round ${round + 1}  ${t.id} ${TARGETS[t.id].padEnd(29)} ${line}`);
-        let list = results.get(t.id);
-        if (list === undefined) results.set(t.id, (list = []));
-        list.push(m);
-      }
-    }
-  } finally {
-    stop();
-  }
+    return runRounds(targets, loader, config, (t) => `${t.id} ${TARGETS[t.id as TargetId].padEnd(29)}`);
+  });
 
   const summary = new Map<TargetId, { rps: number; p50: number; p99: number; cpu: number; bytes: number; min: number; max: number }>();
   for (const [id, ms] of results) {
     const rps = ms.map((m) => m.rps);
-    summary.set(id, {
+    summary.set(id as TargetId, {
       rps: median(rps),
       p50: median(ms.map((m) => m.p50)),
       p99: median(ms.map((m) => m.p99)),

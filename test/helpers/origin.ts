@@ -7,6 +7,7 @@
  */
 import { once } from 'node:events';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 
 /** What the origin is asked to render. */
 export interface OriginRequest {
@@ -141,4 +142,23 @@ export async function runNodePlan(origin: Origin, req: IncomingMessage, res: Ser
   } finally {
     origin.end(url);
   }
+}
+
+/** A Node stream of `chunks`, one per tick, that fails after the first one when `failAfterFirst` (Koa and Fastify bodies). */
+export function chunkStream(chunks: Array<string | Buffer>, failAfterFirst: boolean): Readable {
+  let i = 0;
+  return new Readable({
+    read() {
+      if (failAfterFirst && i === 1) {
+        setImmediate(() => this.destroy(new OriginError('after the first chunk')));
+        return;
+      }
+      if (i === chunks.length) {
+        this.push(null);
+        return;
+      }
+      const chunk = chunks[i++]!;
+      setImmediate(() => this.push(chunk));
+    },
+  });
 }

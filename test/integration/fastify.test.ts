@@ -11,23 +11,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { createCache, type StrataCache } from '../../src/index.js';
 import { adapterSuite, assertHit, assertStatus } from '../helpers/adapter-suite.js';
 import { listen, request, sleep, type Running } from '../helpers/http.js';
-import { OriginError, preparePlan, type Origin } from '../helpers/origin.js';
-
-/** A stream of `chunks` that fails after the first one when `failAfterFirst`. */
-function chunkStream(chunks: Array<string | Buffer>, failAfterFirst: boolean): Readable {
-  let i = 0;
-  return new Readable({
-    read() {
-      if (failAfterFirst && i === 1) {
-        setImmediate(() => this.destroy(new OriginError('after the first chunk')));
-        return;
-      }
-      if (i === chunks.length) return void this.push(null);
-      const chunk = chunks[i++]!;
-      setImmediate(() => this.push(chunk));
-    },
-  });
-}
+import { chunkStream, preparePlan, type Origin } from '../helpers/origin.js';
 
 /** Listens on 127.0.0.1:0 once the app is ready; closing closes the app. */
 async function serve(app: FastifyInstance): Promise<Running> {
