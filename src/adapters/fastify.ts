@@ -5,8 +5,9 @@
  * not a dependency: the plugin only needs the few members typed below.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Engine, Exchange, Runner } from '../engine.js';
+import type { Engine, Exchange, Runner } from '../engine/types.js';
 import { isPromise } from '../stores/store.js';
+import { internalError } from './node.js';
 
 /** The part of a Fastify request the plugin uses. */
 export interface FastifyLikeRequest {
@@ -39,7 +40,7 @@ export type FastifyCachePlugin = (instance: FastifyLikeInstance, options: unknow
 const rerouted = new WeakSet<IncomingMessage>();
 
 /**
- * Builds the plugin over `engine`. `onError` answers an internal failure of the engine.
+ * Builds the plugin over `engine`.
  *
  * Where it hooks: `onRequest` is Fastify's first hook (the route was looked up, nothing else ran),
  * so a hit costs the router lookup and the request/reply objects, not body parsing, validation,
@@ -52,7 +53,7 @@ const rerouted = new WeakSet<IncomingMessage>();
  * through the router and every hook, while `inject` would build its own request (the mark lost)
  * and go through light-my-request's fake socket on top.
  */
-export function fastifyPlugin(engine: Engine, onError: (res: ServerResponse, error: unknown) => void): FastifyCachePlugin {
+export function fastifyPlugin(engine: Engine): FastifyCachePlugin {
   const plugin = (instance: FastifyLikeInstance, _options: unknown, done: FastifyDone): void => {
     const regen: Runner = (req, res) => instance.routing(req, res);
     engine.useRunner(regen);
@@ -84,7 +85,7 @@ export function fastifyPlugin(engine: Engine, onError: (res: ServerResponse, err
       else if (isPromise(served)) {
         served.then(
           (hit) => void (hit && reply.hijack()),
-          (error: unknown) => onError(reply.raw, error),
+          (error: unknown) => internalError(reply.raw, error),
         );
       }
     });

@@ -9,7 +9,8 @@ import { once } from 'node:events';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { syntheticExchange } from '../capture.js';
-import type { Engine, Exchange, Runner } from '../engine.js';
+import type { Engine, Exchange, Runner } from '../engine/types.js';
+import { internalError } from './node.js';
 
 /** A WHATWG fetch handler. Extra arguments (Hono's `env`, an execution context) are passed through. */
 export type FetchHandler<Rest extends unknown[] = unknown[]> = (request: Request, ...rest: Rest) => Response | Promise<Response>;
@@ -27,11 +28,12 @@ function incomingOf(rest: readonly unknown[]): IncomingMessage | undefined {
 }
 
 /**
- * Builds the wrapper. `onError` answers an internal failure of the engine. Background renders and
+ * Builds the wrapper. Background renders and
  * data-cache sub-requests call `handler` with a Request built from the engine's synthetic request
  * and no extra arguments.
  */
-export function fetchAdapter<Rest extends unknown[]>(engine: Engine, handler: FetchHandler<Rest>, onError: (res: ServerResponse, error: unknown) => void): FetchHandler<Rest> {
+export function fetchAdapter<Rest extends unknown[]>(engine: Engine, handler: FetchHandler<Rest>): FetchHandler<Rest> {
+  if (typeof handler !== 'function') throw new TypeError(`expected handler to be a function, got ${typeof handler}`);
   const run = (req: IncomingMessage, res: ServerResponse, source: { request?: Request; rest: Rest }): Promise<void> =>
     Promise.resolve(handler(toRequest(req, source.request), ...source.rest)).then((response) => writeResponse(response, res));
   const background: Exchange = { run: (req, res) => run(req, res, { rest: [] as unknown[] as Rest }) };
@@ -59,10 +61,10 @@ export function fetchAdapter<Rest extends unknown[]>(engine: Engine, handler: Fe
     try {
       served = engine.handle(req, res, ex);
     } catch (error) {
-      onError(res, error);
+      internalError(res, error);
       return bridge.response;
     }
-    if (typeof served !== 'boolean') served.catch((error: unknown) => onError(res, error));
+    if (typeof served !== 'boolean') served.catch((error: unknown) => internalError(res, error));
     return bridge.response;
   };
 }
