@@ -252,6 +252,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     const engine: Engine = {
       handle: (req, res, ex) => path.handle(req, res, ex),
       useRunner: (runner) => void (ctx.runner ??= runner),
+      serveFresh: (req, sink) => path.serveFresh(req, sink),
     };
     this.#engine = withInternalRoutes(engine, internalRoute({ endpoint, flush, ours: (req) => background.ticketOf(req) !== undefined }));
 

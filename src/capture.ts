@@ -359,13 +359,8 @@ export interface SyntheticRequest {
   remoteAddress?: string | undefined;
 }
 
-/**
- * A real IncomingMessage/ServerResponse pair with no client behind it, so any Node handler
- * (raw, Express, Connect, Koa) can render in the background exactly as for a client.
- */
-export function syntheticExchange(init: SyntheticRequest): { req: IncomingMessage; res: ServerResponse; dispose(): void } {
-  const socket = new NullSocket();
-  if ('remoteAddress' in init) socket.remoteAddress = init.remoteAddress;
+/** A request built from `init` on `socket` (a stand-in: nothing is read from it). */
+export function syntheticRequest(init: SyntheticRequest, socket: object): IncomingMessage {
   const req = new IncomingMessage(socket as never);
   req.method = init.method ?? 'GET';
   req.url = init.url;
@@ -382,14 +377,48 @@ export function syntheticExchange(init: SyntheticRequest): { req: IncomingMessag
     req.complete = true;
     req.push(null);
   } else void pump(init.body, req);
+  return req;
+}
+
+/** Takes the response off its socket and closes the socket. */
+function disposer(res: ServerResponse, socket: NullSocket): () => void {
+  return () => {
+    if (res.socket) res.detachSocket(socket as never);
+    socket.destroy();
+  };
+}
+
+/**
+ * A real IncomingMessage/ServerResponse pair with no client behind it, so any Node handler
+ * (raw, Express, Connect, Koa) can render in the background exactly as for a client.
+ */
+export function syntheticExchange(init: SyntheticRequest): { req: IncomingMessage; res: ServerResponse; dispose(): void } {
+  const socket = new NullSocket();
+  if ('remoteAddress' in init) socket.remoteAddress = init.remoteAddress;
+  const req = syntheticRequest(init, socket);
   const res = new ServerResponse(req);
   res.assignSocket(socket as never);
+  return { req, res, dispose: disposer(res, socket) };
+}
+
+/**
+ * The same pair, but the response gets its socket only on `connect()`: until then what is
+ * written is buffered by Node (as for a pipelined response waiting for the socket) and nothing
+ * is sent. An adapter whose client is not a Node socket (the Fetch adapter reads what is written
+ * through the response's methods) connects only when the response outlives the current call, so
+ * a hit, written at once, costs no socket at all. `connect()` returns the disposer. The request
+ * carries an address-only stand-in for its socket (`remoteAddress`, for the flush endpoint's guard).
+ */
+export function deferredExchange(init: SyntheticRequest): { req: IncomingMessage; res: ServerResponse; connect(): () => void } {
+  const req = syntheticRequest(init, { remoteAddress: init.remoteAddress });
+  const res = new ServerResponse(req);
   return {
     req,
     res,
-    dispose() {
-      if (res.socket) res.detachSocket(socket as never);
-      socket.destroy();
+    connect() {
+      const socket = new NullSocket();
+      res.assignSocket(socket as never);
+      return disposer(res, socket);
     },
   };
 }

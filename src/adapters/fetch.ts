@@ -8,8 +8,9 @@
 import { once } from 'node:events';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import { syntheticExchange } from '../capture.js';
+import { deferredExchange, syntheticRequest } from '../capture.js';
 import type { Engine, Exchange, Runner } from '../engine/types.js';
+import type { HitSink } from '../serve.js';
 import { internalError } from './node.js';
 
 /** A WHATWG fetch handler. Extra arguments (Hono's `env`, an execution context) are passed through. */
@@ -44,26 +45,38 @@ export function fetchAdapter<Rest extends unknown[]>(engine: Engine, handler: Fe
   return (request: Request, ...rest: Rest): Promise<Response> => {
     const method = request.method;
     const incoming = incomingOf(rest);
-    const exchange = syntheticExchange({
+    const init = {
       method,
       url: incoming?.url ?? pathOf(request.url),
       headers: incoming === undefined ? headerRecord(request.headers, request.url) : nodeHeaders(incoming),
+      remoteAddress: incoming?.socket?.remoteAddress,
+    };
+    // A fresh hit is written straight into a Response: no response object, no socket.
+    if (method === 'GET' || method === 'HEAD') {
+      const sink = new HitResponse(method === 'HEAD');
+      if (engine.serveFresh(syntheticRequest(init, { remoteAddress: init.remoteAddress }), sink)) return Promise.resolve(sink.response!);
+    }
+    const exchange = deferredExchange({
+      ...init,
       // Reading `body` materializes a lazy Request (as @hono/node-server's is): only when there is one.
       body: method === 'GET' || method === 'HEAD' ? null : (request.body as AsyncIterable<Uint8Array> | null),
-      remoteAddress: incoming?.socket?.remoteAddress,
     });
     const { req, res } = exchange;
     const bridge = new ResponseBridge(res, method === 'HEAD');
-    res.once('finish', () => setImmediate(exchange.dispose));
-    res.once('close', () => setImmediate(exchange.dispose));
     const ex: Exchange = { run: (r, s) => run(r, s, { request, rest }), regen };
     let served: boolean | Promise<boolean>;
     try {
       served = engine.handle(req, res, ex);
     } catch (error) {
+      served = false;
       internalError(res, error);
-      return bridge.response;
     }
+    // Served from memory at once: the Response is made, no socket needed. Otherwise the response
+    // lives on (a render, a wait, an endpoint reading the body): give it its socket now.
+    if (served === true && bridge.settled) return bridge.response;
+    const dispose = exchange.connect();
+    res.once('finish', () => setImmediate(dispose));
+    res.once('close', () => setImmediate(dispose));
     if (typeof served !== 'boolean') served.catch((error: unknown) => internalError(res, error));
     return bridge.response;
   };
@@ -148,6 +161,32 @@ async function writeResponse(response: Response, res: ServerResponse): Promise<v
   }
 }
 
+/** A hit written by the engine (status, flat header list, body) as a Response over its body buffer. */
+class HitResponse implements HitSink {
+  response: Response | undefined;
+  readonly #head: boolean;
+  #status = 200;
+  #headers: Record<string, string> = {};
+
+  constructor(head: boolean) {
+    this.#head = head;
+  }
+
+  writeHead(status: number, flat: Array<string | string[]>): void {
+    this.#status = status;
+    // Repeated names arrive grouped; joined as RFC 9110 §5.3 allows (Set-Cookie is never stored).
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const value = flat[i + 1]!;
+      this.#headers[flat[i] as string] = typeof value === 'string' ? value : value.join(', ');
+    }
+  }
+
+  end(body?: Buffer): void {
+    const empty = this.#head || NO_BODY.has(this.#status) || body === undefined;
+    this.response = new Response(empty ? null : body, { status: this.#status, headers: this.#headers });
+  }
+}
+
 /**
  * Turns what the engine writes on a synthetic response into the client's Response. A response
  * written at once (a hit, a 304, an error) becomes a Response over one buffer; one that is still
@@ -162,7 +201,7 @@ class ResponseBridge {
   #res: ServerResponse;
   #head: boolean;
   #status = 200;
-  #headers: Array<[string, string]> = [];
+  #headers: Record<string, string> | Array<[string, string]> = {};
   #chunks: Uint8Array[] = [];
   #stream: ReadableStreamDefaultController<Uint8Array> | undefined;
   #ended = false;
@@ -225,13 +264,22 @@ class ResponseBridge {
     } else if (passed !== undefined && passed !== null) {
       for (const [name, value] of Object.entries(passed as OutgoingHttpHeaders)) if (value !== undefined) merged.set(name.toLowerCase(), value);
     }
-    const headers: Array<[string, string]> = [];
+    // A record unless a name repeats (Set-Cookie): @hono/node-server writes a record as it is.
+    let record: Record<string, string> | undefined = {};
     for (const [name, value] of merged) {
       if (value === undefined) continue;
-      if (Array.isArray(value)) for (const v of value) headers.push([name, String(v)]);
-      else headers.push([name, String(value)]);
+      if (!Array.isArray(value)) record[name] = String(value);
+      else if (value.length === 1) record[name] = String(value[0]);
+      else {
+        record = undefined;
+        break;
+      }
     }
-    this.#headers = headers;
+    if (record === undefined) {
+      const pairs: Array<[string, string]> = [];
+      for (const [name, value] of merged) for (const v of [value ?? []].flat()) pairs.push([name, String(v)]);
+      this.#headers = pairs;
+    } else this.#headers = record;
     queueMicrotask(() => {
       if (!this.#resolved) this.#open();
     });
@@ -290,6 +338,11 @@ class ResponseBridge {
       new ByteLengthQueuingStrategy({ highWaterMark: HIGH_WATER_MARK }),
     );
     this.#send(new Response(stream, { status: this.#status, headers: this.#headers }));
+  }
+
+  /** The Response is made (a hit or an error written at once, or headers of a stream). */
+  get settled(): boolean {
+    return this.#resolved;
   }
 
   #send(response: Response): void {

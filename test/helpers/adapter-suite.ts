@@ -65,7 +65,7 @@ export async function scenario(t: TestContext, start: Start, route: Route, optio
 export function adapterSuite(name: string, start: Start): void {
   const setup = (t: TestContext, route: Route, options?: CacheOptions): Promise<Scenario> => scenario(t, start, route, options);
 
-  describe(`${name}: shared cache behaviour`, { timeout: 15_000 }, () => {
+  describe(`${name}: shared cache behaviour`, { timeout: 60_000 }, () => {
     test('MISS then HIT with Age, Cache-Status and Content-Length; one render', async (t) => {
       const { url, origin, cache } = await setup(t, (_req, n) => ({ headers: FRESH, body: `hello ${n}` }));
       const first = await request(`${url}/basic`);
