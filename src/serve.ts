@@ -171,7 +171,7 @@ export function serveEntry(
 
 /** Writes a 206 (one range of the stored body, with the stored headers) or a 416. */
 function servePart(
-  res: ServerResponse,
+  res: HitSink,
   entry: Entry,
   answer: Exclude<RangeAnswer, { kind: 'full' }>,
   at: { age: string; status: CacheStatus; sh: StatusHeaders },
