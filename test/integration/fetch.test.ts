@@ -11,6 +11,7 @@ import { getRequestListener } from '@hono/node-server';
 import { Hono } from 'hono';
 import { createCache, type FetchHandler, type StrataCache } from '../../src/index.js';
 import { adapterSuite, assertHit, assertStatus } from '../helpers/adapter-suite.js';
+import { HOST, kill, lateServer, SECRET } from '../helpers/cluster.js';
 import { listen, request } from '../helpers/http.js';
 import { OriginError, preparePlan, until, type Origin } from '../helpers/origin.js';
 
@@ -131,6 +132,27 @@ describe('Fetch specifics', { timeout: 15_000 }, () => {
     assert.equal((await flush()).status, 403);
     assert.equal((await flush('secret-token-123')).status, 403, 'no Node request passed along: no address to check against allowedClients');
     assert.equal(cache.stats().invalidations, 0);
+  });
+
+  test('peers: two nodes serving cache.fetch() on @hono/node-server render a page once for the cluster', async (t) => {
+    const servers = await Promise.all([lateServer(), lateServer()]);
+    const urls = servers.map((s) => s.url);
+    let renders = 0;
+    const handler: FetchHandler = () => (renders++, new Response(`page render ${renders}`, { headers: { 'cache-control': 'max-age=60' } }));
+    const caches = servers.map((s) => createCache({ peers: { self: s.url, nodes: urls, secret: SECRET, queryTimeout: 2_000 } }));
+    servers.forEach((s, i) => s.bind(getRequestListener(caches[i]!.fetch(handler))));
+    t.after(async () => {
+      for (const s of servers) await kill(s.server);
+      for (const c of caches) await c.close();
+    });
+    const headers = { host: HOST };
+    const a = await request(`${urls[0]}/shared`, { headers });
+    assertStatus(a, 'MISS');
+    const b = await request(`${urls[1]}/shared`, { headers });
+    assert.equal(b.body, 'page render 1');
+    assert.equal(b.headers['x-cache'], 'PEER', 'node B took node A\'s copy through A\'s fetch adapter');
+    assert.equal(renders, 1);
+    assert.equal(caches[1]!.stats().peerHits, 1);
   });
 
   test('Hono: app.fetch behind @hono/node-server, the route sees the request and c.env', async (t) => {
