@@ -6,35 +6,48 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Entry } from '../entry.js';
 import { CacheError, IncludeError } from '../errors.js';
 import type { IncludeHooks } from '../seam.js';
-import { serveAssembled, serveEntry, type CacheStatus } from '../serve.js';
+import { serveAssembled, serveEntry, type CacheStatus, type HitSink, type StatusHeaders } from '../serve.js';
 import type { EngineContext, Exchange } from './types.js';
 
 /** Writes entries to clients with this cache's status headers. */
 export class Deliver {
   readonly #ctx: EngineContext;
+  /** Reused by every plain delivery (serveEntry reads it synchronously). */
+  readonly #serveCtx: { status: CacheStatus; now: number; statusHeaders: StatusHeaders };
 
   /**
    * Writes an entry. A template entry (ESI) is assembled first: the promise resolves once it is
    * written. Any other entry is written at once (undefined): the hit path allocates no promise
-   * (and no options object: hence the positional parameters). Without includes, no entry is
-   * looked at as a template (switched in at construction).
+   * (and no options object: hence the positional parameters). Without includes no entry is
+   * looked at as a template: the plain writer is switched in at construction.
    */
   readonly serve: (req: IncomingMessage, res: ServerResponse, entry: Entry, status: CacheStatus, now: number, ex: Exchange) => Promise<boolean> | undefined;
 
   constructor(ctx: EngineContext) {
     this.#ctx = ctx;
-    const serveCtx = { status: 'HIT' as CacheStatus, now: 0, statusHeaders: ctx.statusHeaders };
-    const plain = (req: IncomingMessage, res: ServerResponse, entry: Entry, status: CacheStatus, now: number): undefined => {
-      serveCtx.status = status;
-      serveCtx.now = now;
-      serveEntry(req, res, entry, serveCtx);
-      return undefined;
-    };
+    this.#serveCtx = { status: 'HIT', now: 0, statusHeaders: ctx.statusHeaders };
     const includes = ctx.includes;
     this.serve =
       includes === undefined
-        ? plain
-        : (req, res, entry, status, now, ex) => (entry.esi === true ? this.#serveTemplate(req, res, entry, { status, now, ex }, includes) : plain(req, res, entry, status, now));
+        ? (req, res, entry, status, now) => void this.servePlain(req, res, entry, status, now)
+        : (req, res, entry, status, now, ex) => {
+            if (entry.esi === true) return this.#serveTemplate(req, res, entry, { status, now, ex }, includes);
+            this.servePlain(req, res, entry, status, now);
+            return undefined;
+          };
+  }
+
+  /** True when the entry is an ESI template, assembled (asynchronously) for each delivery. */
+  isTemplate(entry: Entry): boolean {
+    return entry.esi === true && this.#ctx.includes !== undefined;
+  }
+
+  /** Writes a plain (not template) entry at once. */
+  servePlain(req: IncomingMessage, res: HitSink, entry: Entry, status: CacheStatus, now: number): void {
+    const ctx = this.#serveCtx;
+    ctx.status = status;
+    ctx.now = now;
+    serveEntry(req, res, entry, ctx);
   }
 
   /**
