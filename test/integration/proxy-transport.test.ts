@@ -1,0 +1,147 @@
+/**
+ * The reverse proxy's connection handling against real upstreams on 127.0.0.1: interim (1xx)
+ * responses relayed, a complete response kept when the upstream sends bytes past its end, and
+ * one retry on a new connection when a reused keep-alive socket turns out to be dead.
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { describe, test } from 'node:test';
+import { createCache, createUpstreamHandler } from '../../src/index.js';
+import { closedAfterFile, listen, request, type Running } from '../helpers/http.js';
+
+const tracked = closedAfterFile();
+
+async function proxyTo(upstreamUrl: string): Promise<Running> {
+  const cache = createCache({ defaultTtl: 0, gracePeriod: 0 });
+  tracked.caches.push(cache);
+  const proxy = await listen(cache.wrap(createUpstreamHandler(upstreamUrl)));
+  tracked.servers.push(proxy);
+  return proxy;
+}
+
+/** A raw TCP upstream: `answer` writes whatever bytes it likes for each connection's first request. */
+async function rawUpstream(answer: (socket: net.Socket) => void): Promise<string> {
+  const server = net.createServer((socket) => {
+    let seen = '';
+    socket.on('data', (chunk: Buffer) => {
+      seen += chunk.toString('latin1');
+      if (seen.includes('\r\n\r\n')) {
+        seen = '';
+        answer(socket);
+      }
+    });
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  tracked.servers.push({
+    server: server as never,
+    url,
+    port: 0,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  });
+  return url;
+}
+
+/** One GET that also records the interim responses the client received. */
+function getWithInterim(url: string): Promise<{ status: number; body: string; interim: Array<{ status: number; headers: http.IncomingHttpHeaders }> }> {
+  return new Promise((resolve, reject) => {
+    const interim: Array<{ status: number; headers: http.IncomingHttpHeaders }> = [];
+    const req = http.get(url, { agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, interim }));
+    });
+    req.on('information', (info) => interim.push({ status: info.statusCode, headers: info.headers }));
+    req.on('error', reject);
+  });
+}
+
+describe('reverse proxy: connection handling', () => {
+  test('103 Early Hints and 102 Processing from the upstream reach the client before the final response', async () => {
+    const up = await listen((_req, res) => {
+      res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+      res.writeProcessing();
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'no-store' });
+        res.end('final');
+      }, 50);
+    });
+    tracked.servers.push(up);
+    const proxy = await proxyTo(up.url);
+    const r = await getWithInterim(`${proxy.url}/hints`);
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'final');
+    assert.deepEqual(
+      r.interim.map((i) => i.status),
+      [103, 102],
+    );
+    assert.equal(r.interim[0]!.headers.link, '</style.css>; rel=preload; as=style');
+  });
+
+  test('bytes past Content-Length do not destroy the complete response (same packet)', async () => {
+    const body = 'x'.repeat(100_000);
+    const url = await rawUpstream((socket) => {
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: max-age=60\r\nContent-Length: ${body.length}\r\n\r\n${body}GARBAGE AFTER THE BODY`);
+    });
+    const proxy = await proxyTo(url);
+    const first = await request(`${proxy.url}/extra`);
+    assert.equal(first.status, 200);
+    assert.equal(first.body.length, body.length);
+    assert.equal(first.body, body);
+    // Complete, so it was stored too.
+    const second = await request(`${proxy.url}/extra`);
+    assert.equal(second.headers['x-cache'], 'HIT');
+    assert.equal(second.body, body);
+  });
+
+  test('bytes past Content-Length arriving later spoil only that connection, not the next request', async () => {
+    let n = 0;
+    const url = await rawUpstream((socket) => {
+      n++;
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: no-store\r\nContent-Length: 5\r\n\r\nhello`);
+      setTimeout(() => socket.write('LATE GARBAGE'), 30);
+    });
+    const proxy = await proxyTo(url);
+    const first = await request(`${proxy.url}/a`);
+    assert.equal(first.body, 'hello');
+    await new Promise((r) => setTimeout(r, 150));
+    const second = await request(`${proxy.url}/b`);
+    assert.equal(second.status, 200);
+    assert.equal(second.body, 'hello');
+    assert.ok(n >= 2);
+  });
+
+  test('a reused keep-alive socket that fails before any response byte: an idempotent request is retried once on a new connection', async () => {
+    // The upstream drops every connection on its second request, as one does when it closes an
+    // idle keep-alive connection at the moment the proxy reuses it.
+    const perSocket = new WeakMap<net.Socket, number>();
+    let served = 0;
+    const up = await listen((req, res) => {
+      const count = (perSocket.get(req.socket) ?? 0) + 1;
+      perSocket.set(req.socket, count);
+      if (count > 1) return void req.socket.destroy();
+      served++;
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'no-store' });
+        res.end(`${req.method} ${req.url}`);
+      });
+    });
+    tracked.servers.push(up);
+    const proxy = await proxyTo(up.url);
+    assert.equal((await request(`${proxy.url}/one`)).body, 'GET /one');
+    const second = await request(`${proxy.url}/two`);
+    assert.equal(second.status, 200);
+    assert.equal(second.body, 'GET /two');
+    assert.equal(served, 2);
+    // A POST is not idempotent: on a dead reused socket it fails with 502 rather than running twice.
+    assert.equal((await request(`${proxy.url}/three`)).body, 'GET /three');
+    const post = await request(`${proxy.url}/form`, { method: 'POST', body: 'a=1' });
+    assert.equal(post.status, 502);
+    assert.equal(served, 3);
+  });
+});
