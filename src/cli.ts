@@ -17,7 +17,10 @@ const USAGE = `usage: stratacache --upstream URL [options]
   --port N                listen port (default 3000; 0 picks a free one)
   --host ADDR             listen address (default 127.0.0.1)
   --max-size BYTES        memory budget of the response cache (default 64 MiB)
-  --default-ttl MS        freshness when the upstream sends none (default 60000)
+  --default-ttl MS        freshness when the upstream sends none (default 0: such responses
+                          are not stored, as a shared cache in front of an origin should)
+  --heuristic-freshness F with no explicit freshness but a Last-Modified, fresh for this fraction
+                          of its age (RFC 9111 §4.2.2; 0.1 is the usual choice; default 0: off)
   --preserve-host         send the client's Host upstream (default: the upstream's host)
   --upstream-timeout MS   wait this long for upstream headers, then 504 / stale (default 30000)
   --peers URL,URL,...     cluster nodes; needs --self and STRATACACHE_PEER_SECRET
@@ -44,6 +47,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
       host: { type: 'string' },
       'max-size': { type: 'string' },
       'default-ttl': { type: 'string' },
+      'heuristic-freshness': { type: 'string' },
       'preserve-host': { type: 'boolean' },
       'upstream-timeout': { type: 'string' },
       peers: { type: 'string' },
@@ -55,11 +59,19 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
   });
   if (values.help) return { help: true as const };
   if (values.upstream === undefined) throw new TypeError('--upstream is required');
-  const options: CacheOptions = {};
+  // In front of an origin the cache stores only what the origin makes fresh (the library's
+  // default TTL suits a handler the operator wrote, not an arbitrary upstream).
+  const options: CacheOptions = { defaultTtl: 0 };
   const maxSize = number('max-size', values['max-size']);
   if (maxSize !== undefined) options.maxSize = maxSize;
   const defaultTtl = number('default-ttl', values['default-ttl']);
   if (defaultTtl !== undefined) options.defaultTtl = defaultTtl;
+  const heuristic = values['heuristic-freshness'];
+  if (heuristic !== undefined) {
+    const fraction = Number(heuristic);
+    if (heuristic.trim() === '' || !(fraction >= 0 && fraction <= 1)) throw new RangeError(`expected --heuristic-freshness to be a fraction from 0 to 1, got '${heuristic}'`);
+    options.heuristicFreshness = fraction;
+  }
   if (values.peers !== undefined) {
     options.peers = { self: values.self, nodes: values.peers.split(',').filter(Boolean), secret: env.STRATACACHE_PEER_SECRET };
   }

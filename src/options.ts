@@ -65,6 +65,14 @@ export interface CacheOptions {
    */
   defaultTtl?: Milliseconds;
   /**
+   * Heuristic freshness (RFC 9111 §4.2.2): a response with no explicit freshness but a
+   * `Last-Modified` is fresh for this fraction of the time since it was last modified (`0.1` is the
+   * spec's example, "10% of that interval"), capped by `maxTtl`; it takes the place of `defaultTtl`
+   * for such responses. `0` turns the heuristic off.
+   * @default 0
+   */
+  heuristicFreshness?: number;
+  /**
    * Upper bound in ms on any freshness lifetime, whatever the origin says.
    * @default 86400000 (one day)
    */
@@ -382,6 +390,7 @@ export interface ResolvedOptions {
   readonly maxEntrySize: Bytes;
   readonly defaultTtl: Milliseconds;
   readonly maxTtl: Milliseconds;
+  readonly heuristicFreshness: number;
   readonly ignoreParam: IgnoreParamFunction | undefined;
   readonly storeHeaders: ReadonlySet<string> | undefined;
   readonly cacheStatuses: ReadonlySet<number>;
@@ -418,6 +427,7 @@ export const DEFAULTS = Object.freeze({
   maxEntrySize: 8 * 1024 * 1024,
   defaultTtl: 60_000,
   maxTtl: 86_400_000,
+  heuristicFreshness: 0,
   ignoreUrlParams: Object.freeze([] as string[]),
   storeHeaders: undefined,
   cacheStatuses: Object.freeze([200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501]),
@@ -566,6 +576,9 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
   if (maxEntrySize > maxSize) fail(RangeError, 'maxEntrySize', `at most options.maxSize (${maxSize})`, maxEntrySize);
   const defaultTtl = integerOption('defaultTtl', o.defaultTtl, 0);
   const maxTtl = integerOption('maxTtl', o.maxTtl, 1);
+  const heuristicFreshness = o.heuristicFreshness;
+  if (typeof heuristicFreshness !== 'number' || Number.isNaN(heuristicFreshness)) fail(TypeError, 'heuristicFreshness', 'a number from 0 to 1', heuristicFreshness);
+  if (heuristicFreshness < 0 || heuristicFreshness > 1) fail(RangeError, 'heuristicFreshness', 'a number from 0 to 1', heuristicFreshness);
 
   let ignoreParam: IgnoreParamFunction | undefined;
   if (typeof o.ignoreUrlParams === 'function') ignoreParam = o.ignoreUrlParams;
@@ -649,6 +662,7 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     maxEntrySize,
     defaultTtl,
     maxTtl,
+    heuristicFreshness,
     ignoreParam,
     storeHeaders,
     cacheStatuses,

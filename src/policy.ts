@@ -25,7 +25,7 @@ export interface PolicyResponse {
 /** The options the policy reads: the response cache's, or the data cache's with its own default TTL. */
 export type PolicyOptions = Pick<ResolvedOptions, 'cacheStatuses' | 'defaultTtl' | 'maxTtl'> &
   // The response cache's stale windows; absent (the data cache), only the RFC 5861 directives count.
-  Partial<Pick<ResolvedOptions, 'staleWhileRevalidate' | 'staleIfError' | 'staleOnErrorStatuses'>>;
+  Partial<Pick<ResolvedOptions, 'staleWhileRevalidate' | 'staleIfError' | 'staleOnErrorStatuses' | 'heuristicFreshness'>>;
 
 /** The verdict on one response. */
 export type Verdict =
@@ -135,7 +135,7 @@ export function evaluateResponse(req: PolicyRequest, res: PolicyResponse, option
   const policy = new CachePolicy(
     { method: req.method === 'HEAD' ? 'GET' : req.method, url: req.url, headers: req.headers },
     { status: UNDERSTOOD.has(status) ? status : 200, headers },
-    { shared: true, cacheHeuristic: 0, immutableMinTimeToLive: 0 },
+    { shared: true, cacheHeuristic: options.heuristicFreshness ?? 0, immutableMinTimeToLive: 0 },
   );
   const cc = parseCacheControl(headers['cache-control']);
   if (!policy.storable()) {
@@ -160,7 +160,9 @@ export function evaluateResponse(req: PolicyRequest, res: PolicyResponse, option
   const explicit = cc.has('max-age') || cc.has('s-maxage') || headers.expires !== undefined;
   const initialAge = Math.max(0, Math.floor(policy.age()));
   let freshMs: number;
-  if (explicit) freshMs = Math.max(0, (policy.maxAge() - policy.age()) * 1000);
+  // RFC 9111 §4.2.2: with the heuristic on, http-cache-semantics derives maxAge() from Last-Modified.
+  const heuristic = !explicit && (options.heuristicFreshness ?? 0) > 0 && headers['last-modified'] !== undefined;
+  if (explicit || heuristic) freshMs = Math.max(0, (policy.maxAge() - policy.age()) * 1000);
   else freshMs = options.defaultTtl;
   freshMs = Math.min(freshMs, options.maxTtl);
 

@@ -34,6 +34,12 @@ async function upstream(): Promise<Running & { renders: Map<string, number>; mod
       });
       return;
     }
+    if (path.startsWith('/plain') || path.startsWith('/dated')) {
+      // No explicit freshness; /dated has a validator from ten days ago.
+      const lastModified = path.startsWith('/dated') ? { 'last-modified': new Date(Date.now() - 10 * 86_400_000).toUTCString() } : {};
+      res.writeHead(200, { 'content-type': 'text/html', ...lastModified });
+      return void res.end(`<p>${path} v${version.value}</p>`);
+    }
     res.writeHead(200, { 'content-type': 'text/html', 'cache-control': 'max-age=60', connection: 'keep-alive', 'x-upstream': 'yes' });
     res.end(`<p>${path} v${version.value}</p>`);
   });
@@ -149,16 +155,21 @@ describe('stratacache CLI', () => {
     assert.equal(p.upstream, 'http://127.0.0.1:8080');
     assert.equal(p.port, 0);
     assert.deepEqual(p.options, { maxSize: 1048576, defaultTtl: 5000, flush: { token: 't' } });
+    const d = parseCli(['--upstream', 'http://x', '--heuristic-freshness', '0.1'], {});
+    assert.ok(!d.help);
+    // The reverse proxy stores only what the upstream makes fresh, unless told otherwise.
+    assert.deepEqual(d.options, { defaultTtl: 0, heuristicFreshness: 0.1 });
+    assert.throws(() => parseCli(['--upstream', 'http://x', '--heuristic-freshness', '10%'], {}), /--heuristic-freshness to be a fraction from 0 to 1, got '10%'/);
     assert.throws(() => parseCli([], {}), /--upstream is required/);
     assert.throws(() => parseCli(['--upstream', 'http://x', '--port', 'abc'], {}), /--port to be an integer, got 'abc'/);
     assert.throws(() => parseCli(['--upstream', 'http://x', '--nope'], {}));
   });
 
-  test('runs as a caching reverse proxy: miss, then hit, one upstream render', async (t) => {
+  test('runs as a caching reverse proxy: miss, then hit, one upstream render; no default TTL, heuristic on request', async (t) => {
     const up = await upstream();
     t.after(() => up.close());
     const tsx = new URL('../../node_modules/.bin/tsx', import.meta.url).pathname;
-    const child = spawn(tsx, ['src/cli.ts', '--upstream', up.url, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(tsx, ['src/cli.ts', '--upstream', up.url, '--port', '0', '--heuristic-freshness', '0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
     t.after(() => void child.kill('SIGTERM'));
     const url = await new Promise<string>((resolve, reject) => {
       let out = '';
@@ -175,6 +186,14 @@ describe('stratacache CLI', () => {
     assert.equal(hit.headers['x-cache'], 'HIT');
     assert.equal(hit.body, '<p>/cli v1</p>');
     assert.equal(up.renders.get('/cli'), 1);
+    // Nothing says how long /plain stays fresh: never served from the cache.
+    assert.equal((await request(`${url}/plain`)).headers['x-cache'], 'MISS');
+    assert.equal((await request(`${url}/plain`)).headers['x-cache'], 'PASS');
+    assert.equal(up.renders.get('/plain'), 2);
+    // Last-Modified ten days ago: fresh for a day by the 10 % heuristic.
+    assert.equal((await request(`${url}/dated`)).headers['x-cache'], 'MISS');
+    assert.equal((await request(`${url}/dated`)).headers['x-cache'], 'HIT');
+    assert.equal(up.renders.get('/dated'), 1);
   });
 
   test('a bad flag exits 2 with the usage', async () => {
