@@ -23,7 +23,10 @@ async function proxyTo(upstreamUrl: string): Promise<Running> {
 
 /** A raw TCP upstream: `answer` writes whatever bytes it likes for each connection's first request. */
 async function rawUpstream(answer: (socket: net.Socket) => void): Promise<string> {
+  const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
     let seen = '';
     socket.on('data', (chunk: Buffer) => {
       seen += chunk.toString('latin1');
@@ -40,7 +43,11 @@ async function rawUpstream(answer: (socket: net.Socket) => void): Promise<string
     server: server as never,
     url,
     port: 0,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   });
   return url;
 }
