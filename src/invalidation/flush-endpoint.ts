@@ -30,6 +30,8 @@ export interface FlushRequest {
 export interface FlushRefusal {
   status: number;
   reason: string;
+  /** The client may come in but gave no valid token: a browser can be asked for it (401 Basic). */
+  challenge?: boolean;
 }
 
 /** What the endpoint does with a valid request: apply it and report what was queued. */
@@ -156,6 +158,17 @@ function unmap(address: string): string {
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
+/** The token in `Authorization: Bearer <token>`, or the password of `Authorization: Basic`. */
+function presentedToken(auth: string): string | undefined {
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+  if (bearer !== null) return bearer[1];
+  const basic = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(auth);
+  if (basic === null) return undefined;
+  const pair = Buffer.from(basic[1]!, 'base64').toString('utf8');
+  const colon = pair.indexOf(':');
+  return colon === -1 ? undefined : pair.slice(colon + 1);
+}
+
 /** The flush endpoint of one cache. */
 export class FlushEndpoint {
   readonly #options: ResolvedFlushOptions;
@@ -180,7 +193,7 @@ export class FlushEndpoint {
 
   /** Answers a flush request. Resolves to true (the handler never runs for it). */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-    const refusal = this.#guard(req);
+    const refusal = this.guard(req);
     if (refusal !== undefined) {
       this.#count('refused');
       this.#reply(req, res, refusal.status, refusal.reason);
@@ -214,18 +227,25 @@ export class FlushEndpoint {
     return true;
   }
 
-  #guard(req: IncomingMessage): FlushRefusal | undefined {
+  /**
+   * The endpoint's guard, also used by the operator console: the socket address must be in
+   * `allowedClients`, and when `token` is set the request must carry it as
+   * `Authorization: Bearer <token>` or as the password of `Authorization: Basic` (what a browser
+   * sends after its login prompt, and what AEM flush agents configured with a user send).
+   * Undefined when allowed, else the 403 refusal.
+   */
+  guard(req: IncomingMessage): FlushRefusal | undefined {
     if (!this.#allowed(req.socket?.remoteAddress)) {
       debug('refused: client %s not allowed', req.socket?.remoteAddress);
       return { status: 403, reason: 'Forbidden' };
     }
     if (this.#token !== undefined) {
       const auth = req.headers.authorization ?? '';
-      const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+      const given = presentedToken(auth);
       // Compare digests: equal length, constant time, and the token's length is not revealed.
-      if (m === null || !timingSafeEqual(digest(m[1]!), this.#token)) {
+      if (given === undefined || !timingSafeEqual(digest(given), this.#token)) {
         debug('refused: bad or missing token');
-        return { status: 403, reason: 'Forbidden' };
+        return { status: 403, reason: 'Forbidden', challenge: true };
       }
     }
     return undefined;

@@ -31,13 +31,24 @@ export interface PeerCounters {
   peerTimeouts: number;
 }
 
-/** One peer's breaker, as reported by `cache.stats().peers`. */
+/** One peer's breaker and lookup outcomes, as reported by `cache.stats().peers`. */
 export interface PeerState {
   url: string;
   state: BreakerState;
   /** Consecutive failures counted by its breaker. */
   failures: number;
+  /** Lookups this peer answered with an accepted entry (response and data caches together). */
+  hits: number;
+  /** Lookups this peer failed (connection, status, bad reply), timeouts excluded. */
+  errors: number;
+  /** Lookups this peer did not answer in time. */
+  timeouts: number;
+  /** The last failure: when (epoch ms) and its message. */
+  lastError?: { at: number; message: string };
 }
+
+/** Per-peer outcomes kept beside each client (both caches' lookups). */
+type PeerTally = Pick<PeerState, 'hits' | 'errors' | 'timeouts' | 'lastError'>;
 
 /** A peer's accepted entry. */
 export interface PeerHit {
@@ -74,6 +85,7 @@ export class PeerCluster {
   readonly #now: () => number;
   readonly #limit: LimitFunction;
   #peers = new Map<string, PeerClient>();
+  readonly #tallies = new WeakMap<PeerClient, PeerTally>();
   #ring: Rendezvous;
   #timer: NodeJS.Timeout | undefined;
   #refreshing: Promise<void> | undefined;
@@ -171,7 +183,13 @@ export class PeerCluster {
 
   /** Breaker state of every peer. */
   states(): PeerState[] {
-    return [...this.#peers.values()].map((p) => ({ url: p.url, state: p.breaker.state, failures: p.breaker.failures }));
+    return [...this.#peers.values()].map((p) => ({ url: p.url, state: p.breaker.state, failures: p.breaker.failures, ...this.#tally(p) }));
+  }
+
+  #tally(peer: PeerClient): PeerTally {
+    let tally = this.#tallies.get(peer);
+    if (tally === undefined) this.#tallies.set(peer, (tally = { hits: 0, errors: 0, timeouts: 0 }));
+    return tally;
   }
 
   /** The peers to ask for `key` now: by strategy, minus those whose breaker is open. */
@@ -265,8 +283,15 @@ export class PeerCluster {
         return undefined;
       case 'error': {
         peer.breaker.failure();
-        if (outcome.error instanceof PeerTimeoutError) counters.peerTimeouts++;
-        else counters.peerErrors++;
+        const tally = this.#tally(peer);
+        if (outcome.error instanceof PeerTimeoutError) {
+          counters.peerTimeouts++;
+          tally.timeouts++;
+        } else {
+          counters.peerErrors++;
+          tally.errors++;
+        }
+        tally.lastError = { at: this.#now(), message: outcome.error.message };
         debug('%s: %s (breaker %s)', peer.url, outcome.error.message, peer.breaker.state);
         this.#hooks.onPeerError?.(outcome.error);
         return undefined;
@@ -286,6 +311,7 @@ export class PeerCluster {
           return undefined;
         }
         counters.peerHits++;
+        this.#tally(peer).hits++;
         return { entry: outcome.entry, peer: peer.url };
       }
     }

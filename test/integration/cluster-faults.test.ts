@@ -143,6 +143,10 @@ describe('faults', () => {
     assert.equal(s.peerTimeouts, 1);
     assert.equal(sockets.size, 1);
     assert.deepEqual(s.peers.map((p) => p.failures).sort(), [0, 1]);
+    // Per peer: the one that timed out says so, with its last error.
+    const timedOut = s.peers.find((p) => p.timeouts === 1);
+    assert.ok(timedOut?.lastError !== undefined && /time/i.test(timedOut.lastError.message), JSON.stringify(s.peers));
+    assert.deepEqual(s.peers.map((p) => p.timeouts).sort(), [0, 1]);
   });
 
   test('a judging hook that throws refuses the entry instead of stranding the request', async () => {
@@ -151,7 +155,7 @@ describe('faults', () => {
     after(() => cluster.close());
     const [a, b] = cluster.nodes as [Node, Node];
     await get(a.url, '/throws');
-    b.cache.engine.isInvalidated = () => {
+    b.cache.engine.invalidation.isInvalidated = () => {
       throw new Error('hook bug');
     };
     const r = await get(b.url, '/throws');

@@ -138,7 +138,7 @@ describe('a 3-node cluster, strategy all', () => {
     after(() => cluster.close());
     const [a, b] = three(cluster.nodes);
     await get(a.url, '/flushed');
-    b.cache.engine.isInvalidated = (entry) => entry.url === '/flushed';
+    b.cache.engine.invalidation.isInvalidated = (entry) => entry.url === '/flushed';
     const r = await get(b.url, '/flushed');
     assert.equal(r.headers['x-cache'], 'MISS');
     assert.equal(origin.total(), 2);
@@ -176,7 +176,7 @@ describe('a 3-node cluster, strategy all', () => {
     assert.equal(events.length, 1);
     assert.equal(events[0]!.peer, a.url);
     assert.equal(events[0]!.status, 'PEER');
-    assert.deepEqual(b.cache.stats().peers, [{ url: a.url, state: 'closed', failures: 0 }]);
+    assert.deepEqual(b.cache.stats().peers, [{ url: a.url, state: 'closed', failures: 0, hits: 1, errors: 0, timeouts: 0 }]);
     const s = b.cache.stats();
     assert.deepEqual([s.peerLoads, s.peerHits, s.peerMisses, s.peerErrors, s.peerTimeouts], [1, 1, 0, 0, 0]);
   });

@@ -33,7 +33,7 @@ test('a membership function is re-read; a failure or a bad URL keeps the previou
     answer = async () => [self, 'http://10.0.0.3:3000'];
     await cluster.refresh();
     assert.deepEqual(cluster.peers, ['http://10.0.0.3:3000']);
-    assert.deepEqual(cluster.states(), [{ url: 'http://10.0.0.3:3000', state: 'closed', failures: 0 }]);
+    assert.deepEqual(cluster.states(), [{ url: 'http://10.0.0.3:3000', state: 'closed', failures: 0, hits: 0, errors: 0, timeouts: 0 }]);
   } finally {
     cluster.close();
   }

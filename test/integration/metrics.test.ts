@@ -1,0 +1,111 @@
+/**
+ * Prometheus metrics over real sockets: known traffic through a wrapped handler, then a scrape of
+ * `cache.metricsHandler()` must report exactly what `cache.stats()` counts, in the 0.0.4 text
+ * format; a prom-client Registry given the same collectors renders the same samples.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Registry } from 'prom-client';
+import { createCache, DiskStore } from '../../src/index.js';
+import { registerMetrics, observedState, renderMetrics, METRICS } from '../../src/observe/metrics.js';
+import { closedAfterFile, listen, request } from '../helpers/http.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const tracked = closedAfterFile();
+
+/** `name{labels} value` lines of an exposition, as a map. */
+function samples(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const space = line.lastIndexOf(' ');
+    out.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return out;
+}
+
+async function site() {
+  const dir = mkdtempSync(join(tmpdir(), 'strata-metrics-'));
+  const cache = createCache({ stores: [new DiskStore({ dir, maxSize: 1024 * 1024 })] });
+  tracked.caches.push(cache);
+  let renders = 0;
+  const srv = await listen(
+    cache.wrap((req, res) => {
+      renders++;
+      if (req.url === '/private') res.setHeader('cache-control', 'private');
+      else res.setHeader('cache-control', 'public, max-age=60');
+      res.end(`page ${req.url}`);
+    }),
+  );
+  tracked.servers.push(srv);
+  const metrics = await listen(cache.metricsHandler());
+  tracked.servers.push(metrics);
+  return { cache, srv, metrics, renders: () => renders };
+}
+
+test('a scrape reports the requests, renders and tiers cache.stats() counts', async () => {
+  const { cache, srv, metrics, renders } = await site();
+  for (let i = 0; i < 3; i++) await request(`${srv.url}/a`); // 1 miss, 2 hits
+  await request(`${srv.url}/b`); // 1 miss
+  await request(`${srv.url}/private`); // rendered, not stored
+  await request(`${srv.url}/private`); // pass (hit-for-pass)
+  await request(`${srv.url}/x`, { method: 'POST' }); // pass
+  const reply = await request(`${metrics.url}/metrics`);
+  assert.equal(reply.status, 200);
+  assert.equal(reply.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8');
+  const m = samples(reply.body);
+  const s = cache.stats();
+  assert.equal(m.get('stratacache_requests_total{status="hit"}'), 2);
+  assert.equal(m.get('stratacache_requests_total{status="hit"}'), s.hits);
+  assert.equal(m.get('stratacache_requests_total{status="miss"}'), s.misses);
+  assert.equal(m.get('stratacache_requests_total{status="pass"}'), s.passes);
+  assert.equal(m.get('stratacache_renders_total{kind="request"}'), s.misses);
+  assert.equal(renders(), 5);
+  assert.equal(m.get('stratacache_stores_total'), 2);
+  assert.equal(m.get('stratacache_tier_entries{tier="memory"}'), 2);
+  assert.equal(m.get('stratacache_tier_bytes{tier="memory"}'), s.bytes);
+  assert.ok(s.bytes > 0);
+  assert.equal(m.get('stratacache_tier_entries{tier="disk"}'), 2);
+  assert.ok((m.get('stratacache_tier_bytes{tier="disk"}') ?? 0) > 0);
+  assert.equal(m.get('stratacache_tier_entries{tier="data"}'), 0);
+  // Every sample has its HELP and TYPE lines first, and counters end in _total.
+  for (const def of METRICS) {
+    const help = reply.body.indexOf(`# HELP ${def.name} `);
+    if (!reply.body.includes(`\n${def.name}`)) continue;
+    assert.ok(help !== -1, def.name);
+    assert.ok(reply.body.includes(`# TYPE ${def.name} ${def.type}\n`), def.name);
+    if (def.type === 'counter') assert.match(def.name, /_total$/);
+  }
+  // After a flush the invalidation shows up.
+  await cache.invalidate('/a');
+  const after = samples((await request(`${metrics.url}/metrics`)).body);
+  assert.equal(after.get('stratacache_invalidations_total'), 1);
+  const head = await request(`${metrics.url}/metrics`, { method: 'HEAD' });
+  assert.equal(head.body, '');
+  assert.equal((await request(`${metrics.url}/metrics`, { method: 'POST' })).status, 405);
+});
+
+test('a prom-client Registry renders the same samples as the built-in exposition', async () => {
+  const { cache, srv } = await site();
+  await request(`${srv.url}/a`);
+  await request(`${srv.url}/a`);
+  const registry = new Registry();
+  const read = () => observedState(cache.stats(), cache.data.stats(), cache.engine.options.stores);
+  registerMetrics(registry, read);
+  const fromRegistry = samples(await registry.metrics());
+  const ours = samples(renderMetrics(read()));
+  assert.equal(fromRegistry.get('stratacache_requests_total{status="hit"}'), 1);
+  assert.deepEqual([...fromRegistry.entries()].sort(), [...ours.entries()].sort());
+  const json = await registry.getMetricsAsJSON();
+  assert.ok(json.some((m) => m.name === 'stratacache_tier_bytes'));
+});
+
+test('label values and help text are escaped as the exposition format requires', () => {
+  const text = renderMetrics({ stats: {} as never, data: {} as never, tiers: [] }, [
+    { name: 'x_total', help: 'a\\b\nc', type: 'counter', samples: () => [{ labels: { peer: 'http://h/"q"\\\n' }, value: 3 }] },
+    { name: 'y', help: 'none', type: 'gauge', samples: () => [] },
+  ]);
+  assert.equal(text, '# HELP x_total a\\\\b\\nc\n# TYPE x_total counter\nx_total{peer="http://h/\\"q\\"\\\\\\n"} 3\n');
+});
