@@ -1,8 +1,13 @@
 /**
- * Reverse-proxy mode: a plain `(req, res)` handler that forwards a request to an upstream base URL
- * and streams the answer back. Wrapped by `cache.wrap()` it makes the cache a standalone caching
- * reverse proxy (the CLI does exactly that); since it is an ordinary handler, background renders
- * (stale-while-revalidate, refetch, priming) run through it with no client connection.
+ * Reverse-proxy mode: {@link createProxy} returns a plain `(req, res)` handler that forwards a
+ * request to an upstream base URL and streams the answer back. Wrapped by `cache.wrap()` it makes
+ * the cache a standalone caching reverse proxy (the CLI does exactly that); since it is an ordinary
+ * handler, background renders (stale-while-revalidate, refetch, priming) run through it with no
+ * client connection.
+ *
+ * Transport: `node:http`'s keep-alive Agent. It bounds the pool (`maxSockets`), streams both ways
+ * with back-pressure, and reports interim 1xx responses (`information`) so they can be relayed;
+ * undici would add a dependency for no capability this handler needs.
  */
 import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import https from 'node:https';
@@ -12,7 +17,7 @@ import { HOP_BY_HOP, headerList } from '../policy.js';
 
 const debug = createDebug('stratacache:proxy');
 
-/** Options of {@link createUpstreamHandler}. */
+/** Options of {@link createProxy} besides the upstream. */
 export interface UpstreamOptions {
   /**
    * Send the client's `Host` to the upstream. `false` sends the upstream's own host and passes
@@ -28,10 +33,20 @@ export interface UpstreamOptions {
    */
   timeout?: Milliseconds;
   /**
-   * Keep-alive sockets kept open to the upstream.
+   * Most connections open to the upstream at once (idle ones are kept alive for reuse); further
+   * requests queue for a free connection.
    * @default 64
    */
   maxSockets?: number;
+}
+
+/** Options of {@link createProxy}. */
+export interface ProxyOptions extends UpstreamOptions {
+  /**
+   * The upstream's base URL (`http:` or `https:`); its path is prefixed to every request's path.
+   * Required.
+   */
+  upstream: string;
 }
 
 /** Methods a retry cannot repeat harmfully (RFC 9110 §9.2.2). */
@@ -76,18 +91,23 @@ function relayInterim(req: IncomingMessage, res: ServerResponse, info: http.Info
 }
 
 /**
- * Creates a handler forwarding every request to `upstream` (an `http:` or `https:` base URL; its
- * path is prefixed to the request's). Upstream failures answer 502, a header timeout 504.
+ * Creates a handler forwarding every request to `options.upstream` (an `http:` or `https:` base
+ * URL; its path is prefixed to the request's), so `cache.wrap(createProxy({ upstream }))` is a
+ * caching reverse proxy. Hop-by-hop headers (and those `Connection` names) are dropped both ways;
+ * `X-Forwarded-For`, `-Proto` and `-Host` are set. A refused or reset connection answers 502, no
+ * response headers within `timeout` 504 (the cache's stale-on-error then serves its stale copy).
  * @throws TypeError/RangeError for a bad upstream URL or option, naming it.
  */
-export function createUpstreamHandler(upstream: string, options: UpstreamOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
+export function createProxy(options: ProxyOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  if (options === null || typeof options !== 'object') throw new TypeError(`expected options to be an object with an upstream URL, got ${describeValue(options)}`);
+  const upstream = options.upstream;
   let base: URL;
   try {
     base = new URL(upstream);
   } catch {
-    throw new TypeError(`expected upstream to be an http(s) URL, got ${describeValue(upstream)}`);
+    throw new TypeError(`expected options.upstream to be an http(s) URL, got ${describeValue(upstream)}`);
   }
-  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError(`expected upstream to be an http(s) URL, got ${describeValue(upstream)}`);
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError(`expected options.upstream to be an http(s) URL, got ${describeValue(upstream)}`);
   const timeout = integerOption('timeout', options.timeout ?? 30_000, 0);
   const maxSockets = integerOption('maxSockets', options.maxSockets ?? 64, 1);
   const preserveHost = options.preserveHost ?? false;
@@ -98,11 +118,12 @@ export function createUpstreamHandler(upstream: string, options: UpstreamOptions
 
   return (req, res) => {
     const headers = endToEnd(req.headers);
+    // What this hop saw (de facto X-Forwarded-*): the client's Host and scheme replace any the
+    // request carried; its address is appended to the chain.
     const clientHost = req.headers.host;
-    if (!preserveHost) {
-      headers.host = base.host;
-      if (clientHost !== undefined) headers['x-forwarded-host'] = clientHost;
-    }
+    if (!preserveHost) headers.host = base.host;
+    if (clientHost !== undefined) headers['x-forwarded-host'] = clientHost;
+    headers['x-forwarded-proto'] = (req.socket as { encrypted?: boolean } | null)?.encrypted === true ? 'https' : 'http';
     const remote = req.socket?.remoteAddress;
     if (remote !== undefined) headers['x-forwarded-for'] = req.headers['x-forwarded-for'] ? `${String(req.headers['x-forwarded-for'])}, ${remote}` : remote;
     const target = prefix + (req.url ?? '/');
@@ -181,4 +202,11 @@ export function createUpstreamHandler(upstream: string, options: UpstreamOptions
     });
     send(false);
   };
+}
+
+/**
+ * @deprecated Use {@link createProxy}: `createProxy({ upstream, ...options })`.
+ */
+export function createUpstreamHandler(upstream: string, options: UpstreamOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
+  return createProxy({ ...options, upstream });
 }

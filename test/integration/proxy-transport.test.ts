@@ -1,5 +1,6 @@
 /**
- * The reverse proxy's connection handling against real upstreams on 127.0.0.1: interim (1xx)
+ * createProxy's transport against real upstreams on 127.0.0.1: streaming both ways (first bytes
+ * before the upstream ends, 5 MB bodies, 2 MB uploads), hop-by-hop headers, interim (1xx)
  * responses relayed, a complete response kept when the upstream sends bytes past its end, and
  * one retry on a new connection when a reused keep-alive socket turns out to be dead.
  */
@@ -8,15 +9,15 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
-import { createCache, createUpstreamHandler } from '../../src/index.js';
+import { createCache, createProxy } from '../../src/index.js';
 import { closedAfterFile, listen, request, type Running } from '../helpers/http.js';
 
 const tracked = closedAfterFile();
 
-async function proxyTo(upstreamUrl: string): Promise<Running> {
+async function proxyTo(upstreamUrl: string, options: { timeout?: number } = {}): Promise<Running> {
   const cache = createCache({ defaultTtl: 0, gracePeriod: 0 });
   tracked.caches.push(cache);
-  const proxy = await listen(cache.wrap(createUpstreamHandler(upstreamUrl)));
+  const proxy = await listen(cache.wrap(createProxy({ upstream: upstreamUrl, ...options })));
   tracked.servers.push(proxy);
   return proxy;
 }
@@ -66,6 +67,111 @@ function getWithInterim(url: string): Promise<{ status: number; body: string; in
     req.on('error', reject);
   });
 }
+
+describe('reverse proxy: streaming and headers', () => {
+  test('the first bytes reach the client before the upstream has finished', async () => {
+    let finish: () => void = () => {};
+    const up = await listen((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html', 'cache-control': 'max-age=60' });
+      res.write('<p>head</p>');
+      finish = () => res.end('<p>tail</p>');
+    });
+    tracked.servers.push(up);
+    const proxy = await proxyTo(up.url);
+    const body = await new Promise<string>((resolve, reject) => {
+      http
+        .get(`${proxy.url}/stream`, { agent: false }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            // The upstream ends only once the client holds the first chunk.
+            if (text === '') finish();
+            text += chunk;
+          });
+          res.on('end', () => resolve(text));
+        })
+        .on('error', reject);
+    });
+    assert.equal(body, '<p>head</p><p>tail</p>');
+  });
+
+  test('a 5 MB response streams through intact and a 2 MB upload reaches the upstream intact', async () => {
+    const big = Buffer.alloc(5 * 1024 * 1024);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
+    let uploaded: Buffer | undefined;
+    const up = await listen((req, res) => {
+      if (req.method === 'POST') {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+          uploaded = Buffer.concat(chunks);
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          res.end(`got ${uploaded.length}`);
+        });
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'max-age=60' });
+      // Written in chunks, as a file stream would.
+      for (let o = 0; o < big.length; o += 256 * 1024) res.write(big.subarray(o, o + 256 * 1024));
+      res.end();
+    });
+    tracked.servers.push(up);
+    const proxy = await proxyTo(up.url);
+    const got = await request(`${proxy.url}/big.bin`);
+    assert.equal(got.status, 200);
+    assert.equal(got.raw.length, big.length);
+    assert.ok(got.raw.equals(big));
+    const upload = Buffer.alloc(2 * 1024 * 1024, 7);
+    const posted = await request(`${proxy.url}/upload`, { method: 'POST', body: upload, headers: { 'content-type': 'application/octet-stream' } });
+    assert.equal(posted.body, `got ${upload.length}`);
+    assert.ok(uploaded?.equals(upload));
+  });
+
+  test('hop-by-hop headers, and those Connection names, are dropped both ways; X-Forwarded-* are set', async () => {
+    let seen: http.IncomingHttpHeaders = {};
+    const up = await listen((req, res) => {
+      seen = req.headers;
+      res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'no-store', connection: 'x-upstream-hop', 'x-upstream-hop': 'secret', 'keep-alive': 'timeout=77', 'x-end-to-end': 'kept' });
+      res.end('ok');
+    });
+    tracked.servers.push(up);
+    // The proxy alone: behind the cache, X-Forwarded-For is an unkeyed header removed before renders.
+    const proxy = await listen(createProxy({ upstream: up.url }));
+    tracked.servers.push(proxy);
+    const r = await request(`${proxy.url}/hop`, {
+      headers: { connection: 'x-client-hop', 'x-client-hop': 'secret', 'proxy-authorization': 'Basic x', te: 'trailers', 'x-forwarded-for': '203.0.113.9', 'x-kept': 'yes' },
+    });
+    assert.equal(r.body, 'ok');
+    assert.equal(seen['x-client-hop'], undefined);
+    assert.equal(seen['proxy-authorization'], undefined);
+    assert.equal(seen.te, undefined);
+    assert.equal(seen['x-kept'], 'yes');
+    assert.equal(seen['x-forwarded-for'], '203.0.113.9, 127.0.0.1');
+    assert.equal(seen['x-forwarded-proto'], 'http');
+    assert.equal(seen['x-forwarded-host'], new URL(proxy.url).host);
+    assert.equal(r.headers['x-upstream-hop'], undefined);
+    assert.notEqual(r.headers['keep-alive'], 'timeout=77');
+    assert.equal(r.headers['x-end-to-end'], 'kept');
+  });
+
+  test('a slow upstream past the timeout: 504; a refused connection: 502', async () => {
+    const up = await listen((_req, res) => {
+      setTimeout(() => res.end('late'), 2_000).unref();
+    });
+    tracked.servers.push(up);
+    const proxy = await proxyTo(up.url, { timeout: 150 });
+    const slow = await request(`${proxy.url}/slow`);
+    assert.equal(slow.status, 504);
+    assert.equal(slow.body, 'Gateway Timeout');
+    // A port nothing listens on.
+    const closed = await listen(() => {});
+    await closed.close();
+    const refused = await proxyTo(closed.url);
+    const r = await request(`${refused.url}/x`);
+    assert.equal(r.status, 502);
+    assert.equal(r.body, 'Bad Gateway');
+  });
+});
 
 describe('reverse proxy: connection handling', () => {
   test('103 Early Hints and 102 Processing from the upstream reach the client before the final response', async () => {
