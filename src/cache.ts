@@ -249,7 +249,16 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       handle: (req, res, ex) => path.handle(req, res, ex),
       useRunner: (runner) => void (ctx.runner ??= runner),
     };
-    this.#engine = withInternalRoutes(engine, internalRoute({ endpoint, flush, ours: (req) => background.ticketOf(req) !== undefined }));
+    this.#engine = withInternalRoutes(
+      engine,
+      internalRoute({
+        endpoint,
+        flush,
+        ours: (req) => background.ticketOf(req) !== undefined,
+        purge: ({ path, scope, host }) => ({ id: invalidation.invalidate({ paths: [path], scope, hard: true }, { host }).record.id }),
+        stats: () => this.#observed(),
+      }),
+    );
 
     this.data = new DataCache(
       {
