@@ -16,6 +16,7 @@ import { canRescue, decide, isFreshHit, type Decision, type RequestFlags } from 
 import type { Deliver } from './deliver.js';
 import type { PeerFill } from './peer-fill.js';
 import type { Renderer } from './render.js';
+import type { SharedFlight } from './shared.js';
 import type { Tiers } from './tiers.js';
 import type { CacheEvent, EngineContext, Exchange, RenderTicket } from './types.js';
 import { invalidateOnSuccess } from './unsafe.js';
@@ -31,6 +32,8 @@ export interface HandleParts {
   invalidation: InvalidationCoordinator;
   /** Undefined without peers: leaders render at once. */
   peerFill: PeerFill | undefined;
+  /** Undefined without a shared tier offering render leases (Redis). */
+  shared: SharedFlight | undefined;
 }
 
 interface Lookup {
@@ -137,6 +140,8 @@ export class RequestPath {
       case 'lead': {
         // Authorization requests lead no shared flight: their response may be theirs alone.
         const flight = req.headers.authorization === undefined ? flights.start(key) : undefined;
+        // Nodes sharing a tier render a cold key once between them.
+        if (flight !== undefined && this.#p.shared !== undefined) return this.#p.shared.lead(req, res, ex, { primary, key, flight, fallback: decision.fallback });
         return renderer.render(req, res, ex, { primary, key, ticket: undefined, flight, fallback: decision.fallback });
       }
     }
