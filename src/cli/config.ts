@@ -7,8 +7,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { CacheOptions } from '../options.js';
-import { resolveOptions } from '../options.js';
+import type { CacheOptions } from '../options/types.js';
+import { resolveOptions } from '../options/resolve.js';
 import type { ProxyOptions } from '../proxy/upstream.js';
 import { convertUnits, parseDuration, parseInteger, parseSize, show, UsageError } from './units.js';
 

@@ -2,7 +2,7 @@
  * `stratacache flush <path...>`: a client of a node's flush endpoint (its JSON form). Prints what
  * the node answered; exits 1 when it refused.
  */
-import { DEFAULTS } from '../options.js';
+import { DEFAULTS } from '../options/defaults.js';
 import { authHeader, nodeUrl, send, unreachable } from './client.js';
 import type { Io } from './io.js';
 import { parseFlags, UsageError } from './units.js';

@@ -6,7 +6,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { createCache, type StrataCache } from '../cache.js';
-import { resolveOptions } from '../options.js';
+import { resolveOptions } from '../options/resolve.js';
 import { DiskStore } from '../stores/disk.js';
 import { createProxy } from '../proxy/upstream.js';
 import { withAccessLog } from './access-log.js';
