@@ -83,6 +83,7 @@ function cacheFlags(flags: ServeFlags, into: Record<string, unknown>): void {
   set('stale-while-revalidate', 'staleWhileRevalidate', parseDuration);
   set('stat-level', 'statLevel', (f, v) => parseInteger(f, v, 0, 64));
   set('ignore-params', 'ignoreUrlParams', (_f, v) => list(v));
+  set('targeted-cache-control', 'targetedCacheControl', (_f, v) => list(v) ?? []);
   set('heuristic-freshness', 'heuristicFreshness', (f, v) => {
     const n = Number(v);
     if (v.trim() === '' || !(n >= 0 && n <= 1)) throw new UsageError(`expected ${f} to be a fraction from 0 to 1, got '${v}'`);
@@ -137,6 +138,8 @@ function plan(file: Record<string, unknown>, flags: ServeFlags, env: NodeJS.Proc
   // In front of an upstream the cache stores only what the upstream makes fresh: a default TTL
   // suits a handler the operator wrote, not an arbitrary origin. The file or a flag may say otherwise.
   if (cache.defaultTtl === undefined) cache.defaultTtl = 0;
+  // A reverse proxy is the CDN-like cache RFC 9213 addresses: it obeys CDN-Cache-Control by default.
+  if (cache.targetedCacheControl === undefined) cache.targetedCacheControl = ['cdn-cache-control'];
   cacheFlags(flags, cache);
   peerFlags(flags, converted, cache, env);
 

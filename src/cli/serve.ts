@@ -36,6 +36,8 @@ Sizes take units (64mb, 1gb), durations too (250ms, 10s, 5m, 1h, 1d).
   --stat-level N              how far up the path an invalidation reaches (default 0)
   --ignore-params A,B         query parameters left out of the key (globs: utm_*)
   --key-host HOST|false       key every request under this host (default: the Host header)
+  --targeted-cache-control L  targeted cache-control fields obeyed (RFC 9213), comma-separated
+                              (default cdn-cache-control; '' obeys Cache-Control only)
   --disk DIR                  add a disk tier in DIR that survives restarts
   --disk-size SIZE            its budget (default 1gb)
   --preserve-host             send the client's Host upstream (default: the upstream's host)
@@ -69,6 +71,7 @@ const FLAGS = {
   'stat-level': { type: 'string' },
   'ignore-params': { type: 'string' },
   'key-host': { type: 'string' },
+  'targeted-cache-control': { type: 'string' },
   disk: { type: 'string' },
   'disk-size': { type: 'string' },
   'preserve-host': { type: 'boolean' },

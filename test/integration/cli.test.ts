@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
+import { buildServePlan } from '../../src/cli/config.js';
 import { createCache, createProxy } from '../../src/index.js';
 import { closedAfterFile, listen, request, type Running } from '../helpers/http.js';
 
@@ -113,6 +114,20 @@ describe('stratacache --help, --version and every command\'s --help', () => {
     assert.equal(unknown!.code, 1);
     assert.equal(unknown!.stderr.trim().split('\n').length, 1);
     assert.match(unknown!.stderr, /unknown command 'frobnicate'/);
+  });
+});
+
+describe('serve options (plan, no process)', () => {
+  test('flags over the file, units, the proxy defaults (no default TTL, CDN-Cache-Control obeyed)', () => {
+    const plan = buildServePlan({ upstream: 'http://127.0.0.1:8080', maxSize: '16mb', gracePeriod: '2s', peers: { coolDown: '5s' } }, { 'max-size': '8mb', port: '0' }, { env: {} });
+    assert.equal(plan.cache.maxSize, 8 * 1024 * 1024);
+    assert.equal(plan.cache.gracePeriod, 2_000);
+    assert.deepEqual(plan.cache.peers, { coolDown: 5_000 });
+    assert.equal(plan.cache.defaultTtl, 0);
+    assert.deepEqual(plan.cache.targetedCacheControl, ['cdn-cache-control']);
+    const off = buildServePlan({}, { upstream: 'http://x', 'targeted-cache-control': '' }, { env: {} });
+    assert.deepEqual(off.cache.targetedCacheControl, []);
+    assert.throws(() => buildServePlan({}, { upstream: 'http://x', peers: 'http://a,http://b' }, { env: {} }), /peers need a shared secret: set the environment variable STRATACACHE_PEER_SECRET/);
   });
 });
 
