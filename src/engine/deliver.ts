@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Entry } from '../entry.js';
 import { CacheError, IncludeError } from '../errors.js';
-import { serveAssembled, serveEntry, type CacheStatus, type StatusHeaders } from '../serve.js';
+import { serveAssembled, serveEntry, type CacheStatus, type HitSink, type StatusHeaders } from '../serve.js';
 import type { EngineContext, Exchange } from './types.js';
 
 /** Writes entries to clients with this cache's status headers. */
@@ -25,12 +25,22 @@ export class Deliver {
    * (and no options object: hence the positional parameters).
    */
   serve(req: IncomingMessage, res: ServerResponse, entry: Entry, status: CacheStatus, now: number, ex: Exchange): Promise<boolean> | undefined {
-    if (entry.esi === true && this.#ctx.hooks !== undefined && this.#ctx.options.includes) return this.#serveTemplate(req, res, entry, { status, now, ex });
+    if (this.isTemplate(entry)) return this.#serveTemplate(req, res, entry, { status, now, ex });
+    this.servePlain(req, res, entry, status, now);
+    return undefined;
+  }
+
+  /** True when the entry is an ESI template, assembled (asynchronously) for each delivery. */
+  isTemplate(entry: Entry): boolean {
+    return entry.esi === true && this.#ctx.hooks !== undefined && this.#ctx.options.includes;
+  }
+
+  /** Writes a plain (not template) entry at once. */
+  servePlain(req: IncomingMessage, res: HitSink, entry: Entry, status: CacheStatus, now: number): void {
     const ctx = this.#serveCtx;
     ctx.status = status;
     ctx.now = now;
     serveEntry(req, res, entry, ctx);
-    return undefined;
   }
 
   /**
