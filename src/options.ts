@@ -6,6 +6,8 @@
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import type { CacheStore } from './stores/store.js';
+import { resolveCompressOptions } from './compress/options.js';
+import { COMPRESS_DEFAULTS, type CompressOptions, type ResolvedCompressOptions } from './compress/settings.js';
 import { resolvePeersOptions, type PeersDefaults, type PeersOptions, type ResolvedPeersOptions } from './peers/options.js';
 
 /** A duration in milliseconds. Durations are milliseconds everywhere in the API. */
@@ -274,6 +276,16 @@ export interface CacheOptions {
    * @default false
    */
   includes?: boolean;
+  /**
+   * Stored compressed variants: a compressible response (text, HTML, JSON, JS, CSS, SVG, XML) is
+   * compressed once, in the background, when it is stored, and kept with its entry in every tier;
+   * a hit sends the coding the client accepts best (`Accept-Encoding` q-values), with
+   * `Vary: Accept-Encoding`, its own Content-Length and a suffixed ETag. `true` is
+   * `{ encodings: ['br', 'gzip'] }` (plus `'zstd'` where Node has it); see {@link CompressOptions}.
+   * No encodings (the default) or `false`: responses are stored and sent as the handler wrote them.
+   * @default { encodings: [], minSize: 1024, types: ['text/*', 'application/json', 'application/*+json', 'application/javascript', 'application/x-javascript', 'application/ecmascript', 'application/xml', 'application/*+xml', 'image/svg+xml', 'application/manifest+json'], level: { br: 9, gzip: 9, zstd: 12 } }
+   */
+  compress?: CompressOptions | boolean;
 }
 
 /** Options of the flush endpoint. */
@@ -450,6 +462,8 @@ export interface ResolvedOptions {
   readonly peers: ResolvedPeersOptions;
   readonly data: ResolvedDataOptions;
   readonly includes: boolean;
+  /** Undefined when compression is off. */
+  readonly compress: ResolvedCompressOptions | undefined;
 }
 
 /** Every default in one place. A test checks that the TSDoc `@default`s above match it. */
@@ -552,6 +566,7 @@ export const DEFAULTS = Object.freeze({
     maxDependents: 10_000,
   }),
   includes: false,
+  compress: COMPRESS_DEFAULTS,
 });
 
 /** The statuses `serveStaleOnError: true` covers (RFC 9110 §15.6 server errors that signal a failing origin). */
@@ -718,6 +733,7 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     propagate,
     data: resolveDataOptions(o.data),
     includes: o.includes,
+    compress: resolveCompressOptions(options.compress),
     maxSize,
     maxEntrySize,
     defaultTtl,
