@@ -4,6 +4,8 @@
  * and killing Redis mid-run never fails a response; the tier comes back by itself.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describe, test } from 'node:test';
 import { Redis } from 'ioredis';
@@ -122,4 +124,15 @@ describe('caches sharing Redis', () => {
     });
     assert.equal(node!.store.stats().breaker, 'closed');
   });
+});
+
+test('examples/tiers.ts --check: memory, disk and Redis tiers with compression', async (t) => {
+  if (!redis) return t.skip(NO_REDIS);
+  const tsx = new URL('../../node_modules/.bin/tsx', import.meta.url).pathname;
+  const { stdout } = await promisify(execFile)(tsx, ['examples/tiers.ts', '--check'], { timeout: 60_000, env: { ...process.env, REDIS_URL: redis.url } });
+  const lines = stdout.trim().split('\n');
+  assert.match(lines[1] ?? '', /^200 MISS identity$/);
+  assert.match(lines[2] ?? '', /^200 HIT br \d+ bytes$/);
+  assert.match(stdout, /redis: \{"name":"redis","commands":[1-9]\d*,"errors":0,"timeouts":0,"skipped":0,"breaker":"closed"/);
+  assert.equal(lines.at(-1), 'renders: 1');
 });
