@@ -6,7 +6,7 @@
 import CachePolicy from 'http-cache-semantics';
 import createDebug from 'debug';
 import { parseHttpDate } from './http-date.js';
-import type { ResolvedOptions } from './options.js';
+import type { ResolvedOptions } from './options/types.js';
 import { parseDictionary } from './structured-fields.js';
 
 const debug = createDebug('stratacache:policy');

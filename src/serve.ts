@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Entry } from './entry.js';
-import type { StatusHeaderMode } from './options.js';
+import type { StatusHeaderMode } from './options/types.js';
 import { ifRangeMatches, rangeOf, type RangeAnswer } from './range.js';
 
 /** Where a response came from, as reported in `X-Cache`. */

@@ -2,7 +2,7 @@
  * Validation of `options.compress` (types and defaults in `compress/settings.ts`), once at
  * construction.
  */
-import { describeValue, integerOption } from '../options.js';
+import { describeValue, integerOption } from '../options/validate.js';
 import type { Coding } from './negotiate.js';
 import { COMPRESS_DEFAULTS, ZSTD_AVAILABLE, type CompressOptions, type ResolvedCompressOptions } from './settings.js';
 

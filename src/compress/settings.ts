@@ -3,7 +3,7 @@
  * resolver is in `compress/options.ts`.
  */
 import * as zlib from 'node:zlib';
-import type { Bytes } from '../options.js';
+import type { Bytes } from '../options/units.js';
 import type { Coding } from './negotiate.js';
 
 /** True when this Node has zstd in `node:zlib` (Node 22.15 and 23.8 on; Node 20 has not). */

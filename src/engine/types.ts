@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Entry } from '../entry.js';
 import type { Deferred, Flights } from '../flight.js';
-import type { ResolvedOptions } from '../options.js';
+import type { ResolvedOptions } from '../options/types.js';
 import type { Reporter } from '../report.js';
 import type { EngineHooks, Runner } from '../seam.js';
 import type { CacheStatus, StatusHeaders } from '../serve.js';
