@@ -106,6 +106,7 @@ export const DEFAULTS = Object.freeze({
     includeErrors: 'fail' as 'continue' | 'fail',
     maxTrackedKeys: 100_000,
     maxDependents: 10_000,
+    stores: Object.freeze([] as CacheStore[]),
   }),
   includes: false,
   compress: COMPRESS_DEFAULTS,

@@ -8,6 +8,7 @@ import { resolveCompressOptions } from '../compress/options.js';
 import { resolveDataOptions } from '../data/options.js';
 import { resolveFlushOptions } from '../invalidation/options.js';
 import { resolvePeersOptions } from '../peers/options.js';
+import { resolveTiers } from '../stores/tiers.js';
 import { DEFAULTS, STALE_ON_ERROR_STATUSES } from './defaults.js';
 import type { CacheOptions, IgnoreParamFunction, KeyFunction, ResolvedOptions } from './types.js';
 import { fail, functionOption, globPredicate, headerNamesOption, integerOption, knownOptions, stripUndefined } from './validate.js';
@@ -63,12 +64,7 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
   const passTtl = integerOption('passTtl', o.passTtl, 0);
   const unkeyed = headerNamesOption('unkeyedHeaders', o.unkeyedHeaders).filter((h) => !keyHeaders.includes(h));
 
-  if (!Array.isArray(o.stores)) fail(TypeError, 'stores', 'an array of stores', o.stores);
-  o.stores.forEach((s, i) => {
-    if (!s || typeof s.get !== 'function' || typeof s.set !== 'function' || typeof s.delete !== 'function') {
-      fail(TypeError, `stores[${i}]`, 'a store with get, set and delete', s);
-    }
-  });
+  const stores = resolveTiers('stores', o.stores).all;
 
   let staleOnErrorStatuses: Set<number>;
   if (o.serveStaleOnError === true) staleOnErrorStatuses = new Set(STALE_ON_ERROR_STATUSES);
@@ -129,7 +125,7 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     maxVariants,
     passTtl,
     unkeyedHeaders: unkeyed,
-    stores: [...o.stores],
+    stores,
     peers,
   });
 }
