@@ -27,6 +27,13 @@ export interface ResponseCounters {
   errors: number;
   /** Of `stale`: served stale because the origin threw, timed out or answered an error status. */
   staleOnError: number;
+  /**
+   * Stale entries revalidated with the origin: a render (for a client or in the background) sent
+   * the entry's own validators (`If-None-Match`, `If-Modified-Since`; RFC 9111 §4.3.1).
+   */
+  revalidations: number;
+  /** Of `revalidations`: answered 304, so the stored body was kept with updated headers (§4.3.4). */
+  notModified: number;
   /** Invalidations applied (API, flush endpoint, tags). */
   invalidations: number;
   /** Background refetches (flush refetch lists, priming) that stored a new entry. */
@@ -81,6 +88,8 @@ export function responseCounters(): ResponseCounters {
     regenerations: 0,
     errors: 0,
     staleOnError: 0,
+    revalidations: 0,
+    notModified: 0,
     invalidations: 0,
     refetches: 0,
     refetchErrors: 0,

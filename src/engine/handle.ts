@@ -12,7 +12,7 @@ import { primaryKey } from '../key.js';
 import { SIGNATURE_HEADER } from '../peers/auth.js';
 import { adoptAbsoluteForm, refusal } from '../request.js';
 import type { Background } from './background.js';
-import { canRescue, decide, isFreshHit, type Decision, type RequestFlags } from './decide.js';
+import { canRescue, decide, hasValidators, isFreshHit, type Decision, type RequestFlags } from './decide.js';
 import type { Deliver } from './deliver.js';
 import type { PeerFill } from './peer-fill.js';
 import type { Renderer } from './render.js';
@@ -136,13 +136,13 @@ export class RequestPath {
       case 'wait':
         return this.#wait(req, res, ex, { primary, key, decision, attempt: at.attempt });
       case 'peer':
-        return this.#p.peerFill!.lead(req, res, ex, { primary, key, flight: flights.start(key), fallback: decision.fallback });
+        return this.#p.peerFill!.lead(req, res, ex, { primary, key, flight: flights.start(key), fallback: decision.fallback, revalidate: decision.revalidate });
       case 'lead': {
         // Authorization requests lead no shared flight: their response may be theirs alone.
         const flight = req.headers.authorization === undefined ? flights.start(key) : undefined;
         // Nodes sharing a tier render a cold key once between them.
-        if (flight !== undefined && this.#p.shared !== undefined) return this.#p.shared.lead(req, res, ex, { primary, key, flight, fallback: decision.fallback });
-        return renderer.render(req, res, ex, { primary, key, ticket: undefined, flight, fallback: decision.fallback });
+        if (flight !== undefined && this.#p.shared !== undefined) return this.#p.shared.lead(req, res, ex, { primary, key, flight, fallback: decision.fallback, revalidate: decision.revalidate });
+        return renderer.render(req, res, ex, { primary, key, ticket: undefined, flight, fallback: decision.fallback, revalidate: decision.revalidate });
       }
     }
   }
@@ -191,8 +191,10 @@ export class RequestPath {
     const old = this.#p.tiers.memory.get(ticket.key);
     const at = { now: Date.now(), verdict: old === undefined ? undefined : this.#p.invalidation.verdict(old), staleOnError: this.#ctx.options.staleOnErrorStatuses.size > 0 };
     const fallback = canRescue(old, at) ? old : undefined;
+    // A refresh, refetch or priming of a stored page asks with its validators too: a 304 keeps it.
+    const revalidate = old !== undefined && at.verdict?.hard !== true && hasValidators(old) ? old : undefined;
     const { primary, key, flight } = ticket;
-    return this.#p.renderer.render(req, res, { ...ex, rethrow: ex.rethrow ?? false }, { primary, key, ticket, flight, fallback });
+    return this.#p.renderer.render(req, res, { ...ex, rethrow: ex.rethrow ?? false }, { primary, key, ticket, flight, fallback, revalidate });
   }
 
   /** What decide() needs to know about the request and its key. */

@@ -87,6 +87,8 @@ export interface Lead {
   flight: Flight | undefined;
   /** The old copy to serve if the render fails (RFC 5861 §4 stale-if-error). */
   fallback: Entry | undefined;
+  /** The stored copy to revalidate: the render sends its validators, and a 304 refreshes it. */
+  revalidate?: Entry | undefined;
 }
 
 /** What every part of one engine is built with. */
