@@ -126,6 +126,28 @@ describe('caches sharing Redis', () => {
   });
 });
 
+test('Redis hanging (SIGSTOP): responses still come, each delayed at most by the command timeouts', async (t) => {
+  if (!redis) return t.skip(NO_REDIS);
+  const o = origin(0);
+  const [node] = await nodes(1, o.handler, { commandTimeout: 150, failureThreshold: 2, coolDown: 60_000 });
+  node!.cache.on('error', () => undefined);
+  assert.equal((await request(`${node!.url}/before`, { headers: HOST })).status, 200);
+  redis.pause();
+  t.after(() => redis.resume());
+  const started = Date.now();
+  for (let i = 0; i < 10; i++) {
+    const r = await request(`${node!.url}/hung/${i}`, { headers: HOST });
+    assert.equal(r.status, 200);
+    assert.equal(r.body, `<p>/hung/${i} render 1</p>`);
+  }
+  const elapsed = Date.now() - started;
+  // Two timed-out lookups open the breaker; after that Redis costs nothing (a loaded machine gets slack).
+  assert.ok(elapsed < 5000, `10 cold pages with Redis hung took ${elapsed} ms`);
+  assert.ok(node!.store.stats().timeouts >= 2);
+  assert.equal(node!.store.stats().breaker, 'open');
+  redis.resume();
+});
+
 test('examples/tiers.ts --check: memory, disk and Redis tiers with compression', async (t) => {
   if (!redis) return t.skip(NO_REDIS);
   const tsx = new URL('../../node_modules/.bin/tsx', import.meta.url).pathname;
