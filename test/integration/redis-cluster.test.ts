@@ -104,6 +104,11 @@ describe('caches sharing Redis', () => {
     node!.cache.on('error', (e) => errors.push(e));
     assert.equal((await request(`${node!.url}/warm`, { headers: HOST })).status, 200);
     await redis.kill();
+    // Whatever this test finds, the next tests get a running server.
+    let restarted = false;
+    t.after(async () => {
+      if (!restarted) await redis.restart();
+    });
     for (let i = 0; i < 20; i++) {
       const path = i % 2 === 0 ? '/warm' : `/cold/${i}`;
       const r = await request(`${node!.url}${path}`, { headers: HOST });
@@ -113,8 +118,10 @@ describe('caches sharing Redis', () => {
     assert.equal(o.renders.get('/warm'), 1, 'the warm page is served from memory');
     for (let i = 1; i < 20; i += 2) assert.equal(o.renders.get(`/cold/${i}`), 1, 'each cold page rendered once, locally');
     assert.ok(errors.length > 0 && node!.cache.stats().errors > 0, 'the outage is counted and reported');
-    assert.equal(node!.store.stats().breaker, 'open');
+    // Open, or half-open once coolDown has passed (its probe fails while Redis is down).
+    assert.notEqual(node!.store.stats().breaker, 'closed');
     await redis.restart();
+    restarted = true;
     const check = new Redis(redis.url);
     check.on('error', () => undefined);
     t.after(() => check.disconnect());
