@@ -7,6 +7,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import { middleware, type ConnectMiddleware, type MiddlewareOptions } from './adapters/connect.js';
 import { internalRoute, peerHandler, withInternalRoutes } from './adapters/internal.js';
+import { fastifyPlugin, type FastifyCachePlugin } from './adapters/fastify.js';
+import { fetchAdapter, type FetchHandler } from './adapters/fetch.js';
 import { koa, type KoaMiddleware } from './adapters/koa.js';
 import { wrap, type NodeHandler } from './adapters/node.js';
 import { DataCache } from './data/cache.js';
@@ -33,6 +35,8 @@ import { TargetIndex } from './invalidation/targets.js';
 import { normalizeTarget } from './key.js';
 import { resolveOptions } from './options/resolve.js';
 import { type CacheOptions, type ResolvedOptions } from './options/types.js';
+import type { Milliseconds } from './options/units.js';
+import { integerOption } from './options/validate.js';
 import { consoleHandler, type ConsoleHandler } from './observe/console.js';
 import { metricsHandler, observedState, type ObservedState } from './observe/metrics.js';
 import { Recorder, sampleOf } from './observe/recent.js';
@@ -45,6 +49,8 @@ import { responseCounters, type CacheStats } from './stats.js';
 import type { MemoryStore } from './stores/memory.js';
 
 export type { ConnectMiddleware, MiddlewareOptions } from './adapters/connect.js';
+export type { FastifyCachePlugin, FastifyDone, FastifyLikeInstance, FastifyLikeReply, FastifyLikeRequest } from './adapters/fastify.js';
+export type { FetchHandler } from './adapters/fetch.js';
 export type { KoaLikeContext, KoaMiddleware } from './adapters/koa.js';
 export type { NodeHandler } from './adapters/node.js';
 
@@ -120,6 +126,17 @@ export interface PrimeOptions {
   handler?: NodeHandler;
   /** Called after each URL settles. */
   onProgress?: (progress: PrimeProgress) => void;
+}
+
+/** Options of {@link StrataCache.close}. */
+export interface CloseOptions {
+  /**
+   * How long in ms to wait for background work before abandoning it. A data refresh or render
+   * still running then is not cancelled, but its result is never stored, and the stores are
+   * released anyway.
+   * @default options.closeTimeout (5000)
+   */
+  timeout?: Milliseconds;
 }
 
 /** The wired parts, for tests and tools (@internal). */
@@ -255,6 +272,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     const engine: Engine = {
       handle: (req, res, ex) => path.handle(req, res, ex),
       useRunner: (runner) => void (ctx.runner ??= runner),
+      serveFresh: (req, sink) => path.serveFresh(req, sink),
     };
     this.#engine = withInternalRoutes(engine, internalRoute({ endpoint, flush, ours: (req) => background.ticketOf(req) !== undefined }));
 
@@ -300,6 +318,24 @@ export class StrataCache extends EventEmitter<CacheEvents> {
   /** Koa middleware: caches what downstream middleware puts in `ctx.body` (string, Buffer, stream, JSON). */
   koa(): KoaMiddleware {
     return koa(this.#engine);
+  }
+
+  /**
+   * A Fastify 5 plugin: `await app.register(cache.fastify())`. Hits are answered in `onRequest`
+   * (before body parsing, validation and the route handler); misses run the route and store what
+   * it sends (string, Buffer, stream, JSON). Not encapsulated, like a `fastify-plugin` plugin:
+   * it caches the routes of the instance it is registered on and of its children.
+   */
+  fastify(): FastifyCachePlugin {
+    return fastifyPlugin(this.#engine);
+  }
+
+  /**
+   * Wraps a WHATWG fetch handler (`(request) => Response`, such as Hono's `app.fetch` or a
+   * Next.js route handler) and returns one of the same shape over this cache.
+   */
+  fetch<Rest extends unknown[]>(handler: FetchHandler<Rest>): FetchHandler<Rest> {
+    return fetchAdapter(this.#engine, handler);
   }
 
   /**
@@ -417,14 +453,21 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     return this.#invalidation.prime(urls, options);
   }
 
-  /** Waits for background work (data refreshes first: they may render) and releases stores. */
-  async close(): Promise<void> {
+  /**
+   * Waits for background work (data refreshes first: they may render), for at most `timeout`
+   * in all, and releases the stores. Work still running then (a hung loader, a render that never
+   * ends) is abandoned: its result is never stored.
+   * @throws TypeError (as a rejection) when `timeout` is not a non-negative integer.
+   */
+  async close(options: CloseOptions = {}): Promise<void> {
+    const timeout = options.timeout === undefined ? this.#ctx.options.closeTimeout : integerOption('close options.timeout', options.timeout, 0);
+    const deadline = Date.now() + timeout;
     this.#recorder?.close();
-    await this.data.close();
+    await this.data.close(timeout);
     this.#ctx.closed = true;
     this.#peers?.close();
     this.#propagator?.close();
-    await this.#ctx.report.settled();
+    if (!(await this.#ctx.report.settled(Math.max(0, deadline - Date.now())))) debug('close: background work abandoned after %d ms', timeout);
     await this.#tiers.close();
   }
 

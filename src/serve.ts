@@ -102,6 +102,15 @@ function pushStatusHeaders(flat: Array<string | string[]>, sh: StatusHeaders, st
   for (let i = 0; i < sh.names.length; i++) flat.push(sh.names[i]!, values[i]!);
 }
 
+/**
+ * Where a plain entry is written: a ServerResponse, or anything taking a status with a flat
+ * header list, then the body (the Fetch adapter turns that into a Response without one).
+ */
+export interface HitSink {
+  writeHead(status: number, headers: Array<string | string[]>): unknown;
+  end(body?: Buffer): unknown;
+}
+
 /** Seconds of `Age` (RFC 9111 §5.1) for an entry at `now`. */
 export function ageOf(entry: Entry, now: number): number {
   return entry.initialAge + Math.max(0, Math.floor((now - entry.storedAt) / 1000));
@@ -143,7 +152,7 @@ const NOT_MODIFIED_HEADERS = new Set(['cache-control', 'content-location', 'etag
  */
 export function serveEntry(
   req: IncomingMessage,
-  res: ServerResponse,
+  res: HitSink,
   entry: Entry,
   context: { status: CacheStatus; now: number; statusHeaders: StatusHeaders },
 ): void {
@@ -178,7 +187,7 @@ export function serveEntry(
 
 /** Writes a 206 (one range of the stored body, with the stored headers) or a 416. */
 function servePart(
-  res: ServerResponse,
+  res: HitSink,
   entry: Entry,
   answer: Exclude<RangeAnswer, { kind: 'full' }>,
   at: { age: string; status: CacheStatus; sh: StatusHeaders },

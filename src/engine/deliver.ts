@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Representations } from '../compress/views.js';
 import type { Entry } from '../entry.js';
 import { CacheError, IncludeError } from '../errors.js';
-import { serveAssembled, serveEntry, type CacheStatus, type StatusHeaders } from '../serve.js';
+import { serveAssembled, serveEntry, type CacheStatus, type HitSink, type StatusHeaders } from '../serve.js';
 import type { EngineContext, Exchange } from './types.js';
 
 /** Writes entries to clients with this cache's status headers. */
@@ -29,13 +29,36 @@ export class Deliver {
    * (and no options object: hence the positional parameters).
    */
   serve(req: IncomingMessage, res: ServerResponse, entry: Entry, status: CacheStatus, now: number, ex: Exchange): Promise<boolean> | undefined {
-    if (entry.esi === true && this.#ctx.hooks !== undefined && this.#ctx.options.includes) return this.#serveTemplate(req, res, entry, { status, now, ex });
+    if (this.isTemplate(entry)) return this.#serveTemplate(req, res, entry, { status, now, ex });
+    this.servePlain(req, res, entry, status, now);
+    return undefined;
+  }
+
+  /** True when the entry is an ESI template, assembled (asynchronously) for each delivery. */
+  isTemplate(entry: Entry): boolean {
+    return entry.esi === true && this.#ctx.hooks !== undefined && this.#ctx.options.includes;
+  }
+
+  /** Writes a plain (not template) entry at once. */
+  servePlain(req: IncomingMessage, res: HitSink, entry: Entry, status: CacheStatus, now: number): void {
     const ctx = this.#serveCtx;
     ctx.status = status;
     ctx.now = now;
     // An entry with compressed variants: the one the client accepts best (identity for Range).
     serveEntry(req, res, entry.encoded === undefined ? entry : this.#representations.pick(req, entry), ctx);
-    return undefined;
+  }
+
+  /**
+   * Answers with a bare error status (500: the render failed; 504: it timed out) and nothing of
+   * the origin's: what a waiter gets when the render it waited for produced nothing to serve.
+   */
+  failure(res: ServerResponse, status: 500 | 504): true {
+    if (!res.headersSent) {
+      const text = status === 504 ? 'Gateway Timeout' : 'Internal Server Error';
+      res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    }
+    return true;
   }
 
   /** Serves a template entry: each include filled from the data cache, or 500 when one must fail the page. */
@@ -45,11 +68,7 @@ export class Deliver {
       body = await this.#ctx.hooks!.assemble(entry, req, at.ex.regen ?? this.#ctx.runner);
     } catch (error) {
       this.#ctx.report.fail(error instanceof CacheError ? error : new IncludeError('include assembly failed', { cause: error }));
-      if (!res.headersSent) {
-        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8', 'content-length': '21' });
-        res.end('Internal Server Error');
-      }
-      return true;
+      return this.failure(res, 500);
     }
     serveAssembled(req, res, entry, body, { status: at.status, now: at.now, statusHeaders: this.#ctx.statusHeaders });
     return true;

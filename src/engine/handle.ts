@@ -16,9 +16,10 @@ import { canRescue, decide, hasValidators, isFreshHit, type Decision, type Reque
 import type { Deliver } from './deliver.js';
 import type { PeerFill } from './peer-fill.js';
 import type { Renderer } from './render.js';
+import type { HitSink } from '../serve.js';
 import type { SharedFlight } from './shared.js';
 import type { Tiers } from './tiers.js';
-import type { CacheEvent, EngineContext, Exchange, RenderTicket } from './types.js';
+import type { CacheEvent, EngineContext, Exchange, FlightResult, RenderTicket } from './types.js';
 import { invalidateOnSuccess } from './unsafe.js';
 import type { Variants } from './variants.js';
 
@@ -59,7 +60,7 @@ export class RequestPath {
    * did not run), false when the handler ran; a promise of that when it could not answer at once.
    */
   handle(req: IncomingMessage, res: ServerResponse, ex: Exchange): boolean | Promise<boolean> {
-    const { counters, options, report } = this.#ctx;
+    const { options } = this.#ctx;
     const { background, renderer, tiers, variants, invalidation } = this.#p;
     // A background render or sub-request this cache started, back through the app.
     const ticket = background.ticketOf(req);
@@ -83,13 +84,43 @@ export class RequestPath {
     const key = variants.keyOf(primary, req);
     const entry = tiers.memory.get(key, now);
     if (entry !== undefined && isFreshHit(entry, req.headers.authorization !== undefined, now, invalidation.verdict(entry))) {
-      counters.gets++;
-      counters.hits++;
+      this.#countHit(req, key);
       const assembling = this.#p.deliver.serve(req, res, entry, 'HIT', now, ex);
-      if (report.listens('hit')) report.emit('hit', { key, url: req.url ?? '', status: 'HIT' } satisfies CacheEvent);
       return assembling ?? true;
     }
     return this.#lookup(req, res, ex, { primary, key, entry, attempt: 0 });
+  }
+
+  /**
+   * The first steps of {@link handle} for a client request, when they end in a fresh memory hit of
+   * a plain (not template) entry: writes it to `sink` at once and returns true. Returns false,
+   * having written and counted nothing, for anything else: the caller then hands the request to
+   * `handle` with a real response. No user function may see the request here (a `bypass` or key
+   * function may read more of it than method, URL and headers): with one, always false.
+   */
+  serveFresh(req: IncomingMessage, sink: HitSink): boolean {
+    const { options } = this.#ctx;
+    if (options.bypass !== undefined || options.keyFunction !== undefined) return false;
+    const method = req.method;
+    if ((method !== 'GET' && method !== 'HEAD') || !adoptAbsoluteForm(req) || refusal(req) !== undefined) return false;
+    const primary = this.#primaryKey(req);
+    if (primary === undefined) return false;
+    const now = Date.now();
+    const key = this.#p.variants.keyOf(primary, req);
+    const entry = this.#p.tiers.memory.get(key, now);
+    if (entry === undefined || this.#p.deliver.isTemplate(entry)) return false;
+    if (!isFreshHit(entry, req.headers.authorization !== undefined, now, this.#p.invalidation.verdict(entry))) return false;
+    this.#countHit(req, key);
+    this.#p.deliver.servePlain(req, sink, entry, 'HIT', now);
+    return true;
+  }
+
+  /** Counts a fresh memory hit and reports it. */
+  #countHit(req: IncomingMessage, key: string): void {
+    const { counters, report } = this.#ctx;
+    counters.gets++;
+    counters.hits++;
+    if (report.listens('hit')) report.emit('hit', { key, url: req.url ?? '', status: 'HIT' } satisfies CacheEvent);
   }
 
   /** Everything that is not a fresh memory hit: lower tiers, then decide and act. */
@@ -131,8 +162,8 @@ export class RequestPath {
         if (decision.action === 'revalidate') this.#p.background.refresh(entry!, req, ex.regen);
         return assembling ?? true;
       }
-      case 'pass':
-        return renderer.pass(req, res, ex, { key: primary, reason: decision.reason ?? 'hit-for-pass' });
+      case 'miss':
+        return renderer.render(req, res, ex, { primary, key, ticket: undefined, flight: undefined, fallback: decision.fallback, solo: true });
       case 'wait':
         return this.#wait(req, res, ex, { primary, key, decision, attempt: at.attempt });
       case 'peer':
@@ -180,8 +211,24 @@ export class RequestPath {
       // Another variant: look up (and perhaps lead) under this request's own variant key.
       if (at.attempt < 2) return this.#lookup(req, res, ex, { primary, key: mine, entry: this.#p.tiers.memory.get(mine), attempt: at.attempt + 1 });
     }
-    // The leader's response was not storable, or it failed: render for ourselves.
-    return this.#p.renderer.pass(req, res, ex, { key, reason: result.sticky ? 'not storable' : 'leader failed' });
+    return this.#afterUnstored(req, res, ex, { primary, key, result, attempt: at.attempt });
+  }
+
+  /**
+   * A waiter whose leader stored nothing. Event trace: leader L renders k, W1..Wn wait ->
+   * - L timed out (no headers after originTimeout, no old copy): each W answers 504 at once;
+   * - L failed or its response was not storable for a reason of its own request: W1..Wn look
+   *   again once (the first leads a new flight, the others wait for it: one retry between them);
+   *   if that one fails too, each W answers 500: the origin sees at most 2 renders, not n + 1;
+   * - L's response is of a kind never stored (sticky: the key is now remembered, hit-for-miss):
+   *   each W renders alone, stored if its own response is storable.
+   */
+  #afterUnstored(req: IncomingMessage, res: ServerResponse, ex: Exchange, at: { primary: string; key: string; result: FlightResult; attempt: number }): boolean | Promise<boolean> {
+    const { primary, key, result } = at;
+    if (result.timedOut) return this.#p.deliver.failure(res, 504);
+    if (!result.sticky && at.attempt === 0) return this.#lookup(req, res, ex, { primary, key, entry: this.#p.tiers.memory.get(key), attempt: 1 });
+    if (result.failed) return this.#p.deliver.failure(res, 500);
+    return this.#p.renderer.render(req, res, ex, { primary, key, ticket: undefined, flight: undefined, fallback: undefined, solo: true });
   }
 
   /** A background render (its ticket) comes back through the app: render it for its flight. */

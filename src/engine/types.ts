@@ -8,7 +8,7 @@ import type { Deferred, Flights } from '../flight.js';
 import type { ResolvedOptions } from '../options/types.js';
 import type { Reporter } from '../report.js';
 import type { EngineHooks, Runner } from '../seam.js';
-import type { CacheStatus, StatusHeaders } from '../serve.js';
+import type { CacheStatus, HitSink, StatusHeaders } from '../serve.js';
 import type { ResponseCounters } from '../stats.js';
 
 export type { Runner } from '../seam.js';
@@ -39,6 +39,12 @@ export interface Engine {
    * own adapter (called when a handler is wrapped, so they work before the first request).
    */
   useRunner(runner: Runner): void;
+  /**
+   * Writes a fresh memory hit of a plain entry to `sink` at once and returns true; false, having
+   * written and counted nothing, for any other request (then `handle` it). For adapters whose
+   * client is not a ServerResponse (see `RequestPath.serveFresh`).
+   */
+  serveFresh(req: IncomingMessage, sink: HitSink): boolean;
 }
 
 /** Payload of the `hit`, `miss`, `store`, `pass` and `stale` events. */
@@ -61,6 +67,10 @@ export interface FlightResult {
   peer?: boolean;
   /** `entry` is the old copy, served because the render failed (waiters serve it as STALE). */
   stale?: boolean;
+  /** The render failed (threw, broke off, length mismatch): waiters retry once between them, then share the failure. */
+  failed?: boolean;
+  /** The render had no headers after `originTimeout` and no old copy answered: waiters answer 504. */
+  timedOut?: boolean;
 }
 
 export type Flight = Deferred<FlightResult>;
@@ -89,6 +99,11 @@ export interface Lead {
   fallback: Entry | undefined;
   /** The stored copy to revalidate: the render sends its validators, and a 304 refreshes it. */
   revalidate?: Entry | undefined;
+  /**
+   * A key remembered as uncacheable (hit-for-miss, Varnish's model): rendered with no flight, so
+   * nobody queues behind it, reading `PASS`; stored if its response is storable, which ends it.
+   */
+  solo?: boolean;
 }
 
 /** What every part of one engine is built with. */

@@ -62,6 +62,7 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
   }
   const maxVariants = integerOption('maxVariants', o.maxVariants, 1, 1024);
   const passTtl = integerOption('passTtl', o.passTtl, 0);
+  const closeTimeout = integerOption('closeTimeout', o.closeTimeout, 0);
   const unkeyed = headerNamesOption('unkeyedHeaders', o.unkeyedHeaders).filter((h) => !keyHeaders.includes(h));
 
   const stores = resolveTiers('stores', o.stores).all;
@@ -124,6 +125,7 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     cacheName: o.cacheName,
     maxVariants,
     passTtl,
+    closeTimeout,
     unkeyedHeaders: unkeyed,
     stores,
     peers,
