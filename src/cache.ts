@@ -274,7 +274,16 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       useRunner: (runner) => void (ctx.runner ??= runner),
       serveFresh: (req, sink) => path.serveFresh(req, sink),
     };
-    this.#engine = withInternalRoutes(engine, internalRoute({ endpoint, flush, ours: (req) => background.ticketOf(req) !== undefined }));
+    this.#engine = withInternalRoutes(
+      engine,
+      internalRoute({
+        endpoint,
+        flush,
+        ours: (req) => background.ticketOf(req) !== undefined,
+        purge: ({ path, scope, host }) => ({ id: invalidation.invalidate({ paths: [path], scope, hard: true }, { host }).record.id }),
+        stats: () => this.#observed(),
+      }),
+    );
 
     this.data = new DataCache(
       {

@@ -38,5 +38,5 @@ export type { CacheStatus } from './serve.js';
 export type { PeersOptions, PeerNodes, PeerStrategy } from './peers/options.js';
 export type { PeerCounters, PeerState } from './peers/cluster.js';
 export type { BreakerState } from './peers/breaker.js';
-export { createUpstreamHandler } from './proxy/upstream.js';
-export type { UpstreamOptions } from './proxy/upstream.js';
+export { createProxy, createUpstreamHandler } from './proxy/upstream.js';
+export type { ProxyOptions, UpstreamOptions } from './proxy/upstream.js';

@@ -14,6 +14,7 @@ export const DEFAULTS = Object.freeze({
   maxEntrySize: 8 * 1024 * 1024,
   defaultTtl: 60_000,
   maxTtl: 86_400_000,
+  heuristicFreshness: 0,
   ignoreUrlParams: Object.freeze([] as string[]),
   storeHeaders: undefined,
   cacheStatuses: Object.freeze([200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501]),

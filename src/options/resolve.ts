@@ -28,6 +28,9 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
   if (maxEntrySize > maxSize) fail(RangeError, 'maxEntrySize', `at most options.maxSize (${maxSize})`, maxEntrySize);
   const defaultTtl = integerOption('defaultTtl', o.defaultTtl, 0);
   const maxTtl = integerOption('maxTtl', o.maxTtl, 1);
+  const heuristicFreshness = o.heuristicFreshness;
+  if (typeof heuristicFreshness !== 'number' || Number.isNaN(heuristicFreshness)) fail(TypeError, 'heuristicFreshness', 'a number from 0 to 1', heuristicFreshness);
+  if (heuristicFreshness < 0 || heuristicFreshness > 1) fail(RangeError, 'heuristicFreshness', 'a number from 0 to 1', heuristicFreshness);
 
   let ignoreParam: IgnoreParamFunction | undefined;
   if (typeof o.ignoreUrlParams === 'function') ignoreParam = o.ignoreUrlParams;
@@ -114,6 +117,7 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     maxEntrySize,
     defaultTtl,
     maxTtl,
+    heuristicFreshness,
     ignoreParam,
     storeHeaders,
     cacheStatuses,

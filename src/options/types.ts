@@ -62,6 +62,14 @@ export interface CacheOptions {
    */
   defaultTtl?: Milliseconds;
   /**
+   * Heuristic freshness (RFC 9111 §4.2.2): a response with no explicit freshness but a
+   * `Last-Modified` is fresh for this fraction of the time since it was last modified (`0.1` is the
+   * spec's example, "10% of that interval"), capped by `maxTtl`; it takes the place of `defaultTtl`
+   * for such responses. `0` turns the heuristic off.
+   * @default 0
+   */
+  heuristicFreshness?: number;
+  /**
    * Upper bound in ms on any freshness lifetime, whatever the origin says.
    * @default 86400000 (one day)
    */
@@ -296,6 +304,7 @@ export interface ResolvedOptions {
   readonly maxEntrySize: Bytes;
   readonly defaultTtl: Milliseconds;
   readonly maxTtl: Milliseconds;
+  readonly heuristicFreshness: number;
   readonly ignoreParam: IgnoreParamFunction | undefined;
   readonly storeHeaders: ReadonlySet<string> | undefined;
   readonly cacheStatuses: ReadonlySet<number>;
