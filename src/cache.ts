@@ -13,6 +13,7 @@ import { koa, type KoaMiddleware } from './adapters/koa.js';
 import { wrap, type NodeHandler } from './adapters/node.js';
 import { DataCache } from './data/cache.js';
 import { Background, primaryOfTarget } from './engine/background.js';
+import { StoredCompression } from './engine/compress.js';
 import { Deliver } from './engine/deliver.js';
 import { RequestPath } from './engine/handle.js';
 import { leasesOf, shareInvalidations, SharedFlight } from './engine/shared.js';
@@ -282,7 +283,8 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     };
     this.#ctx = ctx;
     const tiers = (this.#tiers = new Tiers(ctx));
-    const variants = new Variants(ctx, tiers, targets);
+    const compression = o.compress === undefined ? undefined : new StoredCompression(ctx, tiers, o.compress);
+    const variants = new Variants(ctx, tiers, targets, compression && ((key, entry) => compression.stored(key, entry)));
     const deliver = new Deliver(ctx);
     const background = (this.#background = new Background(ctx, variants));
     const renderer = new Renderer(ctx, { variants, deliver, renderTime: () => invalidation.renderTime() });
