@@ -29,3 +29,8 @@ export type { PeerCounters, PeerState } from './peers/cluster.js';
 export type { BreakerState } from './peers/breaker.js';
 export { createUpstreamHandler } from './proxy/upstream.js';
 export type { UpstreamOptions } from './proxy/upstream.js';
+export { CHANNELS as TRACING_CHANNELS } from './observe/tracing.js';
+export type { SpanContext, LookupContext, RenderContext, PeerCallContext, StoreContext, FlushContext } from './observe/tracing.js';
+export type { ConsoleHandler, ConsoleState } from './observe/console.js';
+export type { RecentEvent, StatsSample } from './observe/recent.js';
+export type { TierStats, ObservedState, MetricsRegistry } from './observe/metrics.js';
