@@ -32,6 +32,8 @@ export interface KoaLikeContext {
   app: { callback(): (req: IncomingMessage, res: ServerResponse) => unknown };
   respond?: boolean;
   body?: unknown;
+  originalUrl?: string;
+  request?: { originalUrl?: string };
 }
 /** Koa middleware signature. */
 export type KoaMiddleware = (ctx: KoaLikeContext, next: () => Promise<unknown>) => Promise<void>;
@@ -173,7 +175,17 @@ export class StrataCache extends EventEmitter<CacheEvents> {
   koa(): KoaMiddleware {
     return async (ctx, next) => {
       const regen = this.#koaCallback(ctx.app);
-      const served = await this.#engine.handle(ctx.req, ctx.res, { run: () => next(), regen, rethrow: true });
+      const received = ctx.req.url;
+      // Koa keeps the target as received in originalUrl (ctx.href reads it): it follows the
+      // engine's rewrite to the keyed form (see request.ts), so the render agrees with the key.
+      const run = (): Promise<unknown> => {
+        if (ctx.req.url !== received && ctx.originalUrl === received) {
+          ctx.originalUrl = ctx.req.url;
+          if (ctx.request !== undefined) ctx.request.originalUrl = ctx.req.url;
+        }
+        return next();
+      };
+      const served = await this.#engine.handle(ctx.req, ctx.res, { run, regen, rethrow: true });
       if (served) {
         ctx.respond = false;
         return;

@@ -12,6 +12,7 @@ import { entrySize, type Entry } from './entry.js';
 import { Flights, type Deferred } from './flight.js';
 import { isHtml, templateOf } from './data/esi.js';
 import { HandlerError, IncludeError, RegenerateError, StoreError, CacheError, type PeerError } from './errors.js';
+import { adoptAbsoluteForm, alignWithKey, refusal } from './request.js';
 import { normalizeTarget, primaryKey, variantKey } from './key.js';
 import { Epochs, type EpochVerdict, type InvalidationScope } from './invalidation/epochs.js';
 import { FlushEndpoint, type FlushRequest } from './invalidation/flush-endpoint.js';
@@ -383,9 +384,13 @@ export class Engine {
     }
     if (this.#flush !== undefined && this.#flush.matches(req.url)) return this.#flush.handle(req, res);
     const method = req.method;
+    // RFC 9112 §3.2.2: an absolute-form target's authority wins over Host (see request.ts).
+    const adopted = adoptAbsoluteForm(req);
     if (method !== 'GET' && method !== 'HEAD') return this.#passMethod(req, res, ex);
     const options = this.options;
     if (options.bypass !== undefined && options.bypass(req)) return this.#pass(req, res, ex, { key: '', reason: 'bypass' });
+    const refused = adopted ? refusal(req) : 'invalid target';
+    if (refused !== undefined) return this.#pass(req, res, ex, { key: '', reason: refused });
     let primary: string | undefined;
     try {
       primary = primaryKey(req, options);
@@ -917,6 +922,7 @@ export class Engine {
    * cache wants the full representation and answers conditionals itself), and unkeyed headers.
    */
   #prepareRequest(req: IncomingMessage): void {
+    alignWithKey(req, this.options);
     const strip = this.options.unkeyedHeaders;
     let stripped = false;
     for (const name of CONDITIONAL_HEADERS) if (req.headers[name] !== undefined) (delete req.headers[name], (stripped = true));

@@ -127,9 +127,17 @@ export interface CacheOptions {
    * response (lower-case names). They are removed from a request before it renders a response
    * that will be stored, so no client can poison an entry others receive. Name a header in
    * `key.headers` to key on it instead.
+   * Client-address headers are in the list because Express `trust proxy` and Koa `proxy` reflect
+   * X-Forwarded-For as `req.ip`/`ctx.ip`; a render that will be stored sees none of them (log the
+   * client address before the cache, or key on the header). Giving a list replaces the default.
    * @default ['forwarded', 'x-forwarded-host', 'x-forwarded-server', 'x-forwarded-proto',
    * 'x-forwarded-scheme', 'x-forwarded-port', 'x-forwarded-prefix', 'x-host', 'x-original-url',
-   * 'x-rewrite-url', 'x-http-method-override', 'x-http-method', 'x-method-override']
+   * 'x-rewrite-url', 'x-http-method-override', 'x-http-method', 'x-method-override',
+   * 'x-forwarded-for', 'x-real-ip', 'true-client-ip', 'x-client-ip', 'x-cluster-client-ip',
+   * 'cf-connecting-ip', 'fastly-client-ip', 'x-original-host', 'x-forwarded-uri',
+   * 'x-forwarded-path', 'x-original-uri', 'x-forwarded-ssl', 'front-end-https',
+   * 'x-middleware-prefetch', 'x-middleware-subrequest', 'x-now-route-matches', 'x-invoke-path',
+   * 'x-invoke-query', 'x-matched-path']
    */
   unkeyedHeaders?: readonly string[];
   /**
@@ -441,6 +449,30 @@ export const DEFAULTS = Object.freeze({
     'x-http-method-override',
     'x-http-method',
     'x-method-override',
+    // Client address headers (Express `trust proxy` and Koa `proxy` turn X-Forwarded-For into
+    // req.ip / ctx.ip; request-ip style helpers read the others).
+    'x-forwarded-for',
+    'x-real-ip',
+    'true-client-ip',
+    'x-client-ip',
+    'x-cluster-client-ip',
+    'cf-connecting-ip',
+    'fastly-client-ip',
+    // Rewrite and original-target headers some frameworks and proxies honour.
+    'x-original-host',
+    'x-forwarded-uri',
+    'x-forwarded-path',
+    'x-original-uri',
+    'x-forwarded-ssl',
+    'front-end-https',
+    // Next.js internal headers a client must never set (x-middleware-prefetch answered an empty
+    // page; x-middleware-subrequest skipped middleware, CVE-2025-29927; x-now-route-matches).
+    'x-middleware-prefetch',
+    'x-middleware-subrequest',
+    'x-now-route-matches',
+    'x-invoke-path',
+    'x-invoke-query',
+    'x-matched-path',
   ]),
   stores: Object.freeze([] as CacheStore[]),
   serveStaleOnError: true as boolean | readonly number[],

@@ -75,7 +75,7 @@ describe('raw: wrap specifics', { timeout: 15_000 }, () => {
       seen.map(([name, e]) => [name, e.url]),
       [
         ['miss', '/ev?b=1&a=2'],
-        ['store', '/ev?b=1&a=2'],
+        ['store', '/ev?a=2&b=1'], // the url the render saw: the keyed form
         ['hit', '/ev?a=2&b=1'],
         ['miss', '/nostore'],
         ['pass', '/nostore'],
