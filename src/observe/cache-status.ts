@@ -1,0 +1,56 @@
+/**
+ * RFC 9211 `Cache-Status` with detail (`cacheStatusDetail: true`): besides `hit` or `fwd=`, the
+ * remaining freshness (`ttl`), whether the response was `stored`, whether the request was
+ * `collapsed` into another one's render, the status the origin answered a forwarded request with
+ * (`fwd-status`), and which tier answered (`detail`). Pure; the engine passes what it knows.
+ */
+import type { Entry } from '../entry.js';
+
+/**
+ * Why a request went forward (RFC 9211 §2.2): `uri-miss` (nothing stored), `stale` (what was
+ * stored could not be served), `request` (the request asked for a fresh response), `method`,
+ * `bypass` (the cache is configured not to handle it, or remembers it as not storable), and
+ * `peer` (this cache's extension: answered by another node's cache).
+ */
+export type Forward = 'uri-miss' | 'vary-miss' | 'stale' | 'request' | 'method' | 'bypass' | 'peer';
+
+/** What one response's Cache-Status says. */
+export interface StatusDetail {
+  /** Served from this cache without going forward. */
+  hit?: boolean;
+  fwd?: Forward;
+  /** The origin's status code for a forwarded request, when known. */
+  fwdStatus?: number;
+  /** Remaining freshness in seconds (negative when stale). */
+  ttl?: number;
+  stored?: boolean;
+  collapsed?: boolean;
+  /** The tier that answered (`memory`, a store's name, `peer`), or a short reason for a pass. */
+  detail?: string;
+}
+
+/** RFC 8941 token characters: a `detail` that is not one is sent as a quoted string. */
+const TOKEN = /^[A-Za-z*][A-Za-z0-9:/!#$%&'*+\-.^_`|~]*$/;
+
+/** The list member for one response: `name; hit; ttl=42; detail=memory`. */
+export function cacheStatusValue(name: string, d: StatusDetail): string {
+  let v = name;
+  if (d.hit === true) v += '; hit';
+  if (d.fwd !== undefined) v += `; fwd=${d.fwd}`;
+  if (d.fwdStatus !== undefined) v += `; fwd-status=${d.fwdStatus}`;
+  if (d.ttl !== undefined) v += `; ttl=${d.ttl}`;
+  if (d.stored === true) v += '; stored';
+  if (d.collapsed === true) v += '; collapsed';
+  if (d.detail !== undefined && d.detail !== '') v += `; detail=${TOKEN.test(d.detail) ? d.detail : `"${d.detail.replace(/[\\"]/g, (c) => `\\${c}`).replace(/[^\x20-\x7e]/g, '?')}"`}`;
+  return v;
+}
+
+/** Seconds of freshness `entry` has left at `now` (RFC 9111 §4.2.1), negative once stale. */
+export function ttlOf(entry: Pick<Entry, 'staleAt'>, now: number): number {
+  return Math.floor((entry.staleAt - now) / 1000);
+}
+
+/** The `fwd` of a pass, from the reason the engine gives it. */
+export function forwardOfPass(reason: string): Forward {
+  return reason.startsWith('method') ? 'method' : reason.startsWith('request') ? 'request' : 'bypass';
+}
