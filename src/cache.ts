@@ -1,52 +1,51 @@
 /**
- * The object {@link createCache} returns: adapters for raw http, Express/Connect and Koa over one
- * engine, stats, events and close.
+ * The composition root: builds the parts of one cache from its options and wires them (engine,
+ * invalidation, peers, data cache, adapters); and {@link StrataCache}, the facade users hold.
  */
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Stream } from 'node:stream';
 import createDebug from 'debug';
+import { middleware, type ConnectMiddleware, type MiddlewareOptions } from './adapters/connect.js';
+import { internalRoute, peerHandler, withInternalRoutes } from './adapters/internal.js';
+import { koa, type KoaMiddleware } from './adapters/koa.js';
+import { wrap, type NodeHandler } from './adapters/node.js';
 import { DataCache } from './data/cache.js';
-import { Engine, type CacheEvent, type CacheStats, type Exchange, type RefetchEvent, type Runner } from './engine.js';
+import { Background, primaryOfTarget } from './engine/background.js';
+import { Deliver } from './engine/deliver.js';
+import { RequestPath } from './engine/handle.js';
+import { PeerFill } from './engine/peer-fill.js';
+import { Renderer } from './engine/render.js';
+import { Tiers } from './engine/tiers.js';
+import type { CacheEvent, Engine, EngineContext, FlightResult } from './engine/types.js';
+import { Variants } from './engine/variants.js';
+import type { Entry } from './entry.js';
 import type { CacheError, PeerError } from './errors.js';
-import type { InvalidationScope } from './invalidation/epochs.js';
+import { Flights } from './flight.js';
+import { InvalidationCoordinator, type RefetchEvent } from './invalidation/coordinator.js';
+import { Epochs, type InvalidationScope } from './invalidation/epochs.js';
+import { FlushEndpoint } from './invalidation/flush-endpoint.js';
 import type { InvalidationRecord } from './invalidation/log.js';
+import { Publications } from './invalidation/publications.js';
 import type { PrimeProgress, RefetchSummary } from './invalidation/refetch.js';
-import { resolveOptions, type CacheOptions } from './options.js';
+import { TargetIndex } from './invalidation/targets.js';
+import { normalizeTarget } from './key.js';
+import { resolveOptions, type CacheOptions, type ResolvedOptions } from './options.js';
 import { consoleHandler, type ConsoleHandler } from './observe/console.js';
 import { metricsHandler, observedState, type ObservedState } from './observe/metrics.js';
 import { Recorder, sampleOf } from './observe/recent.js';
-import { isPromise } from './stores/store.js';
+import { PeerCluster } from './peers/cluster.js';
+import { PeerEndpoint } from './peers/endpoint.js';
+import { INVALIDATION_NAMESPACE, Propagator } from './peers/propagation.js';
+import { Reporter } from './report.js';
+import { statusHeaders } from './serve.js';
+import { responseCounters, type CacheStats } from './stats.js';
+import type { MemoryStore } from './stores/memory.js';
 
-const debug = createDebug('stratacache:adapter');
+export type { ConnectMiddleware, MiddlewareOptions } from './adapters/connect.js';
+export type { KoaLikeContext, KoaMiddleware } from './adapters/koa.js';
+export type { NodeHandler } from './adapters/node.js';
 
-/** Any Node request handler, sync or async. */
-export type NodeHandler = (req: IncomingMessage, res: ServerResponse) => unknown;
-/** Express/Connect middleware signature. */
-export type ConnectMiddleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
-
-/** The subset of a Koa context the Koa adapter uses (Koa itself is not a dependency). */
-export interface KoaLikeContext {
-  req: IncomingMessage;
-  res: ServerResponse;
-  app: { callback(): (req: IncomingMessage, res: ServerResponse) => unknown };
-  respond?: boolean;
-  body?: unknown;
-  originalUrl?: string;
-  request?: { originalUrl?: string };
-}
-/** Koa middleware signature. */
-export type KoaMiddleware = (ctx: KoaLikeContext, next: () => Promise<unknown>) => Promise<void>;
-
-/** Options of {@link StrataCache.middleware}. */
-export interface MiddlewareOptions {
-  /**
-   * The app to run for background renders (stale-while-revalidate refresh, refetch, priming).
-   * Express sets `req.app`, which is used when this is not given; plain Connect needs it.
-   * @default req.app
-   */
-  app?: NodeHandler;
-}
+const debug = createDebug('stratacache:engine');
 
 /** Event names and their payloads. */
 export interface CacheEvents {
@@ -120,23 +119,158 @@ export interface PrimeOptions {
   onProgress?: (progress: PrimeProgress) => void;
 }
 
+/** The wired parts, for tests and tools (@internal). */
+export interface EngineParts {
+  readonly options: ResolvedOptions;
+  readonly memory: MemoryStore;
+  readonly invalidation: InvalidationCoordinator;
+  /** The cluster this node asks (undefined without `peers.nodes`). */
+  readonly peers: PeerCluster | undefined;
+  /**
+   * Finds `primary` in the local tiers only (memory, then the extra stores), choosing the
+   * variant from `headers`: what the peer endpoint answers. Never renders, never asks peers.
+   */
+  localLookup(primary: string, headers: Record<string, string>): Promise<Entry | undefined>;
+}
+
 /** A cache: wrap handlers with it, read its stats, close it. */
 export class StrataCache extends EventEmitter<CacheEvents> {
-  readonly #engine: Engine;
   /**
    * The data cache: values (`get`) and nested or embedded responses (`fetch`) a handler needs
    * while it renders, with their own lifetimes and byte budget (`options.data`). Reads made
    * while a response renders are recorded: when the data changes, the response becomes stale.
    */
   readonly data: DataCache;
-  readonly #koaCallbacks = new WeakMap<object, (req: IncomingMessage, res: ServerResponse) => unknown>();
+  readonly #engine: Engine;
+  readonly #ctx: EngineContext;
+  readonly #tiers: Tiers;
+  readonly #background: Background;
+  readonly #invalidation: InvalidationCoordinator;
+  readonly #peers: PeerCluster | undefined;
+  readonly #endpoint: PeerEndpoint | undefined;
+  /** The flush endpoint (undefined with `flush: false`); the operator console posts to it and shares its guard. */
+  readonly #flush: FlushEndpoint | undefined;
   /** Recent events and chart samples for the console; started by the first {@link consoleHandler}. */
   #recorder: Recorder | undefined;
+  readonly #propagator: Propagator | undefined;
+  readonly #parts: EngineParts;
 
   constructor(options: CacheOptions = {}) {
     super();
-    this.#engine = new Engine(resolveOptions(options), this);
-    this.data = new DataCache(this.#engine, this);
+    const o = resolveOptions(options);
+    const counters = responseCounters();
+    const report = new Reporter(this, debug, () => void counters.errors++);
+    const ctx: EngineContext = {
+      options: o,
+      counters,
+      report,
+      flights: new Flights<FlightResult>(),
+      statusHeaders: statusHeaders(o.statusHeader, o.cacheName),
+      hooks: undefined,
+      runner: undefined,
+      closed: false,
+    };
+    this.#ctx = ctx;
+    const tiers = (this.#tiers = new Tiers(ctx));
+    const targets = new TargetIndex({
+      normalize: (url) => normalizeTarget(url, o.ignoreParam),
+      primaryOf: (url, host) => primaryOfTarget(url, host, o),
+      keyedByHost: o.keyHost === 'header' && o.keyFunction === undefined,
+    });
+    const variants = new Variants(ctx, tiers, targets);
+    const deliver = new Deliver(ctx);
+    const background = (this.#background = new Background(ctx, variants));
+
+    // Peers: the endpoint answers lookups from the local tiers; the cluster is whom this node asks.
+    const po = o.peers;
+    const endpoint = po.enabled ? new PeerEndpoint({ secret: po.secret, path: po.path }) : undefined;
+    endpoint?.register('r', (query) => tiers.find(variants.keyFor(query.key, query.headers)));
+    const peers =
+      po.enabled && (typeof po.nodes === 'function' || po.nodes.length > 0)
+        ? new PeerCluster(po, { onPeerError: (error) => report.emit('peer-error', error), onMembershipError: (error) => report.fail(error) })
+        : undefined;
+    this.#endpoint = endpoint;
+    this.#peers = peers;
+
+    const epochs = new Epochs({ statLevel: o.statLevel, autoInvalidate: o.autoInvalidate });
+    const invalidation: InvalidationCoordinator = new InvalidationCoordinator({
+      epochs,
+      targets,
+      counters,
+      report,
+      self: po.self,
+      refetchConcurrency: o.refetchConcurrency,
+      regenerate: (target, runner) => background.regenerate(target, runner),
+      publications: (refetcher) =>
+        new Publications({
+          self: po.self,
+          propagate: o.propagate,
+          peers,
+          refetcher,
+          epochs,
+          accept: { cacheStatuses: o.cacheStatuses, maxEntrySize: o.maxEntrySize },
+          store: (primary, entry) => void variants.store(primary, entry, {}),
+          renderTime: () => invalidation.renderTime(),
+          closed: () => ctx.closed,
+          tookCopy: (target, peer) => invalidation.tookCopy(target, peer),
+        }),
+    });
+    this.#invalidation = invalidation;
+    if (endpoint !== undefined) {
+      // Ships local invalidation records to peers and applies theirs.
+      const propagator = new Propagator({
+        secret: po.secret,
+        path: po.path,
+        self: po.self ?? '',
+        timeout: po.fetchTimeout,
+        log: invalidation.log,
+        peers: () => peers?.peers ?? [],
+        apply: (record, from) => invalidation.applyRemote(record, from),
+        onError: (error) => report.emit('peer-error', error),
+      });
+      this.#propagator = propagator;
+      // Received whatever this node's own propagate setting: it only decides what this node sends.
+      endpoint.receive(INVALIDATION_NAMESPACE, (body) => propagator.receive(body));
+      // Only local records are sent: one received from a peer is never sent on (no loops).
+      if (o.propagate && peers !== undefined) invalidation.onInvalidate((record) => void (record.origin === 'local' && propagator.push()));
+    }
+    const flush = (this.#flush =
+      o.flush === undefined
+        ? undefined
+        : new FlushEndpoint(o.flush, {
+            apply: (request, context) => invalidation.applyFlush(request, context.host),
+            count: (outcome) => void (outcome === 'ok' ? counters.flushes++ : counters.flushRejected++),
+          }));
+
+    const renderer = new Renderer(ctx, { variants, deliver, renderTime: () => invalidation.renderTime() });
+    const peerFill = peers === undefined ? undefined : new PeerFill(ctx, { peers, variants, renderer, deliver, judge: invalidation });
+    const path = new RequestPath(ctx, { tiers, variants, deliver, renderer, background, invalidation, peerFill });
+    const engine: Engine = {
+      handle: (req, res, ex) => path.handle(req, res, ex),
+      useRunner: (runner) => void (ctx.runner ??= runner),
+    };
+    this.#engine = withInternalRoutes(engine, internalRoute({ endpoint, flush, ours: (req) => background.ticketOf(req) !== undefined }));
+
+    this.data = new DataCache(
+      {
+        attach: (hooks) => void (ctx.hooks = hooks),
+        renderTime: () => invalidation.renderTime(),
+        markStale: (key) => tiers.markStale(key),
+        subrequest: (init, runner) => background.subrequest(init, runner),
+        isInvalidated: (entry) => invalidation.isInvalidated(entry),
+        peers,
+        endpoint,
+      },
+      o,
+      this,
+    );
+    this.#parts = {
+      options: o,
+      memory: tiers.memory,
+      invalidation,
+      peers,
+      localLookup: (primary, headers) => tiers.find(variants.keyFor(primary, headers)),
+    };
   }
 
   /**
@@ -144,15 +278,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
    * The fastest way to put the cache in front of an app: `http.createServer(cache.wrap(app))`.
    */
   wrap(handler: NodeHandler): (req: IncomingMessage, res: ServerResponse) => void {
-    if (typeof handler !== 'function') throw new TypeError(`expected handler to be a function, got ${typeof handler}`);
-    const ex: Exchange = { run: handler };
-    const wrapped = (req: IncomingMessage, res: ServerResponse): void => {
-      const r = this.#engine.handle(req, res, ex);
-      if (isPromise(r)) r.catch((error: unknown) => this.#internalError(res, error));
-    };
-    ex.regen = wrapped;
-    this.#engine.useRunner(wrapped);
-    return wrapped;
+    return wrap(this.#engine, handler);
   }
 
   /**
@@ -160,55 +286,12 @@ export class StrataCache extends EventEmitter<CacheEvents> {
    * middleware before it; `http.createServer(cache.wrap(app))` answers hits before Express runs.
    */
   middleware(options: MiddlewareOptions = {}): ConnectMiddleware {
-    const app = options.app;
-    if (app !== undefined && typeof app !== 'function') throw new TypeError(`expected options.app to be a function, got ${typeof app}`);
-    if (app !== undefined) this.#engine.useRunner(app);
-    return (req, res, next) => {
-      const regen = app ?? ((req as { app?: unknown }).app as Runner | undefined);
-      const ex: Exchange = { run: () => next(), regen: typeof regen === 'function' ? regen : undefined };
-      const r = this.#engine.handle(req, res, ex);
-      if (isPromise(r)) r.catch((error: unknown) => next(error));
-    };
+    return middleware(this.#engine, options);
   }
 
   /** Koa middleware: caches what downstream middleware puts in `ctx.body` (string, Buffer, stream, JSON). */
   koa(): KoaMiddleware {
-    return async (ctx, next) => {
-      const regen = this.#koaCallback(ctx.app);
-      const received = ctx.req.url;
-      // Koa keeps the target as received in originalUrl (ctx.href reads it): it follows the
-      // engine's rewrite to the keyed form (see request.ts), so the render agrees with the key.
-      const run = (): Promise<unknown> => {
-        if (ctx.req.url !== received && ctx.originalUrl === received) {
-          ctx.originalUrl = ctx.req.url;
-          if (ctx.request !== undefined) ctx.request.originalUrl = ctx.req.url;
-        }
-        return next();
-      };
-      const served = await this.#engine.handle(ctx.req, ctx.res, { run, regen, rethrow: true });
-      if (served) {
-        ctx.respond = false;
-        return;
-      }
-      // Koa leaves a response hanging when a body stream fails after headers were sent; end it
-      // so the capture sees the failure and nobody waits on it.
-      const body = ctx.body;
-      if (body instanceof Stream) body.once('error', () => ctx.res.destroy());
-    };
-  }
-
-  #koaCallback(app: KoaLikeContext['app']): (req: IncomingMessage, res: ServerResponse) => unknown {
-    let cb = this.#koaCallbacks.get(app);
-    if (cb === undefined) this.#koaCallbacks.set(app, (cb = app.callback()));
-    return cb;
-  }
-
-  #internalError(res: ServerResponse, error: unknown): void {
-    debug('internal error: %O', error);
-    if (!res.headersSent) {
-      res.statusCode = 500;
-      res.end('Internal Server Error');
-    } else res.destroy();
+    return koa(this.#engine);
   }
 
   /**
@@ -218,17 +301,8 @@ export class StrataCache extends EventEmitter<CacheEvents> {
    * @throws TypeError when `options.peers.secret` is not set (there is no endpoint).
    */
   peerHandler(): (req: IncomingMessage, res: ServerResponse) => void {
-    const endpoint = this.#engine.endpoint;
-    if (endpoint === undefined) throw new TypeError('cache.peerHandler() needs options.peers.secret');
-    return (req, res) => {
-      if (endpoint.handles(req.url ?? '')) {
-        void endpoint.handle(req, res);
-        return;
-      }
-      req.resume();
-      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'content-length': 9 });
-      res.end('Not Found');
-    };
+    if (this.#endpoint === undefined) throw new TypeError('cache.peerHandler() needs options.peers.secret');
+    return peerHandler(this.#endpoint);
   }
 
   /**
@@ -249,9 +323,10 @@ export class StrataCache extends EventEmitter<CacheEvents> {
    * @throws TypeError with `flush: false` (the console shares the flush endpoint's guard).
    */
   consoleHandler(): ConsoleHandler {
-    const flush = this.#engine.flushEndpoint;
+    const flush = this.#flush;
     if (flush === undefined) throw new TypeError('cache.consoleHandler() needs the flush endpoint: options.flush is false');
     const recorder = (this.#recorder ??= new Recorder(this, () => this.stats()));
+    const options = this.#ctx.options;
     return consoleHandler({
       flush,
       state: () => {
@@ -260,18 +335,18 @@ export class StrataCache extends EventEmitter<CacheEvents> {
         return {
           ...observed,
           at,
-          name: this.#engine.options.cacheName,
-          self: this.#engine.options.peers.self ?? '',
+          name: options.cacheName,
+          self: options.peers.self ?? '',
           samples: [...recorder.samples.toArray(), sampleOf(observed.stats, at)],
           events: recorder.events.toArray(),
-          flushPath: this.#engine.options.flush?.path ?? '',
+          flushPath: options.flush?.path ?? '',
         };
       },
     });
   }
 
   #observed(): ObservedState {
-    return observedState(this.stats(), this.data.stats(), this.#engine.options.stores);
+    return observedState(this.stats(), this.data.stats(), this.#ctx.options.stores);
   }
 
   /**
@@ -281,7 +356,17 @@ export class StrataCache extends EventEmitter<CacheEvents> {
    * (the breakers are shared).
    */
   stats(): CacheStats {
-    return this.#engine.stats();
+    const { entries, bytes } = this.#tiers.memory.size();
+    const peers = this.#peers;
+    return {
+      ...this.#ctx.counters,
+      entries,
+      bytes,
+      ...(peers?.counters ?? { peerLoads: 0, peerHits: 0, peerMisses: 0, peerErrors: 0, peerTimeouts: 0 }),
+      peers: peers?.states() ?? [],
+      ...(this.#propagator?.counters ?? { invalidationsSent: 0, invalidationsReceived: 0, propagationErrors: 0, propagationResets: 0 }),
+      ...this.#invalidation.publications.counters,
+    };
   }
 
   /**
@@ -289,7 +374,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
    * something was stored. Uses the last adapter that served a request, unless `handler` is given.
    */
   async refresh(url: string, options: { host?: string; handler?: NodeHandler } = {}): Promise<boolean> {
-    const entry = await this.#engine.regenerate({ url, host: options.host ?? '' }, options.handler);
+    const entry = await this.#background.regenerate({ url, host: options.host ?? '' }, options.handler);
     return entry !== undefined;
   }
 
@@ -301,7 +386,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
    */
   async invalidate(path: string, options: InvalidateOptions = {}): Promise<InvalidateResult> {
     const refetch = options.refetch === true ? [path] : options.refetch === false || options.refetch === undefined ? [] : [...options.refetch];
-    const { record, refetched } = this.#engine.invalidate({ paths: [path], scope: options.scope, hard: options.hard, refetch });
+    const { record, refetched } = this.#invalidation.invalidate({ paths: [path], scope: options.scope, hard: options.hard, refetch });
     return { id: record.id, at: record.at, refetched };
   }
 
@@ -311,7 +396,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
    */
   async invalidateTags(tags: readonly string[]): Promise<InvalidateResult> {
     if (!Array.isArray(tags)) throw new TypeError(`expected tags to be an array of strings, got ${typeof tags}`);
-    const { record, refetched } = this.#engine.invalidate({ tags });
+    const { record, refetched } = this.#invalidation.invalidate({ tags });
     return { id: record.id, at: record.at, refetched };
   }
 
@@ -320,19 +405,23 @@ export class StrataCache extends EventEmitter<CacheEvents> {
    * connection) with bounded concurrency and stores them. Never rejects for a failed URL.
    */
   prime(urls: readonly string[], options: PrimeOptions = {}): Promise<RefetchSummary> {
-    return this.#engine.prime(urls, options);
+    return this.#invalidation.prime(urls, options);
   }
 
   /** Waits for background work (data refreshes first: they may render) and releases stores. */
   async close(): Promise<void> {
     this.#recorder?.close();
     await this.data.close();
-    await this.#engine.close();
+    this.#ctx.closed = true;
+    this.#peers?.close();
+    this.#propagator?.close();
+    await this.#ctx.report.settled();
+    await this.#tiers.close();
   }
 
-  /** @internal The engine, for tests and later layers. */
-  get engine(): Engine {
-    return this.#engine;
+  /** @internal The wired parts, for tests and later layers. */
+  get engine(): EngineParts {
+    return this.#parts;
   }
 }
 

@@ -3,7 +3,9 @@
  */
 export { createCache, StrataCache } from './cache.js';
 export type { NodeHandler, ConnectMiddleware, KoaMiddleware, KoaLikeContext, MiddlewareOptions, CacheEvents, InvalidateOptions, InvalidateResult, PrimeOptions } from './cache.js';
-export type { CacheStats, CacheEvent, RefetchEvent } from './engine.js';
+export type { CacheStats } from './stats.js';
+export type { CacheEvent } from './engine/types.js';
+export type { RefetchEvent } from './invalidation/coordinator.js';
 export type { InvalidationRecord } from './invalidation/log.js';
 export type { InvalidationScope } from './invalidation/epochs.js';
 export type { RefetchSummary, PrimeProgress } from './invalidation/refetch.js';
@@ -13,10 +15,13 @@ export type { CacheOptions, DataOptions, KeyOptions, KeyFunction, StatusHeaderMo
 export type { Entry } from './entry.js';
 export { encodeEntry, decodeEntry } from './entry.js';
 export type { CacheStore, MaybePromise } from './stores/store.js';
-export { MemoryStore } from './stores/memory.js';
+export { MemoryStore, memoryStore } from './stores/memory.js';
 export type { MemoryStoreOptions } from './stores/memory.js';
-export { DiskStore } from './stores/disk.js';
+export { DiskStore, diskStore } from './stores/disk.js';
 export type { DiskStoreOptions } from './stores/disk.js';
+export { RedisStore, redisStore, REDIS_DEFAULTS } from './stores/redis.js';
+export type { RedisStoreOptions, RedisStats } from './stores/redis.js';
+export type { RedisClientLike } from './stores/redis-client.js';
 export { CacheError, StoreError, HandlerError, EntryDecodeError, RegenerateError, PeerError, PeerTimeoutError } from './errors.js';
 export { DataSerializeError, DataLoadError, DataFetchError, DataTimeoutError, DataLoopError, IncludeError } from './errors.js';
 export { DataCache } from './data/cache.js';

@@ -53,7 +53,8 @@ export interface CacheOptions {
   maxSize?: Bytes;
   /**
    * Largest body stored, in bytes. A larger response streams through to its client and is not
-   * stored. Must not exceed `maxSize`.
+   * stored. Must not exceed `maxSize`; when unset it follows a smaller `maxSize` (8 MiB or
+   * `maxSize`, whichever is smaller).
    * @default 8388608 (8 MiB)
    */
   maxEntrySize?: Bytes;
@@ -82,11 +83,33 @@ export interface CacheOptions {
    */
   storeHeaders?: readonly string[] | undefined;
   /**
-   * Response statuses that may be stored (the seed's "cache error pages": 404 and 410 are in
-   * by default). A response must also be storable by RFC 9111 rules.
+   * Response statuses stored without explicit freshness, that is with `defaultTtl`: the
+   * heuristically cacheable statuses of RFC 9111 §4.2.2 (error pages such as 404 and 410 are in,
+   * the seed's "cache error pages"). A response of any other final status is stored only when
+   * the origin gives it explicit freshness (`max-age`, `s-maxage`, `Expires`; RFC 9111 §3), and
+   * every response must also be storable by RFC 9111 rules. 206 and 304 are never stored.
    * @default [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501]
    */
   cacheStatuses?: readonly number[];
+  /**
+   * Cookie names (exact or `*` globs) that do not personalise a page, such as analytics and
+   * consent cookies: `['_ga', '_gid', 'consent*']`. A request whose cookies are all listed
+   * counts as anonymous. A response to a request with any other cookie (or `Authorization`) is
+   * stored only when the origin makes it explicitly shareable (`public`, `s-maxage`, or
+   * `max-age` without `private`) and never gets `defaultTtl`: a session page must not reach
+   * another client. `[]` treats every cookie as personal.
+   * @default []
+   */
+  ignoreCookies?: readonly string[];
+  /**
+   * Targeted cache-control fields (RFC 9213) this cache obeys, lower-case names in order of
+   * precedence, e.g. `['cdn-cache-control']`. The first one present with a valid value replaces
+   * `Cache-Control` and `Expires` for this cache's decisions; clients and caches further out still
+   * receive every header. `[]` obeys `Cache-Control` only: the middleware default, since the app
+   * may address a CDN in front of it. The CLI passes `['cdn-cache-control']`.
+   * @default []
+   */
+  targetedCacheControl?: readonly string[];
   /**
    * How the primary key is built: a host policy and extra keyed headers, or a function that
    * returns the whole key (the query normalisation is then yours).
@@ -141,9 +164,12 @@ export interface CacheOptions {
    */
   unkeyedHeaders?: readonly string[];
   /**
-   * Extra stores consulted after memory, in order (for example a {@link DiskStore}). They share
-   * the memory tier's keys; a hit in one of them is promoted to memory.
-   * @default []
+   * The storage tiers, fastest first: `[memoryStore({ maxSize }), diskStore({ dir, maxSize }),
+   * redisStore({ url })]`. A memory store in the list (first, at most one) is the memory tier;
+   * without one the cache puts a memory tier of `maxSize` bytes first. A hit in a lower tier is
+   * promoted to every tier above it; a stored response is written to all of them. Each store is
+   * checked at construction (get, set and delete; listed once).
+   * @default [] (memory only, `maxSize` bytes)
    */
   stores?: readonly CacheStore[];
   /**
@@ -325,7 +351,8 @@ export interface DataOptions {
   maxSize?: Bytes;
   /**
    * Largest serialized value or sub-response body stored, in bytes. A larger one is returned to
-   * its caller but not stored. Must not exceed `data.maxSize`.
+   * its caller but not stored. Must not exceed `data.maxSize`; when unset it follows a smaller
+   * `data.maxSize` (1 MiB or `data.maxSize`, whichever is smaller).
    * @default 1048576 (1 MiB)
    */
   maxEntrySize?: Bytes;
@@ -393,6 +420,9 @@ export interface ResolvedOptions {
   readonly ignoreParam: IgnoreParamFunction | undefined;
   readonly storeHeaders: ReadonlySet<string> | undefined;
   readonly cacheStatuses: ReadonlySet<number>;
+  /** `ignoreCookies` as a predicate; undefined when empty. */
+  readonly ignoreCookie: IgnoreParamFunction | undefined;
+  readonly targetedCacheControl: readonly string[];
   readonly keyFunction: KeyFunction | undefined;
   readonly keyHost: 'header' | string | false;
   readonly keyHeaders: readonly string[];
@@ -405,6 +435,8 @@ export interface ResolvedOptions {
   readonly stores: readonly CacheStore[];
   /** Statuses answered with a stale copy when one exists; empty when serveStaleOnError is off. */
   readonly staleOnErrorStatuses: ReadonlySet<number>;
+  /** The user set `serveStaleOnError` or `staleIfError`: stale-on-error then also covers `s-maxage` responses. */
+  readonly staleOnErrorExplicit: boolean;
   readonly staleIfError: Milliseconds;
   readonly staleWhileRevalidate: Milliseconds;
   readonly originTimeout: Milliseconds;
@@ -429,6 +461,8 @@ export const DEFAULTS = Object.freeze({
   ignoreUrlParams: Object.freeze([] as string[]),
   storeHeaders: undefined,
   cacheStatuses: Object.freeze([200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501]),
+  ignoreCookies: Object.freeze([] as string[]),
+  targetedCacheControl: Object.freeze([] as string[]),
   key: Object.freeze({ host: 'header' as const, headers: Object.freeze([] as string[]) }),
   bypass: undefined,
   statusHeader: 'both' as StatusHeaderMode,
@@ -594,7 +628,8 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
   const o = { ...DEFAULTS, ...stripUndefined(options) } as Required<CacheOptions>;
 
   const maxSize = integerOption('maxSize', o.maxSize, 1);
-  const maxEntrySize = integerOption('maxEntrySize', o.maxEntrySize, 1);
+  // Unset, the entry bound follows the budget it belongs to.
+  const maxEntrySize = integerOption('maxEntrySize', options.maxEntrySize ?? Math.min(DEFAULTS.maxEntrySize, maxSize), 1);
   if (maxEntrySize > maxSize) fail(RangeError, 'maxEntrySize', `at most options.maxSize (${maxSize})`, maxEntrySize);
   const defaultTtl = integerOption('defaultTtl', o.defaultTtl, 0);
   const maxTtl = integerOption('maxTtl', o.maxTtl, 1);
@@ -608,6 +643,9 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
 
   if (!Array.isArray(o.cacheStatuses)) fail(TypeError, 'cacheStatuses', 'an array of status codes', o.cacheStatuses);
   const cacheStatuses = new Set(o.cacheStatuses.map((s, i) => integerOption(`cacheStatuses[${i}]`, s, 100, 599)));
+  if (!Array.isArray(o.ignoreCookies)) fail(TypeError, 'ignoreCookies', 'an array of cookie names', o.ignoreCookies);
+  const ignoreCookie = globPredicate('ignoreCookies', o.ignoreCookies);
+  const targetedCacheControl = headerNamesOption('targetedCacheControl', o.targetedCacheControl);
 
   let keyFunction: KeyFunction | undefined;
   let keyHost: 'header' | string | false = 'header';
@@ -665,6 +703,9 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
 
   return Object.freeze({
     staleOnErrorStatuses,
+    staleOnErrorExplicit: options.serveStaleOnError !== undefined || options.staleIfError !== undefined,
+    ignoreCookie,
+    targetedCacheControl,
     staleIfError,
     staleWhileRevalidate,
     originTimeout,
@@ -707,7 +748,7 @@ function resolveDataOptions(data: DataOptions): ResolvedDataOptions {
   for (const name of Object.keys(data)) if (!DATA_OPTIONS.has(name)) throw new TypeError(`unknown option options.data.${name}`);
   const d = { ...DEFAULTS.data, ...stripUndefined(data) };
   const maxSize = integerOption('data.maxSize', d.maxSize, 1);
-  const maxEntrySize = integerOption('data.maxEntrySize', d.maxEntrySize, 1);
+  const maxEntrySize = integerOption('data.maxEntrySize', data.maxEntrySize ?? Math.min(DEFAULTS.data.maxEntrySize, maxSize), 1);
   if (maxEntrySize > maxSize) fail(RangeError, 'data.maxEntrySize', `at most options.data.maxSize (${maxSize})`, maxEntrySize);
   const f = d.fetch as unknown;
   if (f === null || typeof f !== 'object' || Array.isArray(f)) fail(TypeError, 'data.fetch', 'an object', f);

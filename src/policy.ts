@@ -5,7 +5,9 @@
  */
 import CachePolicy from 'http-cache-semantics';
 import createDebug from 'debug';
+import { parseHttpDate } from './http-date.js';
 import type { ResolvedOptions } from './options.js';
+import { parseDictionary } from './structured-fields.js';
 
 const debug = createDebug('stratacache:policy');
 
@@ -25,7 +27,9 @@ export interface PolicyResponse {
 /** The options the policy reads: the response cache's, or the data cache's with its own default TTL. */
 export type PolicyOptions = Pick<ResolvedOptions, 'cacheStatuses' | 'defaultTtl' | 'maxTtl'> &
   // The response cache's stale windows; absent (the data cache), only the RFC 5861 directives count.
-  Partial<Pick<ResolvedOptions, 'staleWhileRevalidate' | 'staleIfError' | 'staleOnErrorStatuses'>>;
+  Partial<Pick<ResolvedOptions, 'staleWhileRevalidate' | 'staleIfError' | 'staleOnErrorStatuses' | 'staleOnErrorExplicit'>> &
+  // Cookie names that do not personalise, and the targeted cache-control fields obeyed (RFC 9213).
+  Partial<Pick<ResolvedOptions, 'ignoreCookie' | 'targetedCacheControl'>>;
 
 /** The verdict on one response. */
 export type Verdict =
@@ -59,14 +63,20 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'upgrade',
 ]);
 
-/** Hop-by-hop headers and those the cache computes itself. */
-const NOT_STORED = new Set([...HOP_BY_HOP, 'date', 'age', 'content-length', 'set-cookie', 'x-cache', 'cache-status']);
+/** Hop-by-hop headers and those the cache computes itself (the origin's `Date` is kept and served, RFC 9110 §6.6.1). */
+const NOT_STORED = new Set([...HOP_BY_HOP, 'age', 'content-length', 'set-cookie', 'x-cache', 'cache-status']);
 
 /** Representation metadata kept even under a `storeHeaders` allowlist: dropping it corrupts the body. */
 const ALWAYS_STORED = new Set(['content-type', 'content-encoding', 'content-language', 'vary']);
 
 /** Statuses http-cache-semantics understands; others are judged as if they were 200. */
 const UNDERSTOOD = new Set([200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 501]);
+
+/**
+ * Statuses never stored whatever their freshness: interim and partial responses and 304, which
+ * are not a full representation of the target (RFC 9111 §3, §3.3).
+ */
+const NEVER_STORED = (status: number): boolean => status < 200 || status === 206 || status === 304;
 
 const toHeaderValue = (v: string | string[] | number | undefined): string | string[] | undefined =>
   typeof v === 'number' ? String(v) : v;
@@ -76,6 +86,141 @@ function policyHeaders(headers: PolicyResponse['headers']): Record<string, strin
   const out: Record<string, string | string[] | undefined> = {};
   for (const name of Object.keys(headers)) out[name] = toHeaderValue(headers[name]);
   return out;
+}
+
+/** One header's lines joined as one comma-separated value (RFC 9110 §5.3). */
+function joined(value: string | string[] | number | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  return Array.isArray(value) ? value.join(', ') : String(value);
+}
+
+/**
+ * Lower-cases the directive names of a Cache-Control or Pragma value, arguments (quoted or not)
+ * untouched: directive names are case-insensitive (RFC 9111 §5.2) and http-cache-semantics
+ * matches them as written, so `Private` would otherwise be ignored.
+ */
+export function normalizeDirectives(value: string): string {
+  let out = '';
+  let inName = true;
+  let quoted = false;
+  for (let i = 0; i < value.length; i++) {
+    const ch = value[i]!;
+    if (quoted) {
+      out += ch;
+      if (ch === '\\' && i + 1 < value.length) out += value[++i];
+      else if (ch === '"') quoted = false;
+      continue;
+    }
+    if (ch === '"') quoted = true;
+    else if (ch === ',') inName = true;
+    else if (ch === '=') inName = false;
+    out += inName ? ch.toLowerCase() : ch;
+  }
+  return out;
+}
+
+/** Drops the named directives from a normalized Cache-Control value. */
+function withoutDirectives(value: string, names: readonly string[]): string {
+  return value
+    .split(',')
+    .filter((part) => !names.includes(part.split('=')[0]!.trim()))
+    .join(',');
+}
+
+/**
+ * The targeted cache-control field this cache obeys (RFC 9213 §2.2): the first of `fields`
+ * present whose value is a valid Dictionary with integer max-age/s-maxage, as a Cache-Control value.
+ */
+function targetedCacheControl(headers: Record<string, string | string[] | undefined>, fields: readonly string[]): string | undefined {
+  for (const field of fields) {
+    const raw = joined(headers[field]);
+    if (raw === undefined) continue;
+    const dict = parseDictionary(raw);
+    if (dict === undefined) continue;
+    const parts: string[] = [];
+    let valid = true;
+    for (const [name, item] of dict) {
+      if ((name === 'max-age' || name === 's-maxage') && item.type !== 'integer') valid = false;
+      if (item.type === 'boolean' && item.value) parts.push(name);
+      else if (item.type === 'integer') parts.push(`${name}=${item.value}`);
+    }
+    if (valid) return parts.join(', ');
+  }
+  return undefined;
+}
+
+/**
+ * The `Age` value in seconds (RFC 9111 §5.1): the first member of the first line, a
+ * non-negative integer; anything else is invalid and ignored (undefined).
+ */
+export function parseAge(value: string | string[] | number | undefined): number | undefined {
+  const first = joined(value)?.split(',')[0]?.trim();
+  if (first === undefined || !/^\d+$/.test(first)) return undefined;
+  return Math.min(Number(first), 2 ** 31);
+}
+
+/** The response and request headers as the policy judges them (see {@link policyView}). */
+interface PolicyView {
+  req: Record<string, string | string[] | undefined>;
+  res: Record<string, string | string[] | undefined>;
+  /** The response's effective cache directives (the targeted field's when one applies). */
+  cc: Map<string, string>;
+  /** `Expires` was present and is not one valid HTTP-date: already stale (RFC 9111 §5.3). */
+  invalidExpires: boolean;
+}
+
+/**
+ * Normalizes what http-cache-semantics reads, without touching what is stored: directive names
+ * lower-cased in Cache-Control and Pragma (request and response), the targeted field
+ * (`CDN-Cache-Control`) in place of Cache-Control and Expires when it applies, `Age` parsed
+ * strictly, `Expires` parsed strictly (an invalid one becomes "0", a time in the past), and
+ * `proxy-revalidate` withheld (it only forbids serving stale, applied here; http-cache-semantics
+ * would make the response stale at once).
+ */
+function policyView(req: PolicyRequest, headers: Record<string, string | string[] | undefined>, options: PolicyOptions): PolicyView {
+  const res = { ...headers };
+  const targeted = options.targetedCacheControl === undefined ? undefined : targetedCacheControl(res, options.targetedCacheControl);
+  if (targeted !== undefined) {
+    // RFC 9213 §2.2: a cache obeying a targeted field ignores Cache-Control and Expires.
+    res['cache-control'] = targeted;
+    delete res.expires;
+    delete res.pragma;
+  }
+  const cc = joined(res['cache-control']);
+  const normalized = cc === undefined ? undefined : normalizeDirectives(cc);
+  if (normalized !== undefined) res['cache-control'] = withoutDirectives(normalized, ['proxy-revalidate']);
+  const pragma = joined(res.pragma);
+  if (pragma !== undefined) res.pragma = normalizeDirectives(pragma);
+  const age = parseAge(res.age);
+  if (age === undefined) delete res.age;
+  else res.age = String(age);
+  let invalidExpires = false;
+  if (res.expires !== undefined) {
+    const expires = Array.isArray(res.expires) ? (res.expires.length === 1 ? parseHttpDate(res.expires[0]!) : undefined) : parseHttpDate(res.expires);
+    invalidExpires = expires === undefined;
+    res.expires = expires === undefined ? '0' : new Date(expires).toUTCString();
+  }
+  const request = { ...req.headers };
+  for (const name of ['cache-control', 'pragma']) {
+    const v = joined(request[name]);
+    if (v !== undefined) request[name] = normalizeDirectives(v);
+  }
+  return { req: request, res, cc: parseCacheControl(normalized), invalidExpires };
+}
+
+/**
+ * True when the request carries credentials that may personalise its response: `Authorization`,
+ * or a `Cookie` with a name that `ignoreCookie` does not list.
+ */
+export function carriesCredentials(headers: PolicyRequest['headers'], ignoreCookie: ((name: string) => boolean) | undefined): boolean {
+  if (headers.authorization !== undefined) return true;
+  const cookie = joined(headers.cookie);
+  if (cookie === undefined || cookie.trim() === '') return false;
+  if (ignoreCookie === undefined) return true;
+  return cookie.split(';').some((pair) => {
+    const name = pair.split('=')[0]!.trim();
+    return name !== '' && !ignoreCookie(name);
+  });
 }
 
 /** Parses one header's comma-separated list of names (Vary, Connection). */
@@ -125,19 +270,29 @@ function staleWindow(cc: Map<string, string>, directive: string, optionMs: numbe
  */
 export function evaluateResponse(req: PolicyRequest, res: PolicyResponse, options: PolicyOptions, now: number): Verdict {
   const { status } = res;
-  if (!options.cacheStatuses.has(status)) return { storable: false, reason: `status ${status}`, sticky: status < 500 };
-  const headers = policyHeaders(res.headers);
-  if (headers['set-cookie'] !== undefined) return { storable: false, reason: 'set-cookie', sticky: true };
+  const raw = policyHeaders(res.headers);
+  if (raw['set-cookie'] !== undefined) return { storable: false, reason: 'set-cookie', sticky: true };
+  const view = policyView(req, raw, options);
+  const { cc, res: headers } = view;
+  // RFC 9111 §4.2.1: explicit freshness. §3: with it, any final status may be stored; without it,
+  // only the heuristically cacheable statuses (§4.2.2) listed in cacheStatuses get the default TTL.
+  const explicit = cc.has('max-age') || cc.has('s-maxage') || headers.expires !== undefined;
+  if (NEVER_STORED(status) || (!explicit && !options.cacheStatuses.has(status))) return { storable: false, reason: `status ${status}`, sticky: status < 500 };
   const vary = headerList(headers.vary);
   // RFC 9111 §4.1: "Vary: *" never matches a later request.
   if (vary.includes('*')) return { storable: false, reason: 'vary *', sticky: true };
+  if (cc.has('must-understand')) {
+    // RFC 9111 §5.2.2.3: store only a status this cache understands, and then ignore no-store.
+    if (!UNDERSTOOD.has(status)) return { storable: false, reason: 'must-understand', sticky: true };
+    headers['cache-control'] = withoutDirectives(String(headers['cache-control']), ['no-store']);
+  }
 
   const policy = new CachePolicy(
-    { method: req.method === 'HEAD' ? 'GET' : req.method, url: req.url, headers: req.headers },
+    { method: req.method === 'HEAD' ? 'GET' : req.method, url: req.url, headers: view.req },
     { status: UNDERSTOOD.has(status) ? status : 200, headers },
     { shared: true, cacheHeuristic: 0, immutableMinTimeToLive: 0 },
   );
-  const cc = parseCacheControl(headers['cache-control']);
+  const credentialed = carriesCredentials(req.headers, options.ignoreCookie);
   if (!policy.storable()) {
     // Reasons that come from this request (its credentials, its own no-store, RFC 9111 §5.2.1.5)
     // say nothing about the URL: remembering them as "pass" would let one client keep a URL
@@ -148,27 +303,37 @@ export function evaluateResponse(req: PolicyRequest, res: PolicyResponse, option
         ? 'private'
         : req.headers.authorization !== undefined
           ? 'authorization'
-          : parseCacheControl(req.headers['cache-control']).has('no-store')
+          : parseCacheControl(view.req['cache-control']).has('no-store')
             ? 'request no-store'
             : 'not storable';
     return { storable: false, reason, sticky: reason !== 'authorization' && reason !== 'request no-store' };
+  }
+  // A response to a request with a session cookie is stored only when the origin says it may be
+  // shared (private was refused above); never on the cache's own default TTL.
+  if (credentialed && req.headers.authorization === undefined && !cc.has('public') && !cc.has('s-maxage') && !cc.has('max-age')) {
+    return { storable: false, reason: 'cookie', sticky: false };
   }
   // RFC 9111 §5.2.2.4: no-cache means "revalidate every time"; with a wrapped handler that is a render
   // per request, so storing it buys nothing.
   if (cc.has('no-cache')) return { storable: false, reason: 'no-cache', sticky: true };
 
-  const explicit = cc.has('max-age') || cc.has('s-maxage') || headers.expires !== undefined;
   const initialAge = Math.max(0, Math.floor(policy.age()));
   let freshMs: number;
-  if (explicit) freshMs = Math.max(0, (policy.maxAge() - policy.age()) * 1000);
-  else freshMs = options.defaultTtl;
+  if (explicit) freshMs = view.invalidExpires && !cc.has('max-age') && !cc.has('s-maxage') ? 0 : Math.max(0, (policy.maxAge() - policy.age()) * 1000);
+  // The default TTL is freshness the origin did not give: never for a personalised request.
+  else freshMs = credentialed ? 0 : options.defaultTtl;
   freshMs = Math.min(freshMs, options.maxTtl);
 
-  // RFC 9111 §4.2.4 / §5.2.2.2: must-revalidate and proxy-revalidate forbid serving stale.
-  const mayServeStale = !cc.has('must-revalidate') && !cc.has('proxy-revalidate');
-  const swrMs = mayServeStale ? staleWindow(cc, 'stale-while-revalidate', options.staleWhileRevalidate, freshMs) : 0;
-  const sieMs = mayServeStale && options.staleOnErrorStatuses?.size !== 0 ? staleWindow(cc, 'stale-if-error', options.staleIfError, freshMs) : 0;
-  if (freshMs <= 0 && swrMs <= 0 && sieMs <= 0) return { storable: false, reason: 'expired', sticky: true };
+  // RFC 9111 §4.2.4, §5.2.2.2, §5.2.2.8: must-revalidate and proxy-revalidate forbid serving stale.
+  const revalidate = cc.has('must-revalidate') || cc.has('proxy-revalidate');
+  // §5.2.2.10: s-maxage implies proxy-revalidate, so the cache's own stale windows do not apply;
+  // the origin's own RFC 5861 directives still do, and so does stale-on-error when the operator
+  // configured it explicitly (RFC 5861 §4: serving stale on error is the operator's choice).
+  const sMaxage = cc.has('s-maxage');
+  const swrMs = revalidate ? 0 : staleWindow(cc, 'stale-while-revalidate', sMaxage ? undefined : options.staleWhileRevalidate, freshMs);
+  const sieOption = sMaxage && options.staleOnErrorExplicit !== true ? undefined : options.staleIfError;
+  const sieMs = revalidate || options.staleOnErrorStatuses?.size === 0 ? 0 : staleWindow(cc, 'stale-if-error', sieOption, freshMs);
+  if (freshMs <= 0 && swrMs <= 0 && sieMs <= 0) return { storable: false, reason: 'expired', sticky: !credentialed };
 
   const staleAt = now + Math.round(freshMs);
   debug('storable: %s fresh for %dms', req.url, freshMs);

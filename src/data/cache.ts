@@ -10,7 +10,7 @@ import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import createDebug from 'debug';
 import { LRUCache } from 'lru-cache';
-import type { Engine, EngineHooks, RenderScope } from '../engine.js';
+import type { EngineHooks, RenderScope, ResponseServices } from '../seam.js';
 import type { Entry } from '../entry.js';
 import { CacheError, DataFetchError, DataLoadError, DataLoopError, DataSerializeError, IncludeError } from '../errors.js';
 import { Flights } from '../flight.js';
@@ -131,7 +131,9 @@ const SERVER_ERRORS = new Set([500, 502, 503, 504]);
 
 /** The data cache behind `cache.data`. */
 export class DataCache {
-  readonly #engine: Engine;
+  readonly #engine: ResponseServices;
+  readonly #peerOptions: ResolvedOptions['peers'];
+  readonly #cacheStatuses: ReadonlySet<number>;
   readonly #events: EventEmitter;
   readonly #options: ResolvedDataOptions;
   readonly #policy: PolicyOptions & Pick<ResolvedOptions, 'storeHeaders'>;
@@ -153,10 +155,12 @@ export class DataCache {
    */
   readonly #peerDigests: LRUCache<string, string>;
 
-  constructor(engine: Engine, events: EventEmitter) {
+  /** @internal Built by the cache (`cache.data`), over the response side's services. */
+  constructor(engine: ResponseServices, o: ResolvedOptions, events: EventEmitter) {
     this.#engine = engine;
     this.#events = events;
-    const o = engine.options;
+    this.#peerOptions = o.peers;
+    this.#cacheStatuses = o.cacheStatuses;
     this.#options = o.data;
     this.#policy = { cacheStatuses: o.cacheStatuses, defaultTtl: o.data.defaultTtl, maxTtl: o.maxTtl, storeHeaders: o.storeHeaders };
     this.#memory = new MemoryStore({
@@ -503,7 +507,7 @@ export class DataCache {
     const value = k.startsWith(VALUE);
     const url = k.slice(value ? VALUE.length : URLKEY.length);
     const names = deletionNames(k);
-    const { cacheStatuses } = this.#engine.options;
+    const cacheStatuses = this.#cacheStatuses;
     const hit = await peers.find(
       { ns: DATA_NAMESPACE, key: k, headers: {}, freshAt: undefined },
       (entry) =>
@@ -523,7 +527,7 @@ export class DataCache {
     );
     if (hit === undefined) return load();
     const { entry } = hit;
-    if (this.#engine.options.peers.updateLocalCache) this.#put(k, entry, detachedScope());
+    if (this.#peerOptions.updateLocalCache) this.#put(k, entry, detachedScope());
     else this.#peerDigests.set(k, digest(entry.body));
     const fresh = Date.now() < entry.staleAt;
     debug('peer %s: %s %s', fresh ? 'hit' : 'stale hit', k, hit.peer);

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { Runner } from '../engine.js';
+import type { Runner } from '../seam.js';
 
 /** One render in progress: a response render, a loader, a sub-request or an include assembly. */
 export interface Scope {

@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DataStats } from '../data/cache.js';
-import type { CacheStats } from '../engine.js';
+import type { CacheStats } from '../stats.js';
 import type { BreakerState } from '../peers/breaker.js';
 import type { PeerCounters } from '../peers/cluster.js';
 import type { CacheStore } from '../stores/store.js';

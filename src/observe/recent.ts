@@ -6,8 +6,8 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { InvalidationRecord } from '../invalidation/log.js';
-import type { RefetchEvent } from '../engine.js';
-import type { CacheStats } from '../engine.js';
+import type { RefetchEvent } from '../invalidation/coordinator.js';
+import type { CacheStats } from '../stats.js';
 
 /** One recent invalidation or refetch, as the console lists it. */
 export interface RecentEvent {

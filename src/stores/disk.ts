@@ -395,3 +395,11 @@ export class DiskStore implements CacheStore {
     debug('disk scan %s: %d files, %d bytes, %d evicted', this.#dir, this.#index.size, this.#bytes, evicted.length);
   }
 }
+
+/**
+ * A disk tier that survives restarts: `createCache({ stores: [diskStore({ dir, maxSize })] })`.
+ * @throws TypeError or RangeError naming `options.<field>` and the value it got.
+ */
+export function diskStore(options: DiskStoreOptions): DiskStore {
+  return new DiskStore(options);
+}

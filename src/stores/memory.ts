@@ -4,12 +4,16 @@
  */
 import { LRUCache } from 'lru-cache';
 import { entrySize, type Entry } from '../entry.js';
-import type { Bytes } from '../options.js';
+import { describeValue, integerOption, type Bytes } from '../options.js';
 import type { CacheStore } from './store.js';
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
-  /** Byte budget (entries are charged by {@link entrySize}). Required: unbounded is refused. */
+  /**
+   * Byte budget (entries are charged by `entrySize`: body, headers and a fixed overhead). Past it
+   * the least recently used entries are dropped. Required: unbounded is refused.
+   * @default undefined (required)
+   */
   maxSize: Bytes;
   /** Largest single entry in bytes; larger ones are not stored. @default maxSize */
   maxEntrySize?: Bytes;
@@ -17,27 +21,39 @@ export interface MemoryStoreOptions {
   onEvict?: (key: string, entry: Entry) => void;
 }
 
-/** Byte-bounded LRU memory store. */
+/** Byte-bounded LRU memory store (see {@link memoryStore}). */
 export class MemoryStore implements CacheStore {
   readonly name = 'memory';
   readonly #lru: LRUCache<string, Entry>;
-  readonly #onEvict: ((key: string, entry: Entry) => void) | undefined;
+  #onEvict: ((key: string, entry: Entry) => void) | undefined;
 
+  /**
+   * @throws TypeError or RangeError naming `options.<field>` and the value it got.
+   */
   constructor(options: MemoryStoreOptions) {
-    const onEvict = options.onEvict;
-    this.#onEvict = onEvict;
+    if (options === null || typeof options !== 'object') throw new TypeError(`expected options to be an object, got ${describeValue(options)}`);
+    const maxSize = integerOption('maxSize', options.maxSize, 1);
+    const maxEntrySize = options.maxEntrySize === undefined ? maxSize : integerOption('maxEntrySize', options.maxEntrySize, 1);
+    if (maxEntrySize > maxSize) throw new RangeError(`expected options.maxEntrySize to be at most options.maxSize (${maxSize}), got ${maxEntrySize}`);
+    this.#onEvict = options.onEvict;
     this.#lru = new LRUCache<string, Entry>({
-      maxSize: options.maxSize,
-      maxEntrySize: options.maxEntrySize ?? options.maxSize,
+      maxSize,
+      maxEntrySize,
       sizeCalculation: entrySize,
-      ...(onEvict
-        ? {
-            dispose: (value, key, reason) => {
-              if (reason === 'evict' || reason === 'expire') onEvict(key, value);
-            },
-          }
-        : {}),
+      dispose: (value, key, reason) => {
+        if (reason === 'evict' || reason === 'expire') this.#onEvict?.(key, value);
+      },
     });
+  }
+
+  /**
+   * Sets the eviction listener when the cache did not create this store itself (a memory store
+   * passed in `options.stores` becomes the memory tier, and the data cache's dependency index
+   * must hear of its evictions). Internal.
+   * @internal
+   */
+  listenEvictions(onEvict: (key: string, entry: Entry) => void): void {
+    this.#onEvict = onEvict;
   }
 
   /** The entry under `key`; `now` (epoch ms) lets a caller that already read the clock pass it. */
@@ -74,4 +90,14 @@ export class MemoryStore implements CacheStore {
   close(): void {
     this.#lru.clear();
   }
+}
+
+/**
+ * A byte-bounded in-memory tier. In `createCache({ stores: [memoryStore({ maxSize }), ...] })` it
+ * is the memory tier (in place of the one `options.maxSize` would make); on its own it is a
+ * {@link CacheStore} like any other.
+ * @throws TypeError or RangeError naming `options.<field>` and the value it got.
+ */
+export function memoryStore(options: Omit<MemoryStoreOptions, 'onEvict'>): MemoryStore {
+  return new MemoryStore(options);
 }

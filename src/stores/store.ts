@@ -1,15 +1,34 @@
 /**
  * The one small contract every storage tier implements. Methods may answer synchronously (the
- * memory tier does, so a hit costs no promise) or with a promise (disk, remote).
+ * memory tier does, so a hit costs no promise) or with a promise (disk, Redis).
+ *
+ * The contract, checked for every built-in store by the suite exported as `stratacache/testing`
+ * (run it on a store of your own: `storeContract('mine', ({ maxSize }) => new MyStore(...))`):
+ *
+ * - `get` of a key never stored, deleted, evicted or past the entry's `expiresAt` is `undefined`;
+ *   it never throws or rejects for a missing key.
+ * - `get` after `set` returns an equal entry: status, repeated headers in order, every byte of a
+ *   binary body, every time field, validators, vary, tags and the other encoded fields
+ *   (`encodeEntry` carries exactly what must survive).
+ * - `set` replaces atomically: a concurrent `get` sees the old entry or the new one, whole.
+ * - Operations on one key take effect in call order, even when the caller does not await them
+ *   (the engine writes in the background).
+ * - Keys are arbitrary strings (any bytes of UTF-8, newlines, `..`, thousands of characters);
+ *   two keys never share an entry.
+ * - The store is bounded: a store that holds a byte budget never holds more than it (`size()`),
+ *   dropping the least recently used entries first; an entry larger than the store's entry bound
+ *   is not stored (and the older entry under its key is removed).
+ * - A failure of the medium (file system, network) rejects or throws: the engine counts it, emits
+ *   `error`, and serves the response anyway. A store never needs to protect the response itself.
  */
 import type { Entry } from '../entry.js';
 
 /** A value or a promise of it. */
 export type MaybePromise<T> = T | Promise<T>;
 
-/** A storage tier: memory, disk, or anything else with these three operations. */
+/** A storage tier: memory, disk, Redis, or anything else with these operations. */
 export interface CacheStore {
-  /** A short name for stats and errors. */
+  /** A short name for stats and errors (`'memory'`, `'disk'`, `'redis'`). */
   readonly name: string;
   /** The entry under `key`, or undefined. Must not throw for a missing key. */
   get(key: string): MaybePromise<Entry | undefined>;
@@ -19,7 +38,7 @@ export interface CacheStore {
   delete(key: string): MaybePromise<void>;
   /** Entries and bytes held, when the store can tell cheaply. */
   size?(): { entries: number; bytes: number };
-  /** Releases resources (timers, file handles). */
+  /** Releases resources (timers, file handles, connections). */
   close?(): MaybePromise<void>;
 }
 

@@ -155,7 +155,7 @@ describe('faults', () => {
     after(() => cluster.close());
     const [a, b] = cluster.nodes as [Node, Node];
     await get(a.url, '/throws');
-    b.cache.engine.isInvalidated = () => {
+    b.cache.engine.invalidation.isInvalidated = () => {
       throw new Error('hook bug');
     };
     const r = await get(b.url, '/throws');

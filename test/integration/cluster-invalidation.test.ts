@@ -10,7 +10,7 @@ import { after, describe, test } from 'node:test';
 import { signRequest } from '../../src/peers/auth.js';
 import { bodyDigest } from '../../src/peers/endpoint.js';
 import type { InvalidationRecord } from '../../src/invalidation/log.js';
-import { PEER_REFETCH_WAIT } from '../../src/engine.js';
+import { PEER_REFETCH_WAIT } from '../../src/invalidation/publications.js';
 import { request } from '../helpers/http.js';
 import { HOST, PEER_PATH, SECRET, startCluster, type Node, type Origin } from '../helpers/cluster.js';
 
@@ -101,7 +101,7 @@ describe('invalidation.propagate', () => {
 
     // Received records were not sent on (no loops): B and C sent nothing.
     assert.equal(b.cache.stats().invalidationsSent + c.cache.stats().invalidationsSent, 0);
-    const remote = b.cache.engine.invalidationLog.since(0);
+    const remote = b.cache.engine.invalidation.log.since(0);
     assert.deepEqual(remote.map((r) => [r.origin, r.paths[0], r.hard]), [['remote', '/news', false], ['remote', '/gone', true]]);
   });
 
@@ -160,7 +160,7 @@ describe('invalidation.propagate', () => {
       const headers = opts.headers ?? signRequest(opts.secret ?? SECRET, 'POST', target);
       return { target, headers, go: () => request(b.url + target, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body }) };
     };
-    const log = () => b.cache.engine.invalidationLog.lastId;
+    const log = () => b.cache.engine.invalidation.log.lastId;
 
     const good = send(batch(['/r1']));
     assert.equal((await good.go()).status, 200);

@@ -138,7 +138,7 @@ describe('a 3-node cluster, strategy all', () => {
     after(() => cluster.close());
     const [a, b] = three(cluster.nodes);
     await get(a.url, '/flushed');
-    b.cache.engine.isInvalidated = (entry) => entry.url === '/flushed';
+    b.cache.engine.invalidation.isInvalidated = (entry) => entry.url === '/flushed';
     const r = await get(b.url, '/flushed');
     assert.equal(r.headers['x-cache'], 'MISS');
     assert.equal(origin.total(), 2);

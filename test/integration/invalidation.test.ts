@@ -269,10 +269,10 @@ describe('engine hooks for the peer layer', () => {
   test('isInvalidated, onInvalidate and the log', async () => {
     const s = await site();
     await s.get('/peer/page.html');
-    const engine = s.cache.engine;
+    const engine = s.cache.engine.invalidation;
     const shipped: InvalidationRecord[] = [];
     const off = engine.onInvalidate((r) => shipped.push(r));
-    const old = { ...engine.memory.get(`127.0.0.1:${s.srv.port}/peer/page.html`)! };
+    const old = { ...s.cache.engine.memory.get(`127.0.0.1:${s.srv.port}/peer/page.html`)! };
     assert.equal(engine.isInvalidated(old), false);
     await s.cache.invalidate('/peer/page');
     assert.equal(engine.isInvalidated(old), true);
@@ -298,8 +298,8 @@ describe('engine hooks for the peer layer', () => {
     assert.equal(engine.isInvalidated({ ...old, storedAt: peerAt }), true);
     // ...but never later than this node's clock.
     engine.invalidate({ paths: ['/peer/later'] }, { origin: 'remote', at: Date.now() + 3_600_000 });
-    assert.ok(engine.invalidationLog.since(0).at(-1)!.at <= Date.now() + 1);
-    const log = engine.invalidationLog.since(0).slice(0, 3);
+    assert.ok(engine.log.since(0).at(-1)!.at <= Date.now() + 1);
+    const log = engine.log.since(0).slice(0, 3);
     assert.deepEqual(log.map((r) => r.id), [1, 2, 3]);
     assert.ok(log[0]!.at <= log[1]!.at && log[1]!.at <= log[2]!.at);
   });

@@ -339,3 +339,29 @@ describe('documented defaults match DEFAULTS', () => {
     assert.notDeepEqual(parseLeadingLiteral(unkeyed.get('unkeyedHeaders')!), plain(DEFAULTS.unkeyedHeaders));
   });
 });
+
+describe('unset size options follow their budget', () => {
+  test('maxSize below the default maxEntrySize: the entry bound follows it', () => {
+    assert.equal(resolveOptions({ maxSize: 50_000 }).maxEntrySize, 50_000);
+    assert.doesNotThrow(() => createCache({ maxSize: 50_000 }).close());
+    assert.equal(resolveOptions({}).maxEntrySize, DEFAULTS.maxEntrySize);
+    // Set explicitly, the bound is still checked against the budget.
+    refuses({ maxSize: 50_000, maxEntrySize: 60_000 }, RangeError, 'maxEntrySize', '60000');
+  });
+
+  test('data.maxSize below the default data.maxEntrySize', () => {
+    assert.equal(resolveOptions({ data: { maxSize: 100_000 } }).data.maxEntrySize, 100_000);
+    assert.doesNotThrow(() => createCache({ data: { maxSize: 100_000 } }).close());
+    refuses({ data: { maxSize: 100_000, maxEntrySize: 200_000 } }, RangeError, 'data.maxEntrySize', '200000');
+  });
+});
+
+describe('cookie and targeted-field options', () => {
+  test('ignoreCookies and targetedCacheControl are validated', () => {
+    refuses({ ignoreCookies: '_ga' }, TypeError, 'ignoreCookies', "'_ga'");
+    refuses({ ignoreCookies: [''] }, TypeError, 'ignoreCookies[0]', "''");
+    refuses({ targetedCacheControl: ['cdn cache'] }, TypeError, 'targetedCacheControl[0]', "'cdn cache'");
+    assert.deepEqual(resolveOptions({ targetedCacheControl: ['CDN-Cache-Control'] }).targetedCacheControl, ['cdn-cache-control']);
+    assert.equal(resolveOptions({ ignoreCookies: ['_ga', 'consent*'] }).ignoreCookie?.('consent_ads'), true);
+  });
+});

@@ -4,34 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { evaluateResponse, storedHeaders, type PolicyRequest, type PolicyResponse, type Verdict } from '../../src/policy.js';
-import { resolveOptions, type CacheOptions } from '../../src/options.js';
-
-const NOW = Date.now();
-
-function judge(
-  resHeaders: PolicyResponse['headers'],
-  opts: { status?: number; reqHeaders?: PolicyRequest['headers']; options?: CacheOptions; method?: string } = {},
-): Verdict {
-  return evaluateResponse(
-    { method: opts.method ?? 'GET', url: '/page', headers: { host: 'example.test', ...opts.reqHeaders } },
-    { status: opts.status ?? 200, headers: resHeaders },
-    resolveOptions(opts.options ?? {}),
-    NOW,
-  );
-}
-
-function storable(v: Verdict): Extract<Verdict, { storable: true }> {
-  assert.equal(v.storable, true, `expected storable, got ${JSON.stringify(v)}`);
-  return v as Extract<Verdict, { storable: true }>;
-}
-
-function refused(v: Verdict, reason: string): Extract<Verdict, { storable: false }> {
-  assert.equal(v.storable, false, `expected not storable, got ${JSON.stringify(v)}`);
-  const r = v as Extract<Verdict, { storable: false }>;
-  assert.equal(r.reason, reason);
-  return r;
-}
+import { storedHeaders } from '../../src/policy.js';
+import { resolveOptions } from '../../src/options.js';
+import { judge, NOW, refused, storable } from '../helpers/policy.js';
 
 /** http-cache-semantics reads the real clock for the response time: allow a few ms of drift. */
 function near(actual: number, expected: number, slack = 50): void {
@@ -94,12 +69,30 @@ describe('evaluateResponse: statuses', () => {
     storable(judge({ 'cache-control': 'max-age=30' }, { status: 410 }));
   });
 
-  test('statuses outside cacheStatuses are refused; 5xx are not remembered', () => {
-    const s500 = refused(judge({ 'cache-control': 'max-age=60' }, { status: 500 }), 'status 500');
+  test('without explicit freshness, statuses outside cacheStatuses are refused; 5xx are not remembered', () => {
+    const s500 = refused(judge({}, { status: 500 }), 'status 500');
     assert.equal(s500.sticky, false);
-    const s302 = refused(judge({ 'cache-control': 'max-age=60' }, { status: 302 }), 'status 302');
+    const s302 = refused(judge({}, { status: 302 }), 'status 302');
     assert.equal(s302.sticky, true);
-    refused(judge({ 'cache-control': 'max-age=60' }, { status: 404, options: { cacheStatuses: [200] } }), 'status 404');
+    refused(judge({}, { status: 404, options: { cacheStatuses: [200] } }), 'status 404');
+  });
+
+  test('any final status with explicit freshness is stored (RFC 9111 §3), on its own freshness only', () => {
+    for (const status of [302, 303, 307, 400, 500, 502, 503, 599]) {
+      near(storable(judge({ 'cache-control': 'max-age=60' }, { status })).staleAt, NOW + 60_000);
+    }
+    storable(judge({ 'cache-control': 'max-age=60' }, { status: 404, options: { cacheStatuses: [200] } }));
+    const expires = new Date(NOW + 30_000).toUTCString();
+    storable(judge({ date: new Date(NOW).toUTCString(), expires }, { status: 503 }));
+  });
+
+  test('partial, interim and 304 responses are never stored', () => {
+    for (const status of [103, 206, 304]) refused(judge({ 'cache-control': 'max-age=60' }, { status }), `status ${status}`);
+  });
+
+  test('must-understand: an understood status ignores no-store; an unknown status is refused', () => {
+    storable(judge({ 'cache-control': 'max-age=60, must-understand, no-store' }));
+    refused(judge({ 'cache-control': 'max-age=60, must-understand, no-store' }, { status: 599 }), 'must-understand');
   });
 
   test('a configured status http-cache-semantics does not know is judged like 200', () => {
@@ -177,8 +170,11 @@ describe('evaluateResponse: freshness', () => {
     assert.equal(v.sieUntil, v.staleAt);
   });
 
-  test('proxy-revalidate: never fresh in a shared cache, and no stale window, so not stored', () => {
-    refused(judge({ 'cache-control': 'max-age=10, proxy-revalidate, stale-if-error=30' }), 'expired');
+  test('proxy-revalidate: fresh for max-age, then no stale window', () => {
+    const v = storable(judge({ 'cache-control': 'max-age=10, proxy-revalidate, stale-if-error=30, stale-while-revalidate=30' }));
+    near(v.staleAt, NOW + 10_000);
+    assert.equal(v.swrUntil, v.staleAt);
+    assert.equal(v.sieUntil, v.staleAt);
   });
 
   test('Vary names are lower-cased and listed', () => {
@@ -221,7 +217,7 @@ describe('evaluateResponse: Authorization (RFC 9111 §3.5)', () => {
 describe('storedHeaders', () => {
   const all = resolveOptions({});
 
-  test('drops hop-by-hop, computed headers and Set-Cookie; keeps the rest in order', () => {
+  test('drops hop-by-hop, computed headers and Set-Cookie; keeps the rest (Date too) in order', () => {
     const headers = {
       'Content-Type': 'text/html',
       connection: 'keep-alive',
@@ -243,6 +239,8 @@ describe('storedHeaders', () => {
     };
     assert.deepEqual(storedHeaders(headers, all), [
       ['content-type', 'text/html'],
+      // The origin's Date is kept: a hit serves it, with Age (RFC 9110 §6.6.1).
+      ['date', 'Mon, 01 Jan 2024 00:00:00 GMT'],
       ['etag', '"v1"'],
       ['cache-control', 'max-age=60'],
     ]);

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { createCache, DiskStore, MemoryStore, type CacheStore } from '../../src/index.js';
-import { makeEntry, storeContract } from '../contract/store-contract.js';
+import { makeEntry, storeContract } from '../../src/testing.js';
 import { listen, request } from '../helpers/http.js';
 
 const tempDirs = new Set<string>();

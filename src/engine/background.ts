@@ -1,0 +1,146 @@
+/**
+ * Renders without a client connection: background regeneration (stale-while-revalidate refresh,
+ * refetch, priming) and the data cache's sub-requests. Each synthetic request carries a ticket
+ * (a WeakMap, never a property on `req`) that tells `handle` what to do when it comes back
+ * through the app.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import createDebug from 'debug';
+import { captureResponse, syntheticExchange, type CaptureResult, type SyntheticRequest } from '../capture.js';
+import type { Entry } from '../entry.js';
+import { RegenerateError } from '../errors.js';
+import { primaryKey } from '../key.js';
+import type { ResolvedOptions } from '../options.js';
+import { isPromise } from '../stores/store.js';
+import type { EngineContext, RenderTicket, Runner, Ticket } from './types.js';
+import type { Variants } from './variants.js';
+
+const debug = createDebug('stratacache:engine');
+
+/** What a background render fills. */
+export interface RenderTarget {
+  url: string;
+  host: string;
+  /** Request headers to send (the variant-selecting ones of the request that asked). */
+  headers?: Record<string, string>;
+}
+
+/** Background renders and sub-requests of one engine. */
+export class Background {
+  readonly #ctx: EngineContext;
+  readonly #variants: Variants;
+  readonly #tickets = new WeakMap<IncomingMessage, Ticket>();
+
+  constructor(ctx: EngineContext, variants: Variants) {
+    this.#ctx = ctx;
+    this.#variants = variants;
+  }
+
+  /** The ticket of a synthetic request made here, or undefined for a client's request. */
+  ticketOf(req: IncomingMessage): Ticket | undefined {
+    return this.#tickets.get(req);
+  }
+
+  /**
+   * Renders a URL in the background, with no client connection, and stores the result; one
+   * render per key at a time (a second call joins the first). Resolves to the stored entry, or
+   * undefined when the response was not storable or the render failed (reported as `error`).
+   */
+  regenerate(target: RenderTarget, runner?: Runner): Promise<Entry | undefined> {
+    const ctx = this.#ctx;
+    const regen = runner ?? ctx.runner;
+    if (regen === undefined || ctx.closed) return Promise.resolve(undefined);
+    const headers: Record<string, string> = { ...target.headers };
+    if (target.host !== '') headers.host = target.host;
+    const exchange = syntheticExchange({ url: target.url, headers });
+    const primary = primaryKey(exchange.req, ctx.options);
+    if (primary === undefined) {
+      exchange.dispose();
+      return Promise.resolve(undefined);
+    }
+    const key = this.#variants.keyFor(primary, exchange.req.headers);
+    const existing = ctx.flights.get(key);
+    if (existing !== undefined) {
+      exchange.dispose();
+      return existing.promise.then((r) => (r.stale ? undefined : r.entry));
+    }
+    const flight = ctx.flights.start(key);
+    const ticket: RenderTicket = { kind: 'render', flight, key, primary, used: false };
+    this.#tickets.set(exchange.req, ticket);
+    ctx.counters.regenerations++;
+    debug('regenerate %s', key);
+    const { res } = exchange;
+    // A render that never reaches this cache's middleware (or ends before it) must still settle.
+    const settleUnused = (): void => {
+      if (!ticket.used) ctx.flights.settle(key, flight, {});
+    };
+    res.once('finish', settleUnused);
+    res.once('close', settleUnused);
+    this.#run(regen, exchange.req, res);
+    return flight.promise.then((result) => {
+      exchange.dispose();
+      if (result.entry === undefined || result.stale) {
+        ctx.report.fail(new RegenerateError(`background render of ${target.url} stored nothing`));
+        return undefined;
+      }
+      return result.entry;
+    });
+  }
+
+  /** Starts one tracked background refresh of a stale `entry`, for the variant `req` selects. */
+  refresh(entry: Entry, req: IncomingMessage, runner: Runner | undefined): void {
+    this.#ctx.report.track(this.regenerate({ url: entry.url, host: entry.host, headers: varyHeaders(entry, req) }, runner));
+  }
+
+  /**
+   * Runs a GET through the wrapped app with no client connection and without the response
+   * cache (an internal sub-request of the data cache), resolving to what the app answered. The
+   * app is `runner`, else the last adapter's; with neither, resolves to a failed capture.
+   */
+  subrequest(init: SyntheticRequest, runner: Runner | undefined): Promise<CaptureResult> {
+    const run = runner ?? this.#ctx.runner;
+    if (run === undefined || this.#ctx.closed) return Promise.resolve({ ok: false, reason: 'no handler to run a sub-request (serve a request or wrap a handler first)' });
+    const exchange = syntheticExchange(init);
+    this.#tickets.set(exchange.req, { kind: 'sub' });
+    return new Promise<CaptureResult>((resolve) => {
+      captureResponse(exchange.res, { onHeaders: () => true, onDone: resolve }, this.#ctx.options.maxEntrySize);
+      this.#run(run, exchange.req, exchange.res);
+    }).finally(() => exchange.dispose());
+  }
+
+  #run(run: Runner, req: IncomingMessage, res: ServerResponse): void {
+    try {
+      const r = run(req, res);
+      if (isPromise(r)) r.then(undefined, (error: unknown) => this.#failed(res, error));
+    } catch (error) {
+      this.#failed(res, error);
+    }
+  }
+
+  #failed(res: ServerResponse, error: unknown): void {
+    this.#ctx.report.fail(new RegenerateError('background render threw', { cause: error }));
+    if (!res.writableEnded) res.destroy();
+  }
+}
+
+/** The primary key a background render of `url` on `host` fills (undefined when uncacheable). */
+export function primaryOfTarget(url: string, host: string, options: ResolvedOptions): string | undefined {
+  const { req, dispose } = syntheticExchange({ url, headers: host === '' ? {} : { host } });
+  try {
+    return primaryKey(req, options);
+  } catch {
+    return undefined;
+  } finally {
+    dispose();
+  }
+}
+
+/** The request headers a variant depends on, copied for a background render of it. */
+function varyHeaders(entry: Entry, req: IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of entry.vary) {
+    const v = req.headers[name];
+    if (v !== undefined) out[name] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  return out;
+}

@@ -1,0 +1,131 @@
+/**
+ * The next action for a request, as a pure function (Varnish's `vcl-step`: each step names the
+ * next): from the entry found, what is known about the request and the key, the clock, and the
+ * invalidation verdict on the entry. No I/O, no clock, no state: `handle.ts` gathers the inputs
+ * and acts on the answer.
+ */
+import type { Entry } from '../entry.js';
+import type { EpochVerdict } from '../invalidation/epochs.js';
+
+/**
+ * - `hit`: serve the fresh entry.
+ * - `stale`: serve the stale entry; a refresh is already on its way (refetch, peer refetch, flight).
+ * - `revalidate`: serve the stale entry and start one background refresh.
+ * - `lead`: render it here (the flight leader, or alone for an Authorization request).
+ * - `peer`: lead, asking the peers before rendering.
+ * - `wait`: wait for a render in progress (`on: 'flight'`) or for the peer refetching it
+ *   (`on: 'peer-refetch'`), then look again.
+ * - `pass`: run the handler without the cache (hit-for-pass).
+ */
+export type Action = 'hit' | 'stale' | 'revalidate' | 'lead' | 'wait' | 'peer' | 'pass';
+
+/** What is known about the request and its key when the decision is taken. */
+export interface RequestFlags {
+  /** It carries Authorization: only `shared` entries serve it, and it neither waits for nor leads a shared flight. */
+  authorized: boolean;
+  /** A refetch of its primary key is queued here (that render will replace the entry). */
+  refetchPending: boolean;
+  /** Another node refetches its primary key for the cluster (its copy will replace the entry). */
+  peerRefetch: boolean;
+  /** A background refresh can run (some adapter gave a way to render without a client). */
+  canRefresh: boolean;
+  /** A render of its key is in flight. */
+  inFlight: boolean;
+  /** Why its primary key is remembered as "pass" (hit-for-pass), when it is. */
+  passReason: string | undefined;
+  /** A leader would ask the peers (a cluster is configured, the request carries no peer signature). */
+  askPeers: boolean;
+  /** It may still wait and look again (a request looks again at most twice). */
+  mayWait: boolean;
+}
+
+/** The clock, the verdict on the entry, and the rules from the options. */
+export interface DecideContext {
+  /** Epoch ms. */
+  now: number;
+  /** The newest invalidation that reaches the entry, if any. */
+  verdict: EpochVerdict | undefined;
+  /** `options.gracePeriod` (ms). */
+  gracePeriod: number;
+  /** Stale-on-error is on (`options.staleOnErrorStatuses` not empty). */
+  staleOnError: boolean;
+}
+
+/** The action and what it needs. */
+export interface Decision {
+  action: Action;
+  /** Why (stale, revalidate, pass). */
+  reason?: string;
+  /** What a `wait` waits for. */
+  on?: 'flight' | 'peer-refetch';
+  /** For `lead`/`peer`: the old copy to serve if the render fails (RFC 5861 §4 stale-if-error). */
+  fallback?: Entry;
+  /** The entry was hard-invalidated (deactivated or deleted content): remove it everywhere. */
+  drop?: boolean;
+}
+
+const HIT: Decision = Object.freeze({ action: 'hit' });
+
+/** A fresh entry this request may be served (the hit path's whole test). */
+export function isFreshHit(entry: Entry, authorized: boolean, now: number, verdict: EpochVerdict | undefined): boolean {
+  return now < entry.staleAt && (entry.shared || !authorized) && verdict === undefined;
+}
+
+/** Whether `entry` may answer a failed render (inside stale-if-error, not hard-invalidated). */
+export function canRescue(entry: Entry | undefined, at: Pick<DecideContext, 'now' | 'verdict' | 'staleOnError'>): entry is Entry {
+  return entry !== undefined && at.staleOnError && at.now < entry.sieUntil && at.verdict?.hard !== true;
+}
+
+/** The next action for a request whose lookup found `entry` (or nothing). */
+export function decide(entry: Entry | undefined, req: RequestFlags, at: DecideContext): Decision {
+  let fallback: Entry | undefined;
+  let drop = false;
+  if (entry !== undefined && (entry.shared || !req.authorized)) {
+    if (at.verdict?.hard) {
+      // Deactivated or deleted content: gone, not even an error fallback.
+      drop = true;
+    } else {
+      if (isFreshHit(entry, req.authorized, at.now, at.verdict)) return HIT;
+      const reason = staleReason(entry, req, at);
+      if (reason !== undefined) {
+        // One background refresh per key however many requests arrive; none while a refetch
+        // of it is queued or a render is in flight (that one will replace the entry).
+        const refreshing = req.refetchPending || req.peerRefetch || req.inFlight;
+        return { action: refreshing ? 'stale' : 'revalidate', reason };
+      }
+      if (canRescue(entry, at)) fallback = entry;
+    }
+  }
+  const decision = next(req, fallback);
+  if (drop) decision.drop = true;
+  return decision;
+}
+
+/** What a request does that no stored entry can answer now. */
+function next(req: RequestFlags, fallback: Entry | undefined): Decision {
+  if (req.passReason !== undefined) return { action: 'pass', reason: req.passReason };
+  // Nothing servable here while another node refetches this page for the cluster: wait for its
+  // copy rather than render it a second time.
+  if (fallback === undefined && !req.authorized && req.mayWait && req.peerRefetch) return { action: 'wait', on: 'peer-refetch' };
+  // Authorization requests neither wait for nor lead a shared flight: their response may be theirs alone.
+  if (req.authorized) return { action: 'lead', fallback };
+  if (req.inFlight) return { action: 'wait', on: 'flight' };
+  return { action: req.askPeers ? 'peer' : 'lead', fallback };
+}
+
+/**
+ * Why a stale (or invalidated) entry may be served right now, or undefined when the request
+ * must wait for a fresh copy.
+ */
+function staleReason(entry: Entry, req: RequestFlags, at: DecideContext): string | undefined {
+  // A refetch will replace it: serve the old copy until then, past grace too.
+  if (req.refetchPending) return 'refetch pending';
+  // Another node refetches it for the cluster: serve the old copy until its copy arrives here.
+  if (req.peerRefetch) return 'refetch pending on a peer';
+  if (!req.canRefresh) return undefined;
+  // Invalidated: servable during the grace period after the invalidation, whatever its freshness.
+  // (Epoch times sit a fraction of a millisecond after the wall-clock millisecond of the invalidation.)
+  if (at.verdict !== undefined) return at.now < Math.floor(at.verdict.at) + at.gracePeriod ? 'grace' : undefined;
+  // RFC 5861 §3: serve stale while one background refresh runs.
+  return at.now < entry.swrUntil ? 'stale-while-revalidate' : undefined;
+}

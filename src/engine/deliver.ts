@@ -1,0 +1,52 @@
+/**
+ * Delivers a stored entry to a client: at once for a plain entry (no promise on the hit path),
+ * after assembling its includes for an ESI template entry.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Entry } from '../entry.js';
+import { CacheError, IncludeError } from '../errors.js';
+import { serveAssembled, serveEntry, type CacheStatus, type StatusHeaders } from '../serve.js';
+import type { EngineContext, Exchange } from './types.js';
+
+/** Writes entries to clients with this cache's status headers. */
+export class Deliver {
+  readonly #ctx: EngineContext;
+  /** Reused by every plain delivery (serveEntry reads it synchronously). */
+  readonly #serveCtx: { status: CacheStatus; now: number; statusHeaders: StatusHeaders };
+
+  constructor(ctx: EngineContext) {
+    this.#ctx = ctx;
+    this.#serveCtx = { status: 'HIT', now: 0, statusHeaders: ctx.statusHeaders };
+  }
+
+  /**
+   * Writes an entry. A template entry (ESI) is assembled first: the promise resolves once it is
+   * written. Any other entry is written at once (undefined): the hit path allocates no promise
+   * (and no options object: hence the positional parameters).
+   */
+  serve(req: IncomingMessage, res: ServerResponse, entry: Entry, status: CacheStatus, now: number, ex: Exchange): Promise<boolean> | undefined {
+    if (entry.esi === true && this.#ctx.hooks !== undefined && this.#ctx.options.includes) return this.#serveTemplate(req, res, entry, { status, now, ex });
+    const ctx = this.#serveCtx;
+    ctx.status = status;
+    ctx.now = now;
+    serveEntry(req, res, entry, ctx);
+    return undefined;
+  }
+
+  /** Serves a template entry: each include filled from the data cache, or 500 when one must fail the page. */
+  async #serveTemplate(req: IncomingMessage, res: ServerResponse, entry: Entry, at: { status: CacheStatus; now: number; ex: Exchange }): Promise<boolean> {
+    let body: Buffer;
+    try {
+      body = await this.#ctx.hooks!.assemble(entry, req, at.ex.regen ?? this.#ctx.runner);
+    } catch (error) {
+      this.#ctx.report.fail(error instanceof CacheError ? error : new IncludeError('include assembly failed', { cause: error }));
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8', 'content-length': '21' });
+        res.end('Internal Server Error');
+      }
+      return true;
+    }
+    serveAssembled(req, res, entry, body, { status: at.status, now: at.now, statusHeaders: this.#ctx.statusHeaders });
+    return true;
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * The request path, top to bottom (groupcache's `Group.load`, Varnish's `vcl-step`): resume a
+ * render this cache started; recv (method, bypass); hash (the key); lookup (memory, then lower
+ * tiers); decide (`decide.ts`); act: serve, refresh, pass, wait for the render in flight, or lead
+ * one (asking the peers first when there are some).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Entry } from '../entry.js';
+import { HandlerError } from '../errors.js';
+import type { InvalidationCoordinator } from '../invalidation/coordinator.js';
+import { primaryKey } from '../key.js';
+import { SIGNATURE_HEADER } from '../peers/auth.js';
+import { adoptAbsoluteForm, refusal } from '../request.js';
+import type { Background } from './background.js';
+import { canRescue, decide, isFreshHit, type Decision, type RequestFlags } from './decide.js';
+import type { Deliver } from './deliver.js';
+import type { PeerFill } from './peer-fill.js';
+import type { Renderer } from './render.js';
+import type { Tiers } from './tiers.js';
+import type { CacheEvent, EngineContext, Exchange, RenderTicket } from './types.js';
+import { invalidateOnSuccess } from './unsafe.js';
+import type { Variants } from './variants.js';
+
+/** The parts the request path acts through. */
+export interface HandleParts {
+  tiers: Tiers;
+  variants: Variants;
+  deliver: Deliver;
+  renderer: Renderer;
+  background: Background;
+  invalidation: InvalidationCoordinator;
+  /** Undefined without peers: leaders render at once. */
+  peerFill: PeerFill | undefined;
+}
+
+interface Lookup {
+  primary: string;
+  key: string;
+  entry: Entry | undefined;
+  /** How many times this request looked again (after a wait); at most 2. */
+  attempt: number;
+}
+
+/** Handles requests for one cache. */
+export class RequestPath {
+  readonly #ctx: EngineContext;
+  readonly #p: HandleParts;
+
+  constructor(ctx: EngineContext, parts: HandleParts) {
+    this.#ctx = ctx;
+    this.#p = parts;
+  }
+
+  /**
+   * Handles one request. Returns true when the response was served from the cache (the handler
+   * did not run), false when the handler ran; a promise of that when it could not answer at once.
+   */
+  handle(req: IncomingMessage, res: ServerResponse, ex: Exchange): boolean | Promise<boolean> {
+    const { counters, options, report } = this.#ctx;
+    const { background, renderer, tiers, variants, invalidation } = this.#p;
+    // A background render or sub-request this cache started, back through the app.
+    const ticket = background.ticketOf(req);
+    if (ticket !== undefined) return ticket.kind === 'sub' ? renderer.invoke(req, res, ex) : this.#resume(req, res, ex, ticket);
+    // recv: only GET and HEAD are looked up.
+    const method = req.method;
+    // RFC 9112 §3.2.2: an absolute-form target's authority wins over Host (see request.ts).
+    const adopted = adoptAbsoluteForm(req);
+    if (method !== 'GET' && method !== 'HEAD') {
+      invalidateOnSuccess(req, res, { options, remove: (primary) => variants.removePrimary(primary) });
+      return renderer.pass(req, res, ex, { key: '', reason: `method ${method ?? ''}` });
+    }
+    if (options.bypass !== undefined && options.bypass(req)) return renderer.pass(req, res, ex, { key: '', reason: 'bypass' });
+    const refused = adopted ? refusal(req) : 'invalid target';
+    if (refused !== undefined) return renderer.pass(req, res, ex, { key: '', reason: refused });
+    // hash
+    const primary = this.#primaryKey(req);
+    if (primary === undefined) return renderer.pass(req, res, ex, { key: '', reason: 'uncacheable target' });
+    // lookup in memory: a fresh hit is served synchronously, with one clock read.
+    const now = Date.now();
+    const key = variants.keyOf(primary, req);
+    const entry = tiers.memory.get(key, now);
+    if (entry !== undefined && isFreshHit(entry, req.headers.authorization !== undefined, now, invalidation.verdict(entry))) {
+      counters.gets++;
+      counters.hits++;
+      const assembling = this.#p.deliver.serve(req, res, entry, 'HIT', now, ex);
+      if (report.listens('hit')) report.emit('hit', { key, url: req.url ?? '', status: 'HIT' } satisfies CacheEvent);
+      return assembling ?? true;
+    }
+    return this.#lookup(req, res, ex, { primary, key, entry, attempt: 0 });
+  }
+
+  /** Everything that is not a fresh memory hit: lower tiers, then decide and act. */
+  async #lookup(req: IncomingMessage, res: ServerResponse, ex: Exchange, at: Lookup): Promise<boolean> {
+    const { counters, flights } = this.#ctx;
+    const { tiers, variants, invalidation, renderer, deliver } = this.#p;
+    const { primary } = at;
+    let { key, entry } = at;
+    if (at.attempt === 0) counters.gets++;
+    if (ex.regen !== undefined) this.#ctx.runner = ex.regen;
+    if (entry === undefined) {
+      ({ key, entry } = await tiers.findLower(
+        key,
+        (found, k) => variants.fromMarker(primary, k, found, req),
+        (found) => Date.now() < found.staleAt && invalidation.verdict(found) === undefined,
+      ));
+    }
+    const now = Date.now();
+    const decision = decide(entry, this.#flags(req, ex, { primary, key, attempt: at.attempt }), {
+      now,
+      verdict: entry === undefined ? undefined : invalidation.verdict(entry),
+      gracePeriod: this.#ctx.options.gracePeriod,
+      staleOnError: this.#ctx.options.staleOnErrorStatuses.size > 0,
+    });
+    if (decision.drop) tiers.delete(key);
+    const url = req.url ?? '';
+    switch (decision.action) {
+      case 'hit': {
+        counters.hits++;
+        const assembling = deliver.serve(req, res, entry!, 'HIT', now, ex);
+        this.#ctx.report.emit('hit', { key, url, status: 'HIT' } satisfies CacheEvent);
+        return assembling ?? true;
+      }
+      case 'stale':
+      case 'revalidate': {
+        counters.stale++;
+        const assembling = deliver.serve(req, res, entry!, 'STALE', now, ex);
+        this.#ctx.report.emit('stale', { key, url, status: 'STALE', reason: decision.reason } satisfies CacheEvent);
+        if (decision.action === 'revalidate') this.#p.background.refresh(entry!, req, ex.regen);
+        return assembling ?? true;
+      }
+      case 'pass':
+        return renderer.pass(req, res, ex, { key: primary, reason: decision.reason ?? 'hit-for-pass' });
+      case 'wait':
+        return this.#wait(req, res, ex, { primary, key, decision, attempt: at.attempt });
+      case 'peer':
+        return this.#p.peerFill!.lead(req, res, ex, { primary, key, flight: flights.start(key), fallback: decision.fallback });
+      case 'lead': {
+        // Authorization requests lead no shared flight: their response may be theirs alone.
+        const flight = req.headers.authorization === undefined ? flights.start(key) : undefined;
+        return renderer.render(req, res, ex, { primary, key, ticket: undefined, flight, fallback: decision.fallback });
+      }
+    }
+  }
+
+  /** Waits for the peer refetching the page, or for the render in flight, then looks again or serves its result. */
+  async #wait(req: IncomingMessage, res: ServerResponse, ex: Exchange, at: { primary: string; key: string; decision: Decision; attempt: number }): Promise<boolean> {
+    const { counters, flights, report } = this.#ctx;
+    const { primary, key } = at;
+    counters.loadsDeduped++;
+    if (at.decision.on === 'peer-refetch') {
+      // Another node refetches this page for the cluster: wait for its copy (at most
+      // PEER_REFETCH_WAIT) rather than render it a second time, then look again.
+      await this.#p.invalidation.publications.waitFor(primary);
+      return this.#lookup(req, res, ex, { primary, key, entry: this.#p.tiers.memory.get(key), attempt: at.attempt + 1 });
+    }
+    // Single flight: wait for the leader, then look again (groupcache's load).
+    const result = await flights.get(key)!.promise;
+    if (result.entry !== undefined) {
+      const mine = this.#p.variants.variantOf(primary, result.entry.vary, req);
+      const url = req.url ?? '';
+      if (mine === result.key && result.stale) {
+        // The leader's render failed: its waiters get the old copy too, never the error.
+        counters.stale++;
+        counters.staleOnError++;
+        const assembling = this.#p.deliver.serve(req, res, result.entry, 'STALE', Date.now(), ex);
+        report.emit('stale', { key: mine, url, status: 'STALE', reason: 'origin failed (coalesced)' } satisfies CacheEvent);
+        return assembling ?? true;
+      }
+      if (mine === result.key) {
+        counters.hits++;
+        const assembling = this.#p.deliver.serve(req, res, result.entry, result.peer ? 'PEER' : 'HIT', Date.now(), ex);
+        report.emit('hit', { key: mine, url, status: 'HIT', reason: 'coalesced' } satisfies CacheEvent);
+        return assembling ?? true;
+      }
+      // Another variant: look up (and perhaps lead) under this request's own variant key.
+      if (at.attempt < 2) return this.#lookup(req, res, ex, { primary, key: mine, entry: this.#p.tiers.memory.get(mine), attempt: at.attempt + 1 });
+    }
+    // The leader's response was not storable, or it failed: render for ourselves.
+    return this.#p.renderer.pass(req, res, ex, { key, reason: result.sticky ? 'not storable' : 'leader failed' });
+  }
+
+  /** A background render (its ticket) comes back through the app: render it for its flight. */
+  #resume(req: IncomingMessage, res: ServerResponse, ex: Exchange, ticket: RenderTicket): boolean | Promise<boolean> {
+    ticket.used = true;
+    // Waiters of a failed background render get the old copy, if it is still within stale-if-error.
+    const old = this.#p.tiers.memory.get(ticket.key);
+    const at = { now: Date.now(), verdict: old === undefined ? undefined : this.#p.invalidation.verdict(old), staleOnError: this.#ctx.options.staleOnErrorStatuses.size > 0 };
+    const fallback = canRescue(old, at) ? old : undefined;
+    const { primary, key, flight } = ticket;
+    return this.#p.renderer.render(req, res, { ...ex, rethrow: ex.rethrow ?? false }, { primary, key, ticket, flight, fallback });
+  }
+
+  /** What decide() needs to know about the request and its key. */
+  #flags(req: IncomingMessage, ex: Exchange, at: { primary: string; key: string; attempt: number }): RequestFlags {
+    const { invalidation } = this.#p;
+    return {
+      authorized: req.headers.authorization !== undefined,
+      refetchPending: invalidation.refetchPending(at.primary),
+      peerRefetch: invalidation.publications.awaiting(at.primary),
+      canRefresh: ex.regen !== undefined || this.#ctx.runner !== undefined,
+      inFlight: this.#ctx.flights.has(at.key),
+      passReason: this.#p.renderer.passReason(at.primary),
+      // Not a request carrying a peer signature: whatever reaches here with one (an endpoint
+      // path rewritten by a mount) must not cascade to peers.
+      askPeers: this.#p.peerFill !== undefined && req.headers[SIGNATURE_HEADER] === undefined,
+      mayWait: at.attempt < 2,
+    };
+  }
+
+  #primaryKey(req: IncomingMessage): string | undefined {
+    try {
+      return primaryKey(req, this.#ctx.options);
+    } catch (error) {
+      this.#ctx.report.fail(new HandlerError('options.key threw', { cause: error }));
+      return undefined;
+    }
+  }
+}

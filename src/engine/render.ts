@@ -1,0 +1,287 @@
+/**
+ * Rendering through the handler: prepare the request (no validators, Range or unkeyed headers),
+ * capture the response while it streams to the client, build and store the entry, rescue a
+ * failing render with the old copy (stale-on-error), and pass requests the cache must not keep.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import createDebug from 'debug';
+import { LRUCache } from 'lru-cache';
+import { captureResponse, type CaptureControl, type CaptureHooks, type CaptureResult } from '../capture.js';
+import { isHtml, templateOf } from '../data/esi.js';
+import { entrySize, type Entry } from '../entry.js';
+import { CacheError, HandlerError, IncludeError } from '../errors.js';
+import { tagsOf } from '../invalidation/targets.js';
+import { evaluateResponse, storedHeaders, type Verdict } from '../policy.js';
+import type { RenderScope } from '../seam.js';
+import { alignWithKey } from '../request.js';
+import { setStatusHeaders } from '../serve.js';
+import { isPromise } from '../stores/store.js';
+import type { Deliver } from './deliver.js';
+import type { CacheEvent, EngineContext, Exchange, FlightResult, Lead, Runner } from './types.js';
+import { CONDITIONAL_HEADERS, type Variants } from './variants.js';
+
+const debug = createDebug('stratacache:engine');
+
+/** Renders misses and passes. */
+export class Renderer {
+  readonly #ctx: EngineContext;
+  readonly #variants: Variants;
+  readonly #deliver: Deliver;
+  readonly #renderTime: () => number;
+  /** Primary keys whose responses are never stored, remembered for `passTtl` (hit-for-pass). */
+  readonly #passKeys: LRUCache<string, string> | undefined;
+
+  constructor(ctx: EngineContext, parts: { variants: Variants; deliver: Deliver; renderTime: () => number }) {
+    this.#ctx = ctx;
+    this.#variants = parts.variants;
+    this.#deliver = parts.deliver;
+    this.#renderTime = parts.renderTime;
+    const passTtl = ctx.options.passTtl;
+    this.#passKeys = passTtl > 0 ? new LRUCache<string, string>({ max: 100_000, ttl: passTtl }) : undefined;
+  }
+
+  /** Why `primary` is remembered as pass, if it is. */
+  passReason(primary: string): string | undefined {
+    return this.#passKeys?.get(primary);
+  }
+
+  /**
+   * Renders a miss through the handler, streaming to the client and storing the result. With a
+   * `fallback` (an old copy inside its stale-if-error window), an origin failure before the
+   * headers (error status, throw, originTimeout) serves that copy instead, to the client and to
+   * every waiter, and the failed response is never stored.
+   */
+  render(req: IncomingMessage, res: ServerResponse, ex: Exchange, lead: Lead): boolean | Promise<boolean> {
+    const { primary, key, ticket, flight, fallback } = lead;
+    const ctx = this.#ctx;
+    const options = ctx.options;
+    if (ticket === undefined) {
+      ctx.counters.misses++;
+      ctx.report.emit('miss', { key, url: req.url ?? '', status: 'MISS' } satisfies CacheEvent);
+    }
+    // The render loses the client's validators (prepareRequest); a stale answer still honours them.
+    const validators = fallback === undefined ? undefined : { inm: req.headers['if-none-match'], ims: req.headers['if-modified-since'] };
+    this.#prepareRequest(req);
+    // A HEAD miss renders the GET representation so the entry has its body; the client still
+    // gets no body, because ServerResponse fixed "no body" from the method it was created with.
+    if (req.method === 'HEAD') req.method = 'GET';
+    // Entries carry the render's start as storedAt, so one that raced an invalidation is stale.
+    const startedAt = this.#renderTime();
+    const preset = fallback === undefined || res.getHeaderNames().length === 0 ? undefined : res.getHeaders();
+    const policyReq = { method: 'GET', url: req.url ?? '/', headers: req.headers };
+    let verdict: Verdict | undefined;
+    const hooks = ctx.hooks;
+    const runner = ex.regen ?? ctx.runner;
+    const scope = hooks?.openScope(req, runner);
+    let failed = false;
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
+    const settle = (outcome: FlightResult): void => {
+      if (settled) return;
+      settled = true;
+      if (timer !== undefined) clearTimeout(timer);
+      if (flight !== undefined) ctx.flights.settle(key, flight, outcome);
+    };
+    const staleOutcome = (): FlightResult => ({ entry: fallback, key, stale: true });
+    // Serve the old copy instead of the failing render (the client of a background render is
+    // nobody). An ESI template would be assembled asynchronously, after the divert: its leader
+    // gets the error, its waiters the stale copy.
+    const rescue = (reason: string): boolean => {
+      if (fallback === undefined || ticket !== undefined || (fallback.esi === true && options.includes)) return false;
+      const served = control.divert(() => {
+        // Drop what the failed render set; keep what middleware in front of the cache had set.
+        for (const name of res.getHeaderNames()) res.removeHeader(name);
+        if (preset !== undefined) for (const [name, value] of Object.entries(preset)) if (value !== undefined) res.setHeader(name, value);
+        res.statusMessage = '';
+        if (validators?.inm !== undefined) req.headers['if-none-match'] = validators.inm;
+        if (validators?.ims !== undefined) req.headers['if-modified-since'] = validators.ims;
+        this.#deliver.serve(req, res, fallback, 'STALE', Date.now(), ex);
+      });
+      if (!served) return false;
+      debug('stale: %s %s', reason, key);
+      ctx.counters.stale++;
+      ctx.counters.staleOnError++;
+      ctx.report.emit('stale', { key, url: req.url ?? '', status: 'STALE', reason } satisfies CacheEvent);
+      settle(staleOutcome());
+      return true;
+    };
+    const control = captureResponse(
+      res,
+      {
+        onHeaders: (status, headers) => {
+          if (timer !== undefined) clearTimeout(timer);
+          if (fallback !== undefined && options.staleOnErrorStatuses.has(status)) {
+            // The error response never replaces the good entry (RFC 5861 §4).
+            failed = true;
+            rescue(`origin ${status}`);
+            return false;
+          }
+          verdict = evaluateResponse(policyReq, { status, headers }, options, Date.now());
+          setStatusHeaders(res, ctx.statusHeaders, 'MISS');
+          if (!verdict.storable) debug('pass: %s %s', verdict.reason, key);
+          return verdict.storable;
+        },
+        // With includes on, an HTML response is held and its client gets the assembled page.
+        transform: hooks !== undefined && options.includes ? this.#transformFor(req, runner) : undefined,
+        onDone: (result) => {
+          if (scope !== undefined) hooks!.closeScope(scope);
+          if (settled) return;
+          let outcome = this.#complete(req, primary, result, { verdict, scope, startedAt });
+          if (outcome.entry === undefined && fallback !== undefined && (failed || !result.ok)) outcome = staleOutcome();
+          settle(outcome);
+        },
+      },
+      options.maxEntrySize,
+    );
+    if (fallback !== undefined && ticket === undefined && options.originTimeout > 0) {
+      timer = setTimeout(() => rescue('origin timeout'), options.originTimeout);
+      timer.unref();
+    }
+    return this.invoke(req, res, ex, { control, scope, rescue: () => rescue('origin threw') });
+  }
+
+  /** Runs the handler without the cache (status PASS). */
+  pass(req: IncomingMessage, res: ServerResponse, ex: Exchange, at: { key: string; reason: string }): boolean | Promise<boolean> {
+    const ctx = this.#ctx;
+    ctx.counters.passes++;
+    debug('pass: %s %s', at.reason, at.key);
+    setStatusHeaders(res, ctx.statusHeaders, 'PASS');
+    ctx.report.emit('pass', { key: at.key, url: req.url ?? '', status: 'PASS', reason: at.reason } satisfies CacheEvent);
+    // With includes on, a passed HTML response is assembled too: its client must never see raw
+    // include tags. Nothing is kept (onHeaders: false); without includes no capture is installed.
+    const control =
+      ctx.hooks !== undefined && ctx.options.includes
+        ? captureResponse(res, { onHeaders: () => false, onDone: () => undefined, transform: this.#transformFor(req, ex.regen ?? ctx.runner) }, ctx.options.maxEntrySize)
+        : undefined;
+    return this.invoke(req, res, ex, { control });
+  }
+
+  /** Runs the handler; a throw or rejection aborts the capture and never leaves waiters hanging. */
+  invoke(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ex: Exchange,
+    at: { control?: CaptureControl | undefined; scope?: RenderScope | undefined; rescue?: () => boolean } = {},
+  ): boolean | Promise<boolean> {
+    const { scope } = at;
+    let r: unknown;
+    try {
+      r = scope === undefined ? ex.run(req, res) : this.#ctx.hooks!.runInScope(scope, () => ex.run(req, res));
+    } catch (error) {
+      return this.#runFailed(res, ex, at, error);
+    }
+    if (isPromise(r)) {
+      return r.then(
+        () => false,
+        (error: unknown) => this.#runFailed(res, ex, at, error),
+      );
+    }
+    return false;
+  }
+
+  #runFailed(res: ServerResponse, ex: Exchange, at: { control?: CaptureControl | undefined; rescue?: () => boolean }, error: unknown): boolean {
+    this.#ctx.report.fail(new HandlerError('handler failed', { cause: error }));
+    // A stale copy answers instead of the error (the client sees a cached response, not a 500).
+    if (at.rescue?.()) return true;
+    at.control?.abort('handler error', error);
+    if (ex.rethrow) throw error;
+    if (!res.headersSent) {
+      res.statusCode = 500;
+      res.setHeader('content-type', 'text/plain; charset=utf-8');
+      res.end('Internal Server Error');
+    } else res.destroy();
+    return false;
+  }
+
+  /** Turns a finished capture into a stored entry (or a remembered pass). */
+  #complete(
+    req: IncomingMessage,
+    primary: string,
+    result: CaptureResult,
+    at: { verdict: Verdict | undefined; scope: RenderScope | undefined; startedAt: number },
+  ): FlightResult {
+    const { verdict, scope } = at;
+    const options = this.#ctx.options;
+    if (result.ok && verdict?.storable) {
+      const headers = storedHeaders(result.headers, options);
+      const find = (name: string): string | undefined => headers.find(([n]) => n === name)?.[1];
+      const entry: Entry = {
+        status: result.status,
+        headers,
+        body: result.body,
+        storedAt: at.startedAt,
+        initialAge: verdict.initialAge,
+        staleAt: verdict.staleAt,
+        swrUntil: verdict.swrUntil,
+        sieUntil: verdict.sieUntil,
+        expiresAt: Math.max(verdict.staleAt, verdict.swrUntil, verdict.sieUntil),
+        etag: find('etag'),
+        lastModified: find('last-modified'),
+        shared: verdict.shared,
+        url: req.url ?? '/',
+        host: req.headers.host ?? '',
+        vary: verdict.vary,
+        tags: tagsOf(result.headers[options.tagHeader]),
+      };
+      if (scope !== undefined && scope.reads.size > 0) entry.deps = [...scope.reads];
+      // A data key this render read changed while it ran: stored stale at birth, and served as
+      // such (one background refresh) until it would have gone stale anyway.
+      if (scope?.tainted) (entry.staleAt = entry.storedAt), (entry.swrUntil = Math.max(entry.swrUntil, verdict.staleAt));
+      if (options.includes && this.#ctx.hooks !== undefined && isHtml(find('content-type'))) {
+        const template = templateOf(result.body);
+        if (template !== undefined) (entry.esi = true), (entry.template = template);
+      }
+      // Headers and overhead count against the memory budget too: an entry the memory tier would
+      // refuse is "too large", not a store.
+      if (entrySize(entry) <= options.maxSize) {
+        const key = this.#variants.store(primary, entry, req.headers);
+        return { entry, key };
+      }
+    }
+    // The verdict (taken at header time) explains a response that was never kept; otherwise the
+    // capture's own reason does (too large, aborted, handler error, length mismatch).
+    const judged = verdict !== undefined && !verdict.storable ? verdict : undefined;
+    const reason = judged?.reason ?? (result.ok ? 'too large' : result.reason);
+    const sticky = judged?.sticky ?? reason === 'too large';
+    if (sticky && this.#passKeys !== undefined) this.#passKeys.set(primary, reason);
+    if (!result.ok && result.error !== undefined) debug('render failed: %s %s', reason, primary);
+    this.#ctx.report.emit('pass', { key: primary, url: req.url ?? '', reason } satisfies CacheEvent);
+    return { sticky };
+  }
+
+  /**
+   * Removes request headers a stored response must not depend on: validators and Range (the
+   * cache wants the full representation and answers conditionals itself), and unkeyed headers.
+   */
+  #prepareRequest(req: IncomingMessage): void {
+    alignWithKey(req, this.#ctx.options);
+    const strip = this.#ctx.options.unkeyedHeaders;
+    let stripped = false;
+    for (const name of CONDITIONAL_HEADERS) if (req.headers[name] !== undefined) (delete req.headers[name], (stripped = true));
+    for (const name of strip) if (req.headers[name] !== undefined) (delete req.headers[name], (stripped = true));
+    if (!stripped) return;
+    const raw = req.rawHeaders;
+    const kept: string[] = [];
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const lower = raw[i]!.toLowerCase();
+      if (!CONDITIONAL_HEADERS.includes(lower) && !strip.includes(lower)) kept.push(raw[i]!, raw[i + 1]!);
+    }
+    raw.length = 0;
+    raw.push(...kept);
+  }
+
+  /** The capture transform that assembles an HTML response for its client (includes on). */
+  #transformFor(req: IncomingMessage, runner: Runner | undefined): NonNullable<CaptureHooks['transform']> {
+    return (_status, headers) => (isHtml(headers['content-type']) ? (body) => this.#assembleFresh(body, req, runner) : undefined);
+  }
+
+  /** Assembles a just-rendered HTML body for its client (no template stored yet). */
+  #assembleFresh(body: Buffer, req: IncomingMessage, runner: Runner | undefined): Promise<Buffer> {
+    const template = templateOf(body);
+    if (template === undefined) return Promise.resolve(body);
+    return this.#ctx.hooks!.assemble({ body, template }, req, runner).catch((error: unknown) => {
+      this.#ctx.report.fail(error instanceof CacheError ? error : new IncludeError('include assembly failed', { cause: error }));
+      throw error;
+    });
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * The tiers of the response cache: the memory tier (answers synchronously) and the extra stores
+ * below it. Get, promote, set and delete everywhere; a store's failure is reported, never thrown.
+ */
+import createDebug from 'debug';
+import type { Entry } from '../entry.js';
+import { StoreError } from '../errors.js';
+import { MemoryStore } from '../stores/memory.js';
+import { isPromise, type CacheStore } from '../stores/store.js';
+import { resolveTiers } from '../stores/tiers.js';
+import type { CacheEvent, EngineContext } from './types.js';
+
+const debug = createDebug('stratacache:engine');
+
+/** Memory first, then the extra stores (`options.stores`), in order. */
+export class Tiers {
+  readonly memory: MemoryStore;
+  readonly #lower: readonly CacheStore[];
+  readonly #ctx: EngineContext;
+
+  constructor(ctx: EngineContext) {
+    this.#ctx = ctx;
+    // A memory store listed in options.stores is the memory tier; otherwise one from maxSize.
+    const tiers = resolveTiers('stores', ctx.options.stores);
+    this.memory = tiers.memory ?? new MemoryStore({ maxSize: ctx.options.maxSize });
+    this.memory.listenEvictions((key, entry) => ctx.hooks?.onEntry(key, entry, undefined));
+    this.#lower = tiers.lower;
+  }
+
+  /**
+   * Looks `key` up in the extra stores, in order. `remap` may name another key to read from the
+   * same store instead (a Vary marker names the request's variant); the key looked up last is
+   * returned with what was found. A `promotable` find is copied to every faster tier, so the
+   * next request stops higher up.
+   */
+  async findLower(
+    key: string,
+    remap: (found: Entry, key: string) => string | undefined,
+    promotable: (entry: Entry) => boolean,
+  ): Promise<{ key: string; entry: Entry | undefined }> {
+    for (const [tier, store] of this.#lower.entries()) {
+      let found = await this.#get(store, key);
+      const other = found === undefined ? undefined : remap(found, key);
+      if (other !== undefined) {
+        key = other;
+        found = await this.#get(store, key);
+      }
+      if (found === undefined) continue;
+      if (promotable(found)) {
+        this.memory.set(key, found);
+        for (const upper of this.#lower.slice(0, tier)) this.#setIn(upper, key, found);
+      }
+      return { key, entry: found };
+    }
+    return { key, entry: undefined };
+  }
+
+  /** `key` from memory, then the extra stores; never renders (what the peer endpoint answers). */
+  async find(key: string): Promise<Entry | undefined> {
+    const entry = this.memory.get(key);
+    if (entry !== undefined) return entry;
+    for (const store of this.#lower) {
+      const found = await this.#get(store, key);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+
+  /** Stores `entry` under `key` in every tier (the data cache's index hears of it). */
+  set(key: string, entry: Entry): void {
+    const hooks = this.#ctx.hooks;
+    const before = hooks === undefined ? undefined : this.memory.get(key);
+    this.memory.set(key, entry);
+    hooks?.onEntry(key, before, entry);
+    this.setLower(key, entry);
+  }
+
+  /** Stores `entry` under `key` in the extra stores only. */
+  setLower(key: string, entry: Entry): void {
+    for (const store of this.#lower) this.#setIn(store, key, entry);
+  }
+
+  #setIn(store: CacheStore, key: string, entry: Entry): void {
+    try {
+      const r = store.set(key, entry);
+      if (isPromise(r)) this.#ctx.report.track(r.catch((error: unknown) => this.#ctx.report.fail(new StoreError(`${store.name}.set failed`, { cause: error }))));
+    } catch (error) {
+      this.#ctx.report.fail(new StoreError(`${store.name}.set failed`, { cause: error }));
+    }
+  }
+
+  /** Removes `key` from every tier. */
+  delete(key: string): void {
+    const hooks = this.#ctx.hooks;
+    if (hooks !== undefined) {
+      const before = this.memory.get(key);
+      if (before !== undefined) hooks.onEntry(key, before, undefined);
+    }
+    this.memory.delete(key);
+    for (const store of this.#lower) {
+      try {
+        const r = store.delete(key);
+        if (isPromise(r)) r.catch((error: unknown) => this.#ctx.report.fail(new StoreError(`${store.name}.delete failed`, { cause: error })));
+      } catch (error) {
+        this.#ctx.report.fail(new StoreError(`${store.name}.delete failed`, { cause: error }));
+      }
+    }
+  }
+
+  /**
+   * Marks the entry under `key` stale now, because data it was rendered from changed. The grace
+   * rules of an invalidation apply: it is served STALE while one background refresh runs for
+   * `gracePeriod` (never past the time it would have gone stale anyway); after that a request
+   * waits for a fresh render. Returns whether a fresh entry was marked.
+   */
+  markStale(key: string): boolean {
+    const entry = this.memory.get(key);
+    const now = Date.now();
+    if (entry === undefined || entry.staleAt <= now) return false;
+    const marked: Entry = { ...entry, staleAt: now, swrUntil: Math.min(entry.staleAt, now + this.#ctx.options.gracePeriod) };
+    this.memory.set(key, marked);
+    this.setLower(key, marked);
+    debug('stale: dependency changed %s', key);
+    this.#ctx.report.emit('stale', { key, url: entry.url, reason: 'dependency changed' } satisfies CacheEvent);
+    return true;
+  }
+
+  /** Releases every store (a failure is reported). */
+  async close(): Promise<void> {
+    for (const store of [this.memory, ...this.#lower]) {
+      try {
+        await store.close?.();
+      } catch (error) {
+        this.#ctx.report.fail(new StoreError(`${store.name}.close failed`, { cause: error }));
+      }
+    }
+  }
+
+  async #get(store: CacheStore, key: string): Promise<Entry | undefined> {
+    try {
+      const entry = await store.get(key);
+      if (entry !== undefined && Date.now() >= entry.expiresAt) return undefined;
+      return entry;
+    } catch (error) {
+      this.#ctx.report.fail(new StoreError(`${store.name}.get failed`, { cause: error }));
+      return undefined;
+    }
+  }
+}

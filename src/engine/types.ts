@@ -1,0 +1,105 @@
+/**
+ * Types shared by the engine's parts: what an adapter hands in ({@link Exchange}), what a flight
+ * resolves to, the tickets of background renders, and the context every part is built with.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Entry } from '../entry.js';
+import type { Deferred, Flights } from '../flight.js';
+import type { ResolvedOptions } from '../options.js';
+import type { Reporter } from '../report.js';
+import type { EngineHooks, Runner } from '../seam.js';
+import type { CacheStatus, StatusHeaders } from '../serve.js';
+import type { ResponseCounters } from '../stats.js';
+
+export type { Runner } from '../seam.js';
+
+/** How an adapter hands a request to the engine. */
+export interface Exchange {
+  /** Runs what the cache wraps (the handler, or the rest of the middleware chain). */
+  run: Runner;
+  /**
+   * Runs the whole app from the top for a background render; the engine recognises its own
+   * synthetic request when it comes back through `handle`. Undefined when the adapter cannot
+   * reach the app (background refresh then falls back to a foreground miss).
+   */
+  regen?: Runner | undefined;
+  /** Rethrow handler errors to the caller (Koa) instead of answering 500 here. */
+  rethrow?: boolean;
+}
+
+/** What adapters drive. */
+export interface Engine {
+  /**
+   * Handles one request. Returns true when the response was served from the cache (the handler
+   * did not run), false when the handler ran; a promise of that when it could not answer at once.
+   */
+  handle(req: IncomingMessage, res: ServerResponse, ex: Exchange): boolean | Promise<boolean>;
+  /**
+   * Names the app to run for background renders and sub-requests until a request brings its
+   * own adapter (called when a handler is wrapped, so they work before the first request).
+   */
+  useRunner(runner: Runner): void;
+}
+
+/** Payload of the `hit`, `miss`, `store`, `pass` and `stale` events. */
+export interface CacheEvent {
+  key: string;
+  url: string;
+  status?: CacheStatus;
+  reason?: string;
+  /** Base URL of the peer that supplied the entry (`peer-hit` only). */
+  peer?: string;
+}
+
+/** What a flight resolves to, for its waiters. */
+export interface FlightResult {
+  entry?: Entry | undefined;
+  key?: string;
+  /** The response is of a kind never stored (remembered as pass); waiters render themselves. */
+  sticky?: boolean;
+  /** The entry came from a peer (waiters are served with status `PEER`). */
+  peer?: boolean;
+  /** `entry` is the old copy, served because the render failed (waiters serve it as STALE). */
+  stale?: boolean;
+}
+
+export type Flight = Deferred<FlightResult>;
+
+/** A synthetic request's instructions: render for this flight. */
+export interface RenderTicket {
+  kind: 'render';
+  flight: Flight;
+  key: string;
+  primary: string;
+  used: boolean;
+}
+
+/** A synthetic request's instructions: render for a flight, or run untouched (a sub-request). */
+export type Ticket = RenderTicket | { kind: 'sub' };
+
+/** Where a miss is being rendered: the keys, its flight and the old copy to rescue it with. */
+export interface Lead {
+  primary: string;
+  key: string;
+  /** Set for a background render (no client, no peers, no stale rescue). */
+  ticket: RenderTicket | undefined;
+  /** Undefined for a request with Authorization (its response may be its own). */
+  flight: Flight | undefined;
+  /** The old copy to serve if the render fails (RFC 5861 §4 stale-if-error). */
+  fallback: Entry | undefined;
+}
+
+/** What every part of one engine is built with. */
+export interface EngineContext {
+  readonly options: ResolvedOptions;
+  readonly counters: ResponseCounters;
+  readonly report: Reporter;
+  readonly flights: Flights<FlightResult>;
+  readonly statusHeaders: StatusHeaders;
+  /** The data cache's hooks (set once, by the composition root). */
+  hooks: EngineHooks | undefined;
+  /** The last adapter's way to render in the background (for refresh, refetch, priming, sub-requests). */
+  runner: Runner | undefined;
+  /** Set by close(): no new background work starts. */
+  closed: boolean;
+}

@@ -1,0 +1,128 @@
+/**
+ * The Vary map: for each primary key, the request header names its responses vary on and the
+ * variant keys stored under it. Chooses a request's variant key, and stores and removes entries
+ * with their variants in every tier.
+ */
+import type { IncomingMessage } from 'node:http';
+import { LRUCache } from 'lru-cache';
+import type { Entry } from '../entry.js';
+import type { TargetIndex } from '../invalidation/targets.js';
+import { variantKey } from '../key.js';
+import type { Tiers } from './tiers.js';
+import type { CacheEvent, EngineContext } from './types.js';
+
+/** Request headers removed before a render whose response will be stored (see `unkeyedHeaders`). */
+export const CONDITIONAL_HEADERS: readonly string[] = ['if-none-match', 'if-modified-since', 'if-unmodified-since', 'if-match', 'if-range', 'range'];
+
+interface VarySpec {
+  names: string[];
+  variants: string[];
+}
+
+/** The variants of every primary key, and the store/remove operations that keep them in step. */
+export class Variants {
+  readonly #ctx: EngineContext;
+  readonly #tiers: Tiers;
+  readonly #targets: TargetIndex;
+  readonly #vary = new LRUCache<string, VarySpec>({ max: 100_000 });
+  /** Request headers removed before a render that will be stored (validators, Range, unkeyed). */
+  readonly #stripped: ReadonlySet<string>;
+
+  constructor(ctx: EngineContext, tiers: Tiers, targets: TargetIndex) {
+    this.#ctx = ctx;
+    this.#tiers = tiers;
+    this.#targets = targets;
+    this.#stripped = new Set([...CONDITIONAL_HEADERS, ...ctx.options.unkeyedHeaders]);
+  }
+
+  /** The key of `req`'s variant under `primary`; the map is not touched until some response varied. */
+  keyOf(primary: string, req: IncomingMessage): string {
+    const spec = this.#vary.size === 0 ? undefined : this.#vary.get(primary);
+    return spec === undefined ? primary : this.variantOf(primary, spec.names, req);
+  }
+
+  /** The variant key under `primary` chosen by plain `headers` (peer lookups, background renders). */
+  keyFor(primary: string, headers: IncomingMessage['headers']): string {
+    const spec = this.#vary.get(primary);
+    return spec === undefined ? primary : variantKey(primary, spec.names, headers);
+  }
+
+  /** The Vary names known for `primary`. */
+  names(primary: string): string[] | undefined {
+    return this.#vary.get(primary)?.names;
+  }
+
+  /**
+   * A varied entry under the bare primary key is the marker {@link store} leaves in lower tiers
+   * for restarts: it names the Vary headers, so `req`'s own variant can be looked up. Returns
+   * that variant's key, or undefined when `found` under `key` is no marker.
+   */
+  fromMarker(primary: string, key: string, found: Entry, req: IncomingMessage): string | undefined {
+    if (key !== primary || found.vary.length === 0) return undefined;
+    if (!this.#vary.has(primary)) this.#vary.set(primary, { names: found.vary, variants: [] });
+    return this.variantOf(primary, found.vary, req);
+  }
+
+  /**
+   * The variant key of `req` under `primary` for the Vary `names`, computed on the headers a
+   * render sees: a leader's request loses its validators and unkeyed headers before it renders
+   * (and its entry is stored under what is left), so a lookup must ignore them too, or a
+   * `Vary: X-Forwarded-Proto` page would never be found again.
+   */
+  variantOf(primary: string, names: readonly string[], req: IncomingMessage): string {
+    for (const name of names) if (this.#stripped.has(name)) return variantKey(primary, names, this.view(req));
+    return variantKey(primary, names, req.headers);
+  }
+
+  /** The request headers a stored response's variant is keyed on: the request minus what a render never sees. */
+  view(req: IncomingMessage): IncomingMessage['headers'] {
+    const view: IncomingMessage['headers'] = { ...req.headers };
+    for (const name of CONDITIONAL_HEADERS) delete view[name];
+    for (const name of this.#ctx.options.unkeyedHeaders) delete view[name];
+    return view;
+  }
+
+  /**
+   * Stores an entry under its variant key in every tier and returns that key. A newer Vary for
+   * the same primary key replaces the old variants; past maxVariants the oldest is dropped.
+   */
+  store(primary: string, entry: Entry, requestHeaders: IncomingMessage['headers']): string {
+    const key = variantKey(primary, entry.vary, requestHeaders);
+    const spec = this.#vary.get(primary);
+    const tiers = this.#tiers;
+    if (entry.vary.length === 0) {
+      if (spec !== undefined) {
+        this.#vary.delete(primary);
+        for (const old of spec.variants) tiers.delete(old);
+      }
+    } else if (spec === undefined || spec.names.join(',') !== entry.vary.join(',')) {
+      if (spec !== undefined) for (const old of spec.variants) tiers.delete(old);
+      tiers.delete(primary);
+      this.#vary.set(primary, { names: entry.vary, variants: [key] });
+      // The variant list lives in memory; lower tiers outlive it (a disk store across a restart),
+      // so they get a bodiless marker under the primary key that names the Vary headers.
+      const marker: Entry = { ...entry, headers: [], body: Buffer.alloc(0), head: undefined, deps: undefined, esi: undefined, template: undefined };
+      tiers.setLower(primary, marker);
+    } else {
+      const i = spec.variants.indexOf(key);
+      if (i !== -1) spec.variants.splice(i, 1);
+      spec.variants.push(key);
+      while (spec.variants.length > this.#ctx.options.maxVariants) tiers.delete(spec.variants.shift()!);
+    }
+    tiers.set(key, entry);
+    this.#targets.remember(entry);
+    this.#ctx.counters.stores++;
+    this.#ctx.report.emit('store', { key, url: entry.url } satisfies CacheEvent);
+    return key;
+  }
+
+  /** Removes a URL (all its variants) from every tier. Used for unsafe methods (RFC 9111 §4.4). */
+  removePrimary(primary: string): void {
+    const spec = this.#vary.get(primary);
+    if (spec !== undefined) {
+      this.#vary.delete(primary);
+      for (const key of spec.variants) this.#tiers.delete(key);
+    }
+    this.#tiers.delete(primary);
+  }
+}

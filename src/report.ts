@@ -1,0 +1,51 @@
+/**
+ * Reporting for the parts of one cache: events only when someone listens, internal failures
+ * counted, logged and emitted (never thrown), and background promises tracked so `close()` can
+ * wait for them.
+ */
+import type { EventEmitter } from 'node:events';
+import type { Debugger } from 'debug';
+import type { CacheError } from './errors.js';
+
+/** Emits events, reports failures and tracks background work for one cache. */
+export class Reporter {
+  readonly #events: EventEmitter;
+  readonly #debug: Debugger;
+  readonly #count: () => void;
+  readonly #background = new Set<Promise<unknown>>();
+
+  /** `count` is called once per failure (each cache counts its own `errors`). */
+  constructor(events: EventEmitter, debug: Debugger, count: () => void) {
+    this.#events = events;
+    this.#debug = debug;
+    this.#count = count;
+  }
+
+  /** Whether anyone listens to `event` (to skip building a payload nobody reads). */
+  listens(event: string): boolean {
+    return this.#events.listenerCount(event) > 0;
+  }
+
+  /** Emits `event` when someone listens. */
+  emit(event: string, payload: unknown): void {
+    if (this.#events.listenerCount(event) > 0) this.#events.emit(event, payload);
+  }
+
+  /** Counts and reports an internal failure; never throws, never fails a response. */
+  fail(error: CacheError): void {
+    this.#count();
+    this.#debug('error %s: %s', error.code, error.message);
+    if (this.#events.listenerCount('error') > 0) this.#events.emit('error', error);
+  }
+
+  /** Keeps `p` until it settles, so {@link settled} can wait for it. */
+  track(p: Promise<unknown>): void {
+    this.#background.add(p);
+    void p.finally(() => this.#background.delete(p));
+  }
+
+  /** Settles once every tracked promise did. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.#background]);
+  }
+}

@@ -1,0 +1,223 @@
+/**
+ * Shared tier on Redis or Valkey: `createCache({ stores: [await redisStore({ url })] })`. Every
+ * node pointed at the same Redis (and `prefix`) shares its entries, its invalidations and a render
+ * lease per key, so a cold page is rendered once between them.
+ *
+ * - Entries are stored whole as {@link encodeEntry} bytes (binary, no base64) under
+ *   `<prefix>e:<key>`, with a TTL of the entry's own lifetime (stale windows included: `expiresAt`),
+ *   so Redis drops them when they are useless. Larger than `maxEntrySize`: not written.
+ * - Every command is bounded by `commandTimeout` and a circuit breaker (the peers' breaker):
+ *   Redis down or slow costs one timeout, then the tier is skipped (a miss) until a probe
+ *   succeeds after `coolDown`. Failures reject (the engine counts them and emits `error`); no
+ *   response ever fails because of Redis.
+ * - The client reconnects by itself (an owned client, made from `url`); a client passed as
+ *   `client` is the caller's to configure and close.
+ */
+import { randomBytes } from 'node:crypto';
+import createDebug from 'debug';
+import { decodeEntry, encodeEntry, type Entry } from '../entry.js';
+import { describeValue, integerOption, type Bytes, type Count, type Milliseconds } from '../options.js';
+import { connectClient, GuardedClient, SKIPPED, type ClientModuleLoader, type RedisClientLike, type RedisCounters } from './redis-client.js';
+import { RedisLeases } from './redis-lease.js';
+import { RedisInvalidations } from './redis-sync.js';
+import type { CacheStore } from './store.js';
+import type { BreakerState } from '../peers/breaker.js';
+
+const debug = createDebug('stratacache:store');
+
+/** Options of {@link redisStore}. Give `client` or `url`. */
+export interface RedisStoreOptions {
+  /**
+   * A connected `ioredis` (or `iovalkey`) client to use. The store never closes it. Prefer a
+   * client created with `enableOfflineQueue: false`, so commands fail at once while Redis is down.
+   * @default undefined (then `url` is required)
+   */
+  client?: RedisClientLike;
+  /**
+   * `redis://[user:password@]host:port[/db]` (or `rediss://`): the store creates, owns and closes
+   * its client (`ioredis`, an optional peer dependency: `npm install ioredis`).
+   * @default undefined (then `client` is required)
+   */
+  url?: string;
+  /**
+   * Prefix of every key this store writes (`<prefix>e:<key>` entries, `<prefix>inv` invalidations,
+   * `<prefix>lease:<key>` render leases). Caches that must not share data use different prefixes.
+   * @default 'stratacache:'
+   */
+  prefix?: string;
+  /** Largest encoded entry in bytes written to Redis; a larger one is not stored there. @default 8388608 (8 MiB) */
+  maxEntrySize?: Bytes;
+  /** Most ms one command may take before it counts as a failure (and the request goes on without Redis). @default 250 */
+  commandTimeout?: Milliseconds;
+  /** Consecutive failed commands that open the breaker (Redis is then skipped). @default 3 */
+  failureThreshold?: Count;
+  /** How long in ms an open breaker skips Redis before one probe command. @default 1000 */
+  coolDown?: Milliseconds;
+  /**
+   * Lifetime in ms of a render lease: nodes sharing this Redis wait for the node holding a key's
+   * lease instead of rendering that key themselves; a lease whose holder died expires after this.
+   * @default 15000
+   */
+  leaseTtl?: Milliseconds;
+  /**
+   * Longest a node waits in ms for another node's render of the same key (polling Redis for the
+   * entry) before rendering it itself.
+   * @default 10000
+   */
+  leaseWait?: Milliseconds;
+  /** Invalidation records kept in Redis for nodes that were disconnected to catch up on. @default 1000 */
+  maxInvalidations?: Count;
+}
+
+/** Defaults of {@link RedisStoreOptions} (frozen). */
+export const REDIS_DEFAULTS = Object.freeze({
+  client: undefined,
+  url: undefined,
+  prefix: 'stratacache:',
+  maxEntrySize: 8 * 1024 * 1024,
+  commandTimeout: 250,
+  failureThreshold: 3,
+  coolDown: 1000,
+  leaseTtl: 15_000,
+  leaseWait: 10_000,
+  maxInvalidations: 1000,
+});
+
+/** Counters of a Redis store, in `cache.stats().tiers`. */
+export interface RedisStats extends RedisCounters {
+  /** `open` while Redis is treated as down and skipped. */
+  breaker: BreakerState;
+  /** Invalidations sent to / received from the other nodes. */
+  invalidationsPublished: number;
+  invalidationsApplied: number;
+  /** Renders this node did under a lease, and waits for another node's render that ended with its entry. */
+  leasesAcquired: number;
+  leaseWaitHits: number;
+}
+
+type Resolved = Required<Omit<RedisStoreOptions, 'client' | 'url'>>;
+
+/** The shared tier. Create it with {@link redisStore}. */
+export class RedisStore implements CacheStore {
+  readonly name = 'redis';
+  /** This node's id in the records and leases it writes (random per store). */
+  readonly node = randomBytes(8).toString('hex');
+  readonly options: Resolved;
+  readonly #guard: GuardedClient;
+  readonly #owned: boolean;
+  /** Invalidation records shared through Redis (see {@link RedisInvalidations}). */
+  readonly invalidations: RedisInvalidations;
+  /** Render leases for cross-node single flight (see {@link RedisLeases}). */
+  readonly leases: RedisLeases;
+
+  /** @internal use {@link redisStore}. */
+  constructor(client: RedisClientLike, owned: boolean, options: Resolved) {
+    this.options = options;
+    this.#owned = owned;
+    this.#guard = new GuardedClient(client, options);
+    this.invalidations = new RedisInvalidations(this.#guard, { key: `${options.prefix}inv`, node: this.node, max: options.maxInvalidations });
+    this.leases = new RedisLeases(this.#guard, { prefix: `${options.prefix}lease:`, node: this.node, ttl: options.leaseTtl, wait: options.leaseWait, read: (key) => this.get(key) });
+  }
+
+  /** The entry under `key`; a miss while Redis is down or skipped. Rejects when a command fails. */
+  async get(key: string): Promise<Entry | undefined> {
+    const bytes = await this.#guard.run('get', (c) => c.getBuffer(this.#key(key)));
+    if (bytes === SKIPPED || bytes === null) return undefined;
+    let entry: Entry;
+    try {
+      entry = decodeEntry(bytes);
+    } catch (error) {
+      debug('redis miss: undecodable entry under %s: %s', key, (error as Error).message);
+      return undefined;
+    }
+    return Date.now() >= entry.expiresAt ? undefined : entry;
+  }
+
+  /** Writes `entry` with a TTL of its remaining lifetime; too large or already expired removes the key instead. */
+  async set(key: string, entry: Entry): Promise<void> {
+    const ttl = Math.ceil(entry.expiresAt - Date.now());
+    const bytes = ttl > 0 ? encodeEntry(entry) : undefined;
+    if (bytes === undefined || bytes.length > this.options.maxEntrySize) {
+      debug('redis skip: %s %s', bytes === undefined ? 'expired' : `too large (${bytes.length} bytes)`, key);
+      return this.delete(key);
+    }
+    await this.#guard.run('set', (c) => c.set(this.#key(key), bytes, 'PX', ttl));
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.#guard.run('del', (c) => c.del(this.#key(key)));
+  }
+
+  /** Command counters, breaker state, invalidations and leases. */
+  stats(): RedisStats {
+    return {
+      ...this.#guard.counters,
+      breaker: this.#guard.state,
+      invalidationsPublished: this.invalidations.published,
+      invalidationsApplied: this.invalidations.applied,
+      leasesAcquired: this.leases.acquired,
+      leaseWaitHits: this.leases.waitHits,
+    };
+  }
+
+  /** Stops the invalidation reader and, for an owned client, disconnects. */
+  async close(): Promise<void> {
+    await this.invalidations.close();
+    if (this.#owned) {
+      const client = this.#guard.client;
+      await Promise.race([client.quit().catch(() => undefined), new Promise((r) => setTimeout(r, this.options.commandTimeout).unref())]);
+      client.disconnect();
+    }
+  }
+
+  #key(key: string): string {
+    return `${this.options.prefix}e:${key}`;
+  }
+}
+
+/**
+ * Creates the shared Redis/Valkey tier. With `url` it loads `ioredis` (an optional peer
+ * dependency) and owns the connection; with `client` it uses yours.
+ * @throws TypeError or RangeError naming `options.<field>` and the value it got; an Error saying
+ * to `npm install ioredis` when `url` is given and the package is missing.
+ */
+export async function redisStore(options: RedisStoreOptions, load: ClientModuleLoader = () => import('ioredis')): Promise<RedisStore> {
+  if (options === null || typeof options !== 'object') throw new TypeError(`expected options to be an object, got ${describeValue(options)}`);
+  const o = { ...REDIS_DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as RedisStoreOptions & Resolved;
+  for (const name of Object.keys(options)) if (!(name in REDIS_DEFAULTS)) throw new TypeError(`unknown option options.${name}`);
+  if ((o.client === undefined) === (o.url === undefined)) throw new TypeError(`expected exactly one of options.client and options.url, got ${o.client === undefined ? 'neither' : 'both'}`);
+  if (o.url !== undefined && (typeof o.url !== 'string' || !/^rediss?:\/\//.test(o.url) || !URL.canParse(o.url))) {
+    throw new TypeError(`expected options.url to be a redis:// or rediss:// URL, got ${describeValue(o.url)}`);
+  }
+  if (o.client !== undefined && (typeof o.client !== 'object' || typeof o.client.getBuffer !== 'function' || typeof o.client.duplicate !== 'function')) {
+    throw new TypeError(`expected options.client to be an ioredis or iovalkey client, got ${describeValue(o.client)}`);
+  }
+  if (typeof o.prefix !== 'string') throw new TypeError(`expected options.prefix to be a string, got ${describeValue(o.prefix)}`);
+  const resolved: Resolved = {
+    prefix: o.prefix,
+    maxEntrySize: integerOption('maxEntrySize', o.maxEntrySize, 1),
+    commandTimeout: integerOption('commandTimeout', o.commandTimeout, 1, 60_000),
+    failureThreshold: integerOption('failureThreshold', o.failureThreshold, 1, 1000),
+    coolDown: integerOption('coolDown', o.coolDown, 1),
+    leaseTtl: integerOption('leaseTtl', o.leaseTtl, 1),
+    leaseWait: integerOption('leaseWait', o.leaseWait, 0),
+    maxInvalidations: integerOption('maxInvalidations', o.maxInvalidations, 1, 1_000_000),
+  };
+  const owned = o.client === undefined;
+  const client = o.client ?? (await connectClient(o.url!, resolved.commandTimeout, load));
+  // An owned client's connection errors are reported through the commands that fail; without a
+  // listener ioredis would print each reconnect attempt.
+  if (owned) {
+    client.on('error', (error) => debug('redis connection: %s', (error as Error).message));
+    // Commands fail at once while disconnected, so wait (briefly) for the first connection. A
+    // Redis that is down at start-up does not hold the cache up: the tier is skipped until it answers.
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, Math.max(1000, resolved.commandTimeout * 4));
+      client.on('ready', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+  return new RedisStore(client, owned, resolved);
+}

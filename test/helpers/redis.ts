@@ -1,0 +1,81 @@
+/**
+ * A real `redis-server` for tests: started on a free loopback port with no persistence, stopped
+ * (and restartable on the same port) by the test. Without the binary, `startRedis` returns
+ * undefined and the test must `t.skip()` with {@link NO_REDIS}.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { after } from 'node:test';
+
+/** The reason a Redis test is skipped on a machine without the server. */
+export const NO_REDIS = 'redis-server not installed: apt-get install redis-server (.ci/run does it) to run the Redis tests';
+
+const HAVE_REDIS = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
+
+/** A running server. */
+export interface RedisServer {
+  port: number;
+  url: string;
+  /** Kills the server (SIGKILL: no goodbye to the clients). */
+  kill(): Promise<void>;
+  /** Starts it again on the same port (empty: no persistence). */
+  restart(): Promise<void>;
+}
+
+const running = new Set<ChildProcess>();
+after(() => {
+  for (const p of running) p.kill('SIGKILL');
+});
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+function launch(port: number): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  child.on('exit', () => running.delete(child));
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`redis-server did not start on ${port}: ${out}`)), 20_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        resolve(child);
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`redis-server exited with ${code}: ${out}`));
+    });
+  });
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
+}
+
+/** Starts a server on a free port, stopped after the test file; undefined without the binary. */
+export async function startRedis(): Promise<RedisServer | undefined> {
+  if (!HAVE_REDIS) return undefined;
+  const port = await freePort();
+  let child = await launch(port);
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    kill: () => stop(child),
+    restart: async () => {
+      await stop(child);
+      child = await launch(port);
+    },
+  };
+}
