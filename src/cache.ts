@@ -159,7 +159,10 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     super();
     const o = resolveOptions(options);
     const counters = responseCounters();
-    const report = new Reporter(this, debug, () => void counters.errors++);
+    const report = new Reporter(this, debug, (error) => {
+      counters.errors++;
+      if (error.code === 'ERR_STORE') counters.storeErrors++;
+    });
     const ctx: EngineContext = {
       options: o,
       counters,

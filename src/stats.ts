@@ -25,6 +25,10 @@ export interface ResponseCounters {
   regenerations: number;
   /** Internal failures (store, handler, regeneration); each also emitted as `error`. */
   errors: number;
+  /** Of `errors`: store operations that failed (`ERR_STORE`); the request went on without the store. */
+  storeErrors: number;
+  /** Stale entries served while one background render refreshed them (stale-while-revalidate, grace). */
+  revalidations: number;
   /** Of `stale`: served stale because the origin threw, timed out or answered an error status. */
   staleOnError: number;
   /** Invalidations applied (API, flush endpoint, tags). */
@@ -72,6 +76,8 @@ export function responseCounters(): ResponseCounters {
     stale: 0,
     regenerations: 0,
     errors: 0,
+    storeErrors: 0,
+    revalidations: 0,
     staleOnError: 0,
     invalidations: 0,
     refetches: 0,

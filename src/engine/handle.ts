@@ -19,6 +19,7 @@ import type { Renderer } from './render.js';
 import type { Tiers } from './tiers.js';
 import type { CacheEvent, EngineContext, Exchange, RenderTicket } from './types.js';
 import { invalidateOnSuccess } from './unsafe.js';
+import { traceLookup, tracing } from '../observe/tracing.js';
 import type { Variants } from './variants.js';
 
 /** The parts the request path acts through. */
@@ -56,8 +57,8 @@ export class RequestPath {
    * did not run), false when the handler ran; a promise of that when it could not answer at once.
    */
   handle(req: IncomingMessage, res: ServerResponse, ex: Exchange): boolean | Promise<boolean> {
-    const { counters, options, report } = this.#ctx;
-    const { background, renderer, tiers, variants, invalidation } = this.#p;
+    const { options } = this.#ctx;
+    const { background, renderer, variants } = this.#p;
     // A background render or sub-request this cache started, back through the app.
     const ticket = background.ticketOf(req);
     if (ticket !== undefined) return ticket.kind === 'sub' ? renderer.invoke(req, res, ex) : this.#resume(req, res, ex, ticket);
@@ -75,9 +76,15 @@ export class RequestPath {
     // hash
     const primary = this.#primaryKey(req);
     if (primary === undefined) return renderer.pass(req, res, ex, { key: '', reason: 'uncacheable target' });
-    // lookup in memory: a fresh hit is served synchronously, with one clock read.
-    const now = Date.now();
     const key = variants.keyOf(primary, req);
+    return tracing.lookup.hasSubscribers ? traceLookup(req, res, key, () => this.#find(req, res, ex, primary, key)) : this.#find(req, res, ex, primary, key);
+  }
+
+  /** lookup in memory: a fresh hit is served synchronously, with one clock read; anything else goes on in {@link #lookup}. */
+  #find(req: IncomingMessage, res: ServerResponse, ex: Exchange, primary: string, key: string): boolean | Promise<boolean> {
+    const { counters, report } = this.#ctx;
+    const { tiers, invalidation } = this.#p;
+    const now = Date.now();
     const entry = tiers.memory.get(key, now);
     if (entry !== undefined && isFreshHit(entry, req.headers.authorization !== undefined, now, invalidation.verdict(entry))) {
       counters.gets++;
@@ -125,7 +132,10 @@ export class RequestPath {
         counters.stale++;
         const assembling = deliver.serve(req, res, entry!, 'STALE', now, ex);
         this.#ctx.report.emit('stale', { key, url, status: 'STALE', reason: decision.reason } satisfies CacheEvent);
-        if (decision.action === 'revalidate') this.#p.background.refresh(entry!, req, ex.regen);
+        if (decision.action === 'revalidate') {
+          counters.revalidations++;
+          this.#p.background.refresh(entry!, req, ex.regen);
+        }
         return assembling ?? true;
       }
       case 'pass':

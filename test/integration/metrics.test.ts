@@ -109,3 +109,42 @@ test('label values and help text are escaped as the exposition format requires',
   ]);
   assert.equal(text, '# HELP x_total a\\\\b\\nc\n# TYPE x_total counter\nx_total{peer="http://h/\\"q\\"\\\\\\n"} 3\n');
 });
+
+test('store failures and stale-while-revalidate refreshes are counted and scraped', async () => {
+  const failing = {
+    name: 'flaky',
+    get: () => undefined,
+    set: () => {
+      throw new Error('disk full');
+    },
+    delete: () => undefined,
+  };
+  const cache = createCache({ stores: [failing] });
+  tracked.caches.push(cache);
+  let renders = 0;
+  const srv = await listen(
+    cache.wrap((_req, res) => {
+      renders++;
+      res.setHeader('cache-control', 'public, max-age=1, stale-while-revalidate=60');
+      res.end(`v${renders}`);
+    }),
+  );
+  tracked.servers.push(srv);
+  const metrics = await listen(cache.metricsHandler());
+  tracked.servers.push(metrics);
+  assert.equal((await request(`${srv.url}/swr`)).body, 'v1');
+  await new Promise((r) => setTimeout(r, 1_100));
+  const stale = await request(`${srv.url}/swr`);
+  assert.equal(stale.headers['x-cache'], 'STALE');
+  // The refresh's store fails too: one failure per stored render.
+  for (let i = 0; i < 300 && cache.stats().storeErrors < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  const m = samples((await request(`${metrics.url}/`)).body);
+  const s = cache.stats();
+  assert.equal(s.revalidations, 1);
+  assert.equal(m.get('stratacache_revalidations_total'), 1);
+  assert.equal(s.storeErrors, 2);
+  assert.equal(renders, 2);
+  assert.equal(m.get('stratacache_store_errors_total'), s.storeErrors);
+  assert.equal(m.get('stratacache_errors_total'), s.errors);
+  assert.equal(m.get('stratacache_renders_total{kind="background"}'), 1);
+});
