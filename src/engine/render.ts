@@ -19,6 +19,7 @@ import { isPromise } from '../stores/store.js';
 import type { Deliver } from './deliver.js';
 import type { CacheEvent, EngineContext, Exchange, FlightResult, Lead, Runner } from './types.js';
 import { CONDITIONAL_HEADERS, type Variants } from './variants.js';
+import { traceRender, tracing, type RenderContext } from '../observe/tracing.js';
 
 const debug = createDebug('stratacache:engine');
 
@@ -52,6 +53,12 @@ export class Renderer {
    * every waiter, and the failed response is never stored.
    */
   render(req: IncomingMessage, res: ServerResponse, ex: Exchange, lead: Lead): boolean | Promise<boolean> {
+    if (!tracing.render.hasSubscribers) return this.#render(req, res, ex, lead, undefined);
+    const context: RenderContext = { key: lead.key, url: req.url ?? '', background: lead.ticket !== undefined };
+    return traceRender(context, (finish) => this.#render(req, res, ex, lead, { context, finish }));
+  }
+
+  #render(req: IncomingMessage, res: ServerResponse, ex: Exchange, lead: Lead, span: { context: RenderContext; finish: () => void } | undefined): boolean | Promise<boolean> {
     const { primary, key, ticket, flight, fallback } = lead;
     const ctx = this.#ctx;
     const options = ctx.options;
@@ -80,6 +87,10 @@ export class Renderer {
       if (settled) return;
       settled = true;
       if (timer !== undefined) clearTimeout(timer);
+      if (span !== undefined) {
+        span.context.stored = outcome.entry !== undefined && outcome.stale !== true;
+        span.finish();
+      }
       if (flight !== undefined) ctx.flights.settle(key, flight, outcome);
     };
     const staleOutcome = (): FlightResult => ({ entry: fallback, key, stale: true });
@@ -110,6 +121,7 @@ export class Renderer {
       {
         onHeaders: (status, headers) => {
           if (timer !== undefined) clearTimeout(timer);
+          if (span !== undefined) span.context.statusCode = status;
           if (fallback !== undefined && options.staleOnErrorStatuses.has(status)) {
             // The error response never replaces the good entry (RFC 5861 §4).
             failed = true;

@@ -9,6 +9,7 @@ import { MemoryStore } from '../stores/memory.js';
 import { isPromise, type CacheStore } from '../stores/store.js';
 import { resolveTiers } from '../stores/tiers.js';
 import type { CacheEvent, EngineContext } from './types.js';
+import { traceStore, tracing, type StoreContext } from '../observe/tracing.js';
 
 const debug = createDebug('stratacache:engine');
 
@@ -82,7 +83,7 @@ export class Tiers {
 
   #setIn(store: CacheStore, key: string, entry: Entry): void {
     try {
-      const r = store.set(key, entry);
+      const r = this.#io(store, 'set', key, () => store.set(key, entry));
       if (isPromise(r)) this.#ctx.report.track(r.catch((error: unknown) => this.#ctx.report.fail(new StoreError(`${store.name}.set failed`, { cause: error }))));
     } catch (error) {
       this.#ctx.report.fail(new StoreError(`${store.name}.set failed`, { cause: error }));
@@ -99,7 +100,7 @@ export class Tiers {
     this.memory.delete(key);
     for (const store of this.#lower) {
       try {
-        const r = store.delete(key);
+        const r = this.#io(store, 'delete', key, () => store.delete(key));
         if (isPromise(r)) r.catch((error: unknown) => this.#ctx.report.fail(new StoreError(`${store.name}.delete failed`, { cause: error })));
       } catch (error) {
         this.#ctx.report.fail(new StoreError(`${store.name}.delete failed`, { cause: error }));
@@ -138,12 +139,17 @@ export class Tiers {
 
   async #get(store: CacheStore, key: string): Promise<Entry | undefined> {
     try {
-      const entry = await store.get(key);
+      const entry = await this.#io(store, 'get', key, () => store.get(key));
       if (entry !== undefined && Date.now() >= entry.expiresAt) return undefined;
       return entry;
     } catch (error) {
       this.#ctx.report.fail(new StoreError(`${store.name}.get failed`, { cause: error }));
       return undefined;
     }
+  }
+
+  /** One operation on a lower (I/O) tier, in a `stratacache:store` span while someone subscribes. */
+  #io<R>(store: CacheStore, op: StoreContext['op'], key: string, fn: () => R): R {
+    return tracing.store.hasSubscribers ? traceStore(store, op, key, fn) : fn();
   }
 }

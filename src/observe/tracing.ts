@@ -9,6 +9,8 @@
  * call site checks `channel.hasSubscribers` first.
  */
 import diagnostics from 'node:diagnostics_channel';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CacheStore } from '../stores/store.js';
 
 /** The channel names, one per step. */
 export const CHANNELS = Object.freeze({
@@ -142,4 +144,49 @@ export function traced<C extends SpanContext, R>(channel: Channel<C>, context: C
       },
     ) as R;
   });
+}
+
+/** The lookup span of each response being answered while `stratacache:lookup` has subscribers. */
+const lookups = new WeakMap<ServerResponse, LookupContext>();
+
+/** Runs the lookup of one request (from its key on) inside a `stratacache:lookup` span. */
+export function traceLookup<R>(req: IncomingMessage, res: ServerResponse, key: string, fn: () => R): R {
+  const context: LookupContext = { key, url: req.url ?? '', method: req.method ?? '' };
+  lookups.set(res, context);
+  return traced(tracing.lookup, context, fn);
+}
+
+/** Records the cache status written on `res` in its lookup span, if one is open. */
+export function noteStatus(res: ServerResponse, status: string): void {
+  if (!tracing.lookup.hasSubscribers) return;
+  const context = lookups.get(res);
+  if (context !== undefined) context.status = status;
+}
+
+/** Runs one store operation inside a `stratacache:store` span (`found` set for a get). */
+export function traceStore<R>(store: CacheStore, op: StoreContext['op'], key: string, fn: () => R): R {
+  const context: StoreContext = { tier: store.name, op, key };
+  return traced(tracing.store, context, () => {
+    const r = fn();
+    if (op !== 'get') return r;
+    if (!isThenable(r)) {
+      context.found = r !== undefined;
+      return r;
+    }
+    return Promise.resolve(r).then((entry) => {
+      context.found = entry !== undefined;
+      return entry;
+    }) as R;
+  });
+}
+
+/**
+ * Opens a `stratacache:render` span that ends when `finish` is called (a render ends when its
+ * response is complete and stored or not, after the handler returned). `run` starts the render
+ * inside the span, so what the handler does asynchronously belongs to it.
+ */
+export function traceRender<R>(context: RenderContext, run: (finish: () => void) => R): R {
+  let result!: R;
+  void traced(tracing.render, context, () => new Promise<void>((finish) => (result = run(finish))));
+  return result;
 }

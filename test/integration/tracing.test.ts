@@ -6,7 +6,10 @@
 import assert from 'node:assert/strict';
 import diagnostics from 'node:diagnostics_channel';
 import { test } from 'node:test';
-import { createCache, TRACING_CHANNELS } from '../../src/index.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createCache, DiskStore, TRACING_CHANNELS } from '../../src/index.js';
 import { countingOrigin, HOST, startCluster } from '../helpers/cluster.js';
 import { closedAfterFile, listen, request } from '../helpers/http.js';
 
@@ -46,7 +49,8 @@ async function until(check: () => boolean): Promise<void> {
 }
 
 test('lookup, render, store and flush spans carry the key and end with the outcome', async () => {
-  const cache = createCache();
+  // Store spans are the I/O tiers' (disk here); the memory tier is a map, not traced.
+  const cache = createCache({ stores: [new DiskStore({ dir: mkdtempSync(join(tmpdir(), 'strata-trace-')), maxSize: 1024 * 1024 })] });
   tracked.caches.push(cache);
   const srv = await listen(
     cache.wrap((_req, res) => {
@@ -59,7 +63,7 @@ test('lookup, render, store and flush spans carry the key and end with the outco
   const { spans, stop } = record();
   try {
     assert.equal((await request(`${srv.url}/traced`)).headers['x-cache'], 'MISS');
-    await until(() => spans.some((s) => s.channel === 'stratacache:store' && s.events.includes('end')));
+    await until(() => spans.some((s) => s.channel === 'stratacache:store' && s.context.op === 'set' && s.events.includes('asyncEnd')));
     const lookup = spans.find((s) => s.channel === 'stratacache:lookup')!;
     assert.equal(lookup.context.key, key);
     assert.equal(lookup.context.url, '/traced');
@@ -71,9 +75,12 @@ test('lookup, render, store and flush spans carry the key and end with the outco
     assert.equal(render.context.statusCode, 200);
     assert.equal(render.context.stored, true);
     assert.ok(render.events.includes('start') && render.events.at(-1)!.endsWith('nd'));
+    const get = spans.find((s) => s.channel === 'stratacache:store' && s.context.op === 'get')!;
+    assert.deepEqual([get.context.tier, get.context.key, get.context.found], ['disk', key, false]);
     const store = spans.find((s) => s.channel === 'stratacache:store' && s.context.op === 'set')!;
     assert.equal(store.context.key, key);
-    assert.equal(store.context.tier, 'memory');
+    assert.equal(store.context.tier, 'disk');
+    assert.equal(store.events.at(-1), 'asyncEnd');
 
     spans.length = 0;
     assert.equal((await request(`${srv.url}/traced`)).headers['x-cache'], 'HIT');
