@@ -31,7 +31,7 @@ import { TargetIndex } from './invalidation/targets.js';
 import { normalizeTarget } from './key.js';
 import { resolveOptions, type CacheOptions, type ResolvedOptions } from './options.js';
 import { consoleHandler, type ConsoleHandler } from './observe/console.js';
-import { metricsHandler, observedState, type ObservedState } from './observe/metrics.js';
+import { metricsHandler, observedState, registerMetrics, type ObservedState } from './observe/metrics.js';
 import { Recorder, sampleOf } from './observe/recent.js';
 import { PeerCluster } from './peers/cluster.js';
 import { PeerEndpoint } from './peers/endpoint.js';
@@ -152,6 +152,8 @@ export class StrataCache extends EventEmitter<CacheEvents> {
   readonly #flush: FlushEndpoint | undefined;
   /** Recent events and chart samples for the console; started by the first {@link consoleHandler}. */
   #recorder: Recorder | undefined;
+  /** Removes this cache's metrics from `options.metrics.registry` (on close). */
+  readonly #unregisterMetrics: (() => void) | undefined;
   readonly #propagator: Propagator | undefined;
   readonly #parts: EngineParts;
 
@@ -267,6 +269,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       o,
       this,
     );
+    this.#unregisterMetrics = o.metricsRegistry === undefined ? undefined : registerMetrics(o.metricsRegistry, () => this.#observed());
     this.#parts = {
       options: o,
       memory: tiers.memory,
@@ -414,6 +417,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
   /** Waits for background work (data refreshes first: they may render) and releases stores. */
   async close(): Promise<void> {
     this.#recorder?.close();
+    this.#unregisterMetrics?.();
     await this.data.close();
     this.#ctx.closed = true;
     this.#peers?.close();

@@ -274,6 +274,35 @@ export interface CacheOptions {
    * @default false
    */
   includes?: boolean;
+  /**
+   * `true`: `Cache-Status` (RFC 9211) carries detail: `ttl` (seconds of freshness left, negative
+   * when stale), `fwd` (why the request went forward: `uri-miss`, `stale`, `method`, `bypass`,
+   * `peer`), `fwd-status`, `stored`, `collapsed` (waited for another request's render) and
+   * `detail` (the tier that answered: `memory`, a store's name, or a pass's reason). `false`:
+   * only `hit`/`fwd` (the hit path then writes precomputed values and pays nothing for this).
+   * @default false
+   */
+  cacheStatusDetail?: boolean;
+  /**
+   * Prometheus metrics. `cache.metricsHandler()` serves them in any case; with `registry` (a
+   * prom-client `Registry`) they are also collected there at scrape time, beside the app's own.
+   * @default {} (no registry)
+   */
+  metrics?: MetricsOptions;
+}
+
+/** The part of a prom-client `Registry` stratacache uses (prom-client itself is never imported). */
+export interface MetricsRegistry {
+  registerMetric(metric: unknown): void;
+}
+
+/** Options of the metrics. */
+export interface MetricsOptions {
+  /**
+   * A prom-client `Registry` (or anything with `registerMetric`) to register every metric on.
+   * @default undefined (none: only `cache.metricsHandler()`)
+   */
+  registry?: MetricsRegistry | undefined;
 }
 
 /** Options of the flush endpoint. */
@@ -450,6 +479,8 @@ export interface ResolvedOptions {
   readonly peers: ResolvedPeersOptions;
   readonly data: ResolvedDataOptions;
   readonly includes: boolean;
+  readonly cacheStatusDetail: boolean;
+  readonly metricsRegistry: MetricsRegistry | undefined;
 }
 
 /** Every default in one place. A test checks that the TSDoc `@default`s above match it. */
@@ -552,6 +583,8 @@ export const DEFAULTS = Object.freeze({
     maxDependents: 10_000,
   }),
   includes: false,
+  cacheStatusDetail: false,
+  metrics: Object.freeze({ registry: undefined }),
 });
 
 /** The statuses `serveStaleOnError: true` covers (RFC 9110 §15.6 server errors that signal a failing origin). */
@@ -699,6 +732,8 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
 
   const peers = resolvePeersOptions(o.peers, DEFAULTS.peers, maxEntrySize);
   if (typeof o.includes !== 'boolean') fail(TypeError, 'includes', 'a boolean', o.includes);
+  if (typeof o.cacheStatusDetail !== 'boolean') fail(TypeError, 'cacheStatusDetail', 'a boolean', o.cacheStatusDetail);
+  const metricsRegistry = resolveMetrics(o.metrics);
 
 
   return Object.freeze({
@@ -718,6 +753,8 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     propagate,
     data: resolveDataOptions(o.data),
     includes: o.includes,
+    cacheStatusDetail: o.cacheStatusDetail,
+    metricsRegistry,
     maxSize,
     maxEntrySize,
     defaultTtl,
@@ -737,6 +774,17 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     stores: [...o.stores],
     peers,
   });
+}
+
+/** Validates `options.metrics`; returns its registry. */
+function resolveMetrics(metrics: unknown): MetricsRegistry | undefined {
+  if (metrics === null || typeof metrics !== 'object' || Array.isArray(metrics)) fail(TypeError, 'metrics', 'an object', metrics);
+  for (const name of Object.keys(metrics)) if (!(name in DEFAULTS.metrics)) throw new TypeError(`unknown option options.metrics.${name}`);
+  const registry = (metrics as MetricsOptions).registry;
+  if (registry !== undefined && (registry === null || typeof (registry as { registerMetric?: unknown }).registerMetric !== 'function')) {
+    fail(TypeError, 'metrics.registry', 'a prom-client Registry (an object with registerMetric)', registry);
+  }
+  return registry;
 }
 
 const DATA_OPTIONS = new Set(Object.keys(DEFAULTS.data));

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Registry } from 'prom-client';
 import { createCache, DiskStore } from '../../src/index.js';
-import { registerMetrics, observedState, renderMetrics, METRICS } from '../../src/observe/metrics.js';
+import { renderMetrics, METRICS } from '../../src/observe/metrics.js';
 import { closedAfterFile, listen, request } from '../helpers/http.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -87,19 +87,42 @@ test('a scrape reports the requests, renders and tiers cache.stats() counts', as
   assert.equal((await request(`${metrics.url}/metrics`, { method: 'POST' })).status, 405);
 });
 
-test('a prom-client Registry renders the same samples as the built-in exposition', async () => {
-  const { cache, srv } = await site();
-  await request(`${srv.url}/a`);
-  await request(`${srv.url}/a`);
+test('with metrics.registry, a prom-client Registry renders the same samples as the built-in exposition', async () => {
   const registry = new Registry();
-  const read = () => observedState(cache.stats(), cache.data.stats(), cache.engine.options.stores);
-  registerMetrics(registry, read);
+  const cache = createCache({ metrics: { registry } });
+  tracked.caches.push(cache);
+  const srv = await listen(
+    cache.wrap((_req, res) => {
+      res.setHeader('cache-control', 'public, max-age=60');
+      res.end('page');
+    }),
+  );
+  tracked.servers.push(srv);
+  const metrics = await listen(cache.metricsHandler());
+  tracked.servers.push(metrics);
+  await request(`${srv.url}/a`);
+  await request(`${srv.url}/a`);
   const fromRegistry = samples(await registry.metrics());
-  const ours = samples(renderMetrics(read()));
+  const ours = samples((await request(metrics.url)).body);
   assert.equal(fromRegistry.get('stratacache_requests_total{status="hit"}'), 1);
   assert.deepEqual([...fromRegistry.entries()].sort(), [...ours.entries()].sort());
   const json = await registry.getMetricsAsJSON();
   assert.ok(json.some((m) => m.name === 'stratacache_tier_bytes'));
+  // One cache per registry: a second one is refused at construction, naming the option.
+  assert.throws(() => createCache({ metrics: { registry } }), /options\.metrics\.registry already has stratacache_requests_total/);
+  // A closed cache's metrics leave the registry, so a new cache can take its place.
+  await cache.close();
+  assert.equal(await registry.metrics(), '\n');
+  const next = createCache({ metrics: { registry } });
+  tracked.caches.push(next);
+  assert.match(await registry.metrics(), /stratacache_requests_total\{status="hit"\} 0/);
+});
+
+test('options.metrics is validated at construction', () => {
+  assert.throws(() => createCache({ metrics: { registry: {} as never } }), /expected options\.metrics\.registry to be a prom-client Registry/);
+  assert.throws(() => createCache({ metrics: { registy: new Registry() } as never }), /unknown option options\.metrics\.registy/);
+  assert.throws(() => createCache({ metrics: 'yes' as never }), /expected options\.metrics to be an object/);
+  assert.throws(() => createCache({ cacheStatusDetail: 'yes' as never }), /expected options\.cacheStatusDetail to be a boolean/);
 });
 
 test('label values and help text are escaped as the exposition format requires', () => {

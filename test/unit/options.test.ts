@@ -317,11 +317,12 @@ describe('documented defaults match DEFAULTS', () => {
     }
   });
 
-  test('every FlushOptions, RefetchOptions and InvalidationOptions field documents its default', () => {
+  test('every FlushOptions, RefetchOptions, InvalidationOptions and MetricsOptions field documents its default', () => {
     for (const [name, defaults] of [
       ['FlushOptions', DEFAULTS.flush],
       ['RefetchOptions', DEFAULTS.refetch],
       ['InvalidationOptions', DEFAULTS.invalidation],
+      ['MetricsOptions', DEFAULTS.metrics],
     ] as const) {
       const docs = documentedDefaults(source, name);
       assert.deepEqual([...docs.keys()].sort(), Object.keys(defaults).sort(), `${name} fields and DEFAULTS keys differ`);
