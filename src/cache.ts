@@ -30,6 +30,7 @@ import type { PrimeProgress, RefetchSummary } from './invalidation/refetch.js';
 import { TargetIndex } from './invalidation/targets.js';
 import { normalizeTarget } from './key.js';
 import { resolveOptions, type CacheOptions, type ResolvedOptions } from './options.js';
+import { StatusDetailer } from './observe/cache-status.js';
 import { consoleHandler, type ConsoleHandler } from './observe/console.js';
 import { metricsHandler, observedState, registerMetrics, type ObservedState } from './observe/metrics.js';
 import { Recorder, sampleOf } from './observe/recent.js';
@@ -165,12 +166,15 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       counters.errors++;
       if (error.code === 'ERR_STORE') counters.storeErrors++;
     });
+    const headers = statusHeaders(o.statusHeader, o.cacheName);
     const ctx: EngineContext = {
       options: o,
       counters,
       report,
       flights: new Flights<FlightResult>(),
-      statusHeaders: statusHeaders(o.statusHeader, o.cacheName),
+      statusHeaders: headers,
+      // Switched in here: without it the hit path writes precomputed values only.
+      statusDetail: o.cacheStatusDetail ? StatusDetailer.create(headers, o.cacheName) : undefined,
       hooks: undefined,
       runner: undefined,
       closed: false,

@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Entry } from '../entry.js';
 import { CacheError, IncludeError } from '../errors.js';
 import { serveAssembled, serveEntry, type CacheStatus, type StatusHeaders } from '../serve.js';
+import type { Via } from '../observe/cache-status.js';
 import type { EngineContext, Exchange } from './types.js';
 
 /** Writes entries to clients with this cache's status headers. */
@@ -17,15 +18,29 @@ export class Deliver {
   constructor(ctx: EngineContext) {
     this.#ctx = ctx;
     this.#serveCtx = { status: 'HIT', now: 0, statusHeaders: ctx.statusHeaders };
+    const detail = ctx.statusDetail;
+    // Cache-Status detail is switched in here, so the plain hit path below carries no test for it.
+    if (detail !== undefined) {
+      this.serve = (req, res, entry, status, now, ex, via) => {
+        if (entry.esi === true && ctx.hooks !== undefined && ctx.options.includes) return this.#serveTemplate(req, res, entry, { status, now, ex, via });
+        const serveCtx = this.#serveCtx;
+        serveCtx.status = status;
+        serveCtx.now = now;
+        serveCtx.statusHeaders = detail.served(status, entry, now, via);
+        serveEntry(req, res, entry, serveCtx);
+        return undefined;
+      };
+    }
   }
 
   /**
    * Writes an entry. A template entry (ESI) is assembled first: the promise resolves once it is
    * written. Any other entry is written at once (undefined): the hit path allocates no promise
-   * (and no options object: hence the positional parameters).
+   * (and no options object: hence the positional parameters). `via` says how the entry got here,
+   * for Cache-Status detail only (callers pass constants or nothing on the hit path).
    */
-  serve(req: IncomingMessage, res: ServerResponse, entry: Entry, status: CacheStatus, now: number, ex: Exchange): Promise<boolean> | undefined {
-    if (entry.esi === true && this.#ctx.hooks !== undefined && this.#ctx.options.includes) return this.#serveTemplate(req, res, entry, { status, now, ex });
+  serve(req: IncomingMessage, res: ServerResponse, entry: Entry, status: CacheStatus, now: number, ex: Exchange, via?: Via): Promise<boolean> | undefined {
+    if (entry.esi === true && this.#ctx.hooks !== undefined && this.#ctx.options.includes) return this.#serveTemplate(req, res, entry, { status, now, ex, via });
     const ctx = this.#serveCtx;
     ctx.status = status;
     ctx.now = now;
@@ -34,7 +49,7 @@ export class Deliver {
   }
 
   /** Serves a template entry: each include filled from the data cache, or 500 when one must fail the page. */
-  async #serveTemplate(req: IncomingMessage, res: ServerResponse, entry: Entry, at: { status: CacheStatus; now: number; ex: Exchange }): Promise<boolean> {
+  async #serveTemplate(req: IncomingMessage, res: ServerResponse, entry: Entry, at: { status: CacheStatus; now: number; ex: Exchange; via: Via | undefined }): Promise<boolean> {
     let body: Buffer;
     try {
       body = await this.#ctx.hooks!.assemble(entry, req, at.ex.regen ?? this.#ctx.runner);
@@ -46,7 +61,8 @@ export class Deliver {
       }
       return true;
     }
-    serveAssembled(req, res, entry, body, { status: at.status, now: at.now, statusHeaders: this.#ctx.statusHeaders });
+    const statusHeaders = this.#ctx.statusDetail?.served(at.status, entry, at.now, at.via) ?? this.#ctx.statusHeaders;
+    serveAssembled(req, res, entry, body, { status: at.status, now: at.now, statusHeaders });
     return true;
   }
 }

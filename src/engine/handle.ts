@@ -20,6 +20,11 @@ import type { Tiers } from './tiers.js';
 import type { CacheEvent, EngineContext, Exchange, RenderTicket } from './types.js';
 import { invalidateOnSuccess } from './unsafe.js';
 import { traceLookup, tracing } from '../observe/tracing.js';
+import type { Via } from '../observe/cache-status.js';
+
+/** Cache-Status detail of a request served from another request's render (single flight). */
+const COLLAPSED: Via = Object.freeze({ collapsed: true });
+const COLLAPSED_FAILED: Via = Object.freeze({ collapsed: true, failed: Object.freeze({}) });
 import type { Variants } from './variants.js';
 
 /** The parts the request path acts through. */
@@ -102,14 +107,18 @@ export class RequestPath {
     const { tiers, variants, invalidation, renderer, deliver } = this.#p;
     const { primary } = at;
     let { key, entry } = at;
+    /** The lower tier that answered, for Cache-Status detail. */
+    let via: Via | undefined;
     if (at.attempt === 0) counters.gets++;
     if (ex.regen !== undefined) this.#ctx.runner = ex.regen;
     if (entry === undefined) {
-      ({ key, entry } = await tiers.findLower(
+      let tier: string | undefined;
+      ({ key, entry, tier } = await tiers.findLower(
         key,
         (found, k) => variants.fromMarker(primary, k, found, req),
         (found) => Date.now() < found.staleAt && invalidation.verdict(found) === undefined,
       ));
+      if (tier !== undefined) via = { tier };
     }
     const now = Date.now();
     const decision = decide(entry, this.#flags(req, ex, { primary, key, attempt: at.attempt }), {
@@ -123,14 +132,14 @@ export class RequestPath {
     switch (decision.action) {
       case 'hit': {
         counters.hits++;
-        const assembling = deliver.serve(req, res, entry!, 'HIT', now, ex);
+        const assembling = deliver.serve(req, res, entry!, 'HIT', now, ex, via);
         this.#ctx.report.emit('hit', { key, url, status: 'HIT' } satisfies CacheEvent);
         return assembling ?? true;
       }
       case 'stale':
       case 'revalidate': {
         counters.stale++;
-        const assembling = deliver.serve(req, res, entry!, 'STALE', now, ex);
+        const assembling = deliver.serve(req, res, entry!, 'STALE', now, ex, via);
         this.#ctx.report.emit('stale', { key, url, status: 'STALE', reason: decision.reason } satisfies CacheEvent);
         if (decision.action === 'revalidate') {
           counters.revalidations++;
@@ -143,11 +152,11 @@ export class RequestPath {
       case 'wait':
         return this.#wait(req, res, ex, { primary, key, decision, attempt: at.attempt });
       case 'peer':
-        return this.#p.peerFill!.lead(req, res, ex, { primary, key, flight: flights.start(key), fallback: decision.fallback });
+        return this.#p.peerFill!.lead(req, res, ex, { primary, key, flight: flights.start(key), fallback: decision.fallback, replaces: entry !== undefined });
       case 'lead': {
         // Authorization requests lead no shared flight: their response may be theirs alone.
         const flight = req.headers.authorization === undefined ? flights.start(key) : undefined;
-        return renderer.render(req, res, ex, { primary, key, ticket: undefined, flight, fallback: decision.fallback });
+        return renderer.render(req, res, ex, { primary, key, ticket: undefined, flight, fallback: decision.fallback, replaces: entry !== undefined });
       }
     }
   }
@@ -172,13 +181,13 @@ export class RequestPath {
         // The leader's render failed: its waiters get the old copy too, never the error.
         counters.stale++;
         counters.staleOnError++;
-        const assembling = this.#p.deliver.serve(req, res, result.entry, 'STALE', Date.now(), ex);
+        const assembling = this.#p.deliver.serve(req, res, result.entry, 'STALE', Date.now(), ex, COLLAPSED_FAILED);
         report.emit('stale', { key: mine, url, status: 'STALE', reason: 'origin failed (coalesced)' } satisfies CacheEvent);
         return assembling ?? true;
       }
       if (mine === result.key) {
         counters.hits++;
-        const assembling = this.#p.deliver.serve(req, res, result.entry, result.peer ? 'PEER' : 'HIT', Date.now(), ex);
+        const assembling = this.#p.deliver.serve(req, res, result.entry, result.peer ? 'PEER' : 'HIT', Date.now(), ex, COLLAPSED);
         report.emit('hit', { key: mine, url, status: 'HIT', reason: 'coalesced' } satisfies CacheEvent);
         return assembling ?? true;
       }

@@ -40,7 +40,7 @@ export class PeerFill {
    * PEER, resolves the flight (W1..Wn served from the same entry) / miss, error or timeout: A
    * renders as if there were no peers, and the flight resolves when the render ends.
    */
-  async lead(req: IncomingMessage, res: ServerResponse, ex: Exchange, at: { primary: string; key: string; flight: Flight; fallback: Entry | undefined }): Promise<boolean> {
+  async lead(req: IncomingMessage, res: ServerResponse, ex: Exchange, at: { primary: string; key: string; flight: Flight; fallback: Entry | undefined; replaces?: boolean }): Promise<boolean> {
     const { primary, key, flight, fallback } = at;
     const ctx = this.#ctx;
     // With no usable local copy to answer a failing origin, the same lookup also asks for a copy
@@ -54,7 +54,7 @@ export class PeerFill {
         ctx.flights.settle(key, flight, {});
         return true;
       }
-      return this.#renderer.render(req, res, ex, { primary, key, ticket: undefined, flight, fallback: fallback ?? stale });
+      return this.#renderer.render(req, res, ex, { primary, key, ticket: undefined, flight, fallback: fallback ?? stale, replaces: at.replaces });
     }
     const { entry } = hit;
     const viewHeaders = this.#variants.view(req);
@@ -62,7 +62,7 @@ export class PeerFill {
     const copy = ctx.options.peers.updateLocalCache && entrySize(entry) <= ctx.options.maxSize;
     const stored = copy ? this.#variants.store(primary, entry, viewHeaders) : variantKey(primary, entry.vary, viewHeaders);
     ctx.flights.settle(key, flight, { entry, key: stored, peer: true });
-    const assembling = this.#deliver.serve(req, res, entry, 'PEER', Date.now(), ex);
+    const assembling = this.#deliver.serve(req, res, entry, 'PEER', Date.now(), ex, ctx.statusDetail === undefined ? undefined : { peer: { url: hit.peer, stored: copy } });
     ctx.report.emit('peer-hit', { key: stored, url: req.url ?? '', status: 'PEER', peer: hit.peer } satisfies CacheEvent);
     return assembling ?? true;
   }

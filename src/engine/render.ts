@@ -20,6 +20,7 @@ import type { Deliver } from './deliver.js';
 import type { CacheEvent, EngineContext, Exchange, FlightResult, Lead, Runner } from './types.js';
 import { CONDITIONAL_HEADERS, type Variants } from './variants.js';
 import { traceRender, tracing, type RenderContext } from '../observe/tracing.js';
+import { forwardOfPass, ttlOf } from '../observe/cache-status.js';
 
 const debug = createDebug('stratacache:engine');
 
@@ -97,7 +98,7 @@ export class Renderer {
     // Serve the old copy instead of the failing render (the client of a background render is
     // nobody). An ESI template would be assembled asynchronously, after the divert: its leader
     // gets the error, its waiters the stale copy.
-    const rescue = (reason: string): boolean => {
+    const rescue = (reason: string, originStatus?: number): boolean => {
       if (fallback === undefined || ticket !== undefined || (fallback.esi === true && options.includes)) return false;
       const served = control.divert(() => {
         // Drop what the failed render set; keep what middleware in front of the cache had set.
@@ -106,7 +107,7 @@ export class Renderer {
         res.statusMessage = '';
         if (validators?.inm !== undefined) req.headers['if-none-match'] = validators.inm;
         if (validators?.ims !== undefined) req.headers['if-modified-since'] = validators.ims;
-        this.#deliver.serve(req, res, fallback, 'STALE', Date.now(), ex);
+        this.#deliver.serve(req, res, fallback, 'STALE', Date.now(), ex, { failed: { status: originStatus } });
       });
       if (!served) return false;
       debug('stale: %s %s', reason, key);
@@ -125,11 +126,23 @@ export class Renderer {
           if (fallback !== undefined && options.staleOnErrorStatuses.has(status)) {
             // The error response never replaces the good entry (RFC 5861 §4).
             failed = true;
-            rescue(`origin ${status}`);
+            rescue(`origin ${status}`, status);
             return false;
           }
           verdict = evaluateResponse(policyReq, { status, headers }, options, Date.now());
-          setStatusHeaders(res, ctx.statusHeaders, 'MISS');
+          const detail = ctx.statusDetail;
+          setStatusHeaders(
+            res,
+            detail === undefined
+              ? ctx.statusHeaders
+              : detail.headers('MISS', {
+                  fwd: lead.replaces === true ? 'stale' : 'uri-miss',
+                  fwdStatus: status,
+                  ttl: verdict.storable ? ttlOf(verdict, Date.now()) : undefined,
+                  stored: verdict.storable,
+                }),
+            'MISS',
+          );
           if (!verdict.storable) debug('pass: %s %s', verdict.reason, key);
           return verdict.storable;
         },
@@ -157,7 +170,9 @@ export class Renderer {
     const ctx = this.#ctx;
     ctx.counters.passes++;
     debug('pass: %s %s', at.reason, at.key);
-    setStatusHeaders(res, ctx.statusHeaders, 'PASS');
+    const detail = ctx.statusDetail;
+    const fwd = detail === undefined ? undefined : forwardOfPass(at.reason);
+    setStatusHeaders(res, detail === undefined ? ctx.statusHeaders : detail.headers('PASS', { fwd, detail: fwd === 'method' ? undefined : at.reason }), 'PASS');
     ctx.report.emit('pass', { key: at.key, url: req.url ?? '', status: 'PASS', reason: at.reason } satisfies CacheEvent);
     // With includes on, a passed HTML response is assembled too: its client must never see raw
     // include tags. Nothing is kept (onHeaders: false); without includes no capture is installed.

@@ -31,14 +31,14 @@ export class Tiers {
   /**
    * Looks `key` up in the extra stores, in order. `remap` may name another key to read from the
    * same store instead (a Vary marker names the request's variant); the key looked up last is
-   * returned with what was found. A `promotable` find is copied to every faster tier, so the
+   * returned with what was found (and the store's name as `tier`). A `promotable` find is copied to every faster tier, so the
    * next request stops higher up.
    */
   async findLower(
     key: string,
     remap: (found: Entry, key: string) => string | undefined,
     promotable: (entry: Entry) => boolean,
-  ): Promise<{ key: string; entry: Entry | undefined }> {
+  ): Promise<{ key: string; entry: Entry | undefined; tier?: string }> {
     for (const [tier, store] of this.#lower.entries()) {
       let found = await this.#get(store, key);
       const other = found === undefined ? undefined : remap(found, key);
@@ -51,7 +51,7 @@ export class Tiers {
         this.memory.set(key, found);
         for (const upper of this.#lower.slice(0, tier)) this.#setIn(upper, key, found);
       }
-      return { key, entry: found };
+      return { key, entry: found, tier: store.name };
     }
     return { key, entry: undefined };
   }

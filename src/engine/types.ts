@@ -10,6 +10,7 @@ import type { Reporter } from '../report.js';
 import type { EngineHooks, Runner } from '../seam.js';
 import type { CacheStatus, StatusHeaders } from '../serve.js';
 import type { ResponseCounters } from '../stats.js';
+import type { StatusDetailer } from '../observe/cache-status.js';
 
 export type { Runner } from '../seam.js';
 
@@ -87,6 +88,8 @@ export interface Lead {
   flight: Flight | undefined;
   /** The old copy to serve if the render fails (RFC 5861 §4 stale-if-error). */
   fallback: Entry | undefined;
+  /** A stored copy existed but could not be served (Cache-Status `fwd=stale`, else `uri-miss`). */
+  replaces?: boolean;
 }
 
 /** What every part of one engine is built with. */
@@ -96,6 +99,8 @@ export interface EngineContext {
   readonly report: Reporter;
   readonly flights: Flights<FlightResult>;
   readonly statusHeaders: StatusHeaders;
+  /** Cache-Status detail (`cacheStatusDetail`); undefined when off, so the plain paths stay as they are. */
+  readonly statusDetail: StatusDetailer | undefined;
   /** The data cache's hooks (set once, by the composition root). */
   hooks: EngineHooks | undefined;
   /** The last adapter's way to render in the background (for refresh, refetch, priming, sub-requests). */

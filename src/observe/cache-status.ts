@@ -5,6 +5,7 @@
  * (`fwd-status`), and which tier answered (`detail`). Pure; the engine passes what it knows.
  */
 import type { Entry } from '../entry.js';
+import type { CacheStatus, StatusHeaders } from '../serve.js';
 
 /**
  * Why a request went forward (RFC 9211 §2.2): `uri-miss` (nothing stored), `stale` (what was
@@ -53,4 +54,58 @@ export function ttlOf(entry: Pick<Entry, 'staleAt'>, now: number): number {
 /** The `fwd` of a pass, from the reason the engine gives it. */
 export function forwardOfPass(reason: string): Forward {
   return reason.startsWith('method') ? 'method' : reason.startsWith('request') ? 'request' : 'bypass';
+}
+
+/** How a stored entry reached the client, beyond its status (what the detail tells). */
+export interface Via {
+  /** The tier that answered. @default 'memory' */
+  tier?: string;
+  /** The request waited for another request's render (single flight). */
+  collapsed?: boolean;
+  /** Served stale because the origin failed: `fwd=stale` with the origin's status if known. */
+  failed?: { status?: number };
+  /** A peer's entry: its base URL, and whether it was copied into the local tiers. */
+  peer?: { url: string; stored: boolean };
+}
+
+/**
+ * Fills the `Cache-Status` value of one response into a status-header set of its own (one
+ * object for the cache, so the per-entry header lists built for it stay valid), for a
+ * synchronous write right after. Created only with `cacheStatusDetail` (and a Cache-Status header).
+ */
+export class StatusDetailer {
+  readonly #headers: StatusHeaders;
+  readonly #index: number;
+  readonly #name: string;
+
+  private constructor(base: StatusHeaders, index: number, name: string) {
+    const values = {} as Record<CacheStatus, string[]>;
+    for (const [status, v] of Object.entries(base.values)) values[status as CacheStatus] = [...v];
+    this.#headers = { names: base.names, values };
+    this.#index = index;
+    this.#name = name;
+  }
+
+  /** A detailer for `base`, or undefined when it sends no `Cache-Status` (nothing to detail). */
+  static create(base: StatusHeaders, name: string): StatusDetailer | undefined {
+    const index = base.names.indexOf('cache-status');
+    return index === -1 ? undefined : new StatusDetailer(base, index, name);
+  }
+
+  /** The headers for `status` with `detail` in Cache-Status; valid until the next call. */
+  headers(status: CacheStatus, detail: StatusDetail): StatusHeaders {
+    (this.#headers.values[status] as string[])[this.#index] = cacheStatusValue(this.#name, detail);
+    return this.#headers;
+  }
+
+  /** The headers for an entry served as `status` at `now`. */
+  served(status: CacheStatus, entry: Pick<Entry, 'staleAt'>, now: number, via: Via | undefined): StatusHeaders {
+    const ttl = ttlOf(entry, now);
+    const detail = via?.tier ?? 'memory';
+    if (status === 'PEER') return this.headers(status, { fwd: 'peer', ttl, stored: via?.peer?.stored === true, collapsed: via?.collapsed, detail: via?.peer?.url ?? 'peer' });
+    if (via?.failed !== undefined) return this.headers(status, { fwd: 'stale', fwdStatus: via.failed.status, ttl, collapsed: via.collapsed, detail });
+    if (via?.collapsed === true) return this.headers(status, { fwd: 'uri-miss', collapsed: true, ttl, detail });
+    // A stale copy served while one background render refreshes it is still a hit (ttl < 0).
+    return this.headers(status, { hit: true, ttl, detail });
+  }
 }
