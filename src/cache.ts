@@ -13,6 +13,7 @@ import { DataCache } from './data/cache.js';
 import { Background, primaryOfTarget } from './engine/background.js';
 import { Deliver } from './engine/deliver.js';
 import { RequestPath } from './engine/handle.js';
+import { leasesOf, shareInvalidations, SharedFlight } from './engine/shared.js';
 import { PeerFill } from './engine/peer-fill.js';
 import { Renderer } from './engine/render.js';
 import { Tiers } from './engine/tiers.js';
@@ -253,7 +254,10 @@ export class StrataCache extends EventEmitter<CacheEvents> {
 
     const renderer = new Renderer(ctx, { variants, deliver, renderTime: () => invalidation.renderTime() });
     const peerFill = peers === undefined ? undefined : new PeerFill(ctx, { peers, variants, renderer, deliver, judge: invalidation });
-    const path = new RequestPath(ctx, { tiers, variants, deliver, renderer, background, invalidation, peerFill });
+    const leases = leasesOf(tiers.lower);
+    const shared = leases === undefined ? undefined : new SharedFlight(ctx, { leases, renderer, deliver, tiers, judge: invalidation });
+    shareInvalidations(tiers.lower, invalidation);
+    const path = new RequestPath(ctx, { tiers, variants, deliver, renderer, background, invalidation, peerFill, shared });
     const engine: Engine = {
       handle: (req, res, ex) => path.handle(req, res, ex),
       useRunner: (runner) => void (ctx.runner ??= runner),
@@ -267,6 +271,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
         markStale: (key) => tiers.markStale(key),
         subrequest: (init, runner) => background.subrequest(init, runner),
         isInvalidated: (entry) => invalidation.isInvalidated(entry),
+        onInvalidate: (hook) => invalidation.onInvalidate(hook),
         peers,
         endpoint,
       },
@@ -356,7 +361,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
   }
 
   #observed(): ObservedState {
-    return observedState(this.stats(), this.data.stats(), this.#ctx.options.stores);
+    return observedState(this.stats(), this.data.stats(), this.#tiers.lower);
   }
 
   /**
@@ -376,6 +381,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       peers: peers?.states() ?? [],
       ...(this.#propagator?.counters ?? { invalidationsSent: 0, invalidationsReceived: 0, propagationErrors: 0, propagationResets: 0 }),
       ...this.#invalidation.publications.counters,
+      tiers: this.#tiers.lower.flatMap((store) => (store.stats === undefined ? [] : [{ name: store.name, ...store.stats() }])),
     };
   }
 

@@ -108,14 +108,17 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
     if (!diverted) transform = hooks.transform?.(code, headers);
   };
 
-  const toBuffer = (chunk: unknown, encoding: unknown): Buffer | undefined =>
+  /**
+   * A copy of a written chunk. Never the caller's memory: a handler may reuse its Buffer (or the
+   * memory under a Uint8Array view) once the write callback ran, and what is kept must stay the
+   * bytes that were sent. A string is encoded into new memory; anything else is copied.
+   */
+  const copyOf = (chunk: unknown, encoding: unknown): Buffer | undefined =>
     typeof chunk === 'string'
       ? Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8')
-      : Buffer.isBuffer(chunk)
-        ? chunk
-        : chunk instanceof Uint8Array
-          ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
-          : undefined;
+      : chunk instanceof Uint8Array
+        ? Buffer.copyBytesFrom(chunk)
+        : undefined;
 
   /**
    * Holds a chunk for the transform; calls a write callback as if it had been written. Past
@@ -124,7 +127,7 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
    */
   const hold = (chunk: unknown, rest: unknown[]): boolean => {
     if (chunk !== undefined && chunk !== null && typeof chunk !== 'function') {
-      const buf = toBuffer(chunk, rest[0]);
+      const buf = copyOf(chunk, rest[0]);
       if (buf !== undefined) (held.push(buf), (heldBytes += buf.length));
     }
     const cb = [chunk, ...rest].find((a) => typeof a === 'function') as (() => void) | undefined;
@@ -170,7 +173,7 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
 
   const keep = (chunk: unknown, encoding: unknown): void => {
     if (!keeping || chunk === undefined || chunk === null || typeof chunk === 'function') return;
-    const buf = toBuffer(chunk, encoding);
+    const buf = copyOf(chunk, encoding);
     if (buf === undefined) return;
     bytes += buf.length;
     if (bytes > maxBytes) {

@@ -38,6 +38,11 @@ export type Verdict =
       staleAt: number;
       swrUntil: number;
       sieUntil: number;
+      /**
+       * Until when the entry is kept: the end of its stale windows, or, when it has a validator
+       * (ETag, Last-Modified), `maxTtl` past staleAt so a stale copy can be revalidated (RFC 9111 §4.3).
+       */
+      keepUntil: number;
       initialAge: number;
       shared: boolean;
       vary: string[];
@@ -337,11 +342,13 @@ export function evaluateResponse(req: PolicyRequest, res: PolicyResponse, option
 
   const staleAt = now + Math.round(freshMs);
   debug('storable: %s fresh for %dms', req.url, freshMs);
+  const validated = headers.etag !== undefined || headers['last-modified'] !== undefined;
   return {
     storable: true,
     staleAt,
     swrUntil: staleAt + swrMs,
     sieUntil: staleAt + sieMs,
+    keepUntil: Math.max(staleAt + swrMs, staleAt + sieMs, validated ? staleAt + options.maxTtl : 0),
     initialAge,
     // RFC 9111 §3.5: these directives make a response to an authenticated request shareable.
     shared: cc.has('public') || cc.has('s-maxage') || cc.has('must-revalidate'),

@@ -53,6 +53,8 @@ export interface ResponseServices {
   subrequest(init: SyntheticRequest, runner: Runner | undefined): Promise<CaptureResult>;
   /** Whether an invalidation applied here reaches `entry` (judges peer copies and tagged values). */
   isInvalidated(entry: Entry): boolean;
+  /** Calls `hook` with every invalidation applied here (local, flush or peer); returns an unsubscribe. */
+  onInvalidate(hook: (record: { readonly tags: readonly string[] }) => void): () => void;
   /** The cluster (undefined without `peers.nodes`). */
   readonly peers: PeerCluster | undefined;
   /** The peer endpoint (undefined without `peers.secret`), to register the data namespace on. */

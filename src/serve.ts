@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Entry } from './entry.js';
 import { noteStatus } from './observe/tracing.js';
 import type { StatusHeaderMode } from './options.js';
+import { ifRangeMatches, rangeOf, type RangeAnswer } from './range.js';
 
 /** Where a response came from, as reported in `X-Cache`. */
 export type CacheStatus = 'HIT' | 'MISS' | 'PASS' | 'STALE' | 'PEER';
@@ -145,6 +146,14 @@ export function serveEntry(
     res.end();
     return;
   }
+  // RFC 9110 §14.2: a Range on a GET is answered from the stored full body, unless If-Range says
+  // the client's copy is another representation.
+  const range = req.headers.range;
+  if (range !== undefined && req.method === 'GET' && entry.status === 200) {
+    const ifRange = req.headers['if-range'] as string | undefined;
+    const answer = ifRange === undefined || ifRangeMatches(ifRange, entry) ? rangeOf(range, entry.body.length) : undefined;
+    if (answer !== undefined && answer.kind !== 'full') return servePart(res, entry, answer, { age, status, sh });
+  }
   const flat = head.flat;
   flat[head.ageSlot] = age;
   const values = sh.values[status];
@@ -154,6 +163,28 @@ export function serveEntry(
   res.end(req.method === 'HEAD' ? undefined : entry.body);
 }
 
+/** Writes a 206 (one range of the stored body, with the stored headers) or a 416. */
+function servePart(
+  res: ServerResponse,
+  entry: Entry,
+  answer: Exclude<RangeAnswer, { kind: 'full' }>,
+  at: { age: string; status: CacheStatus; sh: StatusHeaders },
+): void {
+  const length = entry.body.length;
+  if (answer.kind === 'unsatisfiable') {
+    const flat: Array<string | string[]> = ['content-range', `bytes */${length}`, 'content-length', '0', 'age', at.age];
+    pushStatusHeaders(flat, at.sh, at.status);
+    res.writeHead(416, flat);
+    res.end();
+    return;
+  }
+  const { start, end } = answer;
+  const flat = flatHeaders(entry.headers);
+  flat.push('content-range', `bytes ${start}-${end}/${length}`, 'content-length', String(end - start + 1), 'age', at.age);
+  pushStatusHeaders(flat, at.sh, at.status);
+  res.writeHead(206, flat);
+  res.end(entry.body.subarray(start, end + 1));
+}
 
 /** Stored headers an assembled page does not repeat: its body is not the stored body. */
 const NOT_ASSEMBLED = new Set(['etag', 'last-modified', 'content-length']);

@@ -62,6 +62,12 @@ export interface CacheStats extends ResponseCounters, PeerCounters, PropagationC
   bytes: number;
   /** Each peer's circuit breaker: `closed`, `open` (skipped) or `half-open` (one probe allowed). */
   peers: PeerState[];
+  /**
+   * What each lower tier that keeps counters reports, by its `name`: for Redis `commands`,
+   * `errors`, `timeouts`, `skipped` (breaker open), `breaker`, invalidations published and
+   * applied, leases taken and waits that ended with another node's entry.
+   */
+  tiers: Array<{ name: string } & Record<string, unknown>>;
 }
 
 /** Fresh response counters, all zero. */

@@ -178,6 +178,9 @@ export class DataCache {
     this.#deletions = new DataDeletions(o.data.maxTrackedKeys);
     this.#peerDigests = new LRUCache<string, string>({ max: o.data.maxTrackedKeys });
     engine.attach(this.#hooks());
+    engine.onInvalidate((record) => {
+      if (record.tags.length > 0) this.#tagsInvalidated(record.tags);
+    });
     // Peers look up data keys here: from the data memory tier only, never a loader or a request.
     engine.endpoint?.register(DATA_NAMESPACE, (query) => this.#answerPeer(query));
   }
@@ -428,6 +431,8 @@ export class DataCache {
       { status: res.status, headers: res.headers, body: res.body, url: key.slice(URLKEY.length), tags: [] },
       { now, staleAt: verdict.staleAt, swrUntil: verdict.swrUntil, sieUntil: verdict.sieUntil, initialAge: verdict.initialAge },
     );
+    // Kept past its stale windows when it has validators, so a later fetch revalidates it.
+    entry.expiresAt = verdict.keepUntil;
     entry.etag = find('etag');
     entry.lastModified = find('last-modified');
     this.#put(key, entry, scope);
@@ -476,6 +481,18 @@ export class DataCache {
         this.#changed(key, seen);
       }
     }
+  }
+
+  /**
+   * Tags were invalidated (cache.invalidateTags, a flush, a peer): what was rendered from data
+   * carrying one of them turns stale, as after delete(). The values themselves are loaded again
+   * on their next read (see get). Scans the data keys (O(entries)).
+   */
+  #tagsInvalidated(tags: readonly string[]): void {
+    const wanted = new Set(tags);
+    const reached: string[] = [];
+    for (const k of this.#memory.keys()) if (this.#memory.get(k)?.tags.some((t) => wanted.has(t))) reached.push(k);
+    for (const k of reached) this.#changed(k, new Set());
   }
 
   #digestOf(k: string): string | undefined {

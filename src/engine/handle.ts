@@ -16,14 +16,13 @@ import { canRescue, decide, isFreshHit, type Decision, type RequestFlags } from 
 import type { Deliver } from './deliver.js';
 import type { PeerFill } from './peer-fill.js';
 import type { Renderer } from './render.js';
+import type { SharedFlight } from './shared.js';
 import type { Tiers } from './tiers.js';
 import type { CacheEvent, EngineContext, Exchange, RenderTicket } from './types.js';
 import { invalidateOnSuccess } from './unsafe.js';
 import { traceLookup, tracing } from '../observe/tracing.js';
-import type { Via } from '../observe/cache-status.js';
+import { COLLAPSED, type Via } from '../observe/cache-status.js';
 
-/** Cache-Status detail of a request served from another request's render (single flight). */
-const COLLAPSED: Via = Object.freeze({ collapsed: true });
 const COLLAPSED_FAILED: Via = Object.freeze({ collapsed: true, failed: Object.freeze({}) });
 import type { Variants } from './variants.js';
 
@@ -37,6 +36,8 @@ export interface HandleParts {
   invalidation: InvalidationCoordinator;
   /** Undefined without peers: leaders render at once. */
   peerFill: PeerFill | undefined;
+  /** Undefined without a shared tier offering render leases (Redis). */
+  shared: SharedFlight | undefined;
 }
 
 interface Lookup {
@@ -156,6 +157,8 @@ export class RequestPath {
       case 'lead': {
         // Authorization requests lead no shared flight: their response may be theirs alone.
         const flight = req.headers.authorization === undefined ? flights.start(key) : undefined;
+        // Nodes sharing a tier render a cold key once between them.
+        if (flight !== undefined && this.#p.shared !== undefined) return this.#p.shared.lead(req, res, ex, { primary, key, flight, fallback: decision.fallback, replaces: entry !== undefined });
         return renderer.render(req, res, ex, { primary, key, ticket: undefined, flight, fallback: decision.fallback, replaces: entry !== undefined });
       }
     }

@@ -69,11 +69,21 @@ export class Tiers {
 
   /** Stores `entry` under `key` in every tier (the data cache's index hears of it). */
   set(key: string, entry: Entry): void {
+    this.keep(key, entry);
+    this.setLower(key, entry);
+  }
+
+  /** The stores below memory, fastest first. */
+  get lower(): readonly CacheStore[] {
+    return this.#lower;
+  }
+
+  /** Keeps an entry another node stored in a shared tier: memory only (the data cache's index hears of it). */
+  keep(key: string, entry: Entry): void {
     const hooks = this.#ctx.hooks;
     const before = hooks === undefined ? undefined : this.memory.get(key);
     this.memory.set(key, entry);
     hooks?.onEntry(key, before, entry);
-    this.setLower(key, entry);
   }
 
   /** Stores `entry` under `key` in the extra stores only. */

@@ -68,6 +68,9 @@ export interface Via {
   peer?: { url: string; stored: boolean };
 }
 
+/** Cache-Status detail of a request served from another request's render (single flight, or another node's lease). */
+export const COLLAPSED: Via = Object.freeze({ collapsed: true });
+
 /**
  * Fills the `Cache-Status` value of one response into a status-header set of its own (one
  * object for the cache, so the per-entry header lists built for it stay valid), for a

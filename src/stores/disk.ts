@@ -22,7 +22,7 @@ import { mkdir, open, readdir, rename, stat, unlink, utimes, writeFile } from 'n
 import { dirname, join } from 'node:path';
 import createDebug from 'debug';
 import { decodeEntry, encodeEntry, type Entry } from '../entry.js';
-import { describeValue, integerOption, type Bytes } from '../options.js';
+import { describeValue, integerOption, type Bytes, type Milliseconds } from '../options.js';
 import type { CacheStore } from './store.js';
 
 const debug = createDebug('stratacache:store');
@@ -50,7 +50,21 @@ export interface DiskStoreOptions {
    * @default maxSize
    */
   maxEntrySize?: Bytes;
+  /**
+   * How often in ms the byte index is rebuilt from the directory, so processes sharing it (Node
+   * cluster workers) count each other's files against `maxSize` and evict the least recently used
+   * of them. Between rescans the directory can exceed `maxSize` by what the other processes wrote
+   * meanwhile. `0` never rescans (one process per directory).
+   * @default 10000
+   */
+  rescanInterval?: Milliseconds;
 }
+
+/** Defaults of {@link DiskStoreOptions} that have one (frozen). */
+export const DISK_DEFAULTS = Object.freeze({ rescanInterval: 10_000 });
+
+/** A temp file older than this is a leftover of a process that died mid-write (ms). */
+const STALE_TEMP = 60_000;
 
 const MAGIC = 0x53434431; // 'SCD1'
 const HEADER = 44;
@@ -124,6 +138,14 @@ export class DiskStore implements CacheStore {
   readonly #pending = new Set<Promise<unknown>>();
   readonly #madeDirs = new Set<string>();
   #tempCounter = 0;
+  /** Rebuilds the index from the directory every this many ms (0: never). */
+  readonly #rescanInterval: number;
+  #rescanTimer: NodeJS.Timeout | undefined;
+  #rescanning: Promise<void> | undefined;
+  /** Why the tier is off (the directory could not be created or read at start-up). */
+  #broken: Error | undefined;
+  #brokenReported = false;
+  #closed = false;
 
   /**
    * @throws TypeError or RangeError naming `options.<field>` and the value it got.
@@ -141,9 +163,28 @@ export class DiskStore implements CacheStore {
     if (this.#maxEntrySize > this.#maxSize) {
       throw new RangeError(`expected options.maxEntrySize to be at most options.maxSize (${this.#maxSize}), got ${this.#maxEntrySize}`);
     }
-    this.#ready = this.#scan();
-    // Surfaced by the first operation; never an unhandled rejection.
-    this.#ready.catch((error: unknown) => debug('disk scan of %s failed: %s', this.#dir, (error as Error).message));
+    this.#rescanInterval = integerOption('rescanInterval', options.rescanInterval ?? DISK_DEFAULTS.rescanInterval, 0);
+    // A start-up that cannot create or read the directory turns the tier off instead of failing
+    // (or holding up) requests: reported on stderr now and to the first operation (the engine's
+    // `error` event); every later operation is a miss or a no-op.
+    this.#ready = this.#scan().then(
+      () => this.#startRescans(),
+      (error: unknown) => {
+        this.#broken = error as Error;
+        debug('disk scan of %s failed: %s', this.#dir, (error as Error).message);
+        process.emitWarning(`disk tier off: cannot use ${this.#dir}: ${(error as Error).message}`, { code: 'STRATACACHE_DISK' });
+      },
+    );
+  }
+
+  /** True when the tier is off; the first operation to find out rejects with the start-up error. */
+  #off(): boolean {
+    if (this.#broken === undefined) return false;
+    if (!this.#brokenReported) {
+      this.#brokenReported = true;
+      throw this.#broken;
+    }
+    return true;
   }
 
   /** The directory this store writes to. */
@@ -167,9 +208,11 @@ export class DiskStore implements CacheStore {
    */
   async get(key: string): Promise<Entry | undefined> {
     await this.#ready;
+    if (this.#off()) return undefined;
     const h = hashKey(key);
     const record = this.#index.get(h);
-    if (record === undefined) return undefined;
+    // Not indexed here, but another process sharing the directory may have written it.
+    if (record === undefined && this.#rescanInterval === 0) return undefined;
     const path = this.#path(h);
     let bytes: Buffer;
     let identity: string;
@@ -185,7 +228,7 @@ export class DiskStore implements CacheStore {
     } catch (error) {
       if (!isNotFound(error)) throw error;
       // Removed behind our back: forget it.
-      if (this.#index.get(h) === record) this.#forget(h, record);
+      if (record !== undefined && this.#index.get(h) === record) this.#forget(h, record);
       return undefined;
     }
     const entry = unframe(key, bytes);
@@ -194,8 +237,14 @@ export class DiskStore implements CacheStore {
       await this.#removeIfSame(h, identity);
       return undefined;
     }
-    // Most recently used now; also in the file's mtime, so the order survives a restart.
-    if (this.#index.get(h) === record) {
+    // Most recently used now; also in the file's mtime, so the order survives a restart (and
+    // other processes' rescans see it).
+    if (record === undefined) {
+      if (!this.#index.has(h)) {
+        this.#index.set(h, { size: bytes.length });
+        this.#bytes += bytes.length;
+      }
+    } else if (this.#index.get(h) === record) {
       this.#index.delete(h);
       this.#index.set(h, record);
     }
@@ -211,6 +260,7 @@ export class DiskStore implements CacheStore {
    */
   async set(key: string, entry: Entry): Promise<void> {
     await this.#ready;
+    if (this.#off()) return;
     const h = hashKey(key);
     const bytes = frame(key, encodeEntry(entry));
     if (bytes.length > this.#maxEntrySize || Date.now() >= entry.expiresAt) {
@@ -239,6 +289,7 @@ export class DiskStore implements CacheStore {
   /** Removes the file of `key`; a missing key is not an error. */
   async delete(key: string): Promise<void> {
     await this.#ready;
+    if (this.#off()) return;
     const h = hashKey(key);
     return this.#enqueue(h, () => this.#unlink(h));
   }
@@ -250,7 +301,10 @@ export class DiskStore implements CacheStore {
 
   /** Waits for the start-up scan and every pending write, delete and eviction. */
   async close(): Promise<void> {
-    await this.#ready.catch(() => undefined);
+    this.#closed = true;
+    clearInterval(this.#rescanTimer);
+    await this.#ready;
+    await this.#rescanning;
     while (this.#queues.size > 0 || this.#pending.size > 0) {
       await Promise.allSettled([...this.#queues.values(), ...this.#pending]);
     }
@@ -350,41 +404,12 @@ export class DiskStore implements CacheStore {
   }
 
   /**
-   * Rebuilds the index from the directory: sizes from stat, recency from mtime (touched on every
-   * hit). Leftover temp files of an interrupted write are removed. Then evicts past `maxSize`
-   * (the budget may have shrunk since the last run).
+   * Rebuilds the index from the directory at start-up: sizes from stat, recency from mtime
+   * (touched on every hit). Then evicts past `maxSize` (the budget may have shrunk since the last run).
    */
   async #scan(): Promise<void> {
     await mkdir(this.#dir, { recursive: true });
-    const found: Array<{ h: string; size: number; mtime: number }> = [];
-    const top = await readdir(this.#dir, { withFileTypes: true });
-    for (const sub of top) {
-      if (!sub.isDirectory() || !FAN_NAME.test(sub.name)) continue;
-      const subPath = join(this.#dir, sub.name);
-      this.#madeDirs.add(subPath);
-      const names = await readdir(subPath);
-      await Promise.all(
-        names.map(async (name) => {
-          const path = join(subPath, name);
-          if (TEMP_NAME.test(name)) {
-            await unlink(path).catch(() => undefined);
-            return;
-          }
-          if (!HASH_NAME.test(name) || !name.startsWith(sub.name)) return;
-          try {
-            const st = await stat(path);
-            if (st.isFile()) found.push({ h: name, size: st.size, mtime: st.mtimeMs });
-          } catch (error) {
-            if (!isNotFound(error)) throw error;
-          }
-        }),
-      );
-    }
-    found.sort((a, b) => a.mtime - b.mtime);
-    for (const { h, size } of found) {
-      this.#index.set(h, { size });
-      this.#bytes += size;
-    }
+    this.#replaceIndex(await this.#list());
     const evicted: string[] = [];
     for (const [h, record] of this.#index) {
       if (this.#bytes <= this.#maxSize) break;
@@ -393,6 +418,70 @@ export class DiskStore implements CacheStore {
     }
     await Promise.all(evicted.map((h) => unlink(this.#path(h)).catch(() => undefined)));
     debug('disk scan %s: %d files, %d bytes, %d evicted', this.#dir, this.#index.size, this.#bytes, evicted.length);
+  }
+
+  #startRescans(): void {
+    if (this.#rescanInterval === 0 || this.#closed) return;
+    this.#rescanTimer = setInterval(() => {
+      this.#rescanning ??= this.#rescan()
+        .catch((error: unknown) => debug('disk rescan of %s failed: %s', this.#dir, (error as Error).message))
+        .finally(() => (this.#rescanning = undefined));
+    }, this.#rescanInterval);
+    this.#rescanTimer.unref();
+  }
+
+  /**
+   * Processes sharing the directory each keep an index of their own: a rescan takes in the files
+   * the others wrote (and forgets those they removed), then evicts the least recently used past
+   * `maxSize`, whoever wrote them. Trace: workers A and B each write 60% of maxSize; neither
+   * alone is over budget; A's rescan sees 120% and removes the oldest files, B's own included.
+   */
+  async #rescan(): Promise<void> {
+    this.#replaceIndex(await this.#list());
+    this.#evict('');
+  }
+
+  #replaceIndex(found: Array<{ h: string; size: number; mtime: number }>): void {
+    found.sort((a, b) => a.mtime - b.mtime);
+    this.#index.clear();
+    this.#bytes = 0;
+    for (const { h, size } of found) {
+      this.#index.set(h, { size });
+      this.#bytes += size;
+    }
+  }
+
+  /**
+   * The cache files in the directory with their sizes and mtimes. Temp files older than
+   * {@link STALE_TEMP} are leftovers of an interrupted write and are removed; younger ones may
+   * be another process's write in progress and are left alone.
+   */
+  async #list(): Promise<Array<{ h: string; size: number; mtime: number }>> {
+    const found: Array<{ h: string; size: number; mtime: number }> = [];
+    const top = await readdir(this.#dir, { withFileTypes: true });
+    const now = Date.now();
+    for (const sub of top) {
+      if (!sub.isDirectory() || !FAN_NAME.test(sub.name)) continue;
+      const subPath = join(this.#dir, sub.name);
+      this.#madeDirs.add(subPath);
+      const names = await readdir(subPath).catch((error: unknown) => (isNotFound(error) ? [] : Promise.reject(error)));
+      await Promise.all(
+        names.map(async (name) => {
+          const path = join(subPath, name);
+          const temp = TEMP_NAME.test(name);
+          if (!temp && (!HASH_NAME.test(name) || !name.startsWith(sub.name))) return;
+          try {
+            const st = await stat(path);
+            if (temp) {
+              if (now - st.mtimeMs > STALE_TEMP) await unlink(path).catch(() => undefined);
+            } else if (st.isFile()) found.push({ h: name, size: st.size, mtime: st.mtimeMs });
+          } catch (error) {
+            if (!isNotFound(error)) throw error;
+          }
+        }),
+      );
+    }
+    return found;
   }
 }
 

@@ -15,14 +15,13 @@
  */
 import type { Entry } from '../entry.js';
 import { SKIPPED, type GuardedClient } from './redis-client.js';
+import type { RenderLeases } from './store.js';
 
-/** Outcome of {@link RedisLeases.acquire}. */
-export type LeaseGrant = 'lead' | 'held' | 'unavailable';
 
 const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
 /** Render leases of one Redis store. */
-export class RedisLeases {
+export class RedisLeases implements RenderLeases {
   /** Leases this node took (it rendered for the nodes sharing Redis). */
   acquired = 0;
   /** Waits for another node's render that ended with its entry (no render here). */
@@ -44,7 +43,7 @@ export class RedisLeases {
   }
 
   /** Tries to take the lease of `key`. */
-  async acquire(key: string): Promise<LeaseGrant> {
+  async acquire(key: string): Promise<'lead' | 'held' | 'unavailable'> {
     const reply = await this.#guard.run('lease', (c) => c.set(this.#prefix + key, this.#node, 'PX', this.#ttl, 'NX')).catch(() => SKIPPED);
     if (reply === SKIPPED) return 'unavailable';
     if (reply !== 'OK') return 'held';

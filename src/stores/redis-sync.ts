@@ -13,20 +13,10 @@
  * when Redis answers again.
  */
 import createDebug from 'debug';
-import type { InvalidationScope } from '../invalidation/epochs.js';
 import { SKIPPED, type GuardedClient, type RedisClientLike } from './redis-client.js';
+import type { SharedInvalidation, SharedInvalidations } from './store.js';
 
 const debug = createDebug('stratacache:store');
-
-/** What travels between nodes: the content of an invalidation and when it happened there. */
-export interface SharedInvalidation {
-  paths: readonly string[];
-  tags: readonly string[];
-  scope: InvalidationScope;
-  hard: boolean;
-  /** Epoch ms on the node that received it. */
-  at: number;
-}
 
 /** How long one XREAD blocks before it is issued again (ms). */
 const BLOCK = 2000;
@@ -34,7 +24,7 @@ const BLOCK = 2000;
 const MAX_PENDING = 10_000;
 
 /** The shared invalidation stream of one Redis store. */
-export class RedisInvalidations {
+export class RedisInvalidations implements SharedInvalidations {
   /** Records appended to the stream by this node. */
   published = 0;
   /** Records of other nodes applied here (gap resets included). */

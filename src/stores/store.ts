@@ -40,6 +40,43 @@ export interface CacheStore {
   size?(): { entries: number; bytes: number };
   /** Releases resources (timers, file handles, connections). */
   close?(): MaybePromise<void>;
+  /** Counters and states for `cache.stats().tiers` (the Redis store's commands, errors, breaker). */
+  stats?(): object;
+  /**
+   * A store shared by several nodes may coordinate their renders: a node leading a cold key
+   * takes its lease; the others wait for the entry instead of rendering it too.
+   */
+  readonly leases?: RenderLeases;
+  /** A store shared by several nodes may carry their invalidations to each other. */
+  readonly invalidations?: SharedInvalidations;
+}
+
+/** Render leases of a shared store (cross-node single flight). */
+export interface RenderLeases {
+  /** `'lead'`: this node renders `key`; `'held'`: another node does; `'unavailable'`: render as if alone. */
+  acquire(key: string): Promise<'lead' | 'held' | 'unavailable'>;
+  /** Gives the lease back (after the entry was written, so waiters find it). Never rejects. */
+  release(key: string): Promise<void>;
+  /** Waits for the holder's entry under `entryKey` that `accept` takes; undefined to render here. */
+  waitFor(key: string, entryKey: string, accept: (entry: Entry) => boolean): Promise<Entry | undefined>;
+}
+
+/** An invalidation as it travels between nodes sharing a store. */
+export interface SharedInvalidation {
+  paths: readonly string[];
+  tags: readonly string[];
+  scope: 'tree' | 'resource';
+  hard: boolean;
+  /** Epoch ms on the node that received it. */
+  at: number;
+}
+
+/** Invalidations carried between the nodes sharing a store. */
+export interface SharedInvalidations {
+  /** Sends a local invalidation to the other nodes. */
+  publish(record: SharedInvalidation): void;
+  /** Starts delivering the other nodes' invalidations (with the sending node's id) to `apply`. */
+  start(apply: (record: SharedInvalidation, node: string) => void): void;
 }
 
 /** True when a value is a promise (or thenable), so callers can stay synchronous otherwise. */

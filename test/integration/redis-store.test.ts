@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { makeEntry, storeContract } from '../../src/testing.js';
 import { redisStore, type RedisStore } from '../../src/stores/redis.js';
 import { INSTALL_HINT } from '../../src/stores/redis-client.js';
-import type { SharedInvalidation } from '../../src/stores/redis-sync.js';
+import type { SharedInvalidation } from '../../src/stores/store.js';
 import { NO_REDIS, startRedis } from '../helpers/redis.js';
 import { sleep } from '../helpers/http.js';
 

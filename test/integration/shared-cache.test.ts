@@ -128,3 +128,44 @@ describe('RFC 9111 details through a server', { timeout: 20_000 }, () => {
     assert.equal((await request(`${s.url}/r`)).body, 'v3');
   });
 });
+
+describe('Range on a hit (RFC 9110 §14)', { timeout: 20_000 }, () => {
+  const body = '0123456789';
+  const lastModified = 'Mon, 01 Jan 2024 00:00:00 GMT';
+
+  test('a miss stores the full body; hits answer 206 / 416 from it, honouring If-Range', async () => {
+    const ranges: Array<string | undefined> = [];
+    const s = await site({}, (req, res) => {
+      ranges.push(req.headers.range);
+      res.setHeader('cache-control', 'max-age=60').setHeader('etag', '"v1"').setHeader('last-modified', lastModified).setHeader('x-a', '1');
+      res.end(body);
+    });
+    const miss = await request(`${s.url}/file`, { headers: { range: 'bytes=2-4' } });
+    assert.equal(miss.status, 200);
+    assert.equal(miss.body, body);
+    assert.deepEqual(ranges, [undefined], 'the origin is asked for the full representation');
+
+    const part = await request(`${s.url}/file`, { headers: { range: 'bytes=0-1' } });
+    assert.equal(part.status, 206);
+    assert.equal(part.body, '01');
+    assert.equal(part.headers['content-range'], 'bytes 0-1/10');
+    assert.equal(part.headers['content-length'], '2');
+    assert.equal(part.headers['x-a'], '1');
+    assert.equal(part.headers['x-cache'], 'HIT');
+
+    assert.equal((await request(`${s.url}/file`, { headers: { range: 'bytes=-3' } })).body, '789');
+    const beyond = await request(`${s.url}/file`, { headers: { range: 'bytes=10-' } });
+    assert.equal(beyond.status, 416);
+    assert.equal(beyond.headers['content-range'], 'bytes */10');
+
+    const same = await request(`${s.url}/file`, { headers: { range: 'bytes=5-', 'if-range': '"v1"' } });
+    assert.equal(same.status, 206);
+    assert.equal(same.body, '56789');
+    assert.equal((await request(`${s.url}/file`, { headers: { range: 'bytes=5-', 'if-range': lastModified } })).status, 206);
+    const changed = await request(`${s.url}/file`, { headers: { range: 'bytes=5-', 'if-range': '"v0"' } });
+    assert.equal(changed.status, 200);
+    assert.equal(changed.body, body);
+    assert.equal((await request(`${s.url}/file`, { method: 'HEAD', headers: { range: 'bytes=0-1' } })).status, 200);
+    assert.equal(s.renders(), 1);
+  });
+});

@@ -4,12 +4,12 @@
  * end-to-end check that a cache restarted on the same directory serves without rendering.
  */
 import assert from 'node:assert/strict';
-import { access, mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { createCache, DiskStore, MemoryStore, type CacheStore } from '../../src/index.js';
+import { createCache, DiskStore, diskStore, MemoryStore, type CacheStore } from '../../src/index.js';
 import { makeEntry, storeContract } from '../../src/testing.js';
 import { listen, request } from '../helpers/http.js';
 
@@ -63,13 +63,45 @@ describe('DiskStore options', () => {
     assert.throws(() => new DiskStore(null as unknown as { dir: string; maxSize: number }), { name: 'TypeError', message: /got null$/ });
   });
 
-  test('a directory that cannot be created makes operations reject (and the engine counts them)', async () => {
+  test('a directory that cannot be created turns the tier off: reported once, then misses and no-ops', async () => {
     const dir = await tempDir();
     const file = join(dir, 'a-file');
     await writeFile(file, 'not a directory');
     const store = new DiskStore({ dir: join(file, 'cache'), maxSize: 1000 });
     await assert.rejects(store.get('k'), { code: 'ENOTDIR' });
+    assert.equal(await store.get('k'), undefined);
+    await store.set('k', makeEntry());
+    await store.delete('k');
+    assert.equal(await store.get('k'), undefined);
     await store.close();
+  });
+
+  test('under createCache, a disk tier that cannot start never fails or holds up a response', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'a-file');
+    await writeFile(file, 'not a directory');
+    const cache = createCache({ stores: [diskStore({ dir: join(file, 'cache'), maxSize: 1 << 20 })] });
+    const errors: Error[] = [];
+    cache.on('error', (e) => errors.push(e));
+    let renders = 0;
+    const server = await listen(cache.wrap((_req, res) => {
+      renders++;
+      res.setHeader('cache-control', 'public, max-age=60');
+      res.end('fine');
+    }));
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = await request(`${server.url}/page`);
+        assert.equal(r.status, 200);
+        assert.equal(r.body, 'fine');
+      }
+      assert.equal(renders, 1, 'the memory tier still works');
+      assert.equal(errors.length, 1, 'reported once');
+      assert.match(String((errors[0]!.cause as Error).message), /ENOTDIR/);
+    } finally {
+      await server.close();
+      await cache.close();
+    }
   });
 });
 
@@ -249,6 +281,11 @@ describe('DiskStore on disk', () => {
     await first.close();
     const leftover = `${first.pathOf('k')}.999.1.tmp`;
     await writeFile(leftover, 'half a write');
+    const old = new Date(Date.now() - 120_000);
+    await utimes(leftover, old, old);
+    // A young temp file may be another process's write in progress (a shared directory): kept.
+    const inProgress = `${first.pathOf('k')}.998.1.tmp`;
+    await writeFile(inProgress, 'being written');
     await writeFile(join(dir, 'README'), 'mine');
     await mkdir(join(dir, 'zz'));
     await writeFile(join(dir, 'zz', 'notes.txt'), 'also mine');
@@ -256,6 +293,7 @@ describe('DiskStore on disk', () => {
     const store = new DiskStore({ dir, maxSize: 1 << 20 });
     await store.ready();
     assert.equal(await exists(leftover), false);
+    assert.equal(await exists(inProgress), true);
     assert.equal(await readFile(join(dir, 'README'), 'utf8'), 'mine');
     assert.equal(await readFile(join(dir, 'zz', 'notes.txt'), 'utf8'), 'also mine');
     assert.deepEqual(store.size(), { entries: 1, bytes: (await stat(store.pathOf('k'))).size });

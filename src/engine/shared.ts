@@ -1,0 +1,93 @@
+/**
+ * Nodes sharing a lower tier (Redis) act as one cache. A flight leader takes the store's render
+ * lease before rendering a cold key; when another node holds it, the leader waits for that node's
+ * entry and serves it to its client and its flight's waiters (cross-node single flight). And every
+ * invalidation applied here goes to the other nodes through the store, theirs come back here.
+ *
+ * Event trace, three nodes, one cold URL: A, B and C each get requests; each node's first request
+ * leads its local flight (the others wait on it); A's lease wins; B and C poll the store; A
+ * renders, stores (the store write is sent before the lease release, on the same connection),
+ * settles its flight, releases; B and C find the entry, store it in memory, settle their flights.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Entry } from '../entry.js';
+import type { InvalidationCoordinator } from '../invalidation/coordinator.js';
+import type { CacheStore, RenderLeases } from '../stores/store.js';
+import type { Deliver } from './deliver.js';
+import type { InvalidationJudge } from './peer-fill.js';
+import type { Renderer } from './render.js';
+import type { Tiers } from './tiers.js';
+import type { CacheEvent, EngineContext, Exchange, Flight } from './types.js';
+import { COLLAPSED } from '../observe/cache-status.js';
+
+/** Cross-node single flight through the first lower tier that offers render leases. */
+export class SharedFlight {
+  readonly #ctx: EngineContext;
+  readonly #leases: RenderLeases;
+  readonly #renderer: Renderer;
+  readonly #deliver: Deliver;
+  readonly #tiers: Tiers;
+  readonly #judge: InvalidationJudge;
+
+  constructor(ctx: EngineContext, parts: { leases: RenderLeases; renderer: Renderer; deliver: Deliver; tiers: Tiers; judge: InvalidationJudge }) {
+    this.#ctx = ctx;
+    this.#leases = parts.leases;
+    this.#renderer = parts.renderer;
+    this.#deliver = parts.deliver;
+    this.#tiers = parts.tiers;
+    this.#judge = parts.judge;
+  }
+
+  /** The lease holder renders; the other nodes' leaders serve its entry (or render when it does not come). */
+  async lead(req: IncomingMessage, res: ServerResponse, ex: Exchange, at: { primary: string; key: string; flight: Flight; fallback: Entry | undefined; replaces?: boolean }): Promise<boolean> {
+    const { primary, key, flight, fallback } = at;
+    const ctx = this.#ctx;
+    const grant = await this.#leases.acquire(key);
+    if (grant === 'held') {
+      // A Vary marker (bodiless, under the primary key) is not the page: keep waiting for the lease to go.
+      const usable = (e: Entry): boolean => Date.now() < e.staleAt && !this.#judge.isInvalidated(e) && !(key === primary && e.vary.length > 0);
+      const entry = await this.#leases.waitFor(key, key, usable);
+      if (entry !== undefined) {
+        this.#tiers.keep(key, entry);
+        ctx.flights.settle(key, flight, { entry, key });
+        ctx.counters.hits++;
+        // Cache-Status detail: collapsed into another node's render.
+        const assembling = this.#deliver.serve(req, res, entry, 'HIT', Date.now(), ex, COLLAPSED);
+        ctx.report.emit('hit', { key, url: req.url ?? '', status: 'HIT', reason: 'rendered by another node' } satisfies CacheEvent);
+        return assembling ?? true;
+      }
+    }
+    if (res.destroyed) {
+      // The client left while waiting: settle the flight empty; its waiters render for themselves.
+      ctx.flights.settle(key, flight, {});
+      return true;
+    }
+    // The store write (when the response is stored) precedes the settle, so the release follows it.
+    if (grant === 'lead') void flight.promise.then(() => this.#leases.release(key));
+    return this.#renderer.render(req, res, ex, { primary, key, ticket: undefined, flight, fallback, replaces: at.replaces });
+  }
+}
+
+/** The first lower tier offering render leases, if any. */
+export function leasesOf(stores: readonly CacheStore[]): RenderLeases | undefined {
+  return stores.find((s) => s.leases !== undefined)?.leases;
+}
+
+/**
+ * Publishes this node's invalidations through every lower tier that carries them, and applies
+ * the other nodes' (as remote records: never published again, no refetch here; the node that
+ * received the flush refetches, and its new entry reaches the shared tier).
+ */
+export function shareInvalidations(stores: readonly CacheStore[], coordinator: InvalidationCoordinator): void {
+  for (const store of stores) {
+    const shared = store.invalidations;
+    if (shared === undefined) continue;
+    coordinator.onInvalidate((r) => {
+      if (r.origin !== 'local' || (r.paths.length === 0 && r.tags.length === 0)) return;
+      shared.publish({ paths: r.paths, tags: r.tags, scope: r.scope, hard: r.hard, at: r.at });
+    });
+    shared.start((r, node) =>
+      coordinator.invalidate({ paths: [...r.paths], tags: [...r.tags], scope: r.scope, hard: r.hard }, { origin: 'remote', at: r.at, node: `${store.name}:${node}` }),
+    );
+  }
+}

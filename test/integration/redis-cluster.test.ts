@@ -1,0 +1,125 @@
+/**
+ * Caches sharing one real redis-server (started here on a free loopback port): a thundering herd
+ * over three nodes renders once (render lease), an invalidation on one node reaches the others,
+ * and killing Redis mid-run never fails a response; the tier comes back by itself.
+ */
+import assert from 'node:assert/strict';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { describe, test } from 'node:test';
+import { Redis } from 'ioredis';
+import { createCache, redisStore, type RedisStore } from '../../src/index.js';
+import { closedAfterFile, listen, request, sleep } from '../helpers/http.js';
+import { NO_REDIS, startRedis } from '../helpers/redis.js';
+
+const redis = await startRedis();
+const tracked = closedAfterFile();
+const HOST = { host: 'site.test' };
+
+async function until(what: string, check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** A render counter and a slow handler that says which render it was. */
+function origin(delayMs: number): { renders: Map<string, number>; handler: (req: IncomingMessage, res: ServerResponse) => Promise<void> } {
+  const renders = new Map<string, number>();
+  return {
+    renders,
+    handler: async (req, res) => {
+      const n = (renders.get(req.url ?? '') ?? 0) + 1;
+      renders.set(req.url ?? '', n);
+      await sleep(delayMs);
+      res.setHeader('content-type', 'text/html; charset=utf-8');
+      res.setHeader('cache-control', 'public, max-age=60');
+      res.end(`<p>${req.url} render ${n}</p>`);
+    },
+  };
+}
+
+let prefixes = 0;
+/** `count` nodes, each a cache with its own memory over the same Redis prefix, on its own server. */
+async function nodes(count: number, handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>, options: Parameters<typeof redisStore>[0] = {}, cacheOptions = {}) {
+  const prefix = `cluster${++prefixes}:`;
+  const out: Array<{ url: string; store: RedisStore; cache: ReturnType<typeof createCache> }> = [];
+  for (let i = 0; i < count; i++) {
+    const store = await redisStore({ url: redis!.url, prefix, ...options });
+    const cache = createCache({ stores: [store], ...cacheOptions });
+    tracked.caches.push(cache);
+    const server = await listen(cache.wrap(handler));
+    tracked.servers.push(server);
+    out.push({ url: server.url, store, cache });
+  }
+  return out;
+}
+
+describe('caches sharing Redis', () => {
+  test('a thundering herd spread over 3 nodes renders once', async (t) => {
+    if (!redis) return t.skip(NO_REDIS);
+    const o = origin(300);
+    const cluster = await nodes(3, o.handler);
+    const replies = await Promise.all(Array.from({ length: 30 }, (_, i) => request(`${cluster[i % 3]!.url}/herd`, { headers: HOST })));
+    for (const r of replies) {
+      assert.equal(r.status, 200);
+      assert.equal(r.body, '<p>/herd render 1</p>');
+    }
+    assert.equal(o.renders.get('/herd'), 1, 'one render for the three nodes');
+    assert.equal(cluster.reduce((n, c) => n + c.store.stats().leasesAcquired, 0), 1);
+    assert.ok(cluster.some((c) => c.store.stats().leaseWaitHits > 0), 'the other nodes waited for the lease holder');
+  });
+
+  test('a node missing a page takes it from Redis instead of rendering', async (t) => {
+    if (!redis) return t.skip(NO_REDIS);
+    const o = origin(0);
+    const [a, b] = await nodes(2, o.handler);
+    assert.equal((await request(`${a!.url}/shared`, { headers: HOST })).headers['x-cache'], 'MISS');
+    await until('the entry to reach Redis', async () => (await b!.store.get('site.test/shared')) !== undefined);
+    const fromB = await request(`${b!.url}/shared`, { headers: HOST });
+    assert.equal(fromB.body, '<p>/shared render 1</p>');
+    assert.equal(fromB.headers['x-cache'], 'HIT');
+    assert.equal(o.renders.get('/shared'), 1);
+  });
+
+  test('an invalidation on one node is seen by every node sharing Redis', async (t) => {
+    if (!redis) return t.skip(NO_REDIS);
+    const o = origin(0);
+    const [a, b] = await nodes(2, o.handler, {}, { gracePeriod: 0 });
+    assert.equal((await request(`${b!.url}/news/1`, { headers: HOST })).body, '<p>/news/1 render 1</p>');
+    assert.equal((await request(`${b!.url}/news/1`, { headers: HOST })).headers['x-cache'], 'HIT');
+    a!.cache.invalidate('/news');
+    await until('b to apply the invalidation', () => b!.store.stats().invalidationsApplied >= 1);
+    const after = await request(`${b!.url}/news/1`, { headers: HOST });
+    assert.equal(after.body, '<p>/news/1 render 2</p>', 'b no longer serves the copy from before the invalidation');
+  });
+
+  test('Redis killed mid-run: every response still comes (body, status, renders); the tier reconnects after a restart', async (t) => {
+    if (!redis) return t.skip(NO_REDIS);
+    const o = origin(0);
+    const [node] = await nodes(1, o.handler, { commandTimeout: 100, failureThreshold: 2, coolDown: 200 });
+    const errors: unknown[] = [];
+    node!.cache.on('error', (e) => errors.push(e));
+    assert.equal((await request(`${node!.url}/warm`, { headers: HOST })).status, 200);
+    await redis.kill();
+    for (let i = 0; i < 20; i++) {
+      const path = i % 2 === 0 ? '/warm' : `/cold/${i}`;
+      const r = await request(`${node!.url}${path}`, { headers: HOST });
+      assert.equal(r.status, 200, `${path} during the outage`);
+      assert.equal(r.body, `<p>${path} render 1</p>`);
+    }
+    assert.equal(o.renders.get('/warm'), 1, 'the warm page is served from memory');
+    for (let i = 1; i < 20; i += 2) assert.equal(o.renders.get(`/cold/${i}`), 1, 'each cold page rendered once, locally');
+    assert.ok(errors.length > 0 && node!.cache.stats().errors > 0, 'the outage is counted and reported');
+    assert.equal(node!.store.stats().breaker, 'open');
+    await redis.restart();
+    const check = new Redis(redis.url);
+    check.on('error', () => undefined);
+    t.after(() => check.disconnect());
+    await until('the tier to write to Redis again', async () => {
+      await request(`${node!.url}/after/${Date.now()}`, { headers: HOST });
+      return (await check.keys(`cluster${prefixes}:e:*`)).length > 0;
+    });
+    assert.equal(node!.store.stats().breaker, 'closed');
+  });
+});
