@@ -35,8 +35,10 @@ const peerUrl = await listen(peer, 0);
 const downUrl = 'http://127.0.0.1:9'; // nobody listens there: a node that is down
 const nodes = [siteUrl, peerUrl, downUrl];
 
-const cache = createCache({ flush: { token: process.env.FLUSH_TOKEN }, peers: { self: siteUrl, nodes, secret, failureThreshold: 2 } });
-const other = createCache({ peers: { self: peerUrl, nodes, secret, failureThreshold: 2 } });
+// Flushes stay on this node here (invalidation.propagate: false): the console shows its own refetches.
+const invalidation = { propagate: false };
+const cache = createCache({ flush: { token: process.env.FLUSH_TOKEN }, peers: { self: siteUrl, nodes, secret, failureThreshold: 2 }, invalidation });
+const other = createCache({ peers: { self: peerUrl, nodes, secret, failureThreshold: 2 }, invalidation });
 site.on('request', cache.wrap(origin));
 peer.on('request', other.wrap(origin));
 
@@ -66,11 +68,17 @@ async function traffic(n: number): Promise<void> {
 
 if (check) {
   await traffic(40);
-  await cache.invalidate('/products', { refetch: ['/products'] }).then((r) => r.refetched);
-  const state = (await (await fetch(`${adminUrl}/console/stats.json`)).json()) as {
+  await cache.invalidate('/products', { refetch: ['/products'] });
+  type State = {
     stats: { hits: number; misses: number; peers: Array<{ url: string; state: string }> };
     events: Array<{ kind: string; outcome: string; target: string }>;
   };
+  let state: State;
+  for (let i = 0; ; i++) {
+    state = (await (await fetch(`${adminUrl}/console/stats.json`)).json()) as State;
+    if (state.events.some((e) => e.kind === 'refetch') || i === 100) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   console.log(`console: ${state.stats.hits} hits, ${state.stats.misses} misses`);
   for (const p of state.stats.peers) console.log(`  peer ${p.url === downUrl ? 'down' : 'up'}: breaker ${p.state}`);
   for (const e of state.events) console.log(`  ${e.kind} ${e.outcome} ${e.target}`);

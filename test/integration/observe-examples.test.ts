@@ -26,6 +26,6 @@ test('examples/console.ts --check: the console and /metrics report the traffic, 
   assert.ok(Number(hits[1]) > 0);
   assert.match(stdout, /peer down: breaker open/);
   assert.match(stdout, /invalidation soft \/products/);
-  assert.match(stdout, /refetch stored \/products/);
+  assert.match(stdout, /refetch (stored|from-peer) \/products/);
   assert.match(stdout, new RegExp(`stratacache_requests_total\\{status="hit"\\} ${hits[1]}`));
 });
