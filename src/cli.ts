@@ -8,7 +8,7 @@ import http from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createCache } from './cache.js';
-import type { CacheOptions } from './options.js';
+import type { CacheOptions } from './options/types.js';
 import { createUpstreamHandler } from './proxy/upstream.js';
 
 const USAGE = `usage: stratacache --upstream URL [options]

@@ -3,7 +3,7 @@
  * keyed headers; and the secondary (variant) key from the request headers a response's `Vary` names.
  */
 import type { IncomingMessage } from 'node:http';
-import type { ResolvedOptions } from './options.js';
+import type { ResolvedOptions } from './options/types.js';
 
 /** Separates the parts of a key; cannot occur in a request target or a header value. */
 const SEP = '\n';

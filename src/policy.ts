@@ -6,7 +6,7 @@
 import CachePolicy from 'http-cache-semantics';
 import createDebug from 'debug';
 import { parseHttpDate } from './http-date.js';
-import type { ResolvedOptions } from './options.js';
+import type { ResolvedOptions } from './options/types.js';
 import { parseDictionary } from './structured-fields.js';
 
 const debug = createDebug('stratacache:policy');
@@ -318,19 +318,22 @@ export function evaluateResponse(req: PolicyRequest, res: PolicyResponse, option
   if (credentialed && req.headers.authorization === undefined && !cc.has('public') && !cc.has('s-maxage') && !cc.has('max-age')) {
     return { storable: false, reason: 'cookie', sticky: false };
   }
-  // RFC 9111 §5.2.2.4: no-cache means "revalidate every time"; with a wrapped handler that is a render
-  // per request, so storing it buys nothing.
-  if (cc.has('no-cache')) return { storable: false, reason: 'no-cache', sticky: true };
+  // RFC 9111 §5.2.2.4: no-cache means "revalidate every time": stored (stale at once) only when a
+  // validator makes that revalidation a conditional request; without one it would be a full render
+  // per request anyway.
+  const validated = headers.etag !== undefined || headers['last-modified'] !== undefined;
+  const noCache = cc.has('no-cache');
+  if (noCache && !validated) return { storable: false, reason: 'no-cache', sticky: true };
 
   const initialAge = Math.max(0, Math.floor(policy.age()));
   let freshMs: number;
   if (explicit) freshMs = view.invalidExpires && !cc.has('max-age') && !cc.has('s-maxage') ? 0 : Math.max(0, (policy.maxAge() - policy.age()) * 1000);
   // The default TTL is freshness the origin did not give: never for a personalised request.
   else freshMs = credentialed ? 0 : options.defaultTtl;
-  freshMs = Math.min(freshMs, options.maxTtl);
+  freshMs = noCache ? 0 : Math.min(freshMs, options.maxTtl);
 
-  // RFC 9111 §4.2.4, §5.2.2.2, §5.2.2.8: must-revalidate and proxy-revalidate forbid serving stale.
-  const revalidate = cc.has('must-revalidate') || cc.has('proxy-revalidate');
+  // RFC 9111 §4.2.4, §5.2.2.2, §5.2.2.8: must-revalidate, proxy-revalidate and no-cache forbid serving stale.
+  const revalidate = noCache || cc.has('must-revalidate') || cc.has('proxy-revalidate');
   // §5.2.2.10: s-maxage implies proxy-revalidate, so the cache's own stale windows do not apply;
   // the origin's own RFC 5861 directives still do, and so does stale-on-error when the operator
   // configured it explicitly (RFC 5861 §4: serving stale on error is the operator's choice).
@@ -338,11 +341,11 @@ export function evaluateResponse(req: PolicyRequest, res: PolicyResponse, option
   const swrMs = revalidate ? 0 : staleWindow(cc, 'stale-while-revalidate', sMaxage ? undefined : options.staleWhileRevalidate, freshMs);
   const sieOption = sMaxage && options.staleOnErrorExplicit !== true ? undefined : options.staleIfError;
   const sieMs = revalidate || options.staleOnErrorStatuses?.size === 0 ? 0 : staleWindow(cc, 'stale-if-error', sieOption, freshMs);
-  if (freshMs <= 0 && swrMs <= 0 && sieMs <= 0) return { storable: false, reason: 'expired', sticky: !credentialed };
+  // Already stale with nothing to serve it stale for: kept only when a validator lets it be revalidated.
+  if (freshMs <= 0 && swrMs <= 0 && sieMs <= 0 && !validated) return { storable: false, reason: 'expired', sticky: !credentialed };
 
   const staleAt = now + Math.round(freshMs);
   debug('storable: %s fresh for %dms', req.url, freshMs);
-  const validated = headers.etag !== undefined || headers['last-modified'] !== undefined;
   return {
     storable: true,
     staleAt,

@@ -14,7 +14,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { normalizeTarget } from './key.js';
-import type { ResolvedOptions } from './options.js';
+import type { ResolvedOptions } from './options/types.js';
 
 /**
  * Rewrites an absolute-form target to origin-form and sets `Host` to its authority (RFC 9112

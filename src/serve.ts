@@ -6,11 +6,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Entry } from './entry.js';
 import { noteStatus } from './observe/tracing.js';
-import type { StatusHeaderMode } from './options.js';
+import type { StatusHeaderMode } from './options/types.js';
 import { ifRangeMatches, rangeOf, type RangeAnswer } from './range.js';
 
-/** Where a response came from, as reported in `X-Cache`. */
-export type CacheStatus = 'HIT' | 'MISS' | 'PASS' | 'STALE' | 'PEER';
+/**
+ * Where a response came from. `REVALIDATED`: a stale entry the origin confirmed with a 304 (the
+ * stored body was sent); `EXPIRED`: a stale entry the origin replaced with a new response.
+ */
+export type CacheStatus = 'HIT' | 'MISS' | 'PASS' | 'STALE' | 'PEER' | 'REVALIDATED' | 'EXPIRED';
 
 /** RFC 9211 `Cache-Status` parameters for each status. */
 const CACHE_STATUS_PARAMS: Record<CacheStatus, string> = {
@@ -19,6 +22,19 @@ const CACHE_STATUS_PARAMS: Record<CacheStatus, string> = {
   PEER: 'hit; detail=peer',
   MISS: 'fwd=uri-miss',
   PASS: 'fwd=bypass',
+  REVALIDATED: 'fwd=stale; fwd-status=304',
+  EXPIRED: 'fwd=stale',
+};
+
+/** The `X-Cache` value of each status (a replaced stale entry is a MISS there). */
+const X_CACHE: Record<CacheStatus, string> = {
+  HIT: 'HIT',
+  STALE: 'STALE',
+  PEER: 'PEER',
+  MISS: 'MISS',
+  PASS: 'PASS',
+  REVALIDATED: 'REVALIDATED',
+  EXPIRED: 'MISS',
 };
 
 /** The status header names and values one cache sends, precomputed from its options. */
@@ -34,7 +50,7 @@ export function statusHeaders(mode: StatusHeaderMode, cacheName: string): Status
   if (mode === 'cache-status' || mode === 'both') names.push('cache-status');
   const values = {} as Record<CacheStatus, string[]>;
   for (const status of Object.keys(CACHE_STATUS_PARAMS) as CacheStatus[]) {
-    values[status] = names.map((n) => (n === 'x-cache' ? status : `${cacheName}; ${CACHE_STATUS_PARAMS[status]}`));
+    values[status] = names.map((n) => (n === 'x-cache' ? X_CACHE[status] : `${cacheName}; ${CACHE_STATUS_PARAMS[status]}`));
   }
   return { names, values };
 }

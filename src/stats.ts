@@ -27,10 +27,15 @@ export interface ResponseCounters {
   errors: number;
   /** Of `errors`: store operations that failed (`ERR_STORE`); the request went on without the store. */
   storeErrors: number;
-  /** Stale entries served while one background render refreshed them (stale-while-revalidate, grace). */
-  revalidations: number;
   /** Of `stale`: served stale because the origin threw, timed out or answered an error status. */
   staleOnError: number;
+  /**
+   * Stale entries revalidated with the origin: a render (for a client or in the background) sent
+   * the entry's own validators (`If-None-Match`, `If-Modified-Since`; RFC 9111 §4.3.1).
+   */
+  revalidations: number;
+  /** Of `revalidations`: answered 304, so the stored body was kept with updated headers (§4.3.4). */
+  notModified: number;
   /** Invalidations applied (API, flush endpoint, tags). */
   invalidations: number;
   /** Background refetches (flush refetch lists, priming) that stored a new entry. */
@@ -83,8 +88,9 @@ export function responseCounters(): ResponseCounters {
     regenerations: 0,
     errors: 0,
     storeErrors: 0,
-    revalidations: 0,
     staleOnError: 0,
+    revalidations: 0,
+    notModified: 0,
     invalidations: 0,
     refetches: 0,
     refetchErrors: 0,

@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
 import { entrySize, type Entry } from './entry.js';
-import type { Bytes } from './options.js';
+import type { Bytes } from './options/units.js';
 import type { CacheStore } from './stores/store.js';
 
 /** What the suite asks `make` to configure. */

@@ -10,7 +10,7 @@ import { captureResponse, syntheticExchange, type CaptureResult, type SyntheticR
 import type { Entry } from '../entry.js';
 import { RegenerateError } from '../errors.js';
 import { primaryKey } from '../key.js';
-import type { ResolvedOptions } from '../options.js';
+import type { ResolvedOptions } from '../options/types.js';
 import { isPromise } from '../stores/store.js';
 import type { EngineContext, RenderTicket, Runner, Ticket } from './types.js';
 import type { Variants } from './variants.js';

@@ -60,6 +60,11 @@ export interface Decision {
   on?: 'flight' | 'peer-refetch';
   /** For `lead`/`peer`: the old copy to serve if the render fails (RFC 5861 §4 stale-if-error). */
   fallback?: Entry;
+  /**
+   * For `lead`/`peer`: the stored copy whose own validators the render sends (RFC 9111 §4.3.1),
+   * so a 304 keeps its body. Set when it has an ETag or Last-Modified.
+   */
+  revalidate?: Entry;
   /** The entry was hard-invalidated (deactivated or deleted content): remove it everywhere. */
   drop?: boolean;
 }
@@ -76,9 +81,15 @@ export function canRescue(entry: Entry | undefined, at: Pick<DecideContext, 'now
   return entry !== undefined && at.staleOnError && at.now < entry.sieUntil && at.verdict?.hard !== true;
 }
 
+/** Whether `entry` carries a validator a conditional request can send (RFC 9110 §8.8). */
+export function hasValidators(entry: Entry): boolean {
+  return entry.etag !== undefined || entry.lastModified !== undefined;
+}
+
 /** The next action for a request whose lookup found `entry` (or nothing). */
 export function decide(entry: Entry | undefined, req: RequestFlags, at: DecideContext): Decision {
   let fallback: Entry | undefined;
+  let revalidate: Entry | undefined;
   let drop = false;
   if (entry !== undefined && (entry.shared || !req.authorized)) {
     if (at.verdict?.hard) {
@@ -94,10 +105,13 @@ export function decide(entry: Entry | undefined, req: RequestFlags, at: DecideCo
         return { action: refreshing ? 'stale' : 'revalidate', reason };
       }
       if (canRescue(entry, at)) fallback = entry;
+      // Stale, invalidated past grace, or stored with no-cache: ask the origin with its validators.
+      if (hasValidators(entry)) revalidate = entry;
     }
   }
   const decision = next(req, fallback);
   if (drop) decision.drop = true;
+  if (revalidate !== undefined && (decision.action === 'lead' || decision.action === 'peer')) decision.revalidate = revalidate;
   return decision;
 }
 

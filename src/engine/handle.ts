@@ -12,7 +12,7 @@ import { primaryKey } from '../key.js';
 import { SIGNATURE_HEADER } from '../peers/auth.js';
 import { adoptAbsoluteForm, refusal } from '../request.js';
 import type { Background } from './background.js';
-import { canRescue, decide, isFreshHit, type Decision, type RequestFlags } from './decide.js';
+import { canRescue, decide, hasValidators, isFreshHit, type Decision, type RequestFlags } from './decide.js';
 import type { Deliver } from './deliver.js';
 import type { PeerFill } from './peer-fill.js';
 import type { Renderer } from './render.js';
@@ -20,11 +20,12 @@ import type { SharedFlight } from './shared.js';
 import type { Tiers } from './tiers.js';
 import type { CacheEvent, EngineContext, Exchange, RenderTicket } from './types.js';
 import { invalidateOnSuccess } from './unsafe.js';
-import { traceLookup, tracing } from '../observe/tracing.js';
-import { COLLAPSED, type Via } from '../observe/cache-status.js';
-
-const COLLAPSED_FAILED: Via = Object.freeze({ collapsed: true, failed: Object.freeze({}) });
 import type { Variants } from './variants.js';
+import { COLLAPSED, type Via } from '../observe/cache-status.js';
+import { traceLookup, tracing } from '../observe/tracing.js';
+
+/** Cache-Status detail of a waiter served the old copy because the render it waited for failed. */
+const COLLAPSED_FAILED: Via = Object.freeze({ collapsed: true, failed: Object.freeze({}) });
 
 /** The parts the request path acts through. */
 export interface HandleParts {
@@ -142,10 +143,7 @@ export class RequestPath {
         counters.stale++;
         const assembling = deliver.serve(req, res, entry!, 'STALE', now, ex, via);
         this.#ctx.report.emit('stale', { key, url, status: 'STALE', reason: decision.reason } satisfies CacheEvent);
-        if (decision.action === 'revalidate') {
-          counters.revalidations++;
-          this.#p.background.refresh(entry!, req, ex.regen);
-        }
+        if (decision.action === 'revalidate') this.#p.background.refresh(entry!, req, ex.regen);
         return assembling ?? true;
       }
       case 'pass':
@@ -153,13 +151,13 @@ export class RequestPath {
       case 'wait':
         return this.#wait(req, res, ex, { primary, key, decision, attempt: at.attempt });
       case 'peer':
-        return this.#p.peerFill!.lead(req, res, ex, { primary, key, flight: flights.start(key), fallback: decision.fallback, replaces: entry !== undefined });
+        return this.#p.peerFill!.lead(req, res, ex, { primary, key, flight: flights.start(key), fallback: decision.fallback, revalidate: decision.revalidate });
       case 'lead': {
         // Authorization requests lead no shared flight: their response may be theirs alone.
         const flight = req.headers.authorization === undefined ? flights.start(key) : undefined;
         // Nodes sharing a tier render a cold key once between them.
-        if (flight !== undefined && this.#p.shared !== undefined) return this.#p.shared.lead(req, res, ex, { primary, key, flight, fallback: decision.fallback, replaces: entry !== undefined });
-        return renderer.render(req, res, ex, { primary, key, ticket: undefined, flight, fallback: decision.fallback, replaces: entry !== undefined });
+        if (flight !== undefined && this.#p.shared !== undefined) return this.#p.shared.lead(req, res, ex, { primary, key, flight, fallback: decision.fallback, revalidate: decision.revalidate });
+        return renderer.render(req, res, ex, { primary, key, ticket: undefined, flight, fallback: decision.fallback, revalidate: decision.revalidate });
       }
     }
   }
@@ -208,8 +206,10 @@ export class RequestPath {
     const old = this.#p.tiers.memory.get(ticket.key);
     const at = { now: Date.now(), verdict: old === undefined ? undefined : this.#p.invalidation.verdict(old), staleOnError: this.#ctx.options.staleOnErrorStatuses.size > 0 };
     const fallback = canRescue(old, at) ? old : undefined;
+    // A refresh, refetch or priming of a stored page asks with its validators too: a 304 keeps it.
+    const revalidate = old !== undefined && at.verdict?.hard !== true && hasValidators(old) ? old : undefined;
     const { primary, key, flight } = ticket;
-    return this.#p.renderer.render(req, res, { ...ex, rethrow: ex.rethrow ?? false }, { primary, key, ticket, flight, fallback });
+    return this.#p.renderer.render(req, res, { ...ex, rethrow: ex.rethrow ?? false }, { primary, key, ticket, flight, fallback, revalidate });
   }
 
   /** What decide() needs to know about the request and its key. */

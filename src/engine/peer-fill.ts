@@ -40,8 +40,13 @@ export class PeerFill {
    * PEER, resolves the flight (W1..Wn served from the same entry) / miss, error or timeout: A
    * renders as if there were no peers, and the flight resolves when the render ends.
    */
-  async lead(req: IncomingMessage, res: ServerResponse, ex: Exchange, at: { primary: string; key: string; flight: Flight; fallback: Entry | undefined; replaces?: boolean }): Promise<boolean> {
-    const { primary, key, flight, fallback } = at;
+  async lead(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ex: Exchange,
+    at: { primary: string; key: string; flight: Flight; fallback: Entry | undefined; revalidate?: Entry | undefined },
+  ): Promise<boolean> {
+    const { primary, key, flight, fallback, revalidate } = at;
     const ctx = this.#ctx;
     // With no usable local copy to answer a failing origin, the same lookup also asks for a copy
     // still inside its stale-if-error window (RFC 5861 §4): kept aside, served only if the render fails.
@@ -54,7 +59,7 @@ export class PeerFill {
         ctx.flights.settle(key, flight, {});
         return true;
       }
-      return this.#renderer.render(req, res, ex, { primary, key, ticket: undefined, flight, fallback: fallback ?? stale, replaces: at.replaces });
+      return this.#renderer.render(req, res, ex, { primary, key, ticket: undefined, flight, fallback: fallback ?? stale, revalidate });
     }
     const { entry } = hit;
     const viewHeaders = this.#variants.view(req);

@@ -11,7 +11,7 @@ import { isHtml, templateOf } from '../data/esi.js';
 import { entrySize, type Entry } from '../entry.js';
 import { CacheError, HandlerError, IncludeError } from '../errors.js';
 import { tagsOf } from '../invalidation/targets.js';
-import { evaluateResponse, storedHeaders, type Verdict } from '../policy.js';
+import { evaluateResponse, evaluateRevalidation, storedHeaders, type Verdict } from '../policy.js';
 import type { RenderScope } from '../seam.js';
 import { alignWithKey } from '../request.js';
 import { setStatusHeaders } from '../serve.js';
@@ -20,7 +20,7 @@ import type { Deliver } from './deliver.js';
 import type { CacheEvent, EngineContext, Exchange, FlightResult, Lead, Runner } from './types.js';
 import { CONDITIONAL_HEADERS, type Variants } from './variants.js';
 import { traceRender, tracing, type RenderContext } from '../observe/tracing.js';
-import { forwardOfPass, ttlOf } from '../observe/cache-status.js';
+import { forwardOfPass, ttlOf, type Via } from '../observe/cache-status.js';
 
 const debug = createDebug('stratacache:engine');
 
@@ -60,22 +60,33 @@ export class Renderer {
   }
 
   #render(req: IncomingMessage, res: ServerResponse, ex: Exchange, lead: Lead, span: { context: RenderContext; finish: () => void } | undefined): boolean | Promise<boolean> {
-    const { primary, key, ticket, flight, fallback } = lead;
+    const { primary, key, ticket, flight, fallback, revalidate } = lead;
     const ctx = this.#ctx;
     const options = ctx.options;
     if (ticket === undefined) {
       ctx.counters.misses++;
       ctx.report.emit('miss', { key, url: req.url ?? '', status: 'MISS' } satisfies CacheEvent);
     }
-    // The render loses the client's validators (prepareRequest); a stale answer still honours them.
-    const validators = fallback === undefined ? undefined : { inm: req.headers['if-none-match'], ims: req.headers['if-modified-since'] };
+    // The render loses the client's validators (prepareRequest) and gets the stored copy's own
+    // (RFC 9111 §4.3.1: never the client's); a stored answer still honours the client's.
+    const validators = fallback === undefined && revalidate === undefined ? undefined : { inm: req.headers['if-none-match'], ims: req.headers['if-modified-since'] };
+    const clientValidators = (): void => {
+      delete req.headers['if-none-match'];
+      delete req.headers['if-modified-since'];
+      if (validators?.inm !== undefined) req.headers['if-none-match'] = validators.inm;
+      if (validators?.ims !== undefined) req.headers['if-modified-since'] = validators.ims;
+    };
     this.#prepareRequest(req);
+    if (revalidate !== undefined) {
+      ctx.counters.revalidations++;
+      sendValidators(req, revalidate);
+    }
     // A HEAD miss renders the GET representation so the entry has its body; the client still
     // gets no body, because ServerResponse fixed "no body" from the method it was created with.
     if (req.method === 'HEAD') req.method = 'GET';
     // Entries carry the render's start as storedAt, so one that raced an invalidation is stale.
     const startedAt = this.#renderTime();
-    const preset = fallback === undefined || res.getHeaderNames().length === 0 ? undefined : res.getHeaders();
+    const preset = (fallback === undefined && revalidate === undefined) || res.getHeaderNames().length === 0 ? undefined : res.getHeaders();
     const policyReq = { method: 'GET', url: req.url ?? '/', headers: req.headers };
     let verdict: Verdict | undefined;
     const hooks = ctx.hooks;
@@ -95,20 +106,22 @@ export class Renderer {
       if (flight !== undefined) ctx.flights.settle(key, flight, outcome);
     };
     const staleOutcome = (): FlightResult => ({ entry: fallback, key, stale: true });
+    /** Replaces the handler's response with `entry` (what middleware in front had set is kept). */
+    const serveInstead = (entry: Entry, status: 'STALE' | 'REVALIDATED', via?: Via): boolean =>
+      control.divert(() => {
+        // Drop what the render set; keep what middleware in front of the cache had set.
+        for (const name of res.getHeaderNames()) res.removeHeader(name);
+        if (preset !== undefined) for (const [name, value] of Object.entries(preset)) if (value !== undefined) res.setHeader(name, value);
+        res.statusMessage = '';
+        clientValidators();
+        this.#deliver.serve(req, res, entry, status, Date.now(), ex, via);
+      });
     // Serve the old copy instead of the failing render (the client of a background render is
     // nobody). An ESI template would be assembled asynchronously, after the divert: its leader
     // gets the error, its waiters the stale copy.
     const rescue = (reason: string, originStatus?: number): boolean => {
       if (fallback === undefined || ticket !== undefined || (fallback.esi === true && options.includes)) return false;
-      const served = control.divert(() => {
-        // Drop what the failed render set; keep what middleware in front of the cache had set.
-        for (const name of res.getHeaderNames()) res.removeHeader(name);
-        if (preset !== undefined) for (const [name, value] of Object.entries(preset)) if (value !== undefined) res.setHeader(name, value);
-        res.statusMessage = '';
-        if (validators?.inm !== undefined) req.headers['if-none-match'] = validators.inm;
-        if (validators?.ims !== undefined) req.headers['if-modified-since'] = validators.ims;
-        this.#deliver.serve(req, res, fallback, 'STALE', Date.now(), ex, { failed: { status: originStatus } });
-      });
+      const served = serveInstead(fallback, 'STALE', { failed: { status: originStatus } });
       if (!served) return false;
       debug('stale: %s %s', reason, key);
       ctx.counters.stale++;
@@ -123,6 +136,13 @@ export class Renderer {
         onHeaders: (status, headers) => {
           if (timer !== undefined) clearTimeout(timer);
           if (span !== undefined) span.context.statusCode = status;
+          if (revalidate !== undefined && status === 304) {
+            // RFC 9111 §4.3.4: the stored response, freshened by the 304's header fields.
+            const { entry, stored } = this.#notModified(req, revalidate, { primary, headers, startedAt });
+            if (ticket === undefined) serveInstead(entry, stored ? 'REVALIDATED' : 'STALE');
+            settle(stored ? { entry, key: stored } : {});
+            return false;
+          }
           if (fallback !== undefined && options.staleOnErrorStatuses.has(status)) {
             // The error response never replaces the good entry (RFC 5861 §4).
             failed = true;
@@ -130,18 +150,21 @@ export class Renderer {
             return false;
           }
           verdict = evaluateResponse(policyReq, { status, headers }, options, Date.now());
+          // A stale copy the origin replaced is reported as such (RFC 9211 fwd=stale).
+          const missStatus = revalidate === undefined ? 'MISS' : 'EXPIRED';
           const detail = ctx.statusDetail;
           setStatusHeaders(
             res,
             detail === undefined
               ? ctx.statusHeaders
-              : detail.headers('MISS', {
-                  fwd: lead.replaces === true ? 'stale' : 'uri-miss',
+              : detail.headers(missStatus, {
+                  // A stored copy that could not be served: one to revalidate, or to fall back on.
+                  fwd: revalidate !== undefined || fallback !== undefined ? 'stale' : 'uri-miss',
                   fwdStatus: status,
                   ttl: verdict.storable ? ttlOf(verdict, Date.now()) : undefined,
                   stored: verdict.storable,
                 }),
-            'MISS',
+            missStatus,
           );
           if (!verdict.storable) debug('pass: %s %s', verdict.reason, key);
           return verdict.storable;
@@ -220,6 +243,41 @@ export class Renderer {
     return false;
   }
 
+  /**
+   * A 304 answered a render that sent `stored`'s validators: the stored response with the 304's
+   * header fields merged in and its freshness recomputed (RFC 9111 §4.3.4), stored in place when
+   * still storable. A 304 that does not select the stored response (other validators) leaves it
+   * as it was. Returns the entry to serve and the key it was stored under, if it was.
+   */
+  #notModified(
+    req: IncomingMessage,
+    stored: Entry,
+    at: { primary: string; headers: Record<string, string | string[] | number | undefined>; startedAt: number },
+  ): { entry: Entry; stored: string | undefined } {
+    const options = this.#ctx.options;
+    const now = Date.now();
+    const merged = evaluateRevalidation({ method: 'GET', url: req.url ?? '/', headers: req.headers }, stored, { status: 304, headers: at.headers }, options, now);
+    if (merged === undefined) return { entry: stored, stored: undefined };
+    this.#ctx.counters.notModified++;
+    const { verdict, headers } = merged;
+    const find = (name: string): string | undefined => headers.find(([n]) => n === name)?.[1];
+    const entry: Entry = { ...stored, headers, head: undefined, storedAt: at.startedAt, etag: find('etag'), lastModified: find('last-modified') };
+    if (!verdict.storable) {
+      debug('revalidated, not stored: %s %s', verdict.reason, at.primary);
+      return { entry, stored: undefined };
+    }
+    Object.assign(entry, {
+      initialAge: verdict.initialAge,
+      staleAt: verdict.staleAt,
+      swrUntil: verdict.swrUntil,
+      sieUntil: verdict.sieUntil,
+      expiresAt: verdict.keepUntil,
+      shared: verdict.shared,
+    });
+    debug('revalidated: 304 %s', at.primary);
+    return { entry, stored: this.#variants.store(at.primary, entry, req.headers) };
+  }
+
   /** Turns a finished capture into a stored entry (or a remembered pass). */
   #complete(
     req: IncomingMessage,
@@ -241,7 +299,7 @@ export class Renderer {
         staleAt: verdict.staleAt,
         swrUntil: verdict.swrUntil,
         sieUntil: verdict.sieUntil,
-        expiresAt: Math.max(verdict.staleAt, verdict.swrUntil, verdict.sieUntil),
+        expiresAt: verdict.keepUntil,
         etag: find('etag'),
         lastModified: find('last-modified'),
         shared: verdict.shared,
@@ -311,4 +369,10 @@ export class Renderer {
       throw error;
     });
   }
+}
+
+/** Puts the stored copy's validators on a request that renders (RFC 9111 §4.3.1). */
+function sendValidators(req: IncomingMessage, stored: Entry): void {
+  if (stored.etag !== undefined) (req.headers['if-none-match'] = stored.etag), req.rawHeaders.push('If-None-Match', stored.etag);
+  if (stored.lastModified !== undefined) (req.headers['if-modified-since'] = stored.lastModified), req.rawHeaders.push('If-Modified-Since', stored.lastModified);
 }

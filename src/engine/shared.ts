@@ -39,8 +39,13 @@ export class SharedFlight {
   }
 
   /** The lease holder renders; the other nodes' leaders serve its entry (or render when it does not come). */
-  async lead(req: IncomingMessage, res: ServerResponse, ex: Exchange, at: { primary: string; key: string; flight: Flight; fallback: Entry | undefined; replaces?: boolean }): Promise<boolean> {
-    const { primary, key, flight, fallback } = at;
+  async lead(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ex: Exchange,
+    at: { primary: string; key: string; flight: Flight; fallback: Entry | undefined; revalidate?: Entry | undefined },
+  ): Promise<boolean> {
+    const { primary, key, flight, fallback, revalidate } = at;
     const ctx = this.#ctx;
     const grant = await this.#leases.acquire(key);
     if (grant === 'held') {
@@ -64,7 +69,7 @@ export class SharedFlight {
     }
     // The store write (when the response is stored) precedes the settle, so the release follows it.
     if (grant === 'lead') void flight.promise.then(() => this.#leases.release(key));
-    return this.#renderer.render(req, res, ex, { primary, key, ticket: undefined, flight, fallback, replaces: at.replaces });
+    return this.#renderer.render(req, res, ex, { primary, key, ticket: undefined, flight, fallback, revalidate });
   }
 }
 

@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Entry } from '../entry.js';
 import type { Deferred, Flights } from '../flight.js';
-import type { ResolvedOptions } from '../options.js';
+import type { ResolvedOptions } from '../options/types.js';
 import type { Reporter } from '../report.js';
 import type { EngineHooks, Runner } from '../seam.js';
 import type { CacheStatus, StatusHeaders } from '../serve.js';
@@ -88,8 +88,8 @@ export interface Lead {
   flight: Flight | undefined;
   /** The old copy to serve if the render fails (RFC 5861 §4 stale-if-error). */
   fallback: Entry | undefined;
-  /** A stored copy existed but could not be served (Cache-Status `fwd=stale`, else `uri-miss`). */
-  replaces?: boolean;
+  /** The stored copy to revalidate: the render sends its validators, and a 304 refreshes it. */
+  revalidate?: Entry | undefined;
 }
 
 /** What every part of one engine is built with. */

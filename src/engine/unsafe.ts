@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import { primaryKey } from '../key.js';
-import type { ResolvedOptions } from '../options.js';
+import type { ResolvedOptions } from '../options/types.js';
 
 const debug = createDebug('stratacache:engine');
 

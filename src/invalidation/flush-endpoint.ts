@@ -8,7 +8,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BlockList, isIP } from 'node:net';
 import createDebug from 'debug';
-import type { ResolvedFlushOptions } from '../options.js';
+import type { ResolvedFlushOptions } from './options.js';
 import type { InvalidationScope } from './epochs.js';
 import { isTarget } from './targets.js';
 

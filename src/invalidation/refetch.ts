@@ -6,7 +6,7 @@
 import createDebug from 'debug';
 import pLimit from 'p-limit';
 import type { Entry } from '../entry.js';
-import type { Count } from '../options.js';
+import type { Count } from '../options/units.js';
 
 const debug = createDebug('stratacache:refetch');
 

@@ -106,6 +106,8 @@ export class StatusDetailer {
     const ttl = ttlOf(entry, now);
     const detail = via?.tier ?? 'memory';
     if (status === 'PEER') return this.headers(status, { fwd: 'peer', ttl, stored: via?.peer?.stored === true, collapsed: via?.collapsed, detail: via?.peer?.url ?? 'peer' });
+    // RFC 9111 §4.3.4: the origin confirmed the stale copy with a 304; it was stored freshened.
+    if (status === 'REVALIDATED') return this.headers(status, { fwd: 'stale', fwdStatus: 304, ttl, stored: true, collapsed: via?.collapsed, detail });
     if (via?.failed !== undefined) return this.headers(status, { fwd: 'stale', fwdStatus: via.failed.status, ttl, collapsed: via.collapsed, detail });
     if (via?.collapsed === true) return this.headers(status, { fwd: 'uri-miss', collapsed: true, ttl, detail });
     // A stale copy served while one background render refreshes it is still a hit (ttl < 0).

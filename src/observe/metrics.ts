@@ -10,7 +10,7 @@ import type { DataStats } from '../data/cache.js';
 import type { CacheStats } from '../stats.js';
 import type { BreakerState } from '../peers/breaker.js';
 import type { PeerCounters } from '../peers/cluster.js';
-import type { MetricsRegistry } from '../options.js';
+import type { MetricsRegistry } from './options.js';
 import type { CacheStore } from '../stores/store.js';
 
 /** Entries and bytes one storage tier holds. */
@@ -111,7 +111,8 @@ export const METRICS: readonly MetricDefinition[] = Object.freeze([
   one('coalesced_requests_total', 'counter', "Requests that waited for another request's render instead of rendering (single flight).", (s) => s.stats.loadsDeduped),
   one('stores_total', 'counter', 'Entries stored.', (s) => s.stats.stores),
   one('stale_on_error_total', 'counter', 'Stale copies served because the origin failed (of requests_total{status="stale"}).', (s) => s.stats.staleOnError),
-  one('revalidations_total', 'counter', 'Stale entries served while one background render refreshed them (stale-while-revalidate, grace).', (s) => s.stats.revalidations),
+  one('revalidations_total', 'counter', "Stale entries revalidated with the origin (a render sent the entry's validators).", (s) => s.stats.revalidations),
+  one('revalidations_not_modified_total', 'counter', 'Revalidations answered 304: the stored body was kept with updated headers.', (s) => s.stats.notModified),
   one('errors_total', 'counter', 'Internal failures (store, handler, regeneration); none failed a response.', (s) => s.stats.errors),
   one('store_errors_total', 'counter', 'Store operations that failed (of errors_total).', (s) => s.stats.storeErrors),
   perTier('tier_entries', 'Entries held per storage tier.', (t) => t.entries),

@@ -1,9 +1,9 @@
 /**
  * Options of the peer cluster (`options.peers`): the interface users read and its resolver.
- * The defaults live in the one frozen `DEFAULTS` of `../options.ts` (`DEFAULTS.peers`).
+ * The defaults live in the one frozen `DEFAULTS` of `../options/defaults.ts` (`DEFAULTS.peers`).
  */
-import type { Bytes, Count, Milliseconds } from '../options.js';
-import { describeValue, integerOption } from '../options.js';
+import type { Bytes, Count, Milliseconds } from '../options/units.js';
+import { fail as failAt, integerOption, knownOptions, objectOption } from '../options/validate.js';
 import type { MaybePromise } from '../stores/store.js';
 
 /** A cluster's member list, or a function returning it (re-read every `refreshInterval`). */
@@ -133,24 +133,8 @@ export type PeersDefaults = Omit<ResolvedPeersOptions, 'enabled' | 'self' | 'nod
   readonly maxEntrySize: undefined;
 };
 
-const KNOWN = new Set<string>([
-  'self',
-  'nodes',
-  'refreshInterval',
-  'secret',
-  'path',
-  'queryTimeout',
-  'fetchTimeout',
-  'strategy',
-  'updateLocalCache',
-  'maxConcurrent',
-  'failureThreshold',
-  'coolDown',
-  'maxEntrySize',
-]);
-
 function fail(kind: typeof TypeError | typeof RangeError, field: string, expected: string, got: unknown): never {
-  throw new kind(`expected options.peers.${field} to be ${expected}, got ${describeValue(got)}`);
+  return failAt(kind, `peers.${field}`, expected, got);
 }
 
 /**
@@ -175,10 +159,9 @@ export function normalizeNodeUrl(value: unknown): string | undefined {
  * @throws TypeError or RangeError naming `options.peers.<field>` and the value it got.
  */
 export function resolvePeersOptions(value: unknown, defaults: PeersDefaults, maxEntrySize: Bytes): ResolvedPeersOptions {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new TypeError(`expected options.peers to be an object, got ${describeValue(value)}`);
-  }
-  for (const name of Object.keys(value)) if (!KNOWN.has(name)) throw new TypeError(`unknown option options.peers.${name}`);
+  objectOption('peers', value);
+  // DEFAULTS.peers names every field (those that need the user as undefined).
+  knownOptions('peers', value, defaults);
   const user = value as PeersOptions;
   const pick = <K extends keyof PeersDefaults>(k: K): unknown => (user[k] === undefined ? defaults[k] : user[k]);
 

@@ -7,7 +7,8 @@
 import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import createDebug from 'debug';
-import { describeValue, integerOption, type Milliseconds } from '../options.js';
+import { describeValue, integerOption } from '../options/validate.js';
+import { type Milliseconds } from '../options/units.js';
 import { HOP_BY_HOP, headerList } from '../policy.js';
 
 const debug = createDebug('stratacache:proxy');

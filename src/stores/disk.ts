@@ -22,7 +22,8 @@ import { mkdir, open, readdir, rename, stat, unlink, utimes, writeFile } from 'n
 import { dirname, join } from 'node:path';
 import createDebug from 'debug';
 import { decodeEntry, encodeEntry, type Entry } from '../entry.js';
-import { describeValue, integerOption, type Bytes, type Milliseconds } from '../options.js';
+import { describeValue, integerOption } from '../options/validate.js';
+import type { Bytes, Milliseconds } from '../options/units.js';
 import type { CacheStore } from './store.js';
 
 const debug = createDebug('stratacache:store');

@@ -4,7 +4,8 @@
  */
 import { LRUCache } from 'lru-cache';
 import { entrySize, type Entry } from '../entry.js';
-import { describeValue, integerOption, type Bytes } from '../options.js';
+import { describeValue, integerOption } from '../options/validate.js';
+import { type Bytes } from '../options/units.js';
 import type { CacheStore } from './store.js';
 
 /** Options of {@link MemoryStore}. */

@@ -16,7 +16,8 @@
 import { randomBytes } from 'node:crypto';
 import createDebug from 'debug';
 import { decodeEntry, encodeEntry, type Entry } from '../entry.js';
-import { describeValue, integerOption, type Bytes, type Count, type Milliseconds } from '../options.js';
+import { describeValue, integerOption } from '../options/validate.js';
+import { type Bytes, type Count, type Milliseconds } from '../options/units.js';
 import { connectClient, GuardedClient, SKIPPED, type ClientModuleLoader, type RedisClientLike, type RedisCounters } from './redis-client.js';
 import { RedisLeases } from './redis-lease.js';
 import { RedisInvalidations } from './redis-sync.js';

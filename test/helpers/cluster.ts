@@ -6,7 +6,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createCache, type StrataCache } from '../../src/index.js';
-import type { CacheOptions } from '../../src/options.js';
+import type { CacheOptions } from '../../src/options/types.js';
 import type { PeersOptions } from '../../src/peers/options.js';
 
 /** The shared test secret. */

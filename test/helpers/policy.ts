@@ -1,7 +1,8 @@
 /** Test helpers for the policy: judge a response at a fixed clock, and assert the verdict. */
 import assert from 'node:assert/strict';
 import { evaluateResponse, type PolicyRequest, type PolicyResponse, type Verdict } from '../../src/policy.js';
-import { resolveOptions, type CacheOptions } from '../../src/options.js';
+import { resolveOptions } from '../../src/options/resolve.js';
+import { type CacheOptions } from '../../src/options/types.js';
 
 /** The clock every verdict is computed at. */
 export const NOW = Date.now();

@@ -9,7 +9,9 @@ import { parseTemplate, templateOf, type Include } from '../../src/data/esi.js';
 import { deserializeValue, serializeValue } from '../../src/data/serialize.js';
 import { decodeEntry, encodeEntry, type Entry } from '../../src/entry.js';
 import { createCache, DataSerializeError, DEFAULTS, type CacheError } from '../../src/index.js';
-import { resolveOptions, type CacheOptions } from '../../src/options.js';
+import { assertDocumentedDefaults } from '../helpers/defaults.js';
+import { resolveOptions } from '../../src/options/resolve.js';
+import { type CacheOptions } from '../../src/options/types.js';
 
 describe('serializeValue', () => {
   test('JSON values, strings and Buffers round-trip with their media types', () => {
@@ -314,20 +316,7 @@ describe('MemoryStore onEvict (keeps the dependency index in step)', () => {
 });
 
 describe('documented defaults of DataOptions', () => {
-  test('every field documents a @default equal to DEFAULTS.data', async () => {
-    const { readFileSync } = await import('node:fs');
-    const source = readFileSync(new URL('../../src/options.ts', import.meta.url), 'utf8');
-    const start = source.indexOf('export interface DataOptions {');
-    const body = source.slice(start, source.indexOf('\n}', start));
-    const documented: Record<string, unknown> = {};
-    const re = /\/\*\*([\s\S]*?)\*\/\s*([A-Za-z]+)\?:/g;
-    for (let m = re.exec(body); m !== null; m = re.exec(body)) {
-      const doc = m[1]!.replace(/^\s*\*\s?/gm, '').replace(/\s+/g, ' ');
-      const literal = /@default (\{[^}]*\}|'[^']*'|\d+)/.exec(doc)?.[1];
-      assert.ok(literal !== undefined, `options.data.${m[2]} has no @default`);
-      // The literals used here are JSON once quotes and keys are normalised.
-      documented[m[2]!] = JSON.parse(literal.replace(/'/g, '"').replace(/([A-Za-z]+):/g, '"$1":'));
-    }
-    assert.deepEqual(documented, JSON.parse(JSON.stringify(DEFAULTS.data)));
+  test('every field documents a @default equal to DEFAULTS.data', () => {
+    assertDocumentedDefaults('data/options.ts', 'DataOptions', DEFAULTS.data, 'options.data');
   });
 });

@@ -82,3 +82,18 @@ describe('decide', () => {
     assert.deepEqual(decide(entry({ shared: false }), flags({ authorized: true }), at()), { action: 'lead', fallback: undefined });
   });
 });
+
+describe('decide: revalidation with the stored validators', () => {
+  test('a stale entry with an ETag or Last-Modified is revalidated by the leader', () => {
+    const tagged = entry({ etag: '"v1"' });
+    assert.deepEqual(decide(tagged, flags(), at({ now: NOW + 3_500 })), { action: 'lead', fallback: undefined, revalidate: tagged });
+    const dated = entry({ lastModified: 'Mon, 01 Jan 2024 00:00:00 GMT' });
+    assert.equal(decide(dated, flags({ askPeers: true }), at({ now: NOW + 3_500 })).revalidate, dated);
+  });
+
+  test('not without validators, not for a hard invalidation, not when the entry is served stale', () => {
+    assert.equal(decide(entry(), flags(), at({ now: NOW + 3_500 })).revalidate, undefined);
+    assert.equal(decide(entry({ etag: '"v1"' }), flags(), at({ verdict: { at: NOW - 500, hard: true } })).revalidate, undefined);
+    assert.equal(decide(entry({ etag: '"v1"' }), flags(), at({ now: NOW + 1_500 })).revalidate, undefined);
+  });
+});

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ancestor, depthOf, Epochs, resourcePath } from '../../src/invalidation/epochs.js';
 import { InvalidationLog } from '../../src/invalidation/log.js';
-import { globPredicate } from '../../src/options.js';
+import { globPredicate } from '../../src/options/validate.js';
 
 const auto = globPredicate('autoInvalidate', ['*.html', '*.json']);
 const entry = (url: string, storedAt: number, tags: string[] = []) => ({ url, storedAt, tags });

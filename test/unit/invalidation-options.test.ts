@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { DEFAULTS, resolveOptions, type CacheOptions } from '../../src/options.js';
+import { DEFAULTS } from '../../src/options/defaults.js';
+import { resolveOptions } from '../../src/options/resolve.js';
+import { type CacheOptions } from '../../src/options/types.js';
 
 describe('invalidation and stale options', () => {
   test('defaults resolve', () => {

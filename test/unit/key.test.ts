@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { describe, test } from 'node:test';
 import { normalizeHost, normalizeTarget, primaryKey, variantKey } from '../../src/key.js';
-import { globPredicate, resolveOptions, type CacheOptions } from '../../src/options.js';
+import { globPredicate } from '../../src/options/validate.js';
+import { resolveOptions } from '../../src/options/resolve.js';
+import { type CacheOptions } from '../../src/options/types.js';
 
 /** A request as the key functions see it: url, headers and a socket that may be TLS. */
 function fakeRequest(url: string, headers: Record<string, string> = {}, encrypted = false): IncomingMessage {

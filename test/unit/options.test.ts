@@ -4,10 +4,12 @@
  * KeyOptions must equal DEFAULTS.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { createCache } from '../../src/index.js';
-import { DEFAULTS, resolveOptions, type CacheOptions } from '../../src/options.js';
+import { DEFAULTS } from '../../src/options/defaults.js';
+import { resolveOptions } from '../../src/options/resolve.js';
+import { type CacheOptions } from '../../src/options/types.js';
+import { assertDocumentedDefaults, documentedDefaults, parseLeadingLiteral, plain, sourceOf } from '../helpers/defaults.js';
 
 type ErrorKind = typeof TypeError | typeof RangeError;
 
@@ -182,112 +184,8 @@ describe('resolveOptions accepts good options', () => {
 // ---------------------------------------------------------------------------------------------
 // Documentation check: the TSDoc `@default` of every option equals DEFAULTS.
 
-/** Parses one JavaScript literal (number, string, array, object, true/false/null/undefined) at the start of `text`. */
-function parseLeadingLiteral(text: string): unknown {
-  let i = 0;
-  const ws = (): void => {
-    while (i < text.length && /\s/.test(text[i]!)) i++;
-  };
-  const value = (): unknown => {
-    ws();
-    const c = text[i];
-    if (c === '[') {
-      i++;
-      const out: unknown[] = [];
-      ws();
-      if (text[i] === ']') return (i++, out);
-      for (;;) {
-        out.push(value());
-        ws();
-        if (text[i] === ',') {
-          i++;
-          ws();
-          if (text[i] === ']') return (i++, out);
-          continue;
-        }
-        if (text[i] === ']') return (i++, out);
-        throw new Error(`bad array at ${i} in ${text}`);
-      }
-    }
-    if (c === '{') {
-      i++;
-      const out: Record<string, unknown> = {};
-      ws();
-      if (text[i] === '}') return (i++, out);
-      for (;;) {
-        ws();
-        const m = /^[A-Za-z_$][\w$]*/.exec(text.slice(i));
-        if (!m) throw new Error(`bad key at ${i} in ${text}`);
-        i += m[0].length;
-        ws();
-        if (text[i] !== ':') throw new Error(`expected : at ${i} in ${text}`);
-        i++;
-        out[m[0]] = value();
-        ws();
-        if (text[i] === ',') {
-          i++;
-          ws();
-          if (text[i] === '}') return (i++, out);
-          continue;
-        }
-        if (text[i] === '}') return (i++, out);
-        throw new Error(`bad object at ${i} in ${text}`);
-      }
-    }
-    if (c === "'" || c === '"') {
-      const end = text.indexOf(c, i + 1);
-      if (end === -1) throw new Error(`unterminated string in ${text}`);
-      const s = text.slice(i + 1, end);
-      i = end + 1;
-      return s;
-    }
-    const num = /^-?\d[\d_]*(\.\d+)?(e[+-]?\d+)?/i.exec(text.slice(i));
-    if (num) {
-      i += num[0].length;
-      return Number(num[0].replace(/_/g, ''));
-    }
-    for (const [word, v] of [['undefined', undefined], ['true', true], ['false', false], ['null', null]] as const) {
-      if (text.startsWith(word, i)) {
-        i += word.length;
-        return v;
-      }
-    }
-    throw new Error(`no literal at ${i} in ${JSON.stringify(text)}`);
-  };
-  return value();
-}
-
-/** The `@default` text of each property of an interface in a TypeScript source, by property name. */
-function documentedDefaults(source: string, interfaceName: string): Map<string, string> {
-  const start = source.indexOf(`export interface ${interfaceName} {`);
-  assert.notEqual(start, -1, `interface ${interfaceName} not found`);
-  const end = source.indexOf('\n}', start);
-  const body = source.slice(start, end);
-  const out = new Map<string, string>();
-  const re = /\/\*\*([\s\S]*?)\*\/\s*(?:readonly\s+)?([A-Za-z_$][\w$]*)\??\s*:/g;
-  for (let m = re.exec(body); m !== null; m = re.exec(body)) {
-    const doc = m[1]!
-      .split('\n')
-      .map((line) => line.replace(/^\s*\*\s?/, ''))
-      .join('\n');
-    const at = doc.indexOf('@default');
-    if (at === -1) {
-      out.set(m[2]!, '');
-      continue;
-    }
-    // The default runs to the next tag or the end of the comment; continuation lines are joined.
-    const rest = doc.slice(at + '@default'.length);
-    const next = rest.search(/\n\s*@\w/);
-    out.set(m[2]!, (next === -1 ? rest : rest.slice(0, next)).replace(/\s+/g, ' ').trim());
-  }
-  return out;
-}
-
-/** DEFAULTS as plain values, for deep comparison with parsed literals. */
-const plain = (v: unknown): unknown => (v === undefined ? undefined : JSON.parse(JSON.stringify(v)));
-
 describe('documented defaults match DEFAULTS', () => {
-  const source = readFileSync(new URL('../../src/options.ts', import.meta.url), 'utf8');
+  const source = sourceOf('options/types.ts');
 
   test('the literal parser reads the readable forms the docs use', () => {
     assert.equal(parseLeadingLiteral('67108864 (64 MiB)'), 67108864);
@@ -299,38 +197,25 @@ describe('documented defaults match DEFAULTS', () => {
   });
 
   test('every CacheOptions field documents a @default equal to DEFAULTS', () => {
-    const docs = documentedDefaults(source, 'CacheOptions');
-    assert.deepEqual([...docs.keys()].sort(), Object.keys(DEFAULTS).sort(), 'CacheOptions fields and DEFAULTS keys differ');
-    for (const [name, text] of docs) {
-      assert.notEqual(text, '', `options.${name} has no @default`);
-      const documented = parseLeadingLiteral(text);
-      const actual = plain((DEFAULTS as Record<string, unknown>)[name]);
-      assert.deepEqual(documented, actual, `options.${name}: documented @default ${text} but DEFAULTS has ${JSON.stringify(actual)}`);
-    }
+    assertDocumentedDefaults('options/types.ts', 'CacheOptions', DEFAULTS, 'options');
   });
 
   test('every KeyOptions field documents a @default equal to DEFAULTS.key', () => {
-    const docs = documentedDefaults(source, 'KeyOptions');
-    assert.deepEqual([...docs.keys()].sort(), Object.keys(DEFAULTS.key).sort());
-    for (const [name, text] of docs) {
-      assert.deepEqual(parseLeadingLiteral(text), plain((DEFAULTS.key as Record<string, unknown>)[name]), `options.key.${name}: documented ${text}`);
-    }
+    assertDocumentedDefaults('options/types.ts', 'KeyOptions', DEFAULTS.key, 'options.key');
   });
 
-  test('every FlushOptions, RefetchOptions, InvalidationOptions and MetricsOptions field documents its default', () => {
+  test('every FlushOptions, RefetchOptions and InvalidationOptions field documents its default', () => {
     for (const [name, defaults] of [
       ['FlushOptions', DEFAULTS.flush],
       ['RefetchOptions', DEFAULTS.refetch],
       ['InvalidationOptions', DEFAULTS.invalidation],
-      ['MetricsOptions', DEFAULTS.metrics],
     ] as const) {
-      const docs = documentedDefaults(source, name);
-      assert.deepEqual([...docs.keys()].sort(), Object.keys(defaults).sort(), `${name} fields and DEFAULTS keys differ`);
-      for (const [field, text] of docs) {
-        assert.notEqual(text, '', `${name}.${field} has no @default`);
-        assert.deepEqual(parseLeadingLiteral(text), plain((defaults as Record<string, unknown>)[field]), `${name}.${field}: documented ${text}`);
-      }
+      assertDocumentedDefaults('invalidation/options.ts', name, defaults, name);
     }
+  });
+
+  test('every MetricsOptions field documents its default', () => {
+    assertDocumentedDefaults('observe/options.ts', 'MetricsOptions', DEFAULTS.metrics, 'MetricsOptions');
   });
 
   test('the check notices drift: a changed default fails the comparison', () => {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PeerCluster } from '../../src/peers/cluster.js';
-import { resolveOptions } from '../../src/options.js';
+import { resolveOptions } from '../../src/options/resolve.js';
 import type { PeerError } from '../../src/errors.js';
 
 const secret = 'unit-secret-0123456789';

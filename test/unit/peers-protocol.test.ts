@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { isPeerTarget, lookupTarget, parseLookupTarget } from '../../src/peers/protocol.js';
-import { resolveOptions, DEFAULTS } from '../../src/options.js';
+import { assertDocumentedDefaults } from '../helpers/defaults.js';
+import { resolveOptions } from '../../src/options/resolve.js';
+import { DEFAULTS } from '../../src/options/defaults.js';
 
 const path = '/_stratacache/peer';
 
@@ -65,25 +66,5 @@ test('options.peers: defaults, and errors naming the field', () => {
 });
 
 test('every PeersOptions field documents a @default equal to DEFAULTS.peers', () => {
-  const source = readFileSync(new URL('../../src/peers/options.ts', import.meta.url), 'utf8');
-  const start = source.indexOf('export interface PeersOptions {');
-  const body = source.slice(start, source.indexOf('\n}', start));
-  const literal = (text: string): unknown => {
-    const t = text.split(/\s/)[0]!;
-    if (t === 'undefined') return undefined;
-    if (t === 'true' || t === 'false') return t === 'true';
-    if (t === '[]') return [];
-    if (/^'.*'$/.test(t)) return t.slice(1, -1);
-    if (/^\d+$/.test(t)) return Number(t);
-    throw new Error(`no literal in @default ${text}`);
-  };
-  const seen: string[] = [];
-  for (const m of body.matchAll(/\/\*\*([\s\S]*?)\*\/\s*([A-Za-z]+)\?:/g)) {
-    const at = m[1]!.match(/@default\s+([^\n]*)/);
-    assert.ok(at, `options.peers.${m[2]} has no @default`);
-    const actual = (DEFAULTS.peers as unknown as Record<string, unknown>)[m[2]!];
-    assert.deepEqual(literal(at[1]!.trim()), Array.isArray(actual) ? [...actual] : actual, `options.peers.${m[2]}`);
-    seen.push(m[2]!);
-  }
-  assert.deepEqual(seen.sort(), Object.keys(DEFAULTS.peers).sort());
+  assertDocumentedDefaults('peers/options.ts', 'PeersOptions', DEFAULTS.peers, 'options.peers');
 });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseHttpDate } from '../../src/http-date.js';
 import { carriesCredentials, normalizeDirectives, parseAge, type Verdict } from '../../src/policy.js';
-import type { CacheOptions } from '../../src/options.js';
+import type { CacheOptions } from '../../src/options/types.js';
 import { judge, NOW, refused, storable } from '../helpers/policy.js';
 import { parseDictionary } from '../../src/structured-fields.js';
 

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { storedHeaders } from '../../src/policy.js';
-import { resolveOptions } from '../../src/options.js';
+import { resolveOptions } from '../../src/options/resolve.js';
 import { judge, NOW, refused, storable } from '../helpers/policy.js';
 
 /** http-cache-semantics reads the real clock for the response time: allow a few ms of drift. */

@@ -1,0 +1,117 @@
+/**
+ * Options of the data cache (`options.data`) and their resolver. The defaults are in
+ * `DEFAULTS.data` (`options/defaults.ts`).
+ */
+import type { Bytes, Count, Milliseconds } from '../options/units.js';
+import { fail, integerOption, knownOptions, objectOption, stripUndefined } from '../options/validate.js';
+
+/** Options of the data cache (`options.data`). Every field is optional. */
+export interface DataOptions {
+  /**
+   * Memory budget of the data cache in bytes, separate from the response cache's `maxSize`.
+   * Must be a positive integer.
+   * @default 16777216 (16 MiB)
+   */
+  maxSize?: Bytes;
+  /**
+   * Largest serialized value or sub-response body stored, in bytes. A larger one is returned to
+   * its caller but not stored. Must not exceed `data.maxSize`; when unset it follows a smaller
+   * `data.maxSize` (1 MiB or `data.maxSize`, whichever is smaller).
+   * @default 1048576 (1 MiB)
+   */
+  maxEntrySize?: Bytes;
+  /**
+   * Freshness lifetime in ms of a `cache.data.get` value without its own `ttl`, and of a fetched
+   * response whose origin sends no explicit freshness. `0` stores such fetched responses only
+   * when the origin makes them fresh.
+   * @default 60000
+   */
+  defaultTtl?: Milliseconds;
+  /**
+   * Nested HTTP requests of `cache.data.fetch`: `timeout` in ms for one response (headers and
+   * body), and `maxConcurrentPerOrigin`, how many requests run at once to one origin (more wait,
+   * by p-limit). Internal sub-requests (relative URLs) are not limited: they nest, and a bound
+   * would deadlock a page waiting on its own fragments.
+   * @default { timeout: 10000, maxConcurrentPerOrigin: 8 }
+   */
+  fetch?: { timeout?: Milliseconds; maxConcurrentPerOrigin?: Count };
+  /**
+   * How deep includes nest (a page's include is depth 1, an include inside it depth 2). A deeper
+   * include fails like any failing include.
+   * @default 3
+   */
+  maxIncludeDepth?: Count;
+  /**
+   * What a failing include without `onerror="continue"` does at serve time: `'fail'` answers 500
+   * for the whole page (ESI 1.0 §3.1); `'continue'` drops the include as if it said
+   * `onerror="continue"`.
+   * @default 'fail'
+   */
+  includeErrors?: 'continue' | 'fail';
+  /**
+   * Most data keys the dependency index remembers (least recently recorded are forgotten first;
+   * a forgotten key no longer makes its dependents stale).
+   * @default 100000
+   */
+  maxTrackedKeys?: Count;
+  /**
+   * Most dependents (responses and data entries) remembered per data key; past it the oldest
+   * dependency is forgotten.
+   * @default 10000
+   */
+  maxDependents?: Count;
+}
+
+/** Data options after {@link resolveOptions}. */
+export interface ResolvedDataOptions {
+  readonly maxSize: Bytes;
+  readonly maxEntrySize: Bytes;
+  readonly defaultTtl: Milliseconds;
+  readonly fetchTimeout: Milliseconds;
+  readonly maxConcurrentPerOrigin: Count;
+  readonly maxIncludeDepth: Count;
+  readonly includeErrors: 'continue' | 'fail';
+  readonly maxTrackedKeys: Count;
+  readonly maxDependents: Count;
+}
+
+/** `DEFAULTS.data`'s shape. */
+export interface DataDefaults {
+  readonly maxSize: Bytes;
+  readonly maxEntrySize: Bytes;
+  readonly defaultTtl: Milliseconds;
+  readonly fetch: { readonly timeout: Milliseconds; readonly maxConcurrentPerOrigin: Count };
+  readonly maxIncludeDepth: Count;
+  readonly includeErrors: 'continue' | 'fail';
+  readonly maxTrackedKeys: Count;
+  readonly maxDependents: Count;
+}
+
+/**
+ * Validates `options.data`. `defaults` is `DEFAULTS.data`.
+ * @throws TypeError or RangeError naming `options.data.<field>` and the value it got.
+ */
+export function resolveDataOptions(data: unknown, defaults: DataDefaults): ResolvedDataOptions {
+  objectOption('data', data);
+  knownOptions('data', data, defaults);
+  const d = { ...defaults, ...stripUndefined(data as DataOptions) };
+  const maxSize = integerOption('data.maxSize', d.maxSize, 1);
+  const maxEntrySize = integerOption('data.maxEntrySize', (data as DataOptions).maxEntrySize ?? Math.min(defaults.maxEntrySize, maxSize), 1);
+  if (maxEntrySize > maxSize) fail(RangeError, 'data.maxEntrySize', `at most options.data.maxSize (${maxSize})`, maxEntrySize);
+  const f = d.fetch as unknown;
+  objectOption('data.fetch', f);
+  knownOptions('data.fetch', f, defaults.fetch);
+  const fetch = { ...defaults.fetch, ...stripUndefined(f) } as Required<NonNullable<DataOptions['fetch']>>;
+  if (d.includeErrors !== 'continue' && d.includeErrors !== 'fail') fail(TypeError, 'data.includeErrors', "'continue' or 'fail'", d.includeErrors);
+  return Object.freeze({
+    maxSize,
+    maxEntrySize,
+    defaultTtl: integerOption('data.defaultTtl', d.defaultTtl, 0),
+    fetchTimeout: integerOption('data.fetch.timeout', fetch.timeout, 1),
+    maxConcurrentPerOrigin: integerOption('data.fetch.maxConcurrentPerOrigin', fetch.maxConcurrentPerOrigin, 1, 1024),
+    maxIncludeDepth: integerOption('data.maxIncludeDepth', d.maxIncludeDepth, 1, 32),
+    includeErrors: d.includeErrors,
+    maxTrackedKeys: integerOption('data.maxTrackedKeys', d.maxTrackedKeys, 1),
+    maxDependents: integerOption('data.maxDependents', d.maxDependents, 1),
+  });
+}

@@ -1,0 +1,11 @@
+/**
+ * The units option values are given in, named by type as lru-cache does. A leaf: imports nothing.
+ */
+
+/** A duration in milliseconds. Durations are milliseconds everywhere in the API. */
+export type Milliseconds = number;
+/** A size in bytes. */
+export type Bytes = number;
+/** A whole count. */
+export type Count = number;
+
