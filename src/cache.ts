@@ -32,6 +32,8 @@ import { TargetIndex } from './invalidation/targets.js';
 import { normalizeTarget } from './key.js';
 import { resolveOptions } from './options/resolve.js';
 import { type CacheOptions, type ResolvedOptions } from './options/types.js';
+import type { Milliseconds } from './options/units.js';
+import { integerOption } from './options/validate.js';
 import { StatusDetailer } from './observe/cache-status.js';
 import { consoleHandler, type ConsoleHandler } from './observe/console.js';
 import { metricsHandler, observedState, registerMetrics, type ObservedState } from './observe/metrics.js';
@@ -120,6 +122,17 @@ export interface PrimeOptions {
   handler?: NodeHandler;
   /** Called after each URL settles. */
   onProgress?: (progress: PrimeProgress) => void;
+}
+
+/** Options of {@link StrataCache.close}. */
+export interface CloseOptions {
+  /**
+   * How long in ms to wait for background work before abandoning it. A data refresh or render
+   * still running then is not cancelled, but its result is never stored, and the stores are
+   * released anyway.
+   * @default options.closeTimeout (5000)
+   */
+  timeout?: Milliseconds;
 }
 
 /** The wired parts, for tests and tools (@internal). */
@@ -425,15 +438,22 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     return this.#invalidation.prime(urls, options);
   }
 
-  /** Waits for background work (data refreshes first: they may render) and releases stores. */
-  async close(): Promise<void> {
+  /**
+   * Waits for background work (data refreshes first: they may render), for at most `timeout`
+   * in all, and releases the stores. Work still running then (a hung loader, a render that never
+   * ends) is abandoned: its result is never stored.
+   * @throws TypeError (as a rejection) when `timeout` is not a non-negative integer.
+   */
+  async close(options: CloseOptions = {}): Promise<void> {
+    const timeout = options.timeout === undefined ? this.#ctx.options.closeTimeout : integerOption('close options.timeout', options.timeout, 0);
+    const deadline = Date.now() + timeout;
     this.#recorder?.close();
     this.#unregisterMetrics?.();
-    await this.data.close();
+    await this.data.close(timeout);
     this.#ctx.closed = true;
     this.#peers?.close();
     this.#propagator?.close();
-    await this.#ctx.report.settled();
+    if (!(await this.#ctx.report.settled(Math.max(0, deadline - Date.now())))) debug('close: background work abandoned after %d ms', timeout);
     await this.#tiers.close();
   }
 

@@ -34,6 +34,14 @@ export interface CaptureHooks {
   /** Called exactly once, when the response finished or failed. */
   onDone(result: CaptureResult): void;
   /**
+   * How long (ms) the capture goes on after the client left before the handler ended (Varnish
+   * keeps a backend fetch going when its client leaves): the handler's writes are still accepted
+   * and kept, nothing more is sent, and `onDone` reports the whole response when the handler
+   * ends. Past this, or when 0/undefined, the capture ends as `aborted` (a handler that stops
+   * writing when its client leaves must not hold its waiters forever).
+   */
+  outlive?: number;
+  /**
    * Called once at header time, after `onHeaders`. Returning a function holds the response: the
    * client receives nothing until the handler ends, then the status, headers and the body the
    * function makes of the whole written body (ESI assembly). `result.body` stays what the handler
@@ -54,6 +62,14 @@ export interface CaptureControl {
    * when the headers were already sent or the capture is over.
    */
   divert(write: () => void): boolean;
+  /**
+   * Answers the client now with a short `status` response of its own and closes its connection,
+   * leaving the handler's response untouched (no header of it was sent): the capture goes on
+   * without the client as if it had left (see {@link CaptureHooks.outlive}), so the render can
+   * still be kept. Returns false, doing nothing, when the headers were already sent, the capture
+   * is over, or there is no client connection.
+   */
+  answer(status: number, text: string, headers?: Record<string, string>): boolean;
 }
 
 type WriteHead = ServerResponse['writeHead'];
@@ -75,6 +91,9 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
   let diverted = false;
   /** The replacement is being written: calls go to the original methods. */
   let passthrough = false;
+  /** The client is gone (or was answered by `answer`): the handler's output is kept, not sent. */
+  let detached = false;
+  let outliveTimer: NodeJS.Timeout | undefined;
   let status = 200;
   let headers: OutgoingHttpHeaders = {};
   // What middleware in front of the cache already set (a request id, CORS headers): a hit must
@@ -93,6 +112,7 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
     if (done) return;
     done = true;
     chunks = [];
+    if (outliveTimer !== undefined) clearTimeout(outliveTimer);
     res.removeListener('finish', onFinish);
     res.removeListener('close', onClose);
     hooks.onDone(result);
@@ -205,7 +225,7 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
       }
     }
     if (!this.headersSent) decide(code);
-    if (diverted) return this;
+    if (diverted || detached) return this;
     if (transform !== undefined && !this.headersSent) {
       status = code;
       heldReason = reason;
@@ -218,6 +238,11 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
     if (passthrough) return (origWrite as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
     if (!diverted && !this.headersSent && !decided) decide(this.statusCode);
     if (diverted) {
+      callLater(rest);
+      return true;
+    }
+    if (detached) {
+      if (!done) keep(chunk, rest[0]);
       callLater(rest);
       return true;
     }
@@ -235,6 +260,12 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
     if (diverted) {
       callLater(typeof chunk === 'function' ? [chunk] : rest);
       finish({ ok: false, reason: 'diverted' });
+      return this;
+    }
+    if (detached) {
+      if (!done && typeof chunk !== 'function') keep(chunk, rest[0]);
+      callLater(typeof chunk === 'function' ? [chunk] : rest);
+      onFinish();
       return this;
     }
     if (!done && !this.writableEnded) keep(chunk, rest[0]);
@@ -258,8 +289,25 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
     }
     finish({ ok: true, status, headers: preset === undefined ? headers : withoutPreset(headers, preset), body });
   };
-  // 'close' before 'finish': the client went away or the response was destroyed mid-body.
-  const onClose = (): void => finish({ ok: false, reason: 'aborted' });
+  // 'close' before 'finish': the client went away or the response was destroyed mid-body. A
+  // render that may still be kept goes on without its client, for at most `outlive` ms; but
+  // not when this side destroyed the connection (a framework does so when a handler fails
+  // after its headers went out): only a client that closed or reset it has "left".
+  const socket = res.socket;
+  const onClose = (): void => {
+    if (done) return;
+    const maxMs = hooks.outlive ?? 0;
+    const clientLeft = socket !== null && (socket.readableEnded || socket.errored !== null);
+    if (!clientLeft || maxMs <= 0 || (decided && !keeping) || res.writableEnded || transform !== undefined) return finish({ ok: false, reason: 'aborted' });
+    detach(maxMs);
+  };
+  const detach = (maxMs: number): void => {
+    if (detached) return;
+    detached = true;
+    debug('client gone: the render goes on without it');
+    outliveTimer = setTimeout(() => finish({ ok: false, reason: 'aborted' }), maxMs);
+    outliveTimer.unref();
+  };
   res.once('finish', onFinish);
   res.once('close', onClose);
 
@@ -271,8 +319,22 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
       held = [];
       finish({ ok: false, reason, error });
     },
+    answer(code, text, extra = {}) {
+      const socket = res.socket;
+      if (done || diverted || detached || res.headersSent || socket === null || socket.destroyed) return false;
+      // Written on the connection itself, so the handler's response object stays untouched (it
+      // may still set headers and end); the connection closes after it (no keep-alive reuse).
+      const body = Buffer.from(text);
+      let head = `HTTP/1.1 ${code} ${STATUS_TEXT[code] ?? 'Error'}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n`;
+      for (const [name, value] of Object.entries(extra)) head += `${name}: ${value}\r\n`;
+      detach(hooks.outlive ?? 0);
+      res.removeListener('close', onClose);
+      socket.end(Buffer.concat([Buffer.from(`${head}\r\n`, 'latin1'), body]));
+      if ((hooks.outlive ?? 0) <= 0) finish({ ok: false, reason: 'answered' });
+      return true;
+    },
     divert(write) {
-      if (done || diverted || res.headersSent) return false;
+      if (done || diverted || detached || res.headersSent) return false;
       diverted = true;
       keeping = false;
       chunks = [];
@@ -293,6 +355,9 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
     },
   };
 }
+
+/** Reason phrases of the statuses {@link CaptureControl.answer} is used with. */
+const STATUS_TEXT: Record<number, string> = { 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
 
 /** Calls a swallowed write's or end's callback, as the stream would have, on a later tick. */
 function callLater(args: readonly unknown[]): void {

@@ -18,6 +18,8 @@ const USAGE = `usage: stratacache --upstream URL [options]
   --host ADDR             listen address (default 127.0.0.1)
   --max-size BYTES        memory budget of the response cache (default 64 MiB)
   --default-ttl MS        freshness when the upstream sends none (default 60000)
+  --targeted-cache-control LIST  targeted cache-control fields obeyed (RFC 9213), comma-separated
+                          (default cdn-cache-control; '' obeys Cache-Control only)
   --preserve-host         send the client's Host upstream (default: the upstream's host)
   --upstream-timeout MS   wait this long for upstream headers, then 504 / stale (default 30000)
   --peers URL,URL,...     cluster nodes; needs --self and STRATACACHE_PEER_SECRET
@@ -44,6 +46,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
       host: { type: 'string' },
       'max-size': { type: 'string' },
       'default-ttl': { type: 'string' },
+      'targeted-cache-control': { type: 'string' },
       'preserve-host': { type: 'boolean' },
       'upstream-timeout': { type: 'string' },
       peers: { type: 'string' },
@@ -60,6 +63,8 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
   if (maxSize !== undefined) options.maxSize = maxSize;
   const defaultTtl = number('default-ttl', values['default-ttl']);
   if (defaultTtl !== undefined) options.defaultTtl = defaultTtl;
+  // A reverse proxy is the CDN-like cache RFC 9213 addresses: it obeys CDN-Cache-Control by default.
+  options.targetedCacheControl = (values['targeted-cache-control'] ?? 'cdn-cache-control').split(',').map((s) => s.trim()).filter(Boolean);
   if (values.peers !== undefined) {
     options.peers = { self: values.self, nodes: values.peers.split(',').filter(Boolean), secret: env.STRATACACHE_PEER_SECRET };
   }

@@ -63,3 +63,23 @@ export class Flights<T> {
     return { promise: flight.promise, joined: false };
   }
 }
+
+/**
+ * Waits until every promise settled, or `ms` passed (whichever is first); true when all settled.
+ * What is still running then is abandoned, not cancelled: its result is simply never awaited.
+ */
+export async function settledWithin(promises: readonly Promise<unknown>[], ms: number): Promise<boolean> {
+  if (promises.length === 0) return true;
+  const all = Promise.allSettled(promises).then(() => true);
+  if (!Number.isFinite(ms)) return all;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(0, ms));
+    timer.unref();
+  });
+  try {
+    return await Promise.race([all, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -2,7 +2,7 @@
  * stratacache: a layered HTTP cache for any Node handler. Public exports only.
  */
 export { createCache, StrataCache } from './cache.js';
-export type { NodeHandler, ConnectMiddleware, KoaMiddleware, KoaLikeContext, MiddlewareOptions, CacheEvents, InvalidateOptions, InvalidateResult, PrimeOptions } from './cache.js';
+export type { NodeHandler, ConnectMiddleware, KoaMiddleware, KoaLikeContext, MiddlewareOptions, CacheEvents, InvalidateOptions, InvalidateResult, PrimeOptions, CloseOptions } from './cache.js';
 export type { CacheStats } from './stats.js';
 export type { CacheEvent } from './engine/types.js';
 export type { RefetchEvent } from './invalidation/coordinator.js';

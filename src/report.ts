@@ -6,6 +6,7 @@
 import type { EventEmitter } from 'node:events';
 import type { Debugger } from 'debug';
 import type { CacheError } from './errors.js';
+import { settledWithin } from './flight.js';
 
 /** Emits events, reports failures and tracks background work for one cache. */
 export class Reporter {
@@ -44,8 +45,11 @@ export class Reporter {
     void p.finally(() => this.#background.delete(p));
   }
 
-  /** Settles once every tracked promise did. */
-  async settled(): Promise<void> {
-    await Promise.allSettled([...this.#background]);
+  /**
+   * Settles once every tracked promise did, or after `waitMs` (what still runs is abandoned:
+   * its result is never stored). Resolves to whether everything settled.
+   */
+  settled(waitMs = Infinity): Promise<boolean> {
+    return settledWithin([...this.#background], waitMs);
   }
 }

@@ -19,6 +19,14 @@ export interface KoaLikeContext {
 /** Koa middleware signature. */
 export type KoaMiddleware = (ctx: KoaLikeContext, next: () => Promise<unknown>) => Promise<void>;
 
+/** Ends a response whose client is gone with Koa's body, as Koa's own respond() would have. */
+function endWithoutClient(res: ServerResponse, body: unknown): void {
+  if (body instanceof Stream) (body as Stream & { pipe(dest: ServerResponse): unknown }).pipe(res);
+  else if (body === undefined || body === null) res.end();
+  else if (typeof body === 'string' || Buffer.isBuffer(body)) res.end(body);
+  else res.end(JSON.stringify(body));
+}
+
 /** Koa middleware over `engine`. */
 export function koa(engine: Engine): KoaMiddleware {
   // One `app.callback()` per Koa app, for background renders.
@@ -42,6 +50,13 @@ export function koa(engine: Engine): KoaMiddleware {
     const served = await engine.handle(ctx.req, ctx.res, { run, regen: callbackOf(ctx.app), rethrow: true });
     if (served) {
       ctx.respond = false;
+      return;
+    }
+    if (ctx.res.destroyed && !ctx.res.writableEnded) {
+      // The client left while the render ran: Koa writes nothing to a closed connection, but
+      // the render goes on for the cache and its waiters (capture `outlive`): hand it the body.
+      ctx.respond = false;
+      endWithoutClient(ctx.res, ctx.body);
       return;
     }
     // Koa leaves a response hanging when a body stream fails after headers were sent; end it

@@ -13,7 +13,7 @@ import { LRUCache } from 'lru-cache';
 import type { EngineHooks, RenderScope, ResponseServices } from '../seam.js';
 import type { Entry } from '../entry.js';
 import { CacheError, DataFetchError, DataLoadError, DataLoopError, DataSerializeError, IncludeError } from '../errors.js';
-import { Flights } from '../flight.js';
+import { Flights, settledWithin } from '../flight.js';
 import { normalizeTarget } from '../key.js';
 import type { Milliseconds } from '../options/units.js';
 import type { ResolvedDataOptions } from './options.js';
@@ -321,9 +321,12 @@ export class DataCache {
     return { ...this.#counters, ...this.#peerCounters, entries, bytes };
   }
 
-  /** Waits for background refreshes, then empties the data memory tier. */
-  async close(): Promise<void> {
-    await Promise.allSettled([...this.#background]);
+  /**
+   * Waits for background refreshes, for at most `waitMs` (a loader that never settles is
+   * abandoned: its value is never stored), then empties the data memory tier.
+   */
+  async close(waitMs = Infinity): Promise<void> {
+    await settledWithin([...this.#background], waitMs);
     this.#memory.close();
   }
 

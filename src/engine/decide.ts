@@ -15,9 +15,11 @@ import type { EpochVerdict } from '../invalidation/epochs.js';
  * - `peer`: lead, asking the peers before rendering.
  * - `wait`: wait for a render in progress (`on: 'flight'`) or for the peer refetching it
  *   (`on: 'peer-refetch'`), then look again.
- * - `pass`: run the handler without the cache (hit-for-pass).
+ * - `miss`: render alone, with no flight (hit-for-miss: the key's last response was not storable,
+ *   so nobody waits for this one, but it is stored if it is storable). What one request carried
+ *   (a cookie, Authorization, its own no-store) never turns a URL into a pass for everyone.
  */
-export type Action = 'hit' | 'stale' | 'revalidate' | 'lead' | 'wait' | 'peer' | 'pass';
+export type Action = 'hit' | 'stale' | 'revalidate' | 'lead' | 'wait' | 'peer' | 'miss';
 
 /** What is known about the request and its key when the decision is taken. */
 export interface RequestFlags {
@@ -31,7 +33,7 @@ export interface RequestFlags {
   canRefresh: boolean;
   /** A render of its key is in flight. */
   inFlight: boolean;
-  /** Why its primary key is remembered as "pass" (hit-for-pass), when it is. */
+  /** Why its primary key is remembered as uncacheable (hit-for-miss), when it is. */
   passReason: string | undefined;
   /** A leader would ask the peers (a cluster is configured, the request carries no peer signature). */
   askPeers: boolean;
@@ -54,7 +56,7 @@ export interface DecideContext {
 /** The action and what it needs. */
 export interface Decision {
   action: Action;
-  /** Why (stale, revalidate, pass). */
+  /** Why (stale, revalidate, miss). */
   reason?: string;
   /** What a `wait` waits for. */
   on?: 'flight' | 'peer-refetch';
@@ -117,7 +119,7 @@ export function decide(entry: Entry | undefined, req: RequestFlags, at: DecideCo
 
 /** What a request does that no stored entry can answer now. */
 function next(req: RequestFlags, fallback: Entry | undefined): Decision {
-  if (req.passReason !== undefined) return { action: 'pass', reason: req.passReason };
+  if (req.passReason !== undefined) return { action: 'miss', reason: req.passReason, fallback };
   // Nothing servable here while another node refetches this page for the cluster: wait for its
   // copy rather than render it a second time.
   if (fallback === undefined && !req.authorized && req.mayWait && req.peerRefetch) return { action: 'wait', on: 'peer-refetch' };

@@ -48,6 +48,19 @@ export class Deliver {
     return undefined;
   }
 
+  /**
+   * Answers with a bare error status (500: the render failed; 504: it timed out) and nothing of
+   * the origin's: what a waiter gets when the render it waited for produced nothing to serve.
+   */
+  failure(res: ServerResponse, status: 500 | 504): true {
+    if (!res.headersSent) {
+      const text = status === 504 ? 'Gateway Timeout' : 'Internal Server Error';
+      res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    }
+    return true;
+  }
+
   /** Serves a template entry: each include filled from the data cache, or 500 when one must fail the page. */
   async #serveTemplate(req: IncomingMessage, res: ServerResponse, entry: Entry, at: { status: CacheStatus; now: number; ex: Exchange; via: Via | undefined }): Promise<boolean> {
     let body: Buffer;
@@ -55,11 +68,7 @@ export class Deliver {
       body = await this.#ctx.hooks!.assemble(entry, req, at.ex.regen ?? this.#ctx.runner);
     } catch (error) {
       this.#ctx.report.fail(error instanceof CacheError ? error : new IncludeError('include assembly failed', { cause: error }));
-      if (!res.headersSent) {
-        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8', 'content-length': '21' });
-        res.end('Internal Server Error');
-      }
-      return true;
+      return this.failure(res, 500);
     }
     const statusHeaders = this.#ctx.statusDetail?.served(at.status, entry, at.now, at.via) ?? this.#ctx.statusHeaders;
     serveAssembled(req, res, entry, body, { status: at.status, now: at.now, statusHeaders });

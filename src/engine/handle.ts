@@ -18,7 +18,7 @@ import type { PeerFill } from './peer-fill.js';
 import type { Renderer } from './render.js';
 import type { SharedFlight } from './shared.js';
 import type { Tiers } from './tiers.js';
-import type { CacheEvent, EngineContext, Exchange, RenderTicket } from './types.js';
+import type { CacheEvent, EngineContext, Exchange, FlightResult, RenderTicket } from './types.js';
 import { invalidateOnSuccess } from './unsafe.js';
 import type { Variants } from './variants.js';
 import { COLLAPSED, type Via } from '../observe/cache-status.js';
@@ -146,8 +146,8 @@ export class RequestPath {
         if (decision.action === 'revalidate') this.#p.background.refresh(entry!, req, ex.regen);
         return assembling ?? true;
       }
-      case 'pass':
-        return renderer.pass(req, res, ex, { key: primary, reason: decision.reason ?? 'hit-for-pass' });
+      case 'miss':
+        return renderer.render(req, res, ex, { primary, key, ticket: undefined, flight: undefined, fallback: decision.fallback, solo: true });
       case 'wait':
         return this.#wait(req, res, ex, { primary, key, decision, attempt: at.attempt });
       case 'peer':
@@ -195,8 +195,24 @@ export class RequestPath {
       // Another variant: look up (and perhaps lead) under this request's own variant key.
       if (at.attempt < 2) return this.#lookup(req, res, ex, { primary, key: mine, entry: this.#p.tiers.memory.get(mine), attempt: at.attempt + 1 });
     }
-    // The leader's response was not storable, or it failed: render for ourselves.
-    return this.#p.renderer.pass(req, res, ex, { key, reason: result.sticky ? 'not storable' : 'leader failed' });
+    return this.#afterUnstored(req, res, ex, { primary, key, result, attempt: at.attempt });
+  }
+
+  /**
+   * A waiter whose leader stored nothing. Event trace: leader L renders k, W1..Wn wait ->
+   * - L timed out (no headers after originTimeout, no old copy): each W answers 504 at once;
+   * - L failed or its response was not storable for a reason of its own request: W1..Wn look
+   *   again once (the first leads a new flight, the others wait for it: one retry between them);
+   *   if that one fails too, each W answers 500: the origin sees at most 2 renders, not n + 1;
+   * - L's response is of a kind never stored (sticky: the key is now remembered, hit-for-miss):
+   *   each W renders alone, stored if its own response is storable.
+   */
+  #afterUnstored(req: IncomingMessage, res: ServerResponse, ex: Exchange, at: { primary: string; key: string; result: FlightResult; attempt: number }): boolean | Promise<boolean> {
+    const { primary, key, result } = at;
+    if (result.timedOut) return this.#p.deliver.failure(res, 504);
+    if (!result.sticky && at.attempt === 0) return this.#lookup(req, res, ex, { primary, key, entry: this.#p.tiers.memory.get(key), attempt: 1 });
+    if (result.failed) return this.#p.deliver.failure(res, 500);
+    return this.#p.renderer.render(req, res, ex, { primary, key, ticket: undefined, flight: undefined, fallback: undefined, solo: true });
   }
 
   /** A background render (its ticket) comes back through the app: render it for its flight. */

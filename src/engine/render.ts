@@ -24,13 +24,19 @@ import { forwardOfPass, ttlOf, type Via } from '../observe/cache-status.js';
 
 const debug = createDebug('stratacache:engine');
 
+/** How long (ms) a render goes on after its client left when originTimeout is 0 (never). */
+const DETACHED_LIMIT = 30_000;
+
 /** Renders misses and passes. */
 export class Renderer {
   readonly #ctx: EngineContext;
   readonly #variants: Variants;
   readonly #deliver: Deliver;
   readonly #renderTime: () => number;
-  /** Primary keys whose responses are never stored, remembered for `passTtl` (hit-for-pass). */
+  /**
+   * Primary keys whose last response was not storable, remembered for `passTtl` (hit-for-miss):
+   * rendered without a flight (nobody queues), stored again as soon as a response is storable.
+   */
   readonly #passKeys: LRUCache<string, string> | undefined;
 
   constructor(ctx: EngineContext, parts: { variants: Variants; deliver: Deliver; renderTime: () => number }) {
@@ -60,10 +66,12 @@ export class Renderer {
   }
 
   #render(req: IncomingMessage, res: ServerResponse, ex: Exchange, lead: Lead, span: { context: RenderContext; finish: () => void } | undefined): boolean | Promise<boolean> {
-    const { primary, key, ticket, flight, fallback, revalidate } = lead;
+    const { primary, key, ticket, flight, fallback, revalidate, solo } = lead;
     const ctx = this.#ctx;
     const options = ctx.options;
-    if (ticket === undefined) {
+    // A hit-for-miss render reads and counts as a pass (stored all the same if it can be).
+    if (ticket === undefined && solo === true) ctx.counters.passes++;
+    else if (ticket === undefined) {
       ctx.counters.misses++;
       ctx.report.emit('miss', { key, url: req.url ?? '', status: 'MISS' } satisfies CacheEvent);
     }
@@ -94,6 +102,8 @@ export class Renderer {
     const scope = hooks?.openScope(req, runner);
     let failed = false;
     let settled = false;
+    /** The client (and the waiters) got a 504 at originTimeout; the render goes on, to be stored. */
+    let answered = false;
     let timer: NodeJS.Timeout | undefined;
     const settle = (outcome: FlightResult): void => {
       if (settled) return;
@@ -150,39 +160,55 @@ export class Renderer {
             return false;
           }
           verdict = evaluateResponse(policyReq, { status, headers }, options, Date.now());
-          // A stale copy the origin replaced is reported as such (RFC 9211 fwd=stale).
-          const missStatus = revalidate === undefined ? 'MISS' : 'EXPIRED';
+          // Headers of a response already answered (504) or whose client left are never sent. A
+          // stale copy the origin replaced is reported as such (RFC 9211 fwd=stale).
+          const missStatus = solo === true ? 'PASS' : revalidate === undefined ? 'MISS' : 'EXPIRED';
           const detail = ctx.statusDetail;
-          setStatusHeaders(
-            res,
-            detail === undefined
-              ? ctx.statusHeaders
-              : detail.headers(missStatus, {
-                  // A stored copy that could not be served: one to revalidate, or to fall back on.
-                  fwd: revalidate !== undefined || fallback !== undefined ? 'stale' : 'uri-miss',
-                  fwdStatus: status,
-                  ttl: verdict.storable ? ttlOf(verdict, Date.now()) : undefined,
-                  stored: verdict.storable,
-                }),
-            missStatus,
-          );
+          if (!answered && !res.destroyed) {
+            setStatusHeaders(
+              res,
+              detail === undefined
+                ? ctx.statusHeaders
+                : detail.headers(missStatus, {
+                    // A stored copy that could not be served: one to revalidate, or to fall back on.
+                    fwd: missStatus === 'PASS' ? 'bypass' : revalidate !== undefined || fallback !== undefined ? 'stale' : 'uri-miss',
+                    fwdStatus: status,
+                    ttl: verdict.storable ? ttlOf(verdict, Date.now()) : undefined,
+                    stored: verdict.storable,
+                  }),
+              missStatus,
+            );
+          }
           if (!verdict.storable) debug('pass: %s %s', verdict.reason, key);
           return verdict.storable;
         },
         // With includes on, an HTML response is held and its client gets the assembled page.
         transform: hooks !== undefined && options.includes ? this.#transformFor(req, runner) : undefined,
+        // The render goes on when its client leaves (or was answered 504), so its waiters and
+        // later clients get it; bounded by originTimeout (30 s when that is 0).
+        outlive: ticket === undefined ? options.originTimeout || DETACHED_LIMIT : undefined,
         onDone: (result) => {
           if (scope !== undefined) hooks!.closeScope(scope);
-          if (settled) return;
+          if (settled && !answered) return;
           let outcome = this.#complete(req, primary, result, { verdict, scope, startedAt });
+          if (!result.ok && result.reason !== 'diverted') outcome.failed = true;
           if (outcome.entry === undefined && fallback !== undefined && (failed || !result.ok)) outcome = staleOutcome();
           settle(outcome);
         },
       },
       options.maxEntrySize,
     );
-    if (fallback !== undefined && ticket === undefined && options.originTimeout > 0) {
-      timer = setTimeout(() => rescue('origin timeout'), options.originTimeout);
+    if (ticket === undefined && options.originTimeout > 0) {
+      // No headers after originTimeout: the old copy answers (stale-if-error), or else a 504
+      // does, to the client and its waiters at once; the render goes on and is stored if it can be.
+      timer = setTimeout(() => {
+        if (rescue('origin timeout')) return;
+        const { names, values } = ctx.statusHeaders;
+        if (!control.answer(504, 'Gateway Timeout', Object.fromEntries(names.map((name, i) => [name, values.MISS[i]!])))) return;
+        answered = true;
+        debug('timeout: %s answered 504, the render goes on', key);
+        settle({ timedOut: true });
+      }, options.originTimeout);
       timer.unref();
     }
     return this.invoke(req, res, ex, { control, scope, rescue: () => rescue('origin threw') });
@@ -320,6 +346,8 @@ export class Renderer {
       // refuse is "too large", not a store.
       if (entrySize(entry) <= options.maxSize) {
         const key = this.#variants.store(primary, entry, req.headers);
+        // Hit-for-miss ends with the first storable response.
+        this.#passKeys?.delete(primary);
         return { entry, key };
       }
     }

@@ -62,6 +62,10 @@ export interface FlightResult {
   peer?: boolean;
   /** `entry` is the old copy, served because the render failed (waiters serve it as STALE). */
   stale?: boolean;
+  /** The render failed (threw, broke off, length mismatch): waiters retry once between them, then share the failure. */
+  failed?: boolean;
+  /** The render had no headers after `originTimeout` and no old copy answered: waiters answer 504. */
+  timedOut?: boolean;
 }
 
 export type Flight = Deferred<FlightResult>;
@@ -90,6 +94,11 @@ export interface Lead {
   fallback: Entry | undefined;
   /** The stored copy to revalidate: the render sends its validators, and a 304 refreshes it. */
   revalidate?: Entry | undefined;
+  /**
+   * A key remembered as uncacheable (hit-for-miss, Varnish's model): rendered with no flight, so
+   * nobody queues behind it, reading `PASS`; stored if its response is storable, which ends it.
+   */
+  solo?: boolean;
 }
 
 /** What every part of one engine is built with. */

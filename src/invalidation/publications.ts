@@ -155,8 +155,15 @@ export class Publications {
     const wait = { group, deadline: Date.now() + PEER_REFETCH_WAIT, done: new Promise<void>((resolve) => (finished = resolve)) };
     this.#awaiting.set(primary, wait);
     let pause = 10;
+    // The node expected to render it; once its breaker opens (it is known down or hung) nobody
+    // waits for it any longer: this node renders the page at once.
+    const owner = ctx.peers!.liveOwner(primary);
     try {
       while (!ctx.closed() && Date.now() < wait.deadline) {
+        if (ctx.peers!.liveOwner(primary) !== owner) {
+          debug('refetch %s: owner %s is down, rendering here', primary, owner);
+          break;
+        }
         await new Promise((resolve) => setTimeout(resolve, pause).unref());
         pause = Math.min(pause * 2, 200);
         if (ctx.closed()) return { ok: 0, failed: 0 };

@@ -24,6 +24,7 @@ export const DEFAULTS = Object.freeze({
   cacheName: 'stratacache',
   maxVariants: 16,
   passTtl: 5_000,
+  closeTimeout: 5_000,
   unkeyedHeaders: Object.freeze([
     'forwarded',
     'x-forwarded-host',

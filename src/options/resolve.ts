@@ -61,6 +61,7 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
   }
   const maxVariants = integerOption('maxVariants', o.maxVariants, 1, 1024);
   const passTtl = integerOption('passTtl', o.passTtl, 0);
+  const closeTimeout = integerOption('closeTimeout', o.closeTimeout, 0);
   const unkeyed = headerNamesOption('unkeyedHeaders', o.unkeyedHeaders).filter((h) => !keyHeaders.includes(h));
 
   if (!Array.isArray(o.stores)) fail(TypeError, 'stores', 'an array of stores', o.stores);
@@ -131,6 +132,7 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     cacheName: o.cacheName,
     maxVariants,
     passTtl,
+    closeTimeout,
     unkeyedHeaders: unkeyed,
     stores: [...o.stores],
     peers,

@@ -135,12 +135,20 @@ export interface CacheOptions {
    */
   maxVariants?: Count;
   /**
-   * How long in ms a key whose response turned out not storable is remembered as such, so
-   * later requests go straight to the handler instead of queueing behind one another.
-   * `0` disables the memory.
+   * How long in ms a key whose response turned out not storable is remembered as such
+   * (hit-for-miss): later requests render at once instead of queueing behind one another, and
+   * the first storable response is stored and ends it, so what one request carried (a cookie,
+   * Authorization) never makes the URL a pass for everyone. `0` disables the memory.
    * @default 5000
    */
   passTtl?: Milliseconds;
+  /**
+   * How long in ms `close()` waits for background work (renders, refetches, data refreshes)
+   * before it abandons what is still running and releases the stores anyway. `close({ timeout })`
+   * overrides it for one call.
+   * @default 5000
+   */
+  closeTimeout?: Milliseconds;
   /**
    * Request headers that are not part of the key and that a handler could reflect into a
    * response (lower-case names). They are removed from a request before it renders a response
@@ -308,6 +316,7 @@ export interface ResolvedOptions {
   readonly cacheName: string;
   readonly maxVariants: Count;
   readonly passTtl: Milliseconds;
+  readonly closeTimeout: Milliseconds;
   readonly unkeyedHeaders: readonly string[];
   readonly stores: readonly CacheStore[];
   /** Statuses answered with a stale copy when one exists; empty when serveStaleOnError is off. */

@@ -359,18 +359,19 @@ export function adapterSuite(name: string, start: Start): void {
         );
         s.cache = cache;
         const replies = await Promise.all(Array.from({ length: 5 }, () => attempt(`${url}/flaky`)));
-        assert.equal(cache.stats().loadsDeduped, 4);
+        // 4 waited for the leader, then 3 of them for the one retry the 4th led.
+        assert.equal(cache.stats().loadsDeduped, 7);
         const ok = replies.filter((r): r is Reply => !(r instanceof Error) && r.status === 200 && r.body.startsWith('recovered'));
-        assert.equal(ok.length, 4, 'every waiter gets a whole response of its own');
-        for (const r of ok) assert.match(r.body, /^recovered [2-5]$/);
+        assert.equal(ok.length, 4, 'every waiter gets a whole response');
+        // One retry between the waiters (issue 10): the first leads it, the others share it.
+        for (const r of ok) assert.equal(r.body, 'recovered 2');
         const leader = replies.find((r) => !ok.includes(r as Reply));
         if (when === 'before') assert.equal((leader as Reply).status, 500);
         else if (!(leader instanceof Error)) assert.notEqual(leader!.body, 'partial, never sent');
-        assert.equal(origin.renders('/flaky'), 5);
-        assert.equal(cache.stats().stores, 0);
-        // Not remembered as uncacheable: the next request leads and stores.
-        assertStatus(await request(`${url}/flaky`), 'MISS');
-        assertHit(await request(`${url}/flaky`), 'recovered 6');
+        assert.equal(origin.renders('/flaky'), 2);
+        assert.equal(cache.stats().stores, 1);
+        // The failure is not remembered as uncacheable: the retry was stored.
+        assertHit(await request(`${url}/flaky`), 'recovered 2');
       });
     }
 

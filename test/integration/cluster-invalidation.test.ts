@@ -257,7 +257,7 @@ describe('refetch once: a node without a copy', () => {
 });
 
 describe('refetch once: the owner is down', () => {
-  test('the others serve their old copy, then render it themselves after PEER_REFETCH_WAIT', { timeout: 15_000 }, async () => {
+  test('the others serve their old copy, then render it themselves once the owner is known down', { timeout: 15_000 }, async () => {
     const origin = versionedOrigin();
     const cluster = await startCluster(3, origin, { cache: { gracePeriod: 10_000 } });
     after(() => cluster.close());
@@ -283,7 +283,8 @@ describe('refetch once: the owner is down', () => {
     }
     assert.equal(origin.total(), 0);
     await until(async () => (await get(a.url, page)).body === `v2 ${page}` && (await get(b.url, page)).body === `v2 ${page}`, 'A and B to render it themselves', 10_000);
-    assert.ok(Date.now() - started >= PEER_REFETCH_WAIT, 'not before the bound');
+    // Not after PEER_REFETCH_WAIT: the wait ends as soon as the owner's breaker opens (issue 10).
+    assert.ok(Date.now() - started < PEER_REFETCH_WAIT, `after ${Date.now() - started} ms`);
     // At most one render per live node: each renders unless the other's render landed first
     // (then it takes that copy, rendered after the publication).
     assert.ok(origin.total() >= 1 && origin.total() <= 2, `renders: ${origin.total()}`);

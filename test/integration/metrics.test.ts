@@ -133,7 +133,7 @@ test('label values and help text are escaped as the exposition format requires',
   assert.equal(text, '# HELP x_total a\\\\b\\nc\n# TYPE x_total counter\nx_total{peer="http://h/\\"q\\"\\\\\\n"} 3\n');
 });
 
-test('store failures and stale-while-revalidate refreshes are counted and scraped', async () => {
+test('store failures and revalidations are counted and scraped', async () => {
   const failing = {
     name: 'flaky',
     get: () => undefined,
@@ -146,9 +146,16 @@ test('store failures and stale-while-revalidate refreshes are counted and scrape
   tracked.caches.push(cache);
   let renders = 0;
   const srv = await listen(
-    cache.wrap((_req, res) => {
+    cache.wrap((req, res) => {
       renders++;
+      // The refresh sends the entry's validators (a revalidation); the origin answers 304 to them.
+      if (req.headers['if-none-match'] === '"v1"') {
+        res.writeHead(304, { etag: '"v1"', 'cache-control': 'public, max-age=1, stale-while-revalidate=60' });
+        res.end();
+        return;
+      }
       res.setHeader('cache-control', 'public, max-age=1, stale-while-revalidate=60');
+      res.setHeader('etag', `"v${renders}"`);
       res.end(`v${renders}`);
     }),
   );
@@ -165,6 +172,8 @@ test('store failures and stale-while-revalidate refreshes are counted and scrape
   const s = cache.stats();
   assert.equal(s.revalidations, 1);
   assert.equal(m.get('stratacache_revalidations_total'), 1);
+  assert.equal(s.notModified, 1);
+  assert.equal(m.get('stratacache_revalidations_not_modified_total'), 1);
   assert.equal(s.storeErrors, 2);
   assert.equal(renders, 2);
   assert.equal(m.get('stratacache_store_errors_total'), s.storeErrors);

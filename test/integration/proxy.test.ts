@@ -149,7 +149,9 @@ describe('stratacache CLI', () => {
     if (p.help) return;
     assert.equal(p.upstream, 'http://127.0.0.1:8080');
     assert.equal(p.port, 0);
-    assert.deepEqual(p.options, { maxSize: 1048576, defaultTtl: 5000, flush: { token: 't' } });
+    assert.deepEqual(p.options, { maxSize: 1048576, defaultTtl: 5000, targetedCacheControl: ['cdn-cache-control'], flush: { token: 't' } });
+    const off = parseCli(['--upstream', 'http://x', '--targeted-cache-control', ''], {});
+    assert.deepEqual(!off.help && off.options.targetedCacheControl, []);
     assert.throws(() => parseCli([], {}), /--upstream is required/);
     assert.throws(() => parseCli(['--upstream', 'http://x', '--port', 'abc'], {}), /--port to be an integer, got 'abc'/);
     assert.throws(() => parseCli(['--upstream', 'http://x', '--nope'], {}));

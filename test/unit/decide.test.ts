@@ -67,8 +67,8 @@ describe('decide', () => {
     assert.deepEqual(decide(undefined, flags({ peerRefetch: true, mayWait: false }), at()), { action: 'lead', fallback: undefined });
   });
 
-  test('pass: the key is remembered as not storable', () => {
-    assert.deepEqual(decide(undefined, flags({ passReason: 'no-store' }), at()), { action: 'pass', reason: 'no-store' });
+  test('miss: the key is remembered as not storable (hit-for-miss: rendered alone, stored if storable)', () => {
+    assert.deepEqual(decide(undefined, flags({ passReason: 'no-store' }), at()), { action: 'miss', reason: 'no-store', fallback: undefined });
   });
 
   test('a hard invalidation drops the entry: no hit, no stale, no fallback', () => {
