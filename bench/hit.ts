@@ -38,13 +38,9 @@
  *   BENCH_SERVER_FLAGS extra node flags for the server processes, space-separated, e.g.
  *                      '--cpu-prof --cpu-prof-dir=/tmp/prof' to profile them  (default none)
  */
-import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CacheStats } from '../src/index.js';
+import { chooseTool, describeSetup, fmt, get, intEnv, Loader, loadAverage, median, runRounds, serveTarget, table, Target, withTargets } from './harness.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const serverFlags = (process.env.BENCH_SERVER_FLAGS ?? '').split(' ').filter((f) => f !== '');
@@ -72,61 +68,8 @@ interface Config {
   bodyBytes: number;
 }
 
-/** One measured run. Latencies in ms. */
-interface Measurement {
-  rps: number;
-  p50: number;
-  p99: number;
-  requests: number;
-  /** Bytes received per response (headers and body). */
-  bytesPerResponse: number;
-  /** Socket errors, timeouts and non-2xx responses. */
-  errors: number;
-  /**
-   * Server CPU time (user + system, µs) per completed request over the measured run. Less
-   * sensitive to other processes on the machine than req/s: it is what one request costs.
-   * Filled in by the orchestrator from the server probes (0 until then).
-   */
-  cpuPerRequest: number;
-}
-
-/** What a server reports when probed: its cache counters (null without a cache) and CPU time used. */
-interface Probe {
-  stats: CacheStats | null;
-  /** process.cpuUsage() of the server: user and system CPU time in microseconds. */
-  cpu: NodeJS.CpuUsage;
-}
-type ServerMessage = { type: 'ready'; port: number } | ({ type: 'probe' } & Probe);
-type LoadMessage = { type: 'result'; result: Measurement } | { type: 'error'; message: string };
-
-function intEnv(name: string, fallback: number, min: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
-  return n;
-}
-
-function hasWrk(): boolean {
-  try {
-    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch (error) {
-    // wrk --version exits 1 after printing its banner; only a missing binary is ENOENT.
-    return (error as NodeJS.ErrnoException).code !== 'ENOENT';
-  }
-}
-
 function readConfig(): Config {
-  const toolEnv = process.env.BENCH_TOOL;
-  if (toolEnv !== undefined && toolEnv !== '' && toolEnv !== 'wrk' && toolEnv !== 'autocannon') {
-    throw new TypeError(`BENCH_TOOL must be 'wrk' or 'autocannon', got ${JSON.stringify(toolEnv)}`);
-  }
-  let tool: Config['tool'] = toolEnv === 'autocannon' ? 'autocannon' : 'wrk';
-  if (tool === 'wrk' && !hasWrk()) {
-    if (toolEnv === 'wrk') throw new Error('BENCH_TOOL=wrk but wrk is not on PATH');
-    tool = 'autocannon';
-  }
+  const tool = chooseTool();
   const targets = (process.env.BENCH_TARGETS ?? 'a,h,b,c,d,e')
     .split(',')
     .map((t) => t.trim())
@@ -202,120 +145,15 @@ async function runServer(id: TargetId, bodyBytes: number): Promise<void> {
       handler = cache!.wrap(await expressApp(false));
       break;
   }
-  const server = http.createServer(handler);
-  server.listen(0, '127.0.0.1', () => {
-    const address = server.address();
-    if (address === null || typeof address === 'string') throw new Error('unexpected server address');
-    process.send!({ type: 'ready', port: address.port } satisfies ServerMessage);
-  });
-  process.on('message', (msg: { type: string }) => {
-    if (msg.type === 'probe') process.send!({ type: 'probe', stats: cache ? cache.stats() : null, cpu: process.cpuUsage() } satisfies ServerMessage);
-  });
-  // The parent is gone (finished or crashed): do not linger. Exiting through process.exit (also
-  // on SIGTERM) lets --cpu-prof / --heap-prof write their files.
-  process.on('disconnect', () => process.exit(0));
-  process.on('SIGTERM', () => process.exit(0));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Autocannon child process (used when wrk is not available)
-// ---------------------------------------------------------------------------------------------
-
-function runAutocannonChild(): void {
-  process.once('message', (msg: { url: string; duration: number; connections: number }) => {
-    void (async () => {
-      try {
-        const { default: autocannon } = await import('autocannon');
-        const r = await autocannon({ url: msg.url, connections: msg.connections, pipelining: 1, duration: msg.duration });
-        const requests = r.requests.total;
-        const result: Measurement = {
-          rps: requests / r.duration,
-          p50: r.latency.p50,
-          p99: r.latency.p99,
-          requests,
-          bytesPerResponse: requests > 0 ? r.throughput.total / requests : 0,
-          errors: r.errors + r.timeouts + r.non2xx,
-          cpuPerRequest: 0,
-        };
-        process.send!({ type: 'result', result } satisfies LoadMessage);
-      } catch (error) {
-        process.send!({ type: 'error', message: String(error) } satisfies LoadMessage);
-      }
-      process.disconnect();
-    })();
-  });
+  serveTarget(http.createServer(handler), cache === undefined ? undefined : () => cache.stats());
 }
 
 // ---------------------------------------------------------------------------------------------
 // Orchestrator
 // ---------------------------------------------------------------------------------------------
 
-/** wrk reports its summary through this script as one JSON line (latencies in microseconds). */
-const WRK_SCRIPT = `
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('BENCH_JSON {"requests":%d,"duration":%d,"bytes":%d,"p50":%d,"p99":%d,"errors":%d}\\n',
-    summary.requests, summary.duration, summary.bytes, latency:percentile(50), latency:percentile(99),
-    e.connect + e.read + e.write + e.status + e.timeout))
-end
-`;
-
-class Target {
-  readonly id: TargetId;
-  readonly child: ChildProcess;
-  readonly port: Promise<number>;
-  readonly #probeWaiters: Array<{ resolve: (p: Probe) => void; reject: (e: Error) => void }> = [];
-
-  constructor(id: TargetId, bodyBytes: number) {
-    this.id = id;
-    this.child = fork(SELF, ['server', id, String(bodyBytes)], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      execArgv: [...process.execArgv, ...serverFlags],
-    });
-    this.port = new Promise((resolve, reject) => {
-      this.child.once('exit', (code) => {
-        const error = new Error(`server ${id} exited with code ${code}`);
-        reject(error);
-        // A probe sent to a dead server would never be answered.
-        for (const waiter of this.#probeWaiters.splice(0)) waiter.reject(error);
-      });
-      this.child.on('message', (msg: ServerMessage) => {
-        if (msg.type === 'ready') resolve(msg.port);
-        else this.#probeWaiters.shift()?.resolve(msg);
-      });
-    });
-    // Reported where the port is awaited; a server dying early must not also crash the
-    // orchestrator as an unhandled rejection before it can stop the other servers.
-    this.port.catch(() => undefined);
-  }
-
-  probe(): Promise<Probe> {
-    return new Promise((resolve, reject) => {
-      if (this.child.exitCode !== null || this.child.signalCode !== null) return reject(new Error(`server ${this.id} is not running`));
-      this.#probeWaiters.push({ resolve, reject });
-      this.child.send({ type: 'probe' });
-    });
-  }
-
-  stop(): void {
-    if (this.child.exitCode === null) this.child.kill();
-  }
-}
-
-function get(port: number): Promise<{ status: number; headers: http.IncomingHttpHeaders; length: number }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
-      let length = 0;
-      res.on('data', (chunk: Buffer) => (length += chunk.length));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, length }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-  });
-}
-
 /** Fills the cache (first request) and checks that a second request is a hit with the whole body. */
-async function warmCache(target: Target, bodyBytes: number): Promise<void> {
+async function warmCache(target: Target<TargetId>, bodyBytes: number): Promise<void> {
   const port = await target.port;
   await get(port);
   const r = await get(port);
@@ -325,146 +163,26 @@ async function warmCache(target: Target, bodyBytes: number): Promise<void> {
   }
 }
 
-function runWrk(url: string, seconds: number, config: Config, script: string): Promise<Measurement> {
-  return new Promise((resolve, reject) => {
-    const threads = Math.min(config.threads, config.connections);
-    const child = spawn('wrk', [`-t${threads}`, `-c${config.connections}`, `-d${seconds}s`, '-s', script, url], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const line = out.split('\n').find((l) => l.startsWith('BENCH_JSON '));
-      if (code !== 0 || line === undefined) return reject(new Error(`wrk exited with ${code}:\n${out}`));
-      const j = JSON.parse(line.slice('BENCH_JSON '.length)) as { requests: number; duration: number; bytes: number; p50: number; p99: number; errors: number };
-      resolve({
-        rps: j.requests / (j.duration / 1e6),
-        p50: j.p50 / 1000,
-        p99: j.p99 / 1000,
-        requests: j.requests,
-        bytesPerResponse: j.requests > 0 ? j.bytes / j.requests : 0,
-        errors: j.errors,
-        cpuPerRequest: 0,
-      });
-    });
-  });
-}
-
-function runAutocannon(url: string, seconds: number, config: Config): Promise<Measurement> {
-  return new Promise((resolve, reject) => {
-    const child = fork(SELF, ['load'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    child.once('message', (msg: LoadMessage) => (msg.type === 'result' ? resolve(msg.result) : reject(new Error(msg.message))));
-    child.once('exit', (code) => reject(new Error(`autocannon child exited with code ${code} before reporting`)));
-    child.send({ url, duration: seconds, connections: config.connections });
-  });
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-function fmt(n: number, digits = 0): string {
-  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')).join('\n');
-}
-
 async function main(): Promise<void> {
   const config = readConfig();
-  const cpus = os.cpus();
-  let toolVersion = 'autocannon';
-  if (config.tool === 'wrk') {
-    try {
-      execFileSync('wrk', ['--version'], { encoding: 'utf8' });
-    } catch (error) {
-      toolVersion = String((error as { stdout?: string }).stdout ?? 'wrk')
-        .split('\n')[0]!
-        .replace(/\s*Copyright.*$/, '')
-        .trim();
-    }
-  } else {
-    const { createRequire } = await import('node:module');
-    toolVersion = `autocannon ${(createRequire(import.meta.url)('autocannon/package.json') as { version: string }).version}`;
-  }
-  console.log('stratacache hit-path benchmark');
-  console.log(`node ${process.version}, ${os.platform()} ${os.arch()}, ${cpus.length} x ${cpus[0]?.model ?? 'unknown CPU'}`);
-  console.log(`load avg at start: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  console.log(`load generator: ${toolVersion}${config.tool === 'wrk' ? `, ${config.threads} thread(s)` : ' (own process)'}`);
+  for (const line of await describeSetup('stratacache hit-path benchmark', config)) console.log(line);
   console.log(
     `${config.connections} keep-alive connections, pipelining 1, body ${config.bodyBytes} B, ` +
       `${config.warmup} s warm-up + ${config.duration} s measured per target, ${config.rounds} round(s), alternating order`,
   );
   console.log('');
 
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'stratacache-bench-'));
-  const script = path.join(dir, 'report.lua');
-  writeFileSync(script, WRK_SCRIPT);
-  const targets = config.targets.map((id) => new Target(id, config.bodyBytes));
-  const stop = (): void => {
-    for (const t of targets) t.stop();
-    rmSync(dir, { recursive: true, force: true });
-  };
-  process.once('SIGINT', () => {
-    stop();
-    process.exit(130);
-  });
-
-  const results = new Map<TargetId, Measurement[]>();
-  const problems: string[] = [];
-  try {
+  const loader = new Loader(config);
+  const targets = config.targets.map((id) => new Target(id, SELF, ['server', id, String(config.bodyBytes)], serverFlags));
+  const { results, problems } = await withTargets(targets, loader, async () => {
     for (const t of targets) await warmCache(t, config.bodyBytes);
-    const load = (url: string, seconds: number): Promise<Measurement> =>
-      config.tool === 'wrk' ? runWrk(url, seconds, config, script) : runAutocannon(url, seconds, config);
-
-    for (let round = 0; round < config.rounds; round++) {
-      const order = round % 2 === 0 ? targets : [...targets].reverse();
-      for (const t of order) {
-        const url = `http://127.0.0.1:${await t.port}/`;
-        if (config.warmup > 0) await load(url, config.warmup);
-        const probe0 = await t.probe();
-        const m = await load(url, config.duration);
-        const probe1 = await t.probe();
-        const cpuUsed = probe1.cpu.user + probe1.cpu.system - probe0.cpu.user - probe0.cpu.system;
-        m.cpuPerRequest = m.requests > 0 ? cpuUsed / m.requests : 0;
-        // Share of one core the server used: well under 100% means it was starved or waiting
-        // (another process had the CPU, or the load generator could not keep up), not saturated.
-        const busy = (cpuUsed / (config.duration * 1e6)) * 100;
-        const before = probe0.stats;
-        const after = probe1.stats;
-        let hitNote = '';
-        if (before !== null && after !== null) {
-          const hits = after.hits - before.hits;
-          const misses = after.misses - before.misses;
-          const passes = after.passes - before.passes;
-          hitNote = `  cache: +${hits} hits, +${misses} misses, +${passes} passes`;
-          // In-flight requests at the end of a run are served but not counted by the generator.
-          if (misses !== 0 || passes !== 0 || hits < m.requests) problems.push(`round ${round + 1} ${t.id}: not all hits (${hitNote.trim()}, ${m.requests} requests)`);
-        }
-        if (m.errors > 0) problems.push(`round ${round + 1} ${t.id}: ${m.errors} errors / non-2xx`);
-        console.log(
-          `round ${round + 1}  ${t.id} ${TARGETS[t.id].padEnd(29)} ${fmt(m.rps).padStart(7)} req/s  ` +
-            `p50 ${fmt(m.p50, 2)} ms  p99 ${fmt(m.p99, 2)} ms  cpu ${fmt(m.cpuPerRequest, 1)} µs/req, busy ${fmt(busy)}%  ` +
-            `${fmt(m.requests)} requests${hitNote}`,
-        );
-        let list = results.get(t.id);
-        if (list === undefined) results.set(t.id, (list = []));
-        list.push(m);
-      }
-    }
-  } finally {
-    stop();
-  }
+    return runRounds(targets, loader, config, (t) => `${t.id} ${TARGETS[t.id as TargetId].padEnd(29)}`);
+  });
 
   const summary = new Map<TargetId, { rps: number; p50: number; p99: number; cpu: number; bytes: number; min: number; max: number }>();
   for (const [id, ms] of results) {
     const rps = ms.map((m) => m.rps);
-    summary.set(id, {
+    summary.set(id as TargetId, {
       rps: median(rps),
       p50: median(ms.map((m) => m.p50)),
       p99: median(ms.map((m) => m.p99)),
@@ -496,7 +214,7 @@ async function main(): Promise<void> {
   console.log('');
   console.log(`median of ${config.rounds} round(s); "vs a" is the ratio to the plain server (req/s: higher is better; latency and server CPU per request: lower is better)`);
   console.log(table(rows));
-  console.log(`load avg at end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`load avg at end: ${loadAverage()}`);
   if (problems.length > 0) {
     console.log('');
     for (const p of problems) console.log(`WARNING: ${p}`);
@@ -507,8 +225,6 @@ async function main(): Promise<void> {
 const mode = process.argv[2];
 if (mode === 'server') {
   await runServer(process.argv[3] as TargetId, Number(process.argv[4]));
-} else if (mode === 'load') {
-  runAutocannonChild();
 } else {
   await main();
 }

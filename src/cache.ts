@@ -7,6 +7,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import { middleware, type ConnectMiddleware, type MiddlewareOptions } from './adapters/connect.js';
 import { internalRoute, peerHandler, withInternalRoutes } from './adapters/internal.js';
+import { fastifyPlugin, type FastifyCachePlugin } from './adapters/fastify.js';
+import { fetchAdapter, type FetchHandler } from './adapters/fetch.js';
 import { koa, type KoaMiddleware } from './adapters/koa.js';
 import { wrap, type NodeHandler } from './adapters/node.js';
 import { DataCache } from './data/cache.js';
@@ -47,6 +49,8 @@ import { responseCounters, type CacheStats } from './stats.js';
 import type { MemoryStore } from './stores/memory.js';
 
 export type { ConnectMiddleware, MiddlewareOptions } from './adapters/connect.js';
+export type { FastifyCachePlugin, FastifyDone, FastifyLikeInstance, FastifyLikeReply, FastifyLikeRequest } from './adapters/fastify.js';
+export type { FetchHandler } from './adapters/fetch.js';
 export type { KoaLikeContext, KoaMiddleware } from './adapters/koa.js';
 export type { NodeHandler } from './adapters/node.js';
 
@@ -275,6 +279,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     const engine: Engine = {
       handle: (req, res, ex) => path.handle(req, res, ex),
       useRunner: (runner) => void (ctx.runner ??= runner),
+      serveFresh: (req, sink) => path.serveFresh(req, sink),
     };
     this.#engine = withInternalRoutes(engine, internalRoute({ endpoint, flush, ours: (req) => background.ticketOf(req) !== undefined }));
 
@@ -321,6 +326,24 @@ export class StrataCache extends EventEmitter<CacheEvents> {
   /** Koa middleware: caches what downstream middleware puts in `ctx.body` (string, Buffer, stream, JSON). */
   koa(): KoaMiddleware {
     return koa(this.#engine);
+  }
+
+  /**
+   * A Fastify 5 plugin: `await app.register(cache.fastify())`. Hits are answered in `onRequest`
+   * (before body parsing, validation and the route handler); misses run the route and store what
+   * it sends (string, Buffer, stream, JSON). Not encapsulated, like a `fastify-plugin` plugin:
+   * it caches the routes of the instance it is registered on and of its children.
+   */
+  fastify(): FastifyCachePlugin {
+    return fastifyPlugin(this.#engine);
+  }
+
+  /**
+   * Wraps a WHATWG fetch handler (`(request) => Response`, such as Hono's `app.fetch` or a
+   * Next.js route handler) and returns one of the same shape over this cache.
+   */
+  fetch<Rest extends unknown[]>(handler: FetchHandler<Rest>): FetchHandler<Rest> {
+    return fetchAdapter(this.#engine, handler);
   }
 
   /**

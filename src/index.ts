@@ -6,6 +6,8 @@ export type { NodeHandler, ConnectMiddleware, KoaMiddleware, KoaLikeContext, Mid
 export type { CacheStats } from './stats.js';
 export type { CacheEvent } from './engine/types.js';
 export type { RefetchEvent } from './invalidation/coordinator.js';
+export type { FastifyCachePlugin, FastifyLikeInstance, FastifyLikeRequest, FastifyLikeReply, FastifyDone } from './adapters/fastify.js';
+export type { FetchHandler } from './adapters/fetch.js';
 export type { InvalidationRecord } from './invalidation/log.js';
 export type { InvalidationScope } from './invalidation/epochs.js';
 export type { RefetchSummary, PrimeProgress } from './invalidation/refetch.js';

@@ -104,6 +104,15 @@ function pushStatusHeaders(flat: Array<string | string[]>, sh: StatusHeaders, st
   for (let i = 0; i < sh.names.length; i++) flat.push(sh.names[i]!, values[i]!);
 }
 
+/**
+ * Where a plain entry is written: a ServerResponse, or anything taking a status with a flat
+ * header list, then the body (the Fetch adapter turns that into a Response without one).
+ */
+export interface HitSink {
+  writeHead(status: number, headers: Array<string | string[]>): unknown;
+  end(body?: Buffer): unknown;
+}
+
 /** Seconds of `Age` (RFC 9111 §5.1) for an entry at `now`. */
 export function ageOf(entry: Entry, now: number): number {
   return entry.initialAge + Math.max(0, Math.floor((now - entry.storedAt) / 1000));
@@ -122,9 +131,11 @@ export function notModified(req: IncomingMessage, entry: Entry): boolean {
     return inm.split(',').some((tag) => weak(tag.trim()) === want);
   }
   const ims = req.headers['if-modified-since'];
-  if (ims !== undefined && entry.lastModified !== undefined) {
+  // RFC 9111 §4.3.2: without Last-Modified, the stored response's Date stands in for it.
+  const lastModified = ims === undefined ? undefined : (entry.lastModified ?? entry.headers.find(([n]) => n === 'date')?.[1]);
+  if (ims !== undefined && lastModified !== undefined) {
     const since = Date.parse(ims);
-    const modified = Date.parse(entry.lastModified);
+    const modified = Date.parse(lastModified);
     return Number.isFinite(since) && Number.isFinite(modified) && modified <= since;
   }
   return false;
@@ -145,7 +156,7 @@ const NOT_MODIFIED_HEADERS = new Set(['cache-control', 'content-location', 'etag
  */
 export function serveEntry(
   req: IncomingMessage,
-  res: ServerResponse,
+  res: HitSink,
   entry: Entry,
   context: { status: CacheStatus; now: number; statusHeaders: StatusHeaders },
 ): void {
@@ -181,7 +192,7 @@ export function serveEntry(
 
 /** Writes a 206 (one range of the stored body, with the stored headers) or a 416. */
 function servePart(
-  res: ServerResponse,
+  res: HitSink,
   entry: Entry,
   answer: Exclude<RangeAnswer, { kind: 'full' }>,
   at: { age: string; status: CacheStatus; sh: StatusHeaders },

@@ -36,6 +36,8 @@ export function withInternalRoutes(engine: Engine, route: InternalRoute | undefi
   return {
     handle: (req: IncomingMessage, res: ServerResponse, ex: Exchange) => route(req, res) ?? engine.handle(req, res, ex),
     useRunner: (runner) => engine.useRunner(runner),
+    // An endpoint's path is never stored (it is answered before the cache), so it never hits.
+    serveFresh: (req, sink) => engine.serveFresh(req, sink),
   };
 }
 

@@ -26,7 +26,7 @@ export function wrap(engine: Engine, handler: NodeHandler): (req: IncomingMessag
 }
 
 /** An error escaped the engine (a bug): answer 500, or cut a response already started. */
-function internalError(res: ServerResponse, error: unknown): void {
+export function internalError(res: ServerResponse, error: unknown): void {
   debug('internal error: %O', error);
   if (!res.headersSent) {
     res.statusCode = 500;

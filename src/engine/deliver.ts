@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Entry } from '../entry.js';
 import { CacheError, IncludeError } from '../errors.js';
-import { serveAssembled, serveEntry, type CacheStatus, type StatusHeaders } from '../serve.js';
+import { serveAssembled, serveEntry, type CacheStatus, type HitSink, type StatusHeaders } from '../serve.js';
 import type { Via } from '../observe/cache-status.js';
 import type { EngineContext, Exchange } from './types.js';
 
@@ -21,14 +21,12 @@ export class Deliver {
     const detail = ctx.statusDetail;
     // Cache-Status detail is switched in here, so the plain hit path below carries no test for it.
     if (detail !== undefined) {
-      this.serve = (req, res, entry, status, now, ex, via) => {
-        if (entry.esi === true && ctx.hooks !== undefined && ctx.options.includes) return this.#serveTemplate(req, res, entry, { status, now, ex, via });
+      this.servePlain = (req, res, entry, status, now, via) => {
         const serveCtx = this.#serveCtx;
         serveCtx.status = status;
         serveCtx.now = now;
         serveCtx.statusHeaders = detail.served(status, entry, now, via);
         serveEntry(req, res, entry, serveCtx);
-        return undefined;
       };
     }
   }
@@ -40,12 +38,22 @@ export class Deliver {
    * for Cache-Status detail only (callers pass constants or nothing on the hit path).
    */
   serve(req: IncomingMessage, res: ServerResponse, entry: Entry, status: CacheStatus, now: number, ex: Exchange, via?: Via): Promise<boolean> | undefined {
-    if (entry.esi === true && this.#ctx.hooks !== undefined && this.#ctx.options.includes) return this.#serveTemplate(req, res, entry, { status, now, ex, via });
+    if (this.isTemplate(entry)) return this.#serveTemplate(req, res, entry, { status, now, ex, via });
+    this.servePlain(req, res, entry, status, now, via);
+    return undefined;
+  }
+
+  /** True when the entry is an ESI template, assembled (asynchronously) for each delivery. */
+  isTemplate(entry: Entry): boolean {
+    return entry.esi === true && this.#ctx.hooks !== undefined && this.#ctx.options.includes;
+  }
+
+  /** Writes a plain (not template) entry at once. `via` is read only with Cache-Status detail (switched in above). */
+  servePlain(req: IncomingMessage, res: HitSink, entry: Entry, status: CacheStatus, now: number, _via?: Via): void {
     const ctx = this.#serveCtx;
     ctx.status = status;
     ctx.now = now;
     serveEntry(req, res, entry, ctx);
-    return undefined;
   }
 
   /**

@@ -16,6 +16,7 @@ import { canRescue, decide, hasValidators, isFreshHit, type Decision, type Reque
 import type { Deliver } from './deliver.js';
 import type { PeerFill } from './peer-fill.js';
 import type { Renderer } from './render.js';
+import type { HitSink } from '../serve.js';
 import type { SharedFlight } from './shared.js';
 import type { Tiers } from './tiers.js';
 import type { CacheEvent, EngineContext, Exchange, FlightResult, RenderTicket } from './types.js';
@@ -89,18 +90,48 @@ export class RequestPath {
 
   /** lookup in memory: a fresh hit is served synchronously, with one clock read; anything else goes on in {@link #lookup}. */
   #find(req: IncomingMessage, res: ServerResponse, ex: Exchange, primary: string, key: string): boolean | Promise<boolean> {
-    const { counters, report } = this.#ctx;
     const { tiers, invalidation } = this.#p;
     const now = Date.now();
     const entry = tiers.memory.get(key, now);
     if (entry !== undefined && isFreshHit(entry, req.headers.authorization !== undefined, now, invalidation.verdict(entry))) {
-      counters.gets++;
-      counters.hits++;
+      this.#countHit(req, key);
       const assembling = this.#p.deliver.serve(req, res, entry, 'HIT', now, ex);
-      if (report.listens('hit')) report.emit('hit', { key, url: req.url ?? '', status: 'HIT' } satisfies CacheEvent);
       return assembling ?? true;
     }
     return this.#lookup(req, res, ex, { primary, key, entry, attempt: 0 });
+  }
+
+  /**
+   * The first steps of {@link handle} for a client request, when they end in a fresh memory hit of
+   * a plain (not template) entry: writes it to `sink` at once and returns true. Returns false,
+   * having written and counted nothing, for anything else: the caller then hands the request to
+   * `handle` with a real response. No user function may see the request here (a `bypass` or key
+   * function may read more of it than method, URL and headers): with one, always false.
+   */
+  serveFresh(req: IncomingMessage, sink: HitSink): boolean {
+    const { options } = this.#ctx;
+    // While lookups are traced, hits take the traced path of handle() (with a real response).
+    if (options.bypass !== undefined || options.keyFunction !== undefined || tracing.lookup.hasSubscribers) return false;
+    const method = req.method;
+    if ((method !== 'GET' && method !== 'HEAD') || !adoptAbsoluteForm(req) || refusal(req) !== undefined) return false;
+    const primary = this.#primaryKey(req);
+    if (primary === undefined) return false;
+    const now = Date.now();
+    const key = this.#p.variants.keyOf(primary, req);
+    const entry = this.#p.tiers.memory.get(key, now);
+    if (entry === undefined || this.#p.deliver.isTemplate(entry)) return false;
+    if (!isFreshHit(entry, req.headers.authorization !== undefined, now, this.#p.invalidation.verdict(entry))) return false;
+    this.#countHit(req, key);
+    this.#p.deliver.servePlain(req, sink, entry, 'HIT', now);
+    return true;
+  }
+
+  /** Counts a fresh memory hit and reports it. */
+  #countHit(req: IncomingMessage, key: string): void {
+    const { counters, report } = this.#ctx;
+    counters.gets++;
+    counters.hits++;
+    if (report.listens('hit')) report.emit('hit', { key, url: req.url ?? '', status: 'HIT' } satisfies CacheEvent);
   }
 
   /** Everything that is not a fresh memory hit: lower tiers, then decide and act. */

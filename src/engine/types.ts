@@ -8,7 +8,7 @@ import type { Deferred, Flights } from '../flight.js';
 import type { ResolvedOptions } from '../options/types.js';
 import type { Reporter } from '../report.js';
 import type { EngineHooks, Runner } from '../seam.js';
-import type { CacheStatus, StatusHeaders } from '../serve.js';
+import type { CacheStatus, HitSink, StatusHeaders } from '../serve.js';
 import type { ResponseCounters } from '../stats.js';
 import type { StatusDetailer } from '../observe/cache-status.js';
 
@@ -40,6 +40,12 @@ export interface Engine {
    * own adapter (called when a handler is wrapped, so they work before the first request).
    */
   useRunner(runner: Runner): void;
+  /**
+   * Writes a fresh memory hit of a plain entry to `sink` at once and returns true; false, having
+   * written and counted nothing, for any other request (then `handle` it). For adapters whose
+   * client is not a ServerResponse (see `RequestPath.serveFresh`).
+   */
+  serveFresh(req: IncomingMessage, sink: HitSink): boolean;
 }
 
 /** Payload of the `hit`, `miss`, `store`, `pass` and `stale` events. */

@@ -147,7 +147,7 @@ export function traced<C extends SpanContext, R>(channel: Channel<C>, context: C
 }
 
 /** The lookup span of each response being answered while `stratacache:lookup` has subscribers. */
-const lookups = new WeakMap<ServerResponse, LookupContext>();
+const lookups = new WeakMap<object, LookupContext>();
 
 /** Runs the lookup of one request (from its key on) inside a `stratacache:lookup` span. */
 export function traceLookup<R>(req: IncomingMessage, res: ServerResponse, key: string, fn: () => R): R {
@@ -157,7 +157,7 @@ export function traceLookup<R>(req: IncomingMessage, res: ServerResponse, key: s
 }
 
 /** Records the cache status written on `res` in its lookup span, if one is open. */
-export function noteStatus(res: ServerResponse, status: string): void {
+export function noteStatus(res: object, status: string): void {
   if (!tracing.lookup.hasSubscribers) return;
   const context = lookups.get(res);
   if (context !== undefined) context.status = status;

@@ -65,7 +65,7 @@ export async function scenario(t: TestContext, start: Start, route: Route, optio
 export function adapterSuite(name: string, start: Start): void {
   const setup = (t: TestContext, route: Route, options?: CacheOptions): Promise<Scenario> => scenario(t, start, route, options);
 
-  describe(`${name}: shared cache behaviour`, { timeout: 15_000 }, () => {
+  describe(`${name}: shared cache behaviour`, { timeout: 60_000 }, () => {
     test('MISS then HIT with Age, Cache-Status and Content-Length; one render', async (t) => {
       const { url, origin, cache } = await setup(t, (_req, n) => ({ headers: FRESH, body: `hello ${n}` }));
       const first = await request(`${url}/basic`);
@@ -468,6 +468,80 @@ export function adapterSuite(name: string, start: Start): void {
       assert.equal(broken.body, '/broken 2');
       assert.equal(origin.renders('/missing'), 1);
       assert.equal(origin.renders('/broken'), 2);
+    });
+
+    test('stale on error: an error status or a throw serves the stale copy, never stored', async (t) => {
+      const { url, origin, cache } = await setup(
+        t,
+        (req, n) =>
+          n === 1
+            ? { headers: { ...TEXT, 'cache-control': 'max-age=1' }, body: `${req.path} good` }
+            : req.path === '/soe-status'
+              ? { status: 503, headers: { ...TEXT, 'set-cookie': 'leak=1' }, body: 'down' }
+              : { headers: TEXT, fail: 'before' },
+        { gracePeriod: 0 },
+      );
+      assertStatus(await request(`${url}/soe-status`), 'MISS');
+      assertStatus(await request(`${url}/soe-throw`), 'MISS');
+      await sleep(1_100);
+      for (const path of ['/soe-status', '/soe-throw']) {
+        const r = await request(`${url}${path}`);
+        assertHit(r, `${path} good`, 'STALE');
+        assert.equal(r.headers['set-cookie'], undefined, 'no header of the error response');
+        assert.equal(origin.renders(path), 2);
+      }
+      assertHit(await request(`${url}/soe-status`), '/soe-status good', 'STALE');
+      assert.equal(origin.renders('/soe-status'), 3);
+      assert.equal(cache.stats().staleOnError, 3);
+      assert.equal(cache.stats().stores, 2);
+    });
+
+    test('refetching flush: the old copy is served while the page renders again in the background', async (t) => {
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      const { url, origin, cache } = await setup(t, (req, n) => ({ headers: { ...TEXT, 'cache-control': 'max-age=3600' }, body: `${req.path} v${n}`, gate: n === 2 ? held : undefined }));
+      assertStatus(await request(`${url}/flushed.html`), 'MISS');
+      const refetched = once(cache, 'refetch');
+      const flush = await request(`${url}/dispatcher/invalidate.cache`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ paths: ['/flushed'], refetch: ['/flushed.html'] }),
+      });
+      assert.equal(flush.status, 200, flush.body);
+      assert.equal((JSON.parse(flush.body) as { refetch: number }).refetch, 1);
+      // The refetch is held open: clients get the old copy, nobody waits for the origin.
+      assertHit(await request(`${url}/flushed.html`), '/flushed.html v1', 'STALE');
+      release();
+      await refetched;
+      assertHit(await request(`${url}/flushed.html`), '/flushed.html v2');
+      assert.equal(origin.renders('/flushed.html'), 2);
+      assert.equal(cache.stats().refetches, 1);
+    });
+
+    test('data-cache sub-requests run through the framework, cached apart from pages', async (t) => {
+      const s: { cache?: StrataCache } = {};
+      const { url, origin, cache } = await setup(t, (req, n) =>
+        req.path === '/fragment'
+          ? { headers: { ...TEXT, 'cache-control': 'max-age=60' }, body: `fragment ${n} for ${String(req.headers.host)}` }
+          : { headers: FRESH, bodyFrom: async () => `${req.path}: ${(await s.cache!.data.fetch('/fragment')).text()}` },
+      );
+      s.cache = cache;
+      const host = new URL(url).host;
+      const a = await request(`${url}/page-a`);
+      assert.equal(a.body, `/page-a: fragment 1 for ${host}`);
+      assertStatus(a, 'MISS');
+      assert.equal((await request(`${url}/page-b`)).body, `/page-b: fragment 1 for ${host}`);
+      assertHit(await request(`${url}/page-a`), `/page-a: fragment 1 for ${host}`);
+      assert.equal(origin.renders('/fragment'), 1, 'one sub-request render for both pages');
+      assert.equal(cache.stats().gets, 3, 'the sub-request did not go through the response cache');
+      assert.equal(cache.data.stats().misses, 1);
+      assert.equal(cache.data.stats().hits, 1);
+      // The fragment changes: the pages that read it turn stale and refresh in the background.
+      const refreshed = once(cache, 'store');
+      assert.equal(cache.data.delete('/fragment'), true);
+      assertHit(await request(`${url}/page-a`), `/page-a: fragment 1 for ${host}`, 'STALE');
+      await refreshed;
+      assertHit(await request(`${url}/page-a`), `/page-a: fragment 2 for ${host}`);
     });
 
     test('bypass(req) sends a request straight to the handler', async (t) => {

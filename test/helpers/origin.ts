@@ -7,6 +7,7 @@
  */
 import { once } from 'node:events';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 
 /** What the origin is asked to render. */
 export interface OriginRequest {
@@ -31,6 +32,8 @@ export interface Plan {
   fail?: 'before' | 'after';
   /** The render waits for this (after `delayMs`) before answering: lets a test hold a render open. */
   gate?: Promise<unknown>;
+  /** The body, made while the render runs (after the gate): a page that reads the data cache. */
+  bodyFrom?: () => Promise<string>;
 }
 
 /** Decides the plan for a render; `n` is this path's render number, from 1. */
@@ -102,11 +105,15 @@ export async function until(condition: () => boolean, timeoutMs = 5_000): Promis
   return true;
 }
 
-/** What every adapter's origin does before writing: wait out the delay and gate, or fail first. */
+/**
+ * What every adapter's origin does before writing: wait out the delay and gate, or fail first;
+ * then make the body when the plan makes it during the render.
+ */
 export async function preparePlan(plan: Plan): Promise<void> {
   if (plan.delayMs !== undefined) await new Promise((r) => setTimeout(r, plan.delayMs));
   if (plan.gate !== undefined) await plan.gate;
   if (plan.fail === 'before') throw new OriginError('before writing');
+  if (plan.bodyFrom !== undefined) plan.body = await plan.bodyFrom();
 }
 
 /**
@@ -135,4 +142,23 @@ export async function runNodePlan(origin: Origin, req: IncomingMessage, res: Ser
   } finally {
     origin.end(url);
   }
+}
+
+/** A Node stream of `chunks`, one per tick, that fails after the first one when `failAfterFirst` (Koa and Fastify bodies). */
+export function chunkStream(chunks: Array<string | Buffer>, failAfterFirst: boolean): Readable {
+  let i = 0;
+  return new Readable({
+    read() {
+      if (failAfterFirst && i === 1) {
+        setImmediate(() => this.destroy(new OriginError('after the first chunk')));
+        return;
+      }
+      if (i === chunks.length) {
+        this.push(null);
+        return;
+      }
+      const chunk = chunks[i++]!;
+      setImmediate(() => this.push(chunk));
+    },
+  });
 }

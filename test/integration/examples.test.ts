@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const tsx = new URL('../../node_modules/.bin/tsx', import.meta.url).pathname;
 
-for (const name of ['raw', 'express', 'koa']) {
+for (const name of ['raw', 'express', 'koa', 'fastify', 'hono', 'nest']) {
   test(`examples/${name}.ts --check: miss, then hit, one render`, async () => {
     const { stdout } = await run(tsx, [`examples/${name}.ts`, '--check'], { timeout: 30_000 });
     const lines = stdout.trim().split('\n');
@@ -20,6 +20,19 @@ for (const name of ['raw', 'express', 'koa']) {
     assert.equal(lines.at(-1), 'renders: 1');
   });
 }
+
+test('examples/python-upstream.ts --check: a Python render server behind the caching proxy renders once', async (t) => {
+  try {
+    await run('python3', ['--version']);
+  } catch {
+    return t.skip('python3 is not installed: the non-Node render server of this recipe cannot start');
+  }
+  const { stdout } = await run(tsx, ['examples/python-upstream.ts', '--check'], { timeout: 30_000 });
+  const lines = stdout.trim().split('\n');
+  assert.equal(lines[1], '200 MISS <h1>/news rendered by python, render 1</h1>');
+  assert.equal(lines[2], '200 HIT <h1>/news rendered by python, render 1</h1>');
+  assert.equal(lines.at(-1), 'renders: 1', 'the render server itself counted one render');
+});
 
 test('npm start demo: coalesces the burst and never shares the private page', async () => {
   const { stdout } = await run(tsx, ['examples/demo.ts'], { timeout: 30_000 });

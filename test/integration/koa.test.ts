@@ -10,32 +10,13 @@ import Koa from 'koa';
 import { createCache, type StrataCache } from '../../src/index.js';
 import { adapterSuite, assertHit, assertStatus, attempt } from '../helpers/adapter-suite.js';
 import { listen, request } from '../helpers/http.js';
-import { OriginError, preparePlan, until, type Origin } from '../helpers/origin.js';
+import { chunkStream, preparePlan, until, type Origin } from '../helpers/origin.js';
 
 /** A Koa app that does not print expected errors. */
 function quietKoa(): Koa {
   const app = new Koa();
   app.silent = true;
   return app;
-}
-
-/** A stream of `chunks` that fails after the first one when `failAfterFirst`. */
-function chunkStream(chunks: Array<string | Buffer>, failAfterFirst: boolean): Readable {
-  let i = 0;
-  return new Readable({
-    read() {
-      if (failAfterFirst && i === 1) {
-        setImmediate(() => this.destroy(new OriginError('after the first chunk')));
-        return;
-      }
-      if (i === chunks.length) {
-        this.push(null);
-        return;
-      }
-      const chunk = chunks[i++]!;
-      setImmediate(() => this.push(chunk));
-    },
-  });
 }
 
 /** Executes the origin's plans the Koa way: ctx.status, ctx.set, ctx.body. */
