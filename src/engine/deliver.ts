@@ -15,7 +15,6 @@ export class Deliver {
   readonly #ctx: EngineContext;
   /** Reused by every plain delivery (serveEntry reads it synchronously). */
   readonly #serveCtx: { status: CacheStatus; now: number; statusHeaders: StatusHeaders };
-
   readonly #representations: Representations;
 
   constructor(ctx: EngineContext) {
@@ -30,7 +29,7 @@ export class Deliver {
         serveCtx.status = status;
         serveCtx.now = now;
         serveCtx.statusHeaders = detail.served(status, entry, now, via);
-        serveEntry(req, res, entry, serveCtx);
+        serveEntry(req, res, entry.encoded === undefined ? entry : this.#representations.pick(req, entry), serveCtx);
       };
     }
   }

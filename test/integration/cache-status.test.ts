@@ -131,3 +131,24 @@ test("a peer's copy says fwd=peer, whether it was stored here, and which peer", 
   assert.match(String(fromPeer.headers['cache-status']), new RegExp(`^stratacache; fwd=peer; ttl=(5\\d|60); stored; detail=${a.url.replace(/[.]/g, '\\.')}$`));
   assert.equal(origin.total(), 1);
 });
+
+test('with compression on, a detailed hit still gets the coding the client accepts', async () => {
+  const cache = createCache({ cacheStatusDetail: true, compress: { encodings: ['gzip'] } });
+  tracked.caches.push(cache);
+  const srv = await listen(
+    cache.wrap((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html', 'cache-control': 'public, max-age=60' });
+      res.end('<p>' + 'compressible '.repeat(200) + '</p>');
+    }),
+  );
+  tracked.servers.push(srv);
+  await request(`${srv.url}/z`, { headers: { 'accept-encoding': 'gzip' } });
+  let hit = await request(`${srv.url}/z`, { headers: { 'accept-encoding': 'gzip' } });
+  // Compression runs in the background after the store: wait for the variant.
+  for (let i = 0; i < 100 && hit.headers['content-encoding'] !== 'gzip'; i++) {
+    await sleep(20);
+    hit = await request(`${srv.url}/z`, { headers: { 'accept-encoding': 'gzip' } });
+  }
+  assert.equal(hit.headers['content-encoding'], 'gzip');
+  assert.match(String(hit.headers['cache-status']), /^stratacache; hit; ttl=(5\d|60); detail=memory$/);
+});
