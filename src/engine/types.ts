@@ -10,6 +10,7 @@ import type { Reporter } from '../report.js';
 import type { EngineHooks, IncludeHooks, Runner } from '../seam.js';
 import type { CacheStatus, HitSink, StatusHeaders } from '../serve.js';
 import type { ResponseCounters } from '../stats.js';
+import type { StatusDetailer } from '../observe/cache-status.js';
 
 export type { Runner } from '../seam.js';
 
@@ -113,6 +114,8 @@ export interface EngineContext {
   readonly report: Reporter;
   readonly flights: Flights<FlightResult>;
   readonly statusHeaders: StatusHeaders;
+  /** Cache-Status detail (`cacheStatusDetail`); undefined when off, so the plain paths stay as they are. */
+  readonly statusDetail: StatusDetailer | undefined;
   /** The data cache's hooks. */
   readonly hooks: EngineHooks;
   /** ESI includes: the data cache's, with `options.includes`; undefined (no include work at all) without. */
