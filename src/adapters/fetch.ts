@@ -8,7 +8,7 @@
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import { deferredExchange, syntheticRequest } from '../capture.js';
+import { deferredExchange, requestHead } from '../capture.js';
 import type { Engine, Exchange, Runner } from '../engine/types.js';
 import { HitResponse, ResponseBridge } from './fetch-response.js';
 import { internalError } from './node.js';
@@ -36,7 +36,7 @@ export function fetchAdapter<Rest extends unknown[]>(engine: Engine, handler: Fe
   background.regen = regen;
   engine.useRunner(regen);
 
-  return (request: Request, ...rest: Rest): Promise<Response> => {
+  return (request: Request, ...rest: Rest): Response | Promise<Response> => {
     const method = request.method;
     const incoming = incomingOf(rest);
     const init = {
@@ -45,10 +45,12 @@ export function fetchAdapter<Rest extends unknown[]>(engine: Engine, handler: Fe
       headers: incoming === undefined ? headerRecord(request.headers, request.url) : nodeHeaders(incoming),
       remoteAddress: incoming?.socket?.remoteAddress,
     };
-    // A fresh hit is written straight into a Response: no response object, no socket.
+    // A fresh hit is written straight into a Response, returned as is (no promise): no response
+    // object, no socket. (Of the headers, the engine may rewrite only Host, from an absolute-form
+    // target, as it would again for the full request below.)
     if (method === 'GET' || method === 'HEAD') {
       const sink = new HitResponse(method === 'HEAD');
-      if (engine.serveFresh(syntheticRequest(init, { remoteAddress: init.remoteAddress }), sink)) return Promise.resolve(sink.response!);
+      if (engine.serveFresh(requestHead({ method, url: init.url, headers: init.headers }, { remoteAddress: init.remoteAddress }), sink)) return sink.response!;
     }
     const exchange = deferredExchange({
       ...init,
