@@ -27,7 +27,7 @@ export interface PolicyResponse {
 /** The options the policy reads: the response cache's, or the data cache's with its own default TTL. */
 export type PolicyOptions = Pick<ResolvedOptions, 'cacheStatuses' | 'defaultTtl' | 'maxTtl'> &
   // The response cache's stale windows; absent (the data cache), only the RFC 5861 directives count.
-  Partial<Pick<ResolvedOptions, 'staleWhileRevalidate' | 'staleIfError' | 'staleOnErrorStatuses' | 'staleOnErrorExplicit'>> &
+  Partial<Pick<ResolvedOptions, 'staleWhileRevalidate' | 'staleIfError' | 'staleOnErrorStatuses' | 'staleOnErrorExplicit' | 'heuristicFreshness'>> &
   // Cookie names that do not personalise, and the targeted cache-control fields obeyed (RFC 9213).
   Partial<Pick<ResolvedOptions, 'ignoreCookie' | 'targetedCacheControl'>>;
 
@@ -295,7 +295,7 @@ export function evaluateResponse(req: PolicyRequest, res: PolicyResponse, option
   const policy = new CachePolicy(
     { method: req.method === 'HEAD' ? 'GET' : req.method, url: req.url, headers: view.req },
     { status: UNDERSTOOD.has(status) ? status : 200, headers },
-    { shared: true, cacheHeuristic: 0, immutableMinTimeToLive: 0 },
+    { shared: true, cacheHeuristic: options.heuristicFreshness ?? 0, immutableMinTimeToLive: 0 },
   );
   const credentialed = carriesCredentials(req.headers, options.ignoreCookie);
   if (!policy.storable()) {
@@ -327,9 +327,13 @@ export function evaluateResponse(req: PolicyRequest, res: PolicyResponse, option
 
   const initialAge = Math.max(0, Math.floor(policy.age()));
   let freshMs: number;
+  // RFC 9111 §4.2.2: with the heuristic on, http-cache-semantics derives maxAge() from Last-Modified.
+  const heuristic = !explicit && (options.heuristicFreshness ?? 0) > 0 && headers['last-modified'] !== undefined;
   if (explicit) freshMs = view.invalidExpires && !cc.has('max-age') && !cc.has('s-maxage') ? 0 : Math.max(0, (policy.maxAge() - policy.age()) * 1000);
-  // The default TTL is freshness the origin did not give: never for a personalised request.
-  else freshMs = credentialed ? 0 : options.defaultTtl;
+  // Heuristic and default freshness are freshness the origin did not give: never for a personalised request.
+  else if (credentialed) freshMs = 0;
+  else if (heuristic) freshMs = Math.max(0, (policy.maxAge() - policy.age()) * 1000);
+  else freshMs = options.defaultTtl;
   freshMs = noCache ? 0 : Math.min(freshMs, options.maxTtl);
 
   // RFC 9111 §4.2.4, §5.2.2.2, §5.2.2.8: must-revalidate, proxy-revalidate and no-cache forbid serving stale.

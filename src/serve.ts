@@ -129,9 +129,11 @@ export function notModified(req: IncomingMessage, entry: Entry): boolean {
     return inm.split(',').some((tag) => weak(tag.trim()) === want);
   }
   const ims = req.headers['if-modified-since'];
-  if (ims !== undefined && entry.lastModified !== undefined) {
+  // RFC 9111 §4.3.2: without Last-Modified, the stored response's Date stands in for it.
+  const lastModified = ims === undefined ? undefined : (entry.lastModified ?? entry.headers.find(([n]) => n === 'date')?.[1]);
+  if (ims !== undefined && lastModified !== undefined) {
     const since = Date.parse(ims);
-    const modified = Date.parse(entry.lastModified);
+    const modified = Date.parse(lastModified);
     return Number.isFinite(since) && Number.isFinite(modified) && modified <= since;
   }
   return false;

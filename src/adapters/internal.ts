@@ -1,12 +1,19 @@
 /**
- * The cache's own endpoints, answered before any cache logic: the peer protocol (`peers.path`)
- * and the flush endpoint (`flush.path`), on the app's own port; and the peer endpoint alone, to
- * mount on an internal port.
+ * The cache's own endpoints, answered before any cache logic: the peer protocol (`peers.path`),
+ * the flush endpoint (`flush.path`), `PURGE` on any path and the stats endpoint ({@link STATS_PATH}),
+ * on the app's own port; and the peer endpoint alone, to mount on an internal port. PURGE and stats
+ * are behind the flush endpoint's guard and exist only with it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Engine, Exchange } from '../engine/types.js';
 import type { FlushEndpoint } from '../invalidation/flush-endpoint.js';
 import type { PeerEndpoint } from '../peers/endpoint.js';
+
+/** Where the stats endpoint answers (JSON counters of both caches and the tiers; flush guard). */
+export const STATS_PATH = '/_stratacache/stats';
+
+/** What PURGE invalidates, removing at once: one path, or (`PURGE /path/*`) a path and everything under it. */
+export type Purge = (target: { path: string; scope: 'resource' | 'tree'; host: string }) => { id: number };
 
 /** Answers a request when it is for an internal endpoint; undefined when it is not. */
 export type InternalRoute = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean> | undefined;
@@ -16,8 +23,14 @@ export type InternalRoute = (req: IncomingMessage, res: ServerResponse) => boole
  * request path carries no check for them). `ours` recognises this cache's own synthetic requests
  * (background renders), which always go to the cache.
  */
-export function internalRoute(at: { endpoint: PeerEndpoint | undefined; flush: FlushEndpoint | undefined; ours: (req: IncomingMessage) => boolean }): InternalRoute | undefined {
-  const { endpoint, flush, ours } = at;
+export function internalRoute(at: {
+  endpoint: PeerEndpoint | undefined;
+  flush: FlushEndpoint | undefined;
+  ours: (req: IncomingMessage) => boolean;
+  purge: Purge;
+  stats: () => unknown;
+}): InternalRoute | undefined {
+  const { endpoint, flush, ours, purge, stats } = at;
   if (endpoint === undefined && flush === undefined) return undefined;
   return (req, res) => {
     if (ours(req)) return undefined;
@@ -25,9 +38,50 @@ export function internalRoute(at: { endpoint: PeerEndpoint | undefined; flush: F
       void endpoint.handle(req, res);
       return true;
     }
-    if (flush !== undefined && flush.matches(req.url)) return flush.handle(req, res);
+    if (flush === undefined) return undefined;
+    if (flush.matches(req.url)) return flush.handle(req, res);
+    // PURGE is never forwarded to the handler (nor upstream), as Varnish and nginx users expect.
+    // (Varnish's BAN method cannot reach a Node server: its HTTP parser refuses unknown methods with
+    // 400, so a prefix is banned with nginx cache_purge's form, `PURGE /path/*`.)
+    if (req.method === 'PURGE') return answerPurge(req, res, { flush, purge });
+    if ((req.method === 'GET' || req.method === 'HEAD') && pathOf(req.url) === STATS_PATH) return answerGuarded(req, res, flush, () => reply(req, res, 200, 'application/json', JSON.stringify(stats())));
     return undefined;
   };
+}
+
+/** The path of a request target (origin-form or absolute-form), without the query. */
+function pathOf(url: string | undefined): string {
+  try {
+    return new URL(url ?? '/', 'http://x').pathname;
+  } catch {
+    return '';
+  }
+}
+
+function reply(req: IncomingMessage, res: ServerResponse, status: number, type: string, body: string): true {
+  req.resume();
+  res.writeHead(status, { 'content-type': `${type}; charset=utf-8`, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(req.method === 'HEAD' ? undefined : body);
+  return true;
+}
+
+/** Runs `allowed` when the flush guard lets the request through; answers its refusal otherwise. */
+function answerGuarded(req: IncomingMessage, res: ServerResponse, flush: FlushEndpoint, allowed: () => true): true {
+  const refusal = flush.guard(req);
+  if (refusal !== undefined) return reply(req, res, refusal.status, 'text/plain', `${refusal.reason}\n`);
+  return allowed();
+}
+
+/** PURGE removes the request's path, `PURGE /path/*` the path and everything under it (on every host, every variant). */
+function answerPurge(req: IncomingMessage, res: ServerResponse, at: { flush: FlushEndpoint; purge: Purge }): true {
+  return answerGuarded(req, res, at.flush, () => {
+    const target = pathOf(req.url);
+    if (!target.startsWith('/')) return reply(req, res, 400, 'text/plain', 'Bad Request: not a path\n');
+    const scope = target.endsWith('/*') || target === '/*' ? 'tree' : 'resource';
+    const path = scope === 'tree' ? target.slice(0, -2) || '/' : target;
+    const { id } = at.purge({ path, scope, host: req.headers.host ?? '' });
+    return reply(req, res, 200, 'text/plain', `${scope === 'tree' ? 'Banned' : 'Purged'} ${path}${scope === 'tree' ? ' and everything under it' : ''} (invalidation #${id})\n`);
+  });
 }
 
 /** The engine's entry point with the internal endpoints in front of it. */

@@ -3,6 +3,7 @@
  * documented `@default` matches it, and the resolvers take their list of known option names
  * from it.
  */
+import { COMPRESS_DEFAULTS } from '../compress/settings.js';
 import type { PeersDefaults } from '../peers/options.js';
 import type { CacheStore } from '../stores/store.js';
 import type { StatusHeaderMode } from './types.js';
@@ -13,6 +14,7 @@ export const DEFAULTS = Object.freeze({
   maxEntrySize: 8 * 1024 * 1024,
   defaultTtl: 60_000,
   maxTtl: 86_400_000,
+  heuristicFreshness: 0,
   ignoreUrlParams: Object.freeze([] as string[]),
   storeHeaders: undefined,
   cacheStatuses: Object.freeze([200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501]),
@@ -106,8 +108,10 @@ export const DEFAULTS = Object.freeze({
     includeErrors: 'fail' as 'continue' | 'fail',
     maxTrackedKeys: 100_000,
     maxDependents: 10_000,
+    stores: Object.freeze([] as CacheStore[]),
   }),
   includes: false,
+  compress: COMPRESS_DEFAULTS,
 });
 
 /** The statuses `serveStaleOnError: true` covers (RFC 9110 §15.6 server errors that signal a failing origin). */

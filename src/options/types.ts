@@ -4,6 +4,7 @@
  * resolved form the cache's parts read.
  */
 import type { IncomingMessage } from 'node:http';
+import type { CompressOptions, ResolvedCompressOptions } from '../compress/settings.js';
 import type { DataOptions, ResolvedDataOptions } from '../data/options.js';
 import type { FlushOptions, InvalidationOptions, RefetchOptions, ResolvedFlushOptions } from '../invalidation/options.js';
 import type { PeersOptions, ResolvedPeersOptions } from '../peers/options.js';
@@ -60,6 +61,14 @@ export interface CacheOptions {
    * @default 60000
    */
   defaultTtl?: Milliseconds;
+  /**
+   * Heuristic freshness (RFC 9111 §4.2.2): a response with no explicit freshness but a
+   * `Last-Modified` is fresh for this fraction of the time since it was last modified (`0.1` is the
+   * spec's example, "10% of that interval"), capped by `maxTtl`; it takes the place of `defaultTtl`
+   * for such responses. `0` turns the heuristic off.
+   * @default 0
+   */
+  heuristicFreshness?: number;
   /**
    * Upper bound in ms on any freshness lifetime, whatever the origin says.
    * @default 86400000 (one day)
@@ -265,7 +274,7 @@ export interface CacheOptions {
    * with their own byte budget and lifetimes. See {@link DataOptions}.
    * @default { maxSize: 16777216, maxEntrySize: 1048576, defaultTtl: 60000, fetch: { timeout: 10000,
    * maxConcurrentPerOrigin: 8 }, maxIncludeDepth: 3, includeErrors: 'fail', maxTrackedKeys: 100000,
-   * maxDependents: 10000 }
+   * maxDependents: 10000, stores: [] }
    */
   data?: DataOptions;
   /**
@@ -277,6 +286,16 @@ export interface CacheOptions {
    * @default false
    */
   includes?: boolean;
+  /**
+   * Stored compressed variants: a compressible response (text, HTML, JSON, JS, CSS, SVG, XML) is
+   * compressed once, in the background, when it is stored, and kept with its entry in every tier;
+   * a hit sends the coding the client accepts best (`Accept-Encoding` q-values), with
+   * `Vary: Accept-Encoding`, its own Content-Length and a suffixed ETag. `true` is
+   * `{ encodings: ['br', 'gzip'] }` (plus `'zstd'` where Node has it); see {@link CompressOptions}.
+   * No encodings (the default) or `false`: responses are stored and sent as the handler wrote them.
+   * @default { encodings: [], minSize: 1024, types: ['text/*', 'application/json', 'application/*+json', 'application/javascript', 'application/x-javascript', 'application/ecmascript', 'application/xml', 'application/*+xml', 'image/svg+xml', 'application/manifest+json'], level: { br: 9, gzip: 9, zstd: 12 } }
+   */
+  compress?: CompressOptions | boolean;
 }
 
 /** Options after {@link resolveOptions}: every field present and validated. */
@@ -285,6 +304,7 @@ export interface ResolvedOptions {
   readonly maxEntrySize: Bytes;
   readonly defaultTtl: Milliseconds;
   readonly maxTtl: Milliseconds;
+  readonly heuristicFreshness: number;
   readonly ignoreParam: IgnoreParamFunction | undefined;
   readonly storeHeaders: ReadonlySet<string> | undefined;
   readonly cacheStatuses: ReadonlySet<number>;
@@ -319,4 +339,6 @@ export interface ResolvedOptions {
   readonly peers: ResolvedPeersOptions;
   readonly data: ResolvedDataOptions;
   readonly includes: boolean;
+  /** Undefined when compression is off. */
+  readonly compress: ResolvedCompressOptions | undefined;
 }

@@ -1,8 +1,13 @@
 /**
- * Reverse-proxy mode: a plain `(req, res)` handler that forwards a request to an upstream base URL
- * and streams the answer back. Wrapped by `cache.wrap()` it makes the cache a standalone caching
- * reverse proxy (the CLI does exactly that); since it is an ordinary handler, background renders
- * (stale-while-revalidate, refetch, priming) run through it with no client connection.
+ * Reverse-proxy mode: {@link createProxy} returns a plain `(req, res)` handler that forwards a
+ * request to an upstream base URL and streams the answer back. Wrapped by `cache.wrap()` it makes
+ * the cache a standalone caching reverse proxy (the CLI does exactly that); since it is an ordinary
+ * handler, background renders (stale-while-revalidate, refetch, priming) run through it with no
+ * client connection.
+ *
+ * Transport: `node:http`'s keep-alive Agent. It bounds the pool (`maxSockets`), streams both ways
+ * with back-pressure, and reports interim 1xx responses (`information`) so they can be relayed;
+ * undici would add a dependency for no capability this handler needs.
  */
 import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import https from 'node:https';
@@ -13,7 +18,7 @@ import { HOP_BY_HOP, headerList } from '../policy.js';
 
 const debug = createDebug('stratacache:proxy');
 
-/** Options of {@link createUpstreamHandler}. */
+/** Options of {@link createProxy} besides the upstream. */
 export interface UpstreamOptions {
   /**
    * Send the client's `Host` to the upstream. `false` sends the upstream's own host and passes
@@ -29,11 +34,24 @@ export interface UpstreamOptions {
    */
   timeout?: Milliseconds;
   /**
-   * Keep-alive sockets kept open to the upstream.
+   * Most connections open to the upstream at once (idle ones are kept alive for reuse); further
+   * requests queue for a free connection.
    * @default 64
    */
   maxSockets?: number;
 }
+
+/** Options of {@link createProxy}. */
+export interface ProxyOptions extends UpstreamOptions {
+  /**
+   * The upstream's base URL (`http:` or `https:`); its path is prefixed to every request's path.
+   * Required.
+   */
+  upstream: string;
+}
+
+/** Methods a retry cannot repeat harmfully (RFC 9110 §9.2.2). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 /** Copies headers minus hop-by-hop ones and those the `Connection` header names (RFC 9110 §7.6.1). */
 function endToEnd(headers: IncomingMessage['headers']): OutgoingHttpHeaders {
@@ -46,19 +64,51 @@ function endToEnd(headers: IncomingMessage['headers']): OutgoingHttpHeaders {
   return out;
 }
 
+/** True when the request carries a body (RFC 9112 §6.3: only Content-Length or Transfer-Encoding announce one). */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
 /**
- * Creates a handler forwarding every request to `upstream` (an `http:` or `https:` base URL; its
- * path is prefixed to the request's). Upstream failures answer 502, a header timeout 504.
+ * Relays an interim (1xx) response to the client (RFC 9110 §15.2), e.g. `103 Early Hints`. Not 100
+ * (Node's server already answered `Expect: 100-continue`) nor 101 (upgrades are not proxied), not
+ * to HTTP/1.0 clients, and only while the final response has not started. Written straight to the
+ * socket, as Node's own `writeEarlyHints()` does: nothing else is on the wire before the final head.
+ */
+function relayInterim(req: IncomingMessage, res: ServerResponse, info: http.InformationEvent): void {
+  const status = info.statusCode;
+  if (status === 100 || status === 101 || status < 100 || status > 199) return;
+  if (req.httpVersionMajor !== 1 || req.httpVersionMinor === 0 || res.headersSent) return;
+  const socket = res.socket;
+  if (socket === null || socket.destroyed) return;
+  let head = `HTTP/1.1 ${status} ${info.statusMessage.replace(/[\r\n]/g, '')}\r\n`;
+  const raw = info.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (HOP_BY_HOP.has(raw[i]!.toLowerCase())) continue;
+    head += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  }
+  socket.write(`${head}\r\n`, 'latin1');
+}
+
+/**
+ * Creates a handler forwarding every request to `options.upstream` (an `http:` or `https:` base
+ * URL; its path is prefixed to the request's), so `cache.wrap(createProxy({ upstream }))` is a
+ * caching reverse proxy. Hop-by-hop headers (and those `Connection` names) are dropped both ways;
+ * `X-Forwarded-For`, `-Proto` and `-Host` are set. A refused or reset connection answers 502, no
+ * response headers within `timeout` 504 (the cache's stale-on-error then serves its stale copy).
  * @throws TypeError/RangeError for a bad upstream URL or option, naming it.
  */
-export function createUpstreamHandler(upstream: string, options: UpstreamOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
+export function createProxy(options: ProxyOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  if (options === null || typeof options !== 'object') throw new TypeError(`expected options to be an object with an upstream URL, got ${describeValue(options)}`);
+  const upstream = options.upstream;
   let base: URL;
   try {
     base = new URL(upstream);
   } catch {
-    throw new TypeError(`expected upstream to be an http(s) URL, got ${describeValue(upstream)}`);
+    throw new TypeError(`expected options.upstream to be an http(s) URL, got ${describeValue(upstream)}`);
   }
-  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError(`expected upstream to be an http(s) URL, got ${describeValue(upstream)}`);
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError(`expected options.upstream to be an http(s) URL, got ${describeValue(upstream)}`);
   const timeout = integerOption('timeout', options.timeout ?? 30_000, 0);
   const maxSockets = integerOption('maxSockets', options.maxSockets ?? 64, 1);
   const preserveHost = options.preserveHost ?? false;
@@ -69,15 +119,21 @@ export function createUpstreamHandler(upstream: string, options: UpstreamOptions
 
   return (req, res) => {
     const headers = endToEnd(req.headers);
+    // What this hop saw (de facto X-Forwarded-*): the client's Host and scheme replace any the
+    // request carried; its address is appended to the chain.
     const clientHost = req.headers.host;
-    if (!preserveHost) {
-      headers.host = base.host;
-      if (clientHost !== undefined) headers['x-forwarded-host'] = clientHost;
-    }
+    if (!preserveHost) headers.host = base.host;
+    if (clientHost !== undefined) headers['x-forwarded-host'] = clientHost;
+    headers['x-forwarded-proto'] = (req.socket as { encrypted?: boolean } | null)?.encrypted === true ? 'https' : 'http';
     const remote = req.socket?.remoteAddress;
     if (remote !== undefined) headers['x-forwarded-for'] = req.headers['x-forwarded-for'] ? `${String(req.headers['x-forwarded-for'])}, ${remote}` : remote;
     const target = prefix + (req.url ?? '/');
+    const withBody = hasBody(req);
+    // Only a request that can be sent again as it was may be retried: idempotent and bodiless.
+    const retriable = IDEMPOTENT.has(req.method ?? 'GET') && !withBody;
     let answered = false;
+    let current: http.ClientRequest | undefined;
+
     const fail = (status: 502 | 504, reason: string): void => {
       debug('upstream %s: %s %s', reason, req.method, target);
       if (answered || res.headersSent) {
@@ -88,33 +144,70 @@ export function createUpstreamHandler(upstream: string, options: UpstreamOptions
       res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
       res.end(status === 504 ? 'Gateway Timeout' : 'Bad Gateway');
     };
-    const upstreamReq = transport.request(
-      { protocol: base.protocol, hostname: base.hostname, port: base.port, method: req.method, path: target, headers, agent },
-      (upstreamRes) => {
-        if (timer !== undefined) clearTimeout(timer);
-        answered = true;
-        res.writeHead(upstreamRes.statusCode ?? 502, endToEnd(upstreamRes.headers));
-        upstreamRes.pipe(res);
-        // A body cut short upstream must not look complete downstream (nor be stored).
-        upstreamRes.on('aborted', () => res.destroy());
-        upstreamRes.on('error', () => res.destroy());
-      },
-    );
     const timer =
       timeout > 0
         ? setTimeout(() => {
             fail(504, 'timeout');
-            upstreamReq.destroy();
+            current?.destroy();
           }, timeout)
         : undefined;
-    upstreamReq.on('error', (error) => {
-      if (timer !== undefined) clearTimeout(timer);
-      fail(502, error.message);
-    });
+
+    const send = (fresh: boolean): void => {
+      // A retry goes on a new connection (agent: false), never on another pooled socket that may be
+      // just as dead (the upstream restarted and closed them all).
+      const upstreamReq = transport.request({ protocol: base.protocol, hostname: base.hostname, port: base.port, method: req.method, path: target, headers, agent: fresh ? false : agent });
+      current = upstreamReq;
+      let responded = false;
+      let upstreamRes: IncomingMessage | undefined;
+      upstreamReq.on('information', (info) => {
+        responded = true;
+        relayInterim(req, res, info);
+      });
+      upstreamReq.on('response', (incoming) => {
+        responded = true;
+        upstreamRes = incoming;
+        if (timer !== undefined) clearTimeout(timer);
+        answered = true;
+        res.writeHead(incoming.statusCode ?? 502, endToEnd(incoming.headers));
+        incoming.pipe(res);
+        // A body cut short upstream must not look complete downstream (nor be stored).
+        incoming.on('aborted', () => res.destroy());
+        incoming.on('error', () => {
+          if (!incoming.complete) res.destroy();
+        });
+      });
+      upstreamReq.on('error', (error) => {
+        // The response was complete (by its Content-Length or chunked framing): a later error is
+        // about bytes past its end (a broken upstream) and says nothing about this answer.
+        if (upstreamRes?.complete) {
+          debug('upstream %s after a complete response: %s %s', error.message, req.method, target);
+          return;
+        }
+        // A pooled socket the upstream closed while idle fails on first use; RFC 9112 §9.3.1 allows
+        // repeating an idempotent request once when nothing of the response arrived.
+        if (!fresh && !responded && !answered && retriable && upstreamReq.reusedSocket) {
+          debug('upstream %s on a reused connection: retrying %s %s on a new one', error.message, req.method, target);
+          send(true);
+          return;
+        }
+        if (timer !== undefined) clearTimeout(timer);
+        fail(502, error.message);
+      });
+      if (withBody) req.pipe(upstreamReq);
+      else upstreamReq.end();
+    };
     // The client left: stop the upstream work too.
     res.on('close', () => {
-      if (!res.writableFinished) upstreamReq.destroy();
+      if (timer !== undefined) clearTimeout(timer);
+      if (!res.writableFinished) current?.destroy();
     });
-    req.pipe(upstreamReq);
+    send(false);
   };
+}
+
+/**
+ * @deprecated Use {@link createProxy}: `createProxy({ upstream, ...options })`.
+ */
+export function createUpstreamHandler(upstream: string, options: UpstreamOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
+  return createProxy({ ...options, upstream });
 }

@@ -1,13 +1,11 @@
 /**
- * Reverse-proxy mode: createUpstreamHandler() behind cache.wrap(), and the CLI that runs it, in
- * front of a real counting upstream on 127.0.0.1.
+ * Reverse-proxy mode: createProxy() behind cache.wrap(), in front of a real counting upstream on
+ * 127.0.0.1 (the CLI that runs it: cli.test.ts).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { after, describe, test } from 'node:test';
-import { createCache, createUpstreamHandler } from '../../src/index.js';
-import { parseCli } from '../../src/cli.js';
+import { createCache, createProxy, createUpstreamHandler, type UpstreamOptions } from '../../src/index.js';
 import { listen, request, sleep, type Running } from '../helpers/http.js';
 
 /** An upstream that counts renders per path and can be told to fail or hang. */
@@ -34,22 +32,28 @@ async function upstream(): Promise<Running & { renders: Map<string, number>; mod
       });
       return;
     }
+    if (path.startsWith('/plain') || path.startsWith('/dated')) {
+      // No explicit freshness; /dated has a validator from ten days ago.
+      const lastModified = path.startsWith('/dated') ? { 'last-modified': new Date(Date.now() - 10 * 86_400_000).toUTCString() } : {};
+      res.writeHead(200, { 'content-type': 'text/html', ...lastModified });
+      return void res.end(`<p>${path} v${version.value}</p>`);
+    }
     res.writeHead(200, { 'content-type': 'text/html', 'cache-control': 'max-age=60', connection: 'keep-alive', 'x-upstream': 'yes' });
     res.end(`<p>${path} v${version.value}</p>`);
   });
   return Object.assign(running, { renders, mode, version, seen });
 }
 
-describe('createUpstreamHandler behind cache.wrap()', () => {
+describe('createProxy behind cache.wrap()', () => {
   const closers: Array<() => Promise<void>> = [];
   after(async () => {
     for (const close of closers.reverse()) await close();
   });
 
-  async function setup(options: Parameters<typeof createUpstreamHandler>[1] = {}) {
+  async function setup(options: UpstreamOptions = {}) {
     const up = await upstream();
     const cache = createCache({ gracePeriod: 0 });
-    const proxy = await listen(cache.wrap(createUpstreamHandler(up.url, options)));
+    const proxy = await listen(cache.wrap(createProxy({ upstream: up.url, ...options })));
     closers.push(() => up.close(), () => proxy.close(), () => cache.close());
     return { up, cache, proxy };
   }
@@ -66,18 +70,19 @@ describe('createUpstreamHandler behind cache.wrap()', () => {
     assert.equal(second.headers['x-upstream'], 'yes');
     assert.equal(second.body, '<p>/page?a=2&b=1 v1</p>');
     assert.equal(up.renders.get('/page?a=2&b=1'), 1);
-    // Hop-by-hop headers are not forwarded; the client's host travels as X-Forwarded-Host.
+    // The client's host travels as X-Forwarded-Host, with the scheme and address it came from.
     const sent = up.seen[0]!;
     assert.equal(sent.host, new URL(up.url).host);
     assert.equal(sent['x-forwarded-host'], new URL(proxy.url).host);
     assert.equal(sent['x-forwarded-for'], '127.0.0.1');
+    assert.equal(sent['x-forwarded-proto'], 'http');
   });
 
   test('preserveHost sends the client Host upstream', async () => {
     const { up, proxy } = await setup({ preserveHost: true });
     await request(`${proxy.url}/h`, { headers: { host: 'www.example.com' } });
     assert.equal(up.seen[0]!.host, 'www.example.com');
-    assert.equal(up.seen[0]!['x-forwarded-host'], undefined);
+    assert.equal(up.seen[0]!['x-forwarded-host'], 'www.example.com');
   });
 
   test('a POST body is forwarded and a successful POST invalidates the URL', async () => {
@@ -136,57 +141,12 @@ describe('createUpstreamHandler behind cache.wrap()', () => {
   });
 
   test('bad upstream URLs and options throw, naming them', () => {
-    assert.throws(() => createUpstreamHandler('not a url'), /expected upstream to be an http\(s\) URL, got 'not a url'/);
-    assert.throws(() => createUpstreamHandler('ftp://x'), TypeError);
-    assert.throws(() => createUpstreamHandler('http://x', { timeout: -1 }), /options.timeout/);
-  });
-});
-
-describe('stratacache CLI', () => {
-  test('parseCli maps flags onto options and refuses bad ones', () => {
-    const p = parseCli(['--upstream', 'http://127.0.0.1:8080', '--port', '0', '--max-size', '1048576', '--default-ttl', '5000', '--flush-token', 't'], {});
-    assert.equal(p.help, false);
-    if (p.help) return;
-    assert.equal(p.upstream, 'http://127.0.0.1:8080');
-    assert.equal(p.port, 0);
-    assert.deepEqual(p.options, { maxSize: 1048576, defaultTtl: 5000, targetedCacheControl: ['cdn-cache-control'], flush: { token: 't' } });
-    const off = parseCli(['--upstream', 'http://x', '--targeted-cache-control', ''], {});
-    assert.deepEqual(!off.help && off.options.targetedCacheControl, []);
-    assert.throws(() => parseCli([], {}), /--upstream is required/);
-    assert.throws(() => parseCli(['--upstream', 'http://x', '--port', 'abc'], {}), /--port to be an integer, got 'abc'/);
-    assert.throws(() => parseCli(['--upstream', 'http://x', '--nope'], {}));
-  });
-
-  test('runs as a caching reverse proxy: miss, then hit, one upstream render', async (t) => {
-    const up = await upstream();
-    t.after(() => up.close());
-    const tsx = new URL('../../node_modules/.bin/tsx', import.meta.url).pathname;
-    const child = spawn(tsx, ['src/cli.ts', '--upstream', up.url, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    t.after(() => void child.kill('SIGTERM'));
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (c: Buffer) => {
-        out += c.toString();
-        const m = /listening on (http:\/\/[^/\s]+)\//.exec(out);
-        if (m) resolve(m[1]!);
-      });
-      child.on('exit', (code) => reject(new Error(`cli exited ${code}`)));
-      setTimeout(() => reject(new Error(`no listening line: ${out}`)), 15_000).unref();
-    });
-    assert.equal((await request(`${url}/cli`)).headers['x-cache'], 'MISS');
-    const hit = await request(`${url}/cli`);
-    assert.equal(hit.headers['x-cache'], 'HIT');
-    assert.equal(hit.body, '<p>/cli v1</p>');
-    assert.equal(up.renders.get('/cli'), 1);
-  });
-
-  test('a bad flag exits 2 with the usage', async () => {
-    const tsx = new URL('../../node_modules/.bin/tsx', import.meta.url).pathname;
-    const child = spawn(tsx, ['src/cli.ts', '--port', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    assert.equal(code, 2);
-    assert.match(err, /--upstream is required/);
+    assert.throws(() => createProxy({ upstream: 'not a url' }), /expected options.upstream to be an http\(s\) URL, got 'not a url'/);
+    assert.throws(() => createProxy({ upstream: 'ftp://x' }), TypeError);
+    assert.throws(() => createProxy({ upstream: 'http://x', timeout: -1 }), /options.timeout/);
+    assert.throws(() => createProxy({ upstream: 'http://x', maxSockets: 0 }), /options.maxSockets to be a positive integer, got 0/);
+    // The deprecated name still works, with the same checks.
+    assert.throws(() => createUpstreamHandler('not a url'), /expected options.upstream/);
+    assert.equal(typeof createUpstreamHandler('http://127.0.0.1:1'), 'function');
   });
 });

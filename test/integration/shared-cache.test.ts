@@ -169,3 +169,28 @@ describe('Range on a hit (RFC 9110 §14)', { timeout: 20_000 }, () => {
     assert.equal(s.renders(), 1);
   });
 });
+
+describe('5xx with explicit freshness and a good stored copy', { timeout: 20_000 }, () => {
+  test('while stale-on-error can serve the good copy, a 503 with max-age never replaces it', async () => {
+    let failing = false;
+    const s = await site({ defaultTtl: 0 }, (_req, res, n) => {
+      if (failing) {
+        res.statusCode = 503;
+        res.setHeader('cache-control', 'max-age=60');
+        res.end(`down ${n}`);
+        return;
+      }
+      res.setHeader('cache-control', 'max-age=1, stale-if-error=600');
+      res.end(`good ${n}`);
+    });
+    await request(`${s.url}/g`);
+    await new Promise((r) => setTimeout(r, 1_100));
+    failing = true;
+    const stale = await request(`${s.url}/g`);
+    assert.equal(stale.status, 200);
+    assert.equal(stale.body, 'good 1');
+    assert.equal(stale.headers['x-cache'], 'STALE');
+    const again = await request(`${s.url}/g`);
+    assert.equal(again.body, 'good 1', 'the 503 was not stored over it');
+  });
+});

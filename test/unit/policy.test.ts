@@ -144,6 +144,21 @@ describe('evaluateResponse: freshness', () => {
     near(storable(judge({ 'cache-control': 'max-age=2' }, { options: { defaultTtl: 7_000 } })).staleAt, NOW + 2_000);
   });
 
+  test('heuristicFreshness: 10% of the Last-Modified age (RFC 9111 §4.2.2) instead of defaultTtl', () => {
+    const date = new Date(NOW).toUTCString();
+    const lastModified = new Date(NOW - 1_000_000).toUTCString();
+    const options = { defaultTtl: 0, heuristicFreshness: 0.1 };
+    near(storable(judge({ date, 'last-modified': lastModified }, { options })).staleAt, NOW + 100_000, 1_500);
+    // Explicit freshness wins; no Last-Modified falls back to defaultTtl (here 0: not stored).
+    near(storable(judge({ date, 'last-modified': lastModified, 'cache-control': 'max-age=2' }, { options })).staleAt, NOW + 2_000, 1_500);
+    // Without Last-Modified, or with the heuristic off (the default), no freshness is given: not
+    // stored, or stored only to be revalidated (stale at once).
+    const notFresh = (v: ReturnType<typeof judge>): void => assert.ok(!v.storable || v.staleAt <= NOW, JSON.stringify(v));
+    notFresh(judge({ date }, { options }));
+    notFresh(judge({ date, 'last-modified': lastModified }, { options: { defaultTtl: 0 } }));
+    assert.throws(() => resolveOptions({ heuristicFreshness: 2 }), /expected options.heuristicFreshness to be a number from 0 to 1, got 2/);
+  });
+
   test('maxTtl caps explicit and default lifetimes', () => {
     assert.equal(storable(judge({ 'cache-control': 'max-age=100000' }, { options: { maxTtl: 5_000 } })).staleAt, NOW + 5_000);
     assert.equal(storable(judge({ 'cache-control': 's-maxage=100000' }, { options: { maxTtl: 5_000 } })).staleAt, NOW + 5_000);

@@ -98,9 +98,15 @@ describe('notModified', () => {
     assert.equal(notModified(req({ 'if-modified-since': 'Sun, 31 Dec 2023 23:59:59 GMT' }), entry()), false);
   });
 
-  test('If-Modified-Since: an invalid date or no Last-Modified never matches', () => {
+  test('If-Modified-Since: an invalid date, or neither Last-Modified nor Date, never matches', () => {
     assert.equal(notModified(req({ 'if-modified-since': 'yesterday-ish' }), entry()), false);
-    assert.equal(notModified(req({ 'if-modified-since': 'Tue, 02 Jan 2024 00:00:00 GMT' }), entry({ lastModified: undefined })), false);
+    assert.equal(notModified(req({ 'if-modified-since': 'Tue, 02 Jan 2024 00:00:00 GMT' }), entry({ lastModified: undefined, headers: [] })), false);
+  });
+
+  test("If-Modified-Since without Last-Modified: the stored Date stands in (RFC 9111 §4.3.2)", () => {
+    const dated = entry({ lastModified: undefined, headers: [['date', 'Mon, 01 Jan 2024 00:00:00 GMT']] });
+    assert.equal(notModified(req({ 'if-modified-since': 'Tue, 02 Jan 2024 00:00:00 GMT' }), dated), true);
+    assert.equal(notModified(req({ 'if-modified-since': 'Sun, 31 Dec 2023 00:00:00 GMT' }), dated), false);
   });
 
   test('no validators: never not-modified', () => {

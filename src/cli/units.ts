@@ -1,0 +1,95 @@
+/**
+ * What an operator types, checked: sizes and durations with units (`64mb`, `1gib`, `10s`, `1h`,
+ * `250ms`) parsed into the library's units (bytes, milliseconds; a bare number is already in
+ * them), flags, and the one-line {@link UsageError} every mistake becomes.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+/** A user mistake in a flag or config field: printed as one line, exit status 1, no stack. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
+const DURATION_UNITS: Record<string, number> = { '': 1, ms: 1, s: 1000, m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000 };
+
+function withUnit(units: Record<string, number>, value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
+  if (typeof value !== 'string') return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(value);
+  if (m === null) return undefined;
+  const factor = units[m[2]!.toLowerCase()];
+  return factor === undefined ? undefined : Math.round(Number(m[1]) * factor);
+}
+
+/** Bytes from `64mb`, `512KiB`, `1g` or a number (units are powers of 1024). @throws UsageError naming `field`. */
+export function parseSize(field: string, value: unknown): number {
+  const n = withUnit(SIZE_UNITS, value);
+  if (n === undefined) throw new UsageError(`expected ${field} to be a size such as 64mb or 1048576, got ${show(value)}`);
+  return n;
+}
+
+/** Milliseconds from `10s`, `1h`, `250ms`, `2m`, `1d` or a number of ms. @throws UsageError naming `field`. */
+export function parseDuration(field: string, value: unknown): number {
+  const n = withUnit(DURATION_UNITS, value);
+  if (n === undefined) throw new UsageError(`expected ${field} to be a duration such as 10s, 1h or 250ms, got ${show(value)}`);
+  return n;
+}
+
+/** A whole number (port, count) from a flag's text or a config number. @throws UsageError naming `field`. */
+export function parseInteger(field: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n = typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    throw new UsageError(`expected ${field} to be an integer from ${min} to ${max}, got ${show(value)}`);
+  }
+  return n;
+}
+
+/** A value as an error message shows it: strings quoted, the rest as JSON. */
+export function show(value: unknown): string {
+  if (typeof value === 'string') return `'${value}'`;
+  if (typeof value === 'function') return 'a function';
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/** Option names (at any depth) whose value is a size, and those whose value is a duration. */
+const SIZE_NAME = /(size|bytes)$/i;
+const DURATION_NAME = /(ttl|timeout|interval|period|cooldown|staleiferror|stalewhilerevalidate)$/i;
+
+/**
+ * Returns a copy of a plain options object (from a config file) where every string given for a
+ * size or duration option is converted to bytes or ms; functions, arrays and other values pass
+ * through for the library's own validation. `path` names fields in errors (`config.peers.coolDown`).
+ */
+export function convertUnits(value: Record<string, unknown>, path: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, v] of Object.entries(value)) {
+    const field = `${path}.${name}`;
+    if (typeof v === 'string' && SIZE_NAME.test(name)) out[name] = parseSize(field, v);
+    else if (typeof v === 'string' && DURATION_NAME.test(name)) out[name] = parseDuration(field, v);
+    else if (v !== null && typeof v === 'object' && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype) out[name] = convertUnits(v as Record<string, unknown>, field);
+    else out[name] = v;
+  }
+  return out;
+}
+
+/** A command's flag definitions (`node:util` parseArgs options). */
+export type FlagSpec = NonNullable<ParseArgsConfig['options']>;
+/** The parseArgs configuration {@link parseFlags} builds: the flags plus `-h`/`--help`, strict. */
+export type FlagsConfig<O extends FlagSpec> = { args: string[]; options: O & { help: { type: 'boolean'; short: 'h' } }; allowPositionals: boolean; strict: true };
+
+/**
+ * Parses a command's flags strictly (unknown flags refused), with `-h`/`--help` added.
+ * @throws UsageError with the parser's first line ("Unknown option '--nope'").
+ */
+export function parseFlags<O extends FlagSpec>(argv: readonly string[], options: O, allowPositionals = false): ReturnType<typeof parseArgs<FlagsConfig<O>>> {
+  try {
+    return parseArgs<FlagsConfig<O>>({ args: [...argv], options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message.split('\n')[0]!);
+  }
+}
