@@ -13,13 +13,13 @@ import { settledWithin } from './flight.js';
 export class Reporter {
   readonly #events: EventEmitter;
   readonly #debug: Debugger;
-  readonly #count: () => void;
+  readonly #count: (error: CacheError) => void;
   readonly #background = new Set<Promise<unknown>>();
   /** Failures nobody listens to go to stderr, bounded (see {@link UnheardErrors}). */
   readonly #unheard = new UnheardErrors();
 
   /** `count` is called once per failure (each cache counts its own `errors`). */
-  constructor(events: EventEmitter, debug: Debugger, count: () => void) {
+  constructor(events: EventEmitter, debug: Debugger, count: (error: CacheError) => void) {
     this.#events = events;
     this.#debug = debug;
     this.#count = count;
@@ -37,7 +37,7 @@ export class Reporter {
 
   /** Counts and reports an internal failure; never throws, never fails a response. */
   fail(error: CacheError): void {
-    this.#count();
+    this.#count(error);
     this.#debug('error %s: %s', error.code, error.message);
     if (this.#events.listenerCount('error') > 0) this.#events.emit('error', error);
     // Silence would hide a broken handler or store: written like Express's default handler, bounded.
