@@ -135,7 +135,6 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
     if (error instanceof TypeError || error instanceof RangeError) throw new UsageError(error.message);
     throw error;
   }
-  cache.on('error', (error) => io.err(`stratacache: ${error.code}: ${error.message}`));
 
   // Requests in flight, so that a drain knows when it is done.
   const inflight = new Set<ServerResponse>();

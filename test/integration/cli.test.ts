@@ -89,6 +89,13 @@ async function upstream(slowMs = 1_000): Promise<Running & { renders: Map<string
   return Object.assign(running, { renders, arrived });
 }
 
+/** A port nothing listens on (just released). */
+async function freePort(): Promise<number> {
+  const l = await listen(() => {});
+  await l.close();
+  return l.port;
+}
+
 /** A cache node in this process in front of `up` (for the client commands). */
 async function node(upUrl: string, options: Parameters<typeof createCache>[0] = {}): Promise<Running> {
   const cache = createCache(options);
@@ -322,3 +329,62 @@ describe('stratacache demo', () => {
   });
 });
 
+
+describe('stratacache serve: shipped config examples and process supervision', () => {
+  test('examples/reverse-proxy/stratacache.config.json runs as given (ports and upstream overridden by flags)', async () => {
+    const up = await upstream();
+    const cwd = mkdtempSync(join(tmpdir(), 'stratacache-rp-'));
+    const config = fileURLToPath(new URL('../../examples/reverse-proxy/stratacache.config.json', import.meta.url));
+    const s = await serve(['--config', config, '--upstream', up.url], { cwd });
+    assert.match(s.output().stdout, /tiers: memory 256 MiB, disk \.stratacache\/disk 1 GiB; peers: none/);
+    await request(`${s.url}/products?utm_source=mail`);
+    const hit = await request(`${s.url}/products`);
+    assert.equal(hit.headers['x-cache'], 'HIT');
+    await s.waitFor(/"GET \/products HTTP\/1\.1" 200 \d+ HIT/);
+    s.child.kill('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+  });
+
+  test('examples/cluster-processes: three processes from the config files answer each other as peers', async () => {
+    const up = await upstream();
+    const ports = await Promise.all([0, 1, 2].map(() => freePort()));
+    const nodes = ports.map((p) => `http://127.0.0.1:${p}`);
+    const dir = fileURLToPath(new URL('../../examples/cluster-processes/', import.meta.url));
+    const env = { STRATACACHE_PEER_SECRET: 'a-test-secret-of-enough-length' };
+    // The files name fixed ports (3101-3103) and an upstream on 8080: a test moves them by flags.
+    const procs = await Promise.all(
+      [1, 2, 3].map((n, i) => serve(['--config', join(dir, `node${n}.json`), '--upstream', up.url, '--port', String(ports[i]), '--self', nodes[i]!, '--peers', nodes.join(',')], { env })),
+    );
+    assert.match(procs[0]!.output().stdout, /peers: http:\/\/127\.0\.0\.1:\d+, http:\/\/127\.0\.0\.1:\d+ \(self http:\/\/127\.0\.0\.1:\d+, all\)/);
+    // Behind a load balancer every node sees the site's Host (part of the key).
+    const site = { host: 'www.example.com' };
+    const first = await request(`${procs[0]!.url}/shared`, { headers: site });
+    assert.equal(first.headers['x-cache'], 'MISS');
+    assert.equal((await request(`${procs[1]!.url}/shared`, { headers: site })).headers['x-cache'], 'PEER');
+    assert.equal((await request(`${procs[2]!.url}/shared`, { headers: site })).headers['x-cache'], 'PEER');
+    assert.equal(up.renders.get('/shared'), 1);
+    for (const p of procs) p.child.kill('SIGTERM');
+    for (const p of procs) assert.equal((await p.exited).code, 0);
+  });
+
+  test('a wrapper that exits without passing SIGTERM on (as npx does): the server notices, drains and exits', async () => {
+    const up = await upstream();
+    const port = await freePort();
+    // `; true` keeps sh as the parent instead of exec-ing node, like npm exec's shell.
+    const wrapper = spawn('sh', ['-c', `"${process.execPath}" --import "${TSX}" "${CLI}" serve --upstream ${up.url} --port ${port}; true`], { stdio: 'ignore' });
+    const url = `http://127.0.0.1:${port}`;
+    let up200 = false;
+    for (let i = 0; i < 150 && !up200; i++) {
+      up200 = await request(`${url}/w`).then((r) => r.status === 200, () => false);
+      if (!up200) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(up200, 'the server started');
+    wrapper.kill('SIGKILL');
+    let refused = false;
+    for (let i = 0; i < 100 && !refused; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      refused = await request(`${url}/w`).then(() => false, (e: Error) => /ECONNREFUSED/.test(e.message));
+    }
+    assert.ok(refused, 'the orphaned server stopped listening');
+  });
+});
