@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import { buildServePlan } from '../../src/cli/config.js';
+import { runPrime } from '../../src/cli/prime.js';
 import { createCache, createProxy } from '../../src/index.js';
 import { closedAfterFile, listen, request, type Running } from '../helpers/http.js';
 
@@ -249,6 +250,22 @@ describe('stratacache serve', () => {
   });
 });
 
+describe('stratacache serve: drain timeout', () => {
+  test('a request still running when the drain timeout passes is cut, and the process still exits 0', async () => {
+    const up = await upstream(5_000);
+    const s = await serve(['--upstream', up.url, '--drain-timeout', '300ms']);
+    const slow = request(`${s.url}/slow`).then(() => 'answered', () => 'cut');
+    for (let i = 0; i < 200 && !up.arrived.has('/slow'); i++) await new Promise((r) => setTimeout(r, 20));
+    const killed = Date.now();
+    s.child.kill('SIGTERM');
+    const { code, stderr } = await s.exited;
+    assert.equal(code, 0);
+    assert.ok(Date.now() - killed < 10_000);
+    assert.match(stderr, /drain timeout: closing 1 unfinished request/);
+    assert.equal(await slow, 'cut');
+  });
+});
+
 describe('stratacache flush, prime and stats against a node', () => {
   test('flush prints what the node answered; refused without the token (exit 1)', async () => {
     const up = await upstream();
@@ -264,6 +281,35 @@ describe('stratacache flush, prime and stats against a node', () => {
     for (let i = 0; i < 100 && up.renders.get('/news') !== 2; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(up.renders.get('/news'), 2);
     assert.equal((await request(`${n.url}/news`)).body, '<p>/news #2</p>');
+  });
+
+  test('prime on a terminal draws a progress bar (in process, with a TTY io)', async () => {
+    const up = await upstream();
+    const n = await node(up.url);
+    const dir = mkdtempSync(join(tmpdir(), 'stratacache-prime-'));
+    writeFileSync(join(dir, 'urls.txt'), '/t/1\n/t/2\n');
+    let raw = '';
+    const lines: string[] = [];
+    const io = { out: (t: string) => void lines.push(t), err: (t: string) => void lines.push(t), raw: (t: string) => void (raw += t), tty: true, env: {}, cwd: dir, onSignal: () => {} };
+    assert.equal(await runPrime(['urls.txt', '--url', n.url], io), 0);
+    assert.match(raw, /\r\[#{30}\] 2\/2  0 failed  28 B  \d+\.\ds /);
+    assert.match(lines.at(-1)!, /primed 2 of 2 URL\(s\)/);
+  });
+
+  test('flush --tag invalidates the entries carrying a surrogate key', async () => {
+    const up = await listen((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=600', 'surrogate-key': req.url === '/tagged' ? 'product-7' : 'other' });
+      res.end(`${req.url}`);
+    });
+    tracked.servers.push(up);
+    const n = await node(up.url);
+    for (const p of ['/tagged', '/untagged']) await request(`${n.url}${p}`);
+    const r = await run(['flush', '--tag', 'product-7', '--url', n.url]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /200 OK: tags product-7/);
+    // Invalidated, not deleted: served stale during the grace period while it refreshes.
+    assert.equal((await request(`${n.url}/tagged`)).headers['x-cache'], 'STALE');
+    assert.equal((await request(`${n.url}/untagged`)).headers['x-cache'], 'HIT');
   });
 
   test('prime from a file and from a sitemap: summary, then every URL is a hit', async () => {
@@ -363,6 +409,10 @@ describe('stratacache serve: shipped config examples and process supervision', (
     assert.equal((await request(`${procs[1]!.url}/shared`, { headers: site })).headers['x-cache'], 'PEER');
     assert.equal((await request(`${procs[2]!.url}/shared`, { headers: site })).headers['x-cache'], 'PEER');
     assert.equal(up.renders.get('/shared'), 1);
+    // stats shows each peer's breaker.
+    const table = await run(['stats', '--url', procs[0]!.url]);
+    assert.match(table.stdout, /peer lookups\s+\d+/);
+    assert.equal([...table.stdout.matchAll(/^peer\s+http:\/\/127\.0\.0\.1:\d+\s+closed$/gm)].length, 2, table.stdout);
     for (const p of procs) p.child.kill('SIGTERM');
     for (const p of procs) assert.equal((await p.exited).code, 0);
   });
