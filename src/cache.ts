@@ -13,6 +13,7 @@ import { koa, type KoaMiddleware } from './adapters/koa.js';
 import { wrap, type NodeHandler } from './adapters/node.js';
 import { DataCache } from './data/cache.js';
 import { Background, primaryOfTarget } from './engine/background.js';
+import { StoredCompression } from './engine/compress.js';
 import { Deliver } from './engine/deliver.js';
 import { RequestPath } from './engine/handle.js';
 import { leasesOf, shareInvalidations, SharedFlight } from './engine/shared.js';
@@ -196,7 +197,8 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       primaryOf: (url, host) => primaryOfTarget(url, host, o),
       keyedByHost: o.keyHost === 'header' && o.keyFunction === undefined,
     });
-    const variants = new Variants(ctx, tiers, targets);
+    const compression = o.compress === undefined ? undefined : new StoredCompression(ctx, tiers, o.compress);
+    const variants = new Variants(ctx, tiers, targets, compression && ((key, entry) => compression.stored(key, entry)));
     const deliver = new Deliver(ctx);
     const background = (this.#background = new Background(ctx, variants));
 

@@ -58,20 +58,33 @@ export interface Entry {
    * @internal
    */
   template?: unknown;
+  /**
+   * Compressed copies of `body` by content coding (`options.compress`), made once when the entry
+   * was stored. A hit sends the one the client prefers (`compress/negotiate.ts`). Absent when none.
+   */
+  encoded?: Partial<Record<'br' | 'gzip' | 'zstd', Buffer>>;
+  /**
+   * The entry as sent in each coding, built on first serve (not encoded). Internal.
+   * @internal
+   */
+  views?: unknown;
 }
+
+const CODINGS = new Set(['br', 'gzip', 'zstd']);
 
 const MAGIC = 0x53434531; // 'SCE1'
 /** Upper bound on the encoded metadata, so a hostile peer reply cannot make us parse megabytes of JSON. */
 const MAX_META = 256 * 1024;
 
-type Meta = Omit<Entry, 'body' | 'head' | 'template'>;
+type Meta = Omit<Entry, 'body' | 'head' | 'template' | 'encoded' | 'views'>;
 
 /**
- * Encodes an entry as bytes: magic, meta length, JSON metadata, raw body (no base64). The
- * metadata records the body length, so a truncated file or peer reply is refused, not served short.
+ * Encodes an entry as bytes: magic, meta length, JSON metadata, raw body (no base64), then the
+ * compressed bodies in the order `meta.encoded` lists them. The metadata records every length, so
+ * a truncated file or peer reply is refused, not served short.
  */
 export function encodeEntry(entry: Entry): Buffer {
-  const meta: Meta & { bodyLength: number } = {
+  const meta: Meta & { bodyLength: number; encoded?: Array<[string, number]> } = {
     status: entry.status,
     headers: entry.headers,
     storedAt: entry.storedAt,
@@ -92,12 +105,16 @@ export function encodeEntry(entry: Entry): Buffer {
   // Optional fields are written only when present, so entries without them encode as before.
   if (entry.deps !== undefined && entry.deps.length > 0) meta.deps = entry.deps;
   if (entry.esi === true) meta.esi = true;
+  const extra = entry.encoded === undefined ? [] : (Object.entries(entry.encoded) as Array<[string, Buffer]>);
+  if (extra.length > 0) meta.encoded = extra.map(([coding, bytes]) => [coding, bytes.length]);
   const json = Buffer.from(JSON.stringify(meta), 'utf8');
-  const out = Buffer.allocUnsafe(8 + json.length + entry.body.length);
+  const out = Buffer.allocUnsafe(8 + json.length + entry.body.length + extra.reduce((n, [, b]) => n + b.length, 0));
   out.writeUInt32BE(MAGIC, 0);
   out.writeUInt32BE(json.length, 4);
   json.copy(out, 8);
-  entry.body.copy(out, 8 + json.length);
+  let at = 8 + json.length;
+  at += entry.body.copy(out, at);
+  for (const [, bytes] of extra) at += bytes.copy(out, at);
   return out;
 }
 
@@ -137,17 +154,31 @@ export function decodeEntry(bytes: Uint8Array): Entry {
   if (typeof meta.shared !== 'boolean' || !isStrArray(meta.vary) || !isStrArray(meta.tags)) throw new EntryDecodeError('bad flags');
   if (meta.deps !== undefined && !isStrArray(meta.deps)) throw new EntryDecodeError('bad deps');
   if (meta.esi !== undefined && meta.esi !== true) throw new EntryDecodeError('bad esi flag');
-  const { bodyLength, ...fields } = meta;
-  if (bodyLength !== buf.length - 8 - metaLength) throw new EntryDecodeError(`bad body length: ${buf.length - 8 - metaLength} bytes, expected ${String(bodyLength)}`);
+  const { bodyLength, encoded: encodedMeta, ...fields } = meta;
+  const lengths = encodedMeta ?? [];
+  if (!Array.isArray(lengths) || !lengths.every((e) => Array.isArray(e) && e.length === 2 && CODINGS.has(e[0]) && Number.isInteger(e[1]) && e[1] >= 0)) {
+    throw new EntryDecodeError('bad encoded bodies');
+  }
+  const extraLength = (lengths as Array<[string, number]>).reduce((n, [, l]) => n + l, 0);
+  const total = buf.length - 8 - metaLength;
+  if (typeof bodyLength !== 'number' || bodyLength + extraLength !== total) throw new EntryDecodeError(`bad body length: ${total} bytes, expected ${String(bodyLength)} + ${extraLength}`);
+  let at = 8 + metaLength + bodyLength;
+  let encoded: Entry['encoded'];
+  for (const [coding, length] of lengths as Array<['br' | 'gzip' | 'zstd', number]>) {
+    (encoded ??= {})[coding] = buf.subarray(at, at + length);
+    at += length;
+  }
   return {
     ...(fields as unknown as Meta),
-    body: buf.subarray(8 + metaLength),
+    body: buf.subarray(8 + metaLength, 8 + metaLength + bodyLength),
+    ...(encoded === undefined ? {} : { encoded }),
   };
 }
 
 /** Bytes an entry is charged for in a byte-bounded store: body, headers and a fixed overhead. */
 export function entrySize(entry: Entry): number {
   let size = 256 + entry.body.length + entry.url.length + entry.host.length;
+  if (entry.encoded !== undefined) for (const bytes of Object.values(entry.encoded)) size += bytes.length;
   for (const [name, value] of entry.headers) size += name.length + value.length + 16;
   if (entry.deps !== undefined) for (const dep of entry.deps) size += dep.length + 16;
   return size;

@@ -15,6 +15,8 @@ export { DEFAULTS } from './options/defaults.js';
 export type { FlushOptions, RefetchOptions, InvalidationOptions } from './invalidation/options.js';
 export type { CacheOptions, KeyOptions, KeyFunction, StatusHeaderMode } from './options/types.js';
 export type { DataOptions } from './data/options.js';
+export type { CompressOptions, CompressLevels } from './compress/settings.js';
+export type { Coding } from './compress/negotiate.js';
 export type { Milliseconds, Bytes, Count } from './options/units.js';
 export type { Entry } from './entry.js';
 export { encodeEntry, decodeEntry } from './entry.js';

@@ -44,6 +44,8 @@ export interface ResponseCounters {
   flushes: number;
   /** Flush endpoint requests refused (403, 400, 405, 413). */
   flushRejected: number;
+  /** Stored entries given compressed variants (`options.compress`), each once, in the background. */
+  compressions: number;
 }
 
 /** Counters of cluster publications (see `invalidation/publications.ts`). */
@@ -93,5 +95,6 @@ export function responseCounters(): ResponseCounters {
     refetchErrors: 0,
     flushes: 0,
     flushRejected: 0,
+    compressions: 0,
   };
 }

@@ -22,6 +22,9 @@ import { evaluateRevalidation, evaluateResponse, storedHeaders, type PolicyOptio
 import type { PeerCounters } from '../peers/cluster.js';
 import type { LookupQuery } from '../peers/protocol.js';
 import { MemoryStore } from '../stores/memory.js';
+import type { CacheStore } from '../stores/store.js';
+import { resolveTiers } from '../stores/tiers.js';
+import { DataTiers } from './tiers.js';
 import { isHtml, parseTemplate, templateOf, type Include, type Segment } from './esi.js';
 import { httpGet, OriginLimits, withTimeout, type RawResponse } from './fetch.js';
 import { DATA_NAMESPACE, DataDeletions, judgePeerData } from './peers.js';
@@ -140,6 +143,10 @@ export class DataCache {
   readonly #options: ResolvedDataOptions;
   readonly #policy: PolicyOptions & Pick<ResolvedOptions, 'storeHeaders'>;
   readonly #memory: MemoryStore;
+  /** `data.stores` below memory (written through, read on a memory miss). */
+  readonly #lower: DataTiers;
+  /** Closed by the response side: not closed twice. */
+  readonly #responseStores: readonly CacheStore[];
   readonly #flights = new Flights<Outcome>();
   readonly #deps: DependencyIndex;
   readonly #als = new AsyncLocalStorage<Scope>();
@@ -165,11 +172,12 @@ export class DataCache {
     this.#cacheStatuses = o.cacheStatuses;
     this.#options = o.data;
     this.#policy = { cacheStatuses: o.cacheStatuses, defaultTtl: o.data.defaultTtl, maxTtl: o.maxTtl, storeHeaders: o.storeHeaders };
-    this.#memory = new MemoryStore({
-      maxSize: o.data.maxSize,
-      maxEntrySize: o.data.maxEntrySize,
-      onEvict: (key, entry) => this.#deps.unlink(DATA + key, entry.deps),
-    });
+    // A memory store listed first in data.stores is the data memory tier; the rest are lower tiers.
+    const tiers = resolveTiers('data.stores', o.data.stores);
+    this.#memory = tiers.memory ?? new MemoryStore({ maxSize: o.data.maxSize, maxEntrySize: o.data.maxEntrySize });
+    this.#memory.listenEvictions((key, entry) => this.#deps.unlink(DATA + key, entry.deps));
+    this.#lower = new DataTiers(tiers.lower, (error) => this.#fail(error));
+    this.#responseStores = o.stores;
     // On Node 20 an enabled AsyncLocalStorage turns on async_hooks for the whole process: every
     // async resource (each request's socket writes, ticks, promises) then pays for propagating
     // the store, hits included (measured: about 8 us more CPU per hit in bench/hit.ts). The
@@ -327,6 +335,7 @@ export class DataCache {
    */
   async close(waitMs = Infinity): Promise<void> {
     await settledWithin([...this.#background], waitMs);
+    await this.#lower.close(this.#responseStores);
     this.#memory.close();
   }
 
@@ -450,12 +459,14 @@ export class DataCache {
    * Stores an entry with what its load read. When its bytes differ from those its dependents
    * were rendered from, they become stale.
    */
-  #put(k: string, entry: Entry, scope: Scope): void {
+  #put(k: string, entry: Entry, scope: Scope, writeThrough = true): void {
     if (scope.reads.size > 0) entry.deps = [...scope.reads];
     if (scope.tainted) (entry.swrUntil = Math.max(entry.swrUntil, entry.staleAt)), (entry.staleAt = entry.storedAt);
     const before = this.#memory.get(k);
-    if (entry.body.length <= this.#options.maxEntrySize) this.#memory.set(k, entry);
-    else debug('not stored: %s over data.maxEntrySize', k);
+    if (entry.body.length <= this.#options.maxEntrySize) {
+      this.#memory.set(k, entry);
+      if (writeThrough && !this.#lower.empty) this.#lower.write(k, entry);
+    } else debug('not stored: %s over data.maxEntrySize', k);
     this.#deps.unlink(DATA + k, before?.deps);
     this.#deps.link(DATA + k, entry.deps, (key) => this.#digestOf(key));
     const sum = digest(entry.body);
@@ -464,6 +475,7 @@ export class DataCache {
   }
 
   #drop(k: string): void {
+    if (!this.#lower.empty) this.#lower.remove(k);
     const before = this.#memory.get(k);
     if (before === undefined) return;
     this.#memory.delete(k);
@@ -525,28 +537,36 @@ export class DataCache {
    */
   async #lead(k: string, load: () => Promise<Outcome>, shareable: boolean): Promise<Outcome> {
     const peers = this.#engine.peers;
-    if (peers === undefined || !shareable) return load();
+    if (this.#lower.empty && (peers === undefined || !shareable)) return load();
     const value = k.startsWith(VALUE);
     const url = k.slice(value ? VALUE.length : URLKEY.length);
     const names = deletionNames(k);
     const cacheStatuses = this.#cacheStatuses;
-    const hit = await peers.find(
-      { ns: DATA_NAMESPACE, key: k, headers: {}, freshAt: undefined },
-      (entry) =>
-        judgePeerData(entry, {
-          key: k,
-          url,
-          now: Date.now(),
-          maxEntrySize: this.#options.maxEntrySize,
-          cacheStatuses,
-          value,
-          // Read at judging time: a delete made while the lookup was out still refuses the copy.
-          deletedAt: this.#deletions.newest(names),
-          isInvalidated: (e) => this.#engine.isInvalidated(e),
-          decodes: (e) => decodes(() => this.#value(e, url)),
-        }) !== undefined,
-      this.#peerCounters,
-    );
+    // A copy from a lower tier or a peer is judged by the same local rules.
+    const acceptable = (entry: Entry): boolean =>
+      judgePeerData(entry, {
+        key: k,
+        url,
+        now: Date.now(),
+        maxEntrySize: this.#options.maxEntrySize,
+        cacheStatuses,
+        value,
+        // Read at judging time: a delete made while the lookup was out still refuses the copy.
+        deletedAt: this.#deletions.newest(names),
+        isInvalidated: (e) => this.#engine.isInvalidated(e),
+        decodes: (e) => decodes(() => this.#value(e, url)),
+      }) !== undefined;
+    if (!this.#lower.empty) {
+      const found = await this.#lower.find(k, acceptable);
+      if (found !== undefined) {
+        this.#put(k, found, detachedScope(), false);
+        const fresh = Date.now() < found.staleAt;
+        debug('lower tier %s: %s', fresh ? 'hit' : 'stale hit', k);
+        return { ok: true, res: { status: found.status, headers: found.headers, body: found.body, cache: fresh ? 'HIT' : 'STALE', entry: found } };
+      }
+    }
+    if (peers === undefined || !shareable) return load();
+    const hit = await peers.find({ ns: DATA_NAMESPACE, key: k, headers: {}, freshAt: undefined }, acceptable, this.#peerCounters);
     if (hit === undefined) return load();
     const { entry } = hit;
     if (this.#peerOptions.updateLocalCache) this.#put(k, entry, detachedScope());

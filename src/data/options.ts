@@ -4,6 +4,8 @@
  */
 import type { Bytes, Count, Milliseconds } from '../options/units.js';
 import { fail, integerOption, knownOptions, objectOption, stripUndefined } from '../options/validate.js';
+import type { CacheStore } from '../stores/store.js';
+import { resolveTiers } from '../stores/tiers.js';
 
 /** Options of the data cache (`options.data`). Every field is optional. */
 export interface DataOptions {
@@ -60,6 +62,15 @@ export interface DataOptions {
    * @default 10000
    */
   maxDependents?: Count;
+  /**
+   * The data cache's tiers, fastest first, as `options.stores` for responses: a memory store
+   * listed first is the data memory tier (in place of one of `data.maxSize` bytes); the others
+   * (a disk or Redis store) get every value and sub-response written through and are looked up
+   * on a memory miss, before the peers and the loader. A store may be shared with
+   * `options.stores` (data keys start with `v:` or `u:`, so they never meet response keys).
+   * @default []
+   */
+  stores?: readonly CacheStore[];
 }
 
 /** Data options after {@link resolveOptions}. */
@@ -73,6 +84,7 @@ export interface ResolvedDataOptions {
   readonly includeErrors: 'continue' | 'fail';
   readonly maxTrackedKeys: Count;
   readonly maxDependents: Count;
+  readonly stores: readonly CacheStore[];
 }
 
 /** `DEFAULTS.data`'s shape. */
@@ -85,6 +97,7 @@ export interface DataDefaults {
   readonly includeErrors: 'continue' | 'fail';
   readonly maxTrackedKeys: Count;
   readonly maxDependents: Count;
+  readonly stores: readonly CacheStore[];
 }
 
 /**
@@ -113,5 +126,6 @@ export function resolveDataOptions(data: unknown, defaults: DataDefaults): Resol
     includeErrors: d.includeErrors,
     maxTrackedKeys: integerOption('data.maxTrackedKeys', d.maxTrackedKeys, 1),
     maxDependents: integerOption('data.maxDependents', d.maxDependents, 1),
+    stores: resolveTiers('data.stores', d.stores).all,
   });
 }

@@ -3,6 +3,7 @@
  * after assembling its includes for an ESI template entry.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Representations } from '../compress/views.js';
 import type { Entry } from '../entry.js';
 import { CacheError, IncludeError } from '../errors.js';
 import { serveAssembled, serveEntry, type CacheStatus, type HitSink, type StatusHeaders } from '../serve.js';
@@ -14,8 +15,11 @@ export class Deliver {
   /** Reused by every plain delivery (serveEntry reads it synchronously). */
   readonly #serveCtx: { status: CacheStatus; now: number; statusHeaders: StatusHeaders };
 
+  readonly #representations: Representations;
+
   constructor(ctx: EngineContext) {
     this.#ctx = ctx;
+    this.#representations = new Representations(ctx.options.compress?.encodings ?? []);
     this.#serveCtx = { status: 'HIT', now: 0, statusHeaders: ctx.statusHeaders };
   }
 
@@ -40,7 +44,8 @@ export class Deliver {
     const ctx = this.#serveCtx;
     ctx.status = status;
     ctx.now = now;
-    serveEntry(req, res, entry, ctx);
+    // An entry with compressed variants: the one the client accepts best (identity for Range).
+    serveEntry(req, res, entry.encoded === undefined ? entry : this.#representations.pick(req, entry), ctx);
   }
 
   /**

@@ -260,7 +260,7 @@ export class Renderer {
     this.#ctx.counters.notModified++;
     const { verdict, headers } = merged;
     const find = (name: string): string | undefined => headers.find(([n]) => n === name)?.[1];
-    const entry: Entry = { ...stored, headers, head: undefined, storedAt: at.startedAt, etag: find('etag'), lastModified: find('last-modified') };
+    const entry: Entry = { ...stored, headers, head: undefined, views: undefined, storedAt: at.startedAt, etag: find('etag'), lastModified: find('last-modified') };
     if (!verdict.storable) {
       debug('revalidated, not stored: %s %s', verdict.reason, at.primary);
       return { entry, stored: undefined };

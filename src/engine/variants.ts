@@ -28,10 +28,14 @@ export class Variants {
   /** Request headers removed before a render that will be stored (validators, Range, unkeyed). */
   readonly #stripped: ReadonlySet<string>;
 
-  constructor(ctx: EngineContext, tiers: Tiers, targets: TargetIndex) {
+  /** Told of every stored entry (compression of its variants), when configured. */
+  readonly #stored: ((key: string, entry: Entry) => void) | undefined;
+
+  constructor(ctx: EngineContext, tiers: Tiers, targets: TargetIndex, stored?: (key: string, entry: Entry) => void) {
     this.#ctx = ctx;
     this.#tiers = tiers;
     this.#targets = targets;
+    this.#stored = stored;
     this.#stripped = new Set([...CONDITIONAL_HEADERS, ...ctx.options.unkeyedHeaders]);
   }
 
@@ -101,7 +105,7 @@ export class Variants {
       this.#vary.set(primary, { names: entry.vary, variants: [key] });
       // The variant list lives in memory; lower tiers outlive it (a disk store across a restart),
       // so they get a bodiless marker under the primary key that names the Vary headers.
-      const marker: Entry = { ...entry, headers: [], body: Buffer.alloc(0), head: undefined, deps: undefined, esi: undefined, template: undefined };
+      const marker: Entry = { ...entry, headers: [], body: Buffer.alloc(0), head: undefined, deps: undefined, esi: undefined, template: undefined, encoded: undefined, views: undefined };
       tiers.setLower(primary, marker);
     } else {
       const i = spec.variants.indexOf(key);
@@ -110,6 +114,7 @@ export class Variants {
       while (spec.variants.length > this.#ctx.options.maxVariants) tiers.delete(spec.variants.shift()!);
     }
     tiers.set(key, entry);
+    this.#stored?.(key, entry);
     this.#targets.remember(entry);
     this.#ctx.counters.stores++;
     this.#ctx.report.emit('store', { key, url: entry.url } satisfies CacheEvent);

@@ -3,6 +3,7 @@
  * documented `@default` matches it, and the resolvers take their list of known option names
  * from it.
  */
+import { COMPRESS_DEFAULTS } from '../compress/settings.js';
 import type { PeersDefaults } from '../peers/options.js';
 import type { CacheStore } from '../stores/store.js';
 import type { StatusHeaderMode } from './types.js';
@@ -107,8 +108,10 @@ export const DEFAULTS = Object.freeze({
     includeErrors: 'fail' as 'continue' | 'fail',
     maxTrackedKeys: 100_000,
     maxDependents: 10_000,
+    stores: Object.freeze([] as CacheStore[]),
   }),
   includes: false,
+  compress: COMPRESS_DEFAULTS,
 });
 
 /** The statuses `serveStaleOnError: true` covers (RFC 9110 §15.6 server errors that signal a failing origin). */

@@ -4,9 +4,11 @@
  * per request. Each area's own resolver lives beside that area.
  */
 import type { IncomingMessage } from 'node:http';
+import { resolveCompressOptions } from '../compress/options.js';
 import { resolveDataOptions } from '../data/options.js';
 import { resolveFlushOptions } from '../invalidation/options.js';
 import { resolvePeersOptions } from '../peers/options.js';
+import { resolveTiers } from '../stores/tiers.js';
 import { DEFAULTS, STALE_ON_ERROR_STATUSES } from './defaults.js';
 import type { CacheOptions, IgnoreParamFunction, KeyFunction, ResolvedOptions } from './types.js';
 import { fail, functionOption, globPredicate, headerNamesOption, integerOption, knownOptions, stripUndefined } from './validate.js';
@@ -66,12 +68,7 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
   const closeTimeout = integerOption('closeTimeout', o.closeTimeout, 0);
   const unkeyed = headerNamesOption('unkeyedHeaders', o.unkeyedHeaders).filter((h) => !keyHeaders.includes(h));
 
-  if (!Array.isArray(o.stores)) fail(TypeError, 'stores', 'an array of stores', o.stores);
-  o.stores.forEach((s, i) => {
-    if (!s || typeof s.get !== 'function' || typeof s.set !== 'function' || typeof s.delete !== 'function') {
-      fail(TypeError, `stores[${i}]`, 'a store with get, set and delete', s);
-    }
-  });
+  const stores = resolveTiers('stores', o.stores).all;
 
   let staleOnErrorStatuses: Set<number>;
   if (o.serveStaleOnError === true) staleOnErrorStatuses = new Set(STALE_ON_ERROR_STATUSES);
@@ -115,6 +112,7 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     propagate,
     data: resolveDataOptions(o.data, DEFAULTS.data),
     includes: o.includes,
+    compress: resolveCompressOptions(options.compress),
     maxSize,
     maxEntrySize,
     defaultTtl,
@@ -133,7 +131,7 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     passTtl,
     closeTimeout,
     unkeyedHeaders: unkeyed,
-    stores: [...o.stores],
+    stores,
     peers,
   });
 }

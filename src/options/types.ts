@@ -4,6 +4,7 @@
  * resolved form the cache's parts read.
  */
 import type { IncomingMessage } from 'node:http';
+import type { CompressOptions, ResolvedCompressOptions } from '../compress/settings.js';
 import type { DataOptions, ResolvedDataOptions } from '../data/options.js';
 import type { FlushOptions, InvalidationOptions, RefetchOptions, ResolvedFlushOptions } from '../invalidation/options.js';
 import type { PeersOptions, ResolvedPeersOptions } from '../peers/options.js';
@@ -273,7 +274,7 @@ export interface CacheOptions {
    * with their own byte budget and lifetimes. See {@link DataOptions}.
    * @default { maxSize: 16777216, maxEntrySize: 1048576, defaultTtl: 60000, fetch: { timeout: 10000,
    * maxConcurrentPerOrigin: 8 }, maxIncludeDepth: 3, includeErrors: 'fail', maxTrackedKeys: 100000,
-   * maxDependents: 10000 }
+   * maxDependents: 10000, stores: [] }
    */
   data?: DataOptions;
   /**
@@ -285,6 +286,16 @@ export interface CacheOptions {
    * @default false
    */
   includes?: boolean;
+  /**
+   * Stored compressed variants: a compressible response (text, HTML, JSON, JS, CSS, SVG, XML) is
+   * compressed once, in the background, when it is stored, and kept with its entry in every tier;
+   * a hit sends the coding the client accepts best (`Accept-Encoding` q-values), with
+   * `Vary: Accept-Encoding`, its own Content-Length and a suffixed ETag. `true` is
+   * `{ encodings: ['br', 'gzip'] }` (plus `'zstd'` where Node has it); see {@link CompressOptions}.
+   * No encodings (the default) or `false`: responses are stored and sent as the handler wrote them.
+   * @default { encodings: [], minSize: 1024, types: ['text/*', 'application/json', 'application/*+json', 'application/javascript', 'application/x-javascript', 'application/ecmascript', 'application/xml', 'application/*+xml', 'image/svg+xml', 'application/manifest+json'], level: { br: 9, gzip: 9, zstd: 12 } }
+   */
+  compress?: CompressOptions | boolean;
 }
 
 /** Options after {@link resolveOptions}: every field present and validated. */
@@ -328,4 +339,6 @@ export interface ResolvedOptions {
   readonly peers: ResolvedPeersOptions;
   readonly data: ResolvedDataOptions;
   readonly includes: boolean;
+  /** Undefined when compression is off. */
+  readonly compress: ResolvedCompressOptions | undefined;
 }

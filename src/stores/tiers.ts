@@ -1,14 +1,16 @@
 /**
- * The tier list of `options.stores` (each store already checked to have get, set and delete by
- * the options resolver), split once at construction into the memory tier (a {@link MemoryStore}
- * in the list, else none: the cache makes one from its `maxSize`) and the lower tiers, fastest
- * first.
+ * A tier list (`options.stores`, `options.data.stores`): checked once at construction, and split
+ * into the memory tier (a {@link MemoryStore} listed first, else none: the cache makes one from
+ * its `maxSize`) and the lower tiers, fastest first.
  */
+import { fail } from '../options/validate.js';
 import { MemoryStore } from './memory.js';
 import type { CacheStore } from './store.js';
 
 /** A validated tier list. */
 export interface Tiers {
+  /** The list as given (validated). */
+  readonly all: readonly CacheStore[];
   /** The memory store named in the list, or undefined when the cache makes its own. */
   readonly memory: MemoryStore | undefined;
   /** Every other store, in the order given (fastest first). */
@@ -16,18 +18,22 @@ export interface Tiers {
 }
 
 /**
- * Splits a tier list: each store listed at most once, at most one memory store and, when there
- * is one, first (the list is ordered fastest first).
- * @throws RangeError naming `options.<path>[i]` and what it got.
+ * Checks and splits a tier list: an array of stores (get, set and delete), each listed once, at
+ * most one memory store and, when there is one, first (tiers are listed fastest first).
+ * @throws TypeError or RangeError naming `options.<path>[i]` and what it got.
  */
-export function resolveTiers(path: string, stores: readonly CacheStore[]): Tiers {
+export function resolveTiers(path: string, stores: unknown): Tiers {
+  if (!Array.isArray(stores)) fail(TypeError, path, 'an array of stores', stores);
   let memory: MemoryStore | undefined;
   const lower: CacheStore[] = [];
-  stores.forEach((store, i) => {
-    if (stores.indexOf(store) !== i) throw new RangeError(`expected options.${path}[${i}] to be a store not already listed, got the same ${store.name} store again`);
+  stores.forEach((store: CacheStore | null | undefined, i) => {
+    if (!store || typeof store.get !== 'function' || typeof store.set !== 'function' || typeof store.delete !== 'function') {
+      fail(TypeError, `${path}[${i}]`, 'a store with get, set and delete', store);
+    }
+    if (stores.indexOf(store) !== i) fail(RangeError, `${path}[${i}]`, 'a store not already listed', `the same ${store.name} store again`);
     if (!(store instanceof MemoryStore)) lower.push(store);
     else if (i === 0) memory = store;
-    else throw new RangeError(`expected options.${path}[${i}] to be a lower tier (a memory store must come first: tiers are listed fastest first), got a memory store`);
+    else fail(RangeError, `${path}[${i}]`, 'a lower tier (a memory store must come first: tiers are listed fastest first)', 'a memory store');
   });
-  return { memory, lower };
+  return { all: [...(stores as CacheStore[])], memory, lower };
 }

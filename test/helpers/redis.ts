@@ -20,6 +20,10 @@ export interface RedisServer {
   kill(): Promise<void>;
   /** Starts it again on the same port (empty: no persistence). */
   restart(): Promise<void>;
+  /** Freezes the server (SIGSTOP): connections stay open, nothing answers. */
+  pause(): void;
+  /** Lets a frozen server go on (SIGCONT). */
+  resume(): void;
 }
 
 const running = new Set<ChildProcess>();
@@ -77,5 +81,7 @@ export async function startRedis(): Promise<RedisServer | undefined> {
       await stop(child);
       child = await launch(port);
     },
+    pause: () => void child.kill('SIGSTOP'),
+    resume: () => void child.kill('SIGCONT'),
   };
 }

@@ -70,10 +70,14 @@ describe('RedisStore', () => {
 
   test('Redis killed: commands time out or fail, the breaker opens and skips Redis; after a restart it reconnects', async (t) => {
     if (!redis) return t.skip(NO_REDIS);
-    const store = await open({ commandTimeout: 200, failureThreshold: 2, coolDown: 300 });
+    const store = await open({ commandTimeout: 200, failureThreshold: 2, coolDown: 2000 });
     await store.set('k', makeEntry());
     assert.ok(await store.get('k'));
     await redis.kill();
+    let restarted = false;
+    t.after(async () => {
+      if (!restarted) await redis.restart();
+    });
     const failures: unknown[] = [];
     for (let i = 0; i < 2; i++) await store.get('k').catch((e: unknown) => failures.push(e));
     assert.equal(failures.length, 2);
@@ -84,6 +88,7 @@ describe('RedisStore', () => {
     assert.ok(Date.now() - started < 50, 'a skipped command costs nothing');
     assert.ok(store.stats().skipped >= 1);
     await redis.restart();
+    restarted = true;
     await until('the store to reconnect', async () => {
       await store.set('k2', makeEntry({ etag: '"back"' })).catch(() => undefined);
       return (await store.get('k2').catch(() => undefined))?.etag === '"back"';
@@ -147,6 +152,10 @@ describe('RedisStore shared invalidations', () => {
     const a = await open({ prefix, commandTimeout: 200, failureThreshold: 1, coolDown: 100 });
     const b = await open({ prefix });
     const seen: string[] = [];
+    let restarted = false;
+    t.after(async () => {
+      if (!restarted) await redis.restart();
+    });
     b.invalidations.start((r) => seen.push(r.paths[0]!));
     a.invalidations.publish({ paths: ['/before'], tags: [], scope: 'tree', hard: false, at: 1 });
     await until('the first record', () => seen.length === 1);
@@ -154,6 +163,7 @@ describe('RedisStore shared invalidations', () => {
     a.invalidations.publish({ paths: ['/during'], tags: [], scope: 'tree', hard: false, at: 2 });
     await sleep(300);
     await redis.restart();
+    restarted = true;
     await until('the record queued during the outage', () => seen.length >= 2, 20_000);
     assert.deepEqual(seen, ['/before', '/during']);
   });

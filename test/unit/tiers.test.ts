@@ -116,6 +116,34 @@ describe('options.stores', () => {
   });
 });
 
+describe('options.data.stores', () => {
+  test('values are written through to a lower tier and read from it by another cache; a delete removes them', async () => {
+    const shared = new MapStore(1 << 20);
+    const a = createCache({ data: { stores: [shared] } });
+    const b = createCache({ data: { stores: [memoryStore({ maxSize: 1 << 20 }), shared] } });
+    tracked.caches.push(a, b);
+    let loads = 0;
+    const load = async (): Promise<{ n: number }> => ({ n: ++loads });
+    assert.deepEqual(await a.data.get('price:1', load, { ttl: 60_000 }), { n: 1 });
+    assert.ok(shared.map.has('v:price:1'), 'written through under the data key');
+    assert.deepEqual(await b.data.get('price:1', load, { ttl: 60_000 }), { n: 1 }, 'b read it from the lower tier');
+    assert.equal(loads, 1);
+    assert.deepEqual(await b.data.get('price:1', load, { ttl: 60_000 }), { n: 1 });
+    assert.equal(b.data.stats().entries, 1, 'promoted into b\'s memory tier (the memory store it was given)');
+    b.data.delete('price:1');
+    assert.equal(shared.map.has('v:price:1'), false);
+    const c = createCache({ data: { stores: [shared] } });
+    tracked.caches.push(c);
+    assert.deepEqual(await c.data.get('price:1', load, { ttl: 60_000 }), { n: 2 }, 'deleted everywhere: loaded again');
+  });
+
+  test('refused tier lists name options.data.stores', () => {
+    const other = new MapStore(1000);
+    assert.throws(() => createCache({ data: { stores: [other, new MemoryStore({ maxSize: 1000 })] } }), { name: 'RangeError', message: /options\.data\.stores\[1\]/ });
+    assert.throws(() => createCache({ data: { stores: [{}] as never } }), { name: 'TypeError', message: /options\.data\.stores\[0\] to be a store with get, set and delete/ });
+  });
+});
+
 describe('stratacache/testing as published', () => {
   test('package.json exports ./testing to the built file, and a plain node:test file can run the suite from it', (t) => {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { exports: Record<string, { types: string; default: string }> };

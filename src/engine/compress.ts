@@ -1,0 +1,50 @@
+/**
+ * Compression of stored entries, switched in at construction when `options.compress` has
+ * encodings: after an entry is stored, its compressed variants are made in the background and
+ * the entry is stored again, with them, in every tier. Never on a hit.
+ */
+import createDebug from 'debug';
+import { Compressor, skipReason } from '../compress/compressor.js';
+import type { ResolvedCompressOptions } from '../compress/settings.js';
+import type { Entry } from '../entry.js';
+import { CacheError } from '../errors.js';
+import type { Tiers } from './tiers.js';
+import type { EngineContext } from './types.js';
+
+const debug = createDebug('stratacache:engine');
+
+/** Compresses what is stored, once per entry. */
+export class StoredCompression {
+  readonly #ctx: EngineContext;
+  readonly #tiers: Tiers;
+  readonly #options: ResolvedCompressOptions;
+  readonly #compressor: Compressor;
+
+  constructor(ctx: EngineContext, tiers: Tiers, options: ResolvedCompressOptions) {
+    this.#ctx = ctx;
+    this.#tiers = tiers;
+    this.#options = options;
+    this.#compressor = new Compressor(options);
+  }
+
+  /**
+   * `entry` was just stored under `key`: make its variants in the background. When they are
+   * ready the entry replaces itself with them, unless a newer entry (or none) is there by then.
+   */
+  stored(key: string, entry: Entry): void {
+    const skip = skipReason(entry, this.#options);
+    if (skip !== undefined) {
+      debug('compress skip: %s %s', skip, key);
+      return;
+    }
+    const done = this.#compressor.variants(entry).then(
+      (withVariants) => {
+        if (withVariants === undefined || this.#tiers.memory.get(key) !== entry) return;
+        this.#tiers.set(key, withVariants);
+        this.#ctx.counters.compressions++;
+      },
+      (error: unknown) => this.#ctx.report.fail(new CacheError('ERR_INTERNAL', `compressing ${key} failed`, { cause: error })),
+    );
+    this.#ctx.report.track(done);
+  }
+}
