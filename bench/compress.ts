@@ -152,7 +152,11 @@ async function main(): Promise<void> {
   } finally {
     for (const { child } of children.values()) child.kill();
   }
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const median = (xs: number[]): number => {
+    const sorted = [...xs].sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  };
   const base = median(results.get('x')!.map((r) => r.rps));
   console.log(`\nmedian of ${rounds} rounds, ${connections} connections, ${duration} s each, a ${Buffer.byteLength(PAGE)} byte page:`);
   console.log('| target | req/s | ratio to x | p50 ms | p99 ms | server CPU µs/req | bytes sent |');

@@ -37,8 +37,9 @@ import { resolveOptions } from './options/resolve.js';
 import { type CacheOptions, type ResolvedOptions } from './options/types.js';
 import type { Milliseconds } from './options/units.js';
 import { integerOption } from './options/validate.js';
+import { StatusDetailer } from './observe/cache-status.js';
 import { consoleHandler, type ConsoleHandler } from './observe/console.js';
-import { metricsHandler, observedState, type ObservedState } from './observe/metrics.js';
+import { metricsHandler, observedState, registerMetrics, type ObservedState } from './observe/metrics.js';
 import { Recorder, sampleOf } from './observe/recent.js';
 import { PeerCluster } from './peers/cluster.js';
 import { PeerEndpoint } from './peers/endpoint.js';
@@ -172,6 +173,8 @@ export class StrataCache extends EventEmitter<CacheEvents> {
   readonly #flush: FlushEndpoint | undefined;
   /** Recent events and chart samples for the console; started by the first {@link consoleHandler}. */
   #recorder: Recorder | undefined;
+  /** Removes this cache's metrics from `options.metrics.registry` (on close). */
+  readonly #unregisterMetrics: (() => void) | undefined;
   readonly #propagator: Propagator | undefined;
   readonly #parts: EngineParts;
 
@@ -179,13 +182,19 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     super();
     const o = resolveOptions(options);
     const counters = responseCounters();
-    const report = new Reporter(this, debug, () => void counters.errors++);
+    const report = new Reporter(this, debug, (error) => {
+      counters.errors++;
+      if (error.code === 'ERR_STORE') counters.storeErrors++;
+    });
+    const headers = statusHeaders(o.statusHeader, o.cacheName);
     const ctx: EngineContext = {
       options: o,
       counters,
       report,
       flights: new Flights<FlightResult>(),
-      statusHeaders: statusHeaders(o.statusHeader, o.cacheName),
+      statusHeaders: headers,
+      // Switched in here: without it the hit path writes precomputed values only.
+      statusDetail: o.cacheStatusDetail ? StatusDetailer.create(headers, o.cacheName) : undefined,
       hooks: undefined,
       runner: undefined,
       closed: false,
@@ -299,6 +308,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       o,
       this,
     );
+    this.#unregisterMetrics = o.metricsRegistry === undefined ? undefined : registerMetrics(o.metricsRegistry, () => this.#observed());
     this.#parts = {
       options: o,
       memory: tiers.memory,
@@ -472,6 +482,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     const timeout = options.timeout === undefined ? this.#ctx.options.closeTimeout : integerOption('close options.timeout', options.timeout, 0);
     const deadline = Date.now() + timeout;
     this.#recorder?.close();
+    this.#unregisterMetrics?.();
     await this.data.close(timeout);
     this.#ctx.closed = true;
     this.#peers?.close();

@@ -429,19 +429,30 @@ export interface SyntheticRequest {
   remoteAddress?: string | undefined;
 }
 
-/** A request built from `init` on `socket` (a stand-in: nothing is read from it). */
-export function syntheticRequest(init: SyntheticRequest, socket: object): IncomingMessage {
+/**
+ * The head of a synthetic request on `socket` (a stand-in: nothing is read from it): method,
+ * target and `headers` as given (names already lower-case), no raw headers, no body.
+ */
+export function requestHead(init: { method?: string; url: string; headers: Record<string, string> }, socket: object): IncomingMessage {
   const req = new IncomingMessage(socket as never);
   req.method = init.method ?? 'GET';
   req.url = init.url;
   req.httpVersion = '1.1';
   req.httpVersionMajor = 1;
   req.httpVersionMinor = 1;
+  req.headers = init.headers;
+  return req;
+}
+
+/** A whole request built from `init` on `socket`: its head, raw headers and body. */
+function syntheticRequest(init: SyntheticRequest, socket: object): IncomingMessage {
+  const headers: Record<string, string> = {};
   const raw: string[] = [];
   for (const [k, v] of Object.entries(init.headers)) {
-    req.headers[k.toLowerCase()] = v;
+    headers[k.toLowerCase()] = v;
     raw.push(k, v);
   }
+  const req = requestHead({ method: init.method, url: init.url, headers }, socket);
   req.rawHeaders = raw;
   if (init.body === undefined || init.body === null) {
     req.complete = true;

@@ -210,7 +210,11 @@ function policyView(req: PolicyRequest, headers: Record<string, string | string[
     const v = joined(request[name]);
     if (v !== undefined) request[name] = normalizeDirectives(v);
   }
-  return { req: request, res, cc: parseCacheControl(normalized), invalidExpires };
+  const directives = parseCacheControl(normalized);
+  // Without Cache-Control, a response's Pragma: no-cache is read as no-cache (as
+  // http-cache-semantics does; RFC 9111 §5.4 keeps Pragma for HTTP/1.0 senders).
+  if (normalized === undefined && typeof res.pragma === 'string' && parseCacheControl(res.pragma).has('no-cache')) directives.set('no-cache', '');
+  return { req: request, res, cc: directives, invalidExpires };
 }
 
 /**

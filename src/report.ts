@@ -1,22 +1,25 @@
 /**
  * Reporting for the parts of one cache: events only when someone listens, internal failures
- * counted, logged and emitted (never thrown), and background promises tracked so `close()` can
- * wait for them.
+ * counted, logged and emitted (never thrown; on stderr, bounded, when nobody listens), and
+ * background promises tracked so `close()` can wait for them.
  */
 import type { EventEmitter } from 'node:events';
 import type { Debugger } from 'debug';
 import type { CacheError } from './errors.js';
+import { UnheardErrors } from './unheard.js';
 import { settledWithin } from './flight.js';
 
 /** Emits events, reports failures and tracks background work for one cache. */
 export class Reporter {
   readonly #events: EventEmitter;
   readonly #debug: Debugger;
-  readonly #count: () => void;
+  readonly #count: (error: CacheError) => void;
   readonly #background = new Set<Promise<unknown>>();
+  /** Failures nobody listens to go to stderr, bounded (see {@link UnheardErrors}). */
+  readonly #unheard = new UnheardErrors();
 
   /** `count` is called once per failure (each cache counts its own `errors`). */
-  constructor(events: EventEmitter, debug: Debugger, count: () => void) {
+  constructor(events: EventEmitter, debug: Debugger, count: (error: CacheError) => void) {
     this.#events = events;
     this.#debug = debug;
     this.#count = count;
@@ -34,9 +37,11 @@ export class Reporter {
 
   /** Counts and reports an internal failure; never throws, never fails a response. */
   fail(error: CacheError): void {
-    this.#count();
+    this.#count(error);
     this.#debug('error %s: %s', error.code, error.message);
     if (this.#events.listenerCount('error') > 0) this.#events.emit('error', error);
+    // Silence would hide a broken handler or store: written like Express's default handler, bounded.
+    else this.#unheard.report(error);
   }
 
   /** Keeps `p` until it settles, so {@link settled} can wait for it. */

@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Entry } from './entry.js';
+import { noteStatus } from './observe/tracing.js';
 import type { StatusHeaderMode } from './options/types.js';
 import { ifRangeMatches, rangeOf, type RangeAnswer } from './range.js';
 
@@ -57,6 +58,7 @@ export function statusHeaders(mode: StatusHeaderMode, cacheName: string): Status
 /** Sets the status header(s) on a response whose headers are not sent yet. */
 export function setStatusHeaders(res: ServerResponse, headers: StatusHeaders, status: CacheStatus): void {
   if (res.headersSent) return;
+  noteStatus(res, status);
   const values = headers.values[status];
   for (let i = 0; i < headers.names.length; i++) res.setHeader(headers.names[i]!, values[i]!);
 }
@@ -159,6 +161,7 @@ export function serveEntry(
   context: { status: CacheStatus; now: number; statusHeaders: StatusHeaders },
 ): void {
   const { status, now, statusHeaders: sh } = context;
+  noteStatus(res, status);
   let head = entry.head as Head | undefined;
   if (head === undefined || head.statusHeaders !== sh) entry.head = head = buildHead(entry, sh);
   const age = String(ageOf(entry, now));
@@ -226,6 +229,7 @@ export function serveAssembled(
   context: { status: CacheStatus; now: number; statusHeaders: StatusHeaders },
 ): void {
   const { status, now, statusHeaders: sh } = context;
+  noteStatus(res, status);
   const flat = flatHeaders(entry.headers, (name) => !NOT_ASSEMBLED.has(name));
   flat.push('content-length', String(body.length), 'age', String(ageOf(entry, now)));
   pushStatusHeaders(flat, sh, status);

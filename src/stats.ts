@@ -25,6 +25,8 @@ export interface ResponseCounters {
   regenerations: number;
   /** Internal failures (store, handler, regeneration); each also emitted as `error`. */
   errors: number;
+  /** Of `errors`: store operations that failed (`ERR_STORE`); the request went on without the store. */
+  storeErrors: number;
   /** Of `stale`: served stale because the origin threw, timed out or answered an error status. */
   staleOnError: number;
   /**
@@ -87,6 +89,7 @@ export function responseCounters(): ResponseCounters {
     stale: 0,
     regenerations: 0,
     errors: 0,
+    storeErrors: 0,
     staleOnError: 0,
     revalidations: 0,
     notModified: 0,

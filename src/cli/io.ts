@@ -13,7 +13,11 @@ export interface Io {
   tty: boolean;
   env: NodeJS.ProcessEnv;
   cwd: string;
-  /** Calls `listener` on SIGTERM and SIGINT (with the signal's name). */
+  /**
+   * Calls `listener` on SIGTERM, SIGINT and SIGHUP (with the signal's name), and when the parent
+   * process goes away ('parent exited'): `npx` and some supervisors exit on SIGTERM without passing
+   * it on, which would otherwise leave this process listening as an orphan.
+   */
   onSignal(listener: (signal: string) => void): void;
 }
 
@@ -27,8 +31,15 @@ export function processIo(): Io {
     env: process.env,
     cwd: process.cwd(),
     onSignal(listener) {
-      process.on('SIGTERM', () => listener('SIGTERM'));
-      process.on('SIGINT', () => listener('SIGINT'));
+      for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => listener(signal));
+      // Re-parenting (to init or a subreaper) is how a process learns its parent died.
+      const parent = process.ppid;
+      const watch = setInterval(() => {
+        if (process.ppid === parent) return;
+        clearInterval(watch);
+        listener('parent exited');
+      }, 500);
+      watch.unref();
     },
   };
 }

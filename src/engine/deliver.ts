@@ -7,6 +7,7 @@ import { Representations } from '../compress/views.js';
 import type { Entry } from '../entry.js';
 import { CacheError, IncludeError } from '../errors.js';
 import { serveAssembled, serveEntry, type CacheStatus, type HitSink, type StatusHeaders } from '../serve.js';
+import type { Via } from '../observe/cache-status.js';
 import type { EngineContext, Exchange } from './types.js';
 
 /** Writes entries to clients with this cache's status headers. */
@@ -14,23 +15,34 @@ export class Deliver {
   readonly #ctx: EngineContext;
   /** Reused by every plain delivery (serveEntry reads it synchronously). */
   readonly #serveCtx: { status: CacheStatus; now: number; statusHeaders: StatusHeaders };
-
   readonly #representations: Representations;
 
   constructor(ctx: EngineContext) {
     this.#ctx = ctx;
     this.#representations = new Representations(ctx.options.compress?.encodings ?? []);
     this.#serveCtx = { status: 'HIT', now: 0, statusHeaders: ctx.statusHeaders };
+    const detail = ctx.statusDetail;
+    // Cache-Status detail is switched in here, so the plain hit path below carries no test for it.
+    if (detail !== undefined) {
+      this.servePlain = (req, res, entry, status, now, via) => {
+        const serveCtx = this.#serveCtx;
+        serveCtx.status = status;
+        serveCtx.now = now;
+        serveCtx.statusHeaders = detail.served(status, entry, now, via);
+        serveEntry(req, res, entry.encoded === undefined ? entry : this.#representations.pick(req, entry), serveCtx);
+      };
+    }
   }
 
   /**
    * Writes an entry. A template entry (ESI) is assembled first: the promise resolves once it is
    * written. Any other entry is written at once (undefined): the hit path allocates no promise
-   * (and no options object: hence the positional parameters).
+   * (and no options object: hence the positional parameters). `via` says how the entry got here,
+   * for Cache-Status detail only (callers pass constants or nothing on the hit path).
    */
-  serve(req: IncomingMessage, res: ServerResponse, entry: Entry, status: CacheStatus, now: number, ex: Exchange): Promise<boolean> | undefined {
-    if (this.isTemplate(entry)) return this.#serveTemplate(req, res, entry, { status, now, ex });
-    this.servePlain(req, res, entry, status, now);
+  serve(req: IncomingMessage, res: ServerResponse, entry: Entry, status: CacheStatus, now: number, ex: Exchange, via?: Via): Promise<boolean> | undefined {
+    if (this.isTemplate(entry)) return this.#serveTemplate(req, res, entry, { status, now, ex, via });
+    this.servePlain(req, res, entry, status, now, via);
     return undefined;
   }
 
@@ -39,8 +51,8 @@ export class Deliver {
     return entry.esi === true && this.#ctx.hooks !== undefined && this.#ctx.options.includes;
   }
 
-  /** Writes a plain (not template) entry at once. */
-  servePlain(req: IncomingMessage, res: HitSink, entry: Entry, status: CacheStatus, now: number): void {
+  /** Writes a plain (not template) entry at once. `via` is read only with Cache-Status detail (switched in above). */
+  servePlain(req: IncomingMessage, res: HitSink, entry: Entry, status: CacheStatus, now: number, _via?: Via): void {
     const ctx = this.#serveCtx;
     ctx.status = status;
     ctx.now = now;
@@ -62,7 +74,7 @@ export class Deliver {
   }
 
   /** Serves a template entry: each include filled from the data cache, or 500 when one must fail the page. */
-  async #serveTemplate(req: IncomingMessage, res: ServerResponse, entry: Entry, at: { status: CacheStatus; now: number; ex: Exchange }): Promise<boolean> {
+  async #serveTemplate(req: IncomingMessage, res: ServerResponse, entry: Entry, at: { status: CacheStatus; now: number; ex: Exchange; via: Via | undefined }): Promise<boolean> {
     let body: Buffer;
     try {
       body = await this.#ctx.hooks!.assemble(entry, req, at.ex.regen ?? this.#ctx.runner);
@@ -70,7 +82,8 @@ export class Deliver {
       this.#ctx.report.fail(error instanceof CacheError ? error : new IncludeError('include assembly failed', { cause: error }));
       return this.failure(res, 500);
     }
-    serveAssembled(req, res, entry, body, { status: at.status, now: at.now, statusHeaders: this.#ctx.statusHeaders });
+    const statusHeaders = this.#ctx.statusDetail?.served(at.status, entry, at.now, at.via) ?? this.#ctx.statusHeaders;
+    serveAssembled(req, res, entry, body, { status: at.status, now: at.now, statusHeaders });
     return true;
   }
 }

@@ -22,6 +22,11 @@ import type { Tiers } from './tiers.js';
 import type { CacheEvent, EngineContext, Exchange, FlightResult, RenderTicket } from './types.js';
 import { invalidateOnSuccess } from './unsafe.js';
 import type { Variants } from './variants.js';
+import { COLLAPSED, type Via } from '../observe/cache-status.js';
+import { traceLookup, tracing } from '../observe/tracing.js';
+
+/** Cache-Status detail of a waiter served the old copy because the render it waited for failed. */
+const COLLAPSED_FAILED: Via = Object.freeze({ collapsed: true, failed: Object.freeze({}) });
 
 /** The parts the request path acts through. */
 export interface HandleParts {
@@ -61,7 +66,7 @@ export class RequestPath {
    */
   handle(req: IncomingMessage, res: ServerResponse, ex: Exchange): boolean | Promise<boolean> {
     const { options } = this.#ctx;
-    const { background, renderer, tiers, variants, invalidation } = this.#p;
+    const { background, renderer, variants } = this.#p;
     // A background render or sub-request this cache started, back through the app.
     const ticket = background.ticketOf(req);
     if (ticket !== undefined) return ticket.kind === 'sub' ? renderer.invoke(req, res, ex) : this.#resume(req, res, ex, ticket);
@@ -79,9 +84,14 @@ export class RequestPath {
     // hash
     const primary = this.#primaryKey(req);
     if (primary === undefined) return renderer.pass(req, res, ex, { key: '', reason: 'uncacheable target' });
-    // lookup in memory: a fresh hit is served synchronously, with one clock read.
-    const now = Date.now();
     const key = variants.keyOf(primary, req);
+    return tracing.lookup.hasSubscribers ? traceLookup(req, res, key, () => this.#find(req, res, ex, primary, key)) : this.#find(req, res, ex, primary, key);
+  }
+
+  /** lookup in memory: a fresh hit is served synchronously, with one clock read; anything else goes on in {@link #lookup}. */
+  #find(req: IncomingMessage, res: ServerResponse, ex: Exchange, primary: string, key: string): boolean | Promise<boolean> {
+    const { tiers, invalidation } = this.#p;
+    const now = Date.now();
     const entry = tiers.memory.get(key, now);
     if (entry !== undefined && isFreshHit(entry, req.headers.authorization !== undefined, now, invalidation.verdict(entry))) {
       this.#countHit(req, key);
@@ -100,7 +110,8 @@ export class RequestPath {
    */
   serveFresh(req: IncomingMessage, sink: HitSink): boolean {
     const { options } = this.#ctx;
-    if (options.bypass !== undefined || options.keyFunction !== undefined) return false;
+    // While lookups are traced, hits take the traced path of handle() (with a real response).
+    if (options.bypass !== undefined || options.keyFunction !== undefined || tracing.lookup.hasSubscribers) return false;
     const method = req.method;
     if ((method !== 'GET' && method !== 'HEAD') || !adoptAbsoluteForm(req) || refusal(req) !== undefined) return false;
     const primary = this.#primaryKey(req);
@@ -129,14 +140,18 @@ export class RequestPath {
     const { tiers, variants, invalidation, renderer, deliver } = this.#p;
     const { primary } = at;
     let { key, entry } = at;
+    /** The lower tier that answered, for Cache-Status detail. */
+    let via: Via | undefined;
     if (at.attempt === 0) counters.gets++;
     if (ex.regen !== undefined) this.#ctx.runner = ex.regen;
     if (entry === undefined) {
-      ({ key, entry } = await tiers.findLower(
+      let tier: string | undefined;
+      ({ key, entry, tier } = await tiers.findLower(
         key,
         (found, k) => variants.fromMarker(primary, k, found, req),
         (found) => Date.now() < found.staleAt && invalidation.verdict(found) === undefined,
       ));
+      if (tier !== undefined) via = { tier };
     }
     const now = Date.now();
     const decision = decide(entry, this.#flags(req, ex, { primary, key, attempt: at.attempt }), {
@@ -150,14 +165,14 @@ export class RequestPath {
     switch (decision.action) {
       case 'hit': {
         counters.hits++;
-        const assembling = deliver.serve(req, res, entry!, 'HIT', now, ex);
+        const assembling = deliver.serve(req, res, entry!, 'HIT', now, ex, via);
         this.#ctx.report.emit('hit', { key, url, status: 'HIT' } satisfies CacheEvent);
         return assembling ?? true;
       }
       case 'stale':
       case 'revalidate': {
         counters.stale++;
-        const assembling = deliver.serve(req, res, entry!, 'STALE', now, ex);
+        const assembling = deliver.serve(req, res, entry!, 'STALE', now, ex, via);
         this.#ctx.report.emit('stale', { key, url, status: 'STALE', reason: decision.reason } satisfies CacheEvent);
         if (decision.action === 'revalidate') this.#p.background.refresh(entry!, req, ex.regen);
         return assembling ?? true;
@@ -198,13 +213,13 @@ export class RequestPath {
         // The leader's render failed: its waiters get the old copy too, never the error.
         counters.stale++;
         counters.staleOnError++;
-        const assembling = this.#p.deliver.serve(req, res, result.entry, 'STALE', Date.now(), ex);
+        const assembling = this.#p.deliver.serve(req, res, result.entry, 'STALE', Date.now(), ex, COLLAPSED_FAILED);
         report.emit('stale', { key: mine, url, status: 'STALE', reason: 'origin failed (coalesced)' } satisfies CacheEvent);
         return assembling ?? true;
       }
       if (mine === result.key) {
         counters.hits++;
-        const assembling = this.#p.deliver.serve(req, res, result.entry, result.peer ? 'PEER' : 'HIT', Date.now(), ex);
+        const assembling = this.#p.deliver.serve(req, res, result.entry, result.peer ? 'PEER' : 'HIT', Date.now(), ex, COLLAPSED);
         report.emit('hit', { key: mine, url, status: 'HIT', reason: 'coalesced' } satisfies CacheEvent);
         return assembling ?? true;
       }

@@ -67,7 +67,7 @@ export class PeerFill {
     const copy = ctx.options.peers.updateLocalCache && entrySize(entry) <= ctx.options.maxSize;
     const stored = copy ? this.#variants.store(primary, entry, viewHeaders) : variantKey(primary, entry.vary, viewHeaders);
     ctx.flights.settle(key, flight, { entry, key: stored, peer: true });
-    const assembling = this.#deliver.serve(req, res, entry, 'PEER', Date.now(), ex);
+    const assembling = this.#deliver.serve(req, res, entry, 'PEER', Date.now(), ex, ctx.statusDetail === undefined ? undefined : { peer: { url: hit.peer, stored: copy } });
     ctx.report.emit('peer-hit', { key: stored, url: req.url ?? '', status: 'PEER', peer: hit.peer } satisfies CacheEvent);
     return assembling ?? true;
   }

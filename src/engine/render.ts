@@ -19,6 +19,8 @@ import { isPromise } from '../stores/store.js';
 import type { Deliver } from './deliver.js';
 import type { CacheEvent, EngineContext, Exchange, FlightResult, Lead, Runner } from './types.js';
 import { CONDITIONAL_HEADERS, type Variants } from './variants.js';
+import { traceRender, tracing, type RenderContext } from '../observe/tracing.js';
+import { forwardOfPass, ttlOf, type Via } from '../observe/cache-status.js';
 
 const debug = createDebug('stratacache:engine');
 
@@ -58,6 +60,12 @@ export class Renderer {
    * every waiter, and the failed response is never stored.
    */
   render(req: IncomingMessage, res: ServerResponse, ex: Exchange, lead: Lead): boolean | Promise<boolean> {
+    if (!tracing.render.hasSubscribers) return this.#render(req, res, ex, lead, undefined);
+    const context: RenderContext = { key: lead.key, url: req.url ?? '', background: lead.ticket !== undefined };
+    return traceRender(context, (finish) => this.#render(req, res, ex, lead, { context, finish }));
+  }
+
+  #render(req: IncomingMessage, res: ServerResponse, ex: Exchange, lead: Lead, span: { context: RenderContext; finish: () => void } | undefined): boolean | Promise<boolean> {
     const { primary, key, ticket, flight, fallback, revalidate, solo } = lead;
     const ctx = this.#ctx;
     const options = ctx.options;
@@ -101,25 +109,29 @@ export class Renderer {
       if (settled) return;
       settled = true;
       if (timer !== undefined) clearTimeout(timer);
+      if (span !== undefined) {
+        span.context.stored = outcome.entry !== undefined && outcome.stale !== true;
+        span.finish();
+      }
       if (flight !== undefined) ctx.flights.settle(key, flight, outcome);
     };
     const staleOutcome = (): FlightResult => ({ entry: fallback, key, stale: true });
     /** Replaces the handler's response with `entry` (what middleware in front had set is kept). */
-    const serveInstead = (entry: Entry, status: 'STALE' | 'REVALIDATED'): boolean =>
+    const serveInstead = (entry: Entry, status: 'STALE' | 'REVALIDATED', via?: Via): boolean =>
       control.divert(() => {
         // Drop what the render set; keep what middleware in front of the cache had set.
         for (const name of res.getHeaderNames()) res.removeHeader(name);
         if (preset !== undefined) for (const [name, value] of Object.entries(preset)) if (value !== undefined) res.setHeader(name, value);
         res.statusMessage = '';
         clientValidators();
-        this.#deliver.serve(req, res, entry, status, Date.now(), ex);
+        this.#deliver.serve(req, res, entry, status, Date.now(), ex, via);
       });
     // Serve the old copy instead of the failing render (the client of a background render is
     // nobody). An ESI template would be assembled asynchronously, after the divert: its leader
     // gets the error, its waiters the stale copy.
-    const rescue = (reason: string): boolean => {
+    const rescue = (reason: string, originStatus?: number): boolean => {
       if (fallback === undefined || ticket !== undefined || (fallback.esi === true && options.includes)) return false;
-      const served = serveInstead(fallback, 'STALE');
+      const served = serveInstead(fallback, 'STALE', { failed: { status: originStatus } });
       if (!served) return false;
       debug('stale: %s %s', reason, key);
       ctx.counters.stale++;
@@ -133,6 +145,7 @@ export class Renderer {
       {
         onHeaders: (status, headers) => {
           if (timer !== undefined) clearTimeout(timer);
+          if (span !== undefined) span.context.statusCode = status;
           if (revalidate !== undefined && status === 304) {
             // RFC 9111 §4.3.4: the stored response, freshened by the 304's header fields.
             const { entry, stored } = this.#notModified(req, revalidate, { primary, headers, startedAt });
@@ -143,13 +156,29 @@ export class Renderer {
           if (fallback !== undefined && options.staleOnErrorStatuses.has(status)) {
             // The error response never replaces the good entry (RFC 5861 §4).
             failed = true;
-            rescue(`origin ${status}`);
+            rescue(`origin ${status}`, status);
             return false;
           }
           verdict = evaluateResponse(policyReq, { status, headers }, options, Date.now());
           // Headers of a response already answered (504) or whose client left are never sent. A
           // stale copy the origin replaced is reported as such (RFC 9211 fwd=stale).
-          if (!answered && !res.destroyed) setStatusHeaders(res, ctx.statusHeaders, solo === true ? 'PASS' : revalidate === undefined ? 'MISS' : 'EXPIRED');
+          const missStatus = solo === true ? 'PASS' : revalidate === undefined ? 'MISS' : 'EXPIRED';
+          const detail = ctx.statusDetail;
+          if (!answered && !res.destroyed) {
+            setStatusHeaders(
+              res,
+              detail === undefined
+                ? ctx.statusHeaders
+                : detail.headers(missStatus, {
+                    // A stored copy that could not be served: one to revalidate, or to fall back on.
+                    fwd: missStatus === 'PASS' ? 'bypass' : revalidate !== undefined || fallback !== undefined ? 'stale' : 'uri-miss',
+                    fwdStatus: status,
+                    ttl: verdict.storable ? ttlOf(verdict, Date.now()) : undefined,
+                    stored: verdict.storable,
+                  }),
+              missStatus,
+            );
+          }
           if (!verdict.storable) debug('pass: %s %s', verdict.reason, key);
           return verdict.storable;
         },
@@ -194,7 +223,9 @@ export class Renderer {
     const ctx = this.#ctx;
     ctx.counters.passes++;
     debug('pass: %s %s', at.reason, at.key);
-    setStatusHeaders(res, ctx.statusHeaders, 'PASS');
+    const detail = ctx.statusDetail;
+    const fwd = detail === undefined ? undefined : forwardOfPass(at.reason);
+    setStatusHeaders(res, detail === undefined ? ctx.statusHeaders : detail.headers('PASS', { fwd, detail: fwd === 'method' ? undefined : at.reason }), 'PASS');
     ctx.report.emit('pass', { key: at.key, url: req.url ?? '', status: 'PASS', reason: at.reason } satisfies CacheEvent);
     // With includes on, a passed HTML response is assembled too: its client must never see raw
     // include tags. Nothing is kept (onHeaders: false); without includes no capture is installed.

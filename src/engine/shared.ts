@@ -18,6 +18,7 @@ import type { InvalidationJudge } from './peer-fill.js';
 import type { Renderer } from './render.js';
 import type { Tiers } from './tiers.js';
 import type { CacheEvent, EngineContext, Exchange, Flight } from './types.js';
+import { COLLAPSED } from '../observe/cache-status.js';
 
 /** Cross-node single flight through the first lower tier that offers render leases. */
 export class SharedFlight {
@@ -55,7 +56,8 @@ export class SharedFlight {
         this.#tiers.keep(key, entry);
         ctx.flights.settle(key, flight, { entry, key });
         ctx.counters.hits++;
-        const assembling = this.#deliver.serve(req, res, entry, 'HIT', Date.now(), ex);
+        // Cache-Status detail: collapsed into another node's render.
+        const assembling = this.#deliver.serve(req, res, entry, 'HIT', Date.now(), ex, COLLAPSED);
         ctx.report.emit('hit', { key, url: req.url ?? '', status: 'HIT', reason: 'rendered by another node' } satisfies CacheEvent);
         return assembling ?? true;
       }

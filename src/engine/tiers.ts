@@ -9,6 +9,7 @@ import { MemoryStore } from '../stores/memory.js';
 import { isPromise, type CacheStore } from '../stores/store.js';
 import { resolveTiers } from '../stores/tiers.js';
 import type { CacheEvent, EngineContext } from './types.js';
+import { traceStore, tracing, type StoreContext } from '../observe/tracing.js';
 
 const debug = createDebug('stratacache:engine');
 
@@ -30,14 +31,14 @@ export class Tiers {
   /**
    * Looks `key` up in the extra stores, in order. `remap` may name another key to read from the
    * same store instead (a Vary marker names the request's variant); the key looked up last is
-   * returned with what was found. A `promotable` find is copied to every faster tier, so the
+   * returned with what was found (and the store's name as `tier`). A `promotable` find is copied to every faster tier, so the
    * next request stops higher up.
    */
   async findLower(
     key: string,
     remap: (found: Entry, key: string) => string | undefined,
     promotable: (entry: Entry) => boolean,
-  ): Promise<{ key: string; entry: Entry | undefined }> {
+  ): Promise<{ key: string; entry: Entry | undefined; tier?: string }> {
     for (const [tier, store] of this.#lower.entries()) {
       let found = await this.#get(store, key);
       const other = found === undefined ? undefined : remap(found, key);
@@ -50,7 +51,7 @@ export class Tiers {
         this.memory.set(key, found);
         for (const upper of this.#lower.slice(0, tier)) this.#setIn(upper, key, found);
       }
-      return { key, entry: found };
+      return { key, entry: found, tier: store.name };
     }
     return { key, entry: undefined };
   }
@@ -92,7 +93,7 @@ export class Tiers {
 
   #setIn(store: CacheStore, key: string, entry: Entry): void {
     try {
-      const r = store.set(key, entry);
+      const r = this.#io(store, 'set', key, () => store.set(key, entry));
       if (isPromise(r)) this.#ctx.report.track(r.catch((error: unknown) => this.#ctx.report.fail(new StoreError(`${store.name}.set failed`, { cause: error }))));
     } catch (error) {
       this.#ctx.report.fail(new StoreError(`${store.name}.set failed`, { cause: error }));
@@ -109,7 +110,7 @@ export class Tiers {
     this.memory.delete(key);
     for (const store of this.#lower) {
       try {
-        const r = store.delete(key);
+        const r = this.#io(store, 'delete', key, () => store.delete(key));
         if (isPromise(r)) r.catch((error: unknown) => this.#ctx.report.fail(new StoreError(`${store.name}.delete failed`, { cause: error })));
       } catch (error) {
         this.#ctx.report.fail(new StoreError(`${store.name}.delete failed`, { cause: error }));
@@ -148,12 +149,17 @@ export class Tiers {
 
   async #get(store: CacheStore, key: string): Promise<Entry | undefined> {
     try {
-      const entry = await store.get(key);
+      const entry = await this.#io(store, 'get', key, () => store.get(key));
       if (entry !== undefined && Date.now() >= entry.expiresAt) return undefined;
       return entry;
     } catch (error) {
       this.#ctx.report.fail(new StoreError(`${store.name}.get failed`, { cause: error }));
       return undefined;
     }
+  }
+
+  /** One operation on a lower (I/O) tier, in a `stratacache:store` span while someone subscribes. */
+  #io<R>(store: CacheStore, op: StoreContext['op'], key: string, fn: () => R): R {
+    return tracing.store.hasSubscribers ? traceStore(store, op, key, fn) : fn();
   }
 }

@@ -10,6 +10,7 @@ import type { Reporter } from '../report.js';
 import type { EngineHooks, Runner } from '../seam.js';
 import type { CacheStatus, HitSink, StatusHeaders } from '../serve.js';
 import type { ResponseCounters } from '../stats.js';
+import type { StatusDetailer } from '../observe/cache-status.js';
 
 export type { Runner } from '../seam.js';
 
@@ -113,6 +114,8 @@ export interface EngineContext {
   readonly report: Reporter;
   readonly flights: Flights<FlightResult>;
   readonly statusHeaders: StatusHeaders;
+  /** Cache-Status detail (`cacheStatusDetail`); undefined when off, so the plain paths stay as they are. */
+  readonly statusDetail: StatusDetailer | undefined;
   /** The data cache's hooks (set once, by the composition root). */
   hooks: EngineHooks | undefined;
   /** The last adapter's way to render in the background (for refresh, refetch, priming, sub-requests). */

@@ -16,6 +16,7 @@ import { InvalidationLog, type InvalidationRecord } from './log.js';
 import type { Publications } from './publications.js';
 import { prime, Refetcher, type PrimeProgress, type RefetchSummary, type RefetchTarget } from './refetch.js';
 import { targetOption, type TargetIndex } from './targets.js';
+import { traced, tracing, type FlushContext } from '../observe/tracing.js';
 
 const debug = createDebug('stratacache:invalidation');
 
@@ -151,6 +152,22 @@ export class InvalidationCoordinator {
    * @throws TypeError when a path, tag or URI is malformed (nothing is applied then).
    */
   invalidate(input: InvalidationInput, context: InvalidationContext = {}): InvalidationResult {
+    if (!tracing.flush.hasSubscribers) return this.#invalidate(input, context);
+    const span: FlushContext = {
+      paths: input.paths ?? [],
+      tags: input.tags ?? [],
+      refetch: input.refetch ?? [],
+      hard: input.hard === true,
+      origin: context.origin ?? 'local',
+    };
+    return traced(tracing.flush, span, () => {
+      const result = this.#invalidate(input, context);
+      span.id = result.record.id;
+      return result;
+    });
+  }
+
+  #invalidate(input: InvalidationInput, context: InvalidationContext): InvalidationResult {
     // Invalidation works on paths: an absolute URL counts for its path on every host.
     const paths = (input.paths ?? []).map((p, i) => {
       const v = targetOption(p, `paths[${i}]`);

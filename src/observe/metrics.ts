@@ -10,6 +10,7 @@ import type { DataStats } from '../data/cache.js';
 import type { CacheStats } from '../stats.js';
 import type { BreakerState } from '../peers/breaker.js';
 import type { PeerCounters } from '../peers/cluster.js';
+import type { MetricsRegistry } from './options.js';
 import type { CacheStore } from '../stores/store.js';
 
 /** Entries and bytes one storage tier holds. */
@@ -110,9 +111,10 @@ export const METRICS: readonly MetricDefinition[] = Object.freeze([
   one('coalesced_requests_total', 'counter', "Requests that waited for another request's render instead of rendering (single flight).", (s) => s.stats.loadsDeduped),
   one('stores_total', 'counter', 'Entries stored.', (s) => s.stats.stores),
   one('stale_on_error_total', 'counter', 'Stale copies served because the origin failed (of requests_total{status="stale"}).', (s) => s.stats.staleOnError),
-  one('revalidations_total', 'counter', 'Stale entries revalidated with the origin (conditional request).', (s) => (s.stats as { revalidations?: number }).revalidations),
+  one('revalidations_total', 'counter', "Stale entries revalidated with the origin (a render sent the entry's validators).", (s) => s.stats.revalidations),
+  one('revalidations_not_modified_total', 'counter', 'Revalidations answered 304: the stored body was kept with updated headers.', (s) => s.stats.notModified),
   one('errors_total', 'counter', 'Internal failures (store, handler, regeneration); none failed a response.', (s) => s.stats.errors),
-  one('store_errors_total', 'counter', 'Store operations that failed (of errors_total).', (s) => (s.stats as { storeErrors?: number }).storeErrors),
+  one('store_errors_total', 'counter', 'Store operations that failed (of errors_total).', (s) => s.stats.storeErrors),
   perTier('tier_entries', 'Entries held per storage tier.', (t) => t.entries),
   perTier('tier_bytes', 'Bytes held per storage tier.', (t) => t.bytes),
   one('invalidations_total', 'counter', 'Invalidations applied (API, flush endpoint, tags, peers).', (s) => s.stats.invalidations),
@@ -194,21 +196,13 @@ export function metricsHandler(read: () => ObservedState): (req: IncomingMessage
   };
 }
 
-/** The part of a prom-client `Registry` stratacache uses. */
-export interface MetricsRegistry {
-  registerMetric(metric: unknown): void;
-}
-
-/** True when `value` can take metrics (a prom-client `Registry`, or anything with `registerMetric`). */
-export function isMetricsRegistry(value: unknown): value is MetricsRegistry {
-  return value !== null && typeof value === 'object' && typeof (value as { registerMetric?: unknown }).registerMetric === 'function';
-}
-
 /**
  * Registers every metric on a prom-client `Registry` as a collector read at scrape time. A scrape
- * calls every metric's `get()` in one tick: the state is read once for them all.
+ * calls every metric's `get()` in one tick: the state is read once for them all. Returns a
+ * function that removes them again (when the registry can: `removeSingleMetric`).
+ * @throws TypeError when the registry already has one of these names (one cache per registry).
  */
-export function registerMetrics(registry: MetricsRegistry, read: () => ObservedState): void {
+export function registerMetrics(registry: MetricsRegistry, read: () => ObservedState): () => void {
   let memo: ObservedState | undefined;
   const snapshot = (): ObservedState => {
     if (memo === undefined) {
@@ -217,14 +211,26 @@ export function registerMetrics(registry: MetricsRegistry, read: () => ObservedS
     }
     return memo;
   };
+  const registered: string[] = [];
+  const unregister = (): void => {
+    const remove = (registry as { removeSingleMetric?: (name: string) => void }).removeSingleMetric;
+    if (typeof remove === 'function') for (const name of registered) remove.call(registry, name);
+  };
   for (const m of METRICS) {
-    registry.registerMetric({
-      name: m.name,
-      help: m.help,
-      type: m.type,
-      aggregator: 'sum',
-      get: () => ({ name: m.name, help: m.help, type: m.type, aggregator: 'sum', values: m.samples(snapshot()) }),
-      reset: () => undefined,
-    });
+    try {
+      registry.registerMetric({
+        name: m.name,
+        help: m.help,
+        type: m.type,
+        aggregator: 'sum',
+        get: () => ({ name: m.name, help: m.help, type: m.type, aggregator: 'sum', values: m.samples(snapshot()) }),
+        reset: () => undefined,
+      });
+    } catch (error) {
+      unregister();
+      throw new TypeError(`options.metrics.registry already has ${m.name}: register one cache per registry`, { cause: error });
+    }
+    registered.push(m.name);
   }
+  return unregister;
 }

@@ -111,6 +111,8 @@ export const DEFAULTS = Object.freeze({
     stores: Object.freeze([] as CacheStore[]),
   }),
   includes: false,
+  cacheStatusDetail: false,
+  metrics: Object.freeze({ registry: undefined }),
   compress: COMPRESS_DEFAULTS,
 });
 

@@ -7,6 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import { resolveCompressOptions } from '../compress/options.js';
 import { resolveDataOptions } from '../data/options.js';
 import { resolveFlushOptions } from '../invalidation/options.js';
+import { resolveMetricsOptions } from '../observe/options.js';
 import { resolvePeersOptions } from '../peers/options.js';
 import { resolveTiers } from '../stores/tiers.js';
 import { DEFAULTS, STALE_ON_ERROR_STATUSES } from './defaults.js';
@@ -93,6 +94,8 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
 
   const peers = resolvePeersOptions(o.peers, DEFAULTS.peers, maxEntrySize);
   if (typeof o.includes !== 'boolean') fail(TypeError, 'includes', 'a boolean', o.includes);
+  if (typeof o.cacheStatusDetail !== 'boolean') fail(TypeError, 'cacheStatusDetail', 'a boolean', o.cacheStatusDetail);
+  const metricsRegistry = resolveMetricsOptions(o.metrics, DEFAULTS.metrics);
 
 
   return Object.freeze({
@@ -112,6 +115,8 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     propagate,
     data: resolveDataOptions(o.data, DEFAULTS.data),
     includes: o.includes,
+    cacheStatusDetail: o.cacheStatusDetail,
+    metricsRegistry,
     compress: resolveCompressOptions(options.compress),
     maxSize,
     maxEntrySize,

@@ -7,6 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { CompressOptions, ResolvedCompressOptions } from '../compress/settings.js';
 import type { DataOptions, ResolvedDataOptions } from '../data/options.js';
 import type { FlushOptions, InvalidationOptions, RefetchOptions, ResolvedFlushOptions } from '../invalidation/options.js';
+import type { MetricsOptions, MetricsRegistry } from '../observe/options.js';
 import type { PeersOptions, ResolvedPeersOptions } from '../peers/options.js';
 import type { CacheStore } from '../stores/store.js';
 import type { Bytes, Count, Milliseconds } from './units.js';
@@ -287,6 +288,22 @@ export interface CacheOptions {
    */
   includes?: boolean;
   /**
+   * `true`: `Cache-Status` (RFC 9211) carries detail: `ttl` (seconds of freshness left, negative
+   * when stale), `fwd` (why the request went forward: `uri-miss`, `stale`, `method`, `bypass`,
+   * `peer`), `fwd-status`, `stored`, `collapsed` (waited for another request's render) and
+   * `detail` (the tier that answered: `memory`, a store's name, a peer, or a pass's reason).
+   * `false`: only `hit`/`fwd` (the hit path then writes precomputed values and pays nothing for this).
+   * @default false
+   */
+  cacheStatusDetail?: boolean;
+  /**
+   * Prometheus metrics. `cache.metricsHandler()` serves them in any case; with `registry` (a
+   * prom-client `Registry`) they are also collected there at scrape time, beside the app's own.
+   * See {@link MetricsOptions}.
+   * @default {} (no registry)
+   */
+  metrics?: MetricsOptions;
+  /**
    * Stored compressed variants: a compressible response (text, HTML, JSON, JS, CSS, SVG, XML) is
    * compressed once, in the background, when it is stored, and kept with its entry in every tier;
    * a hit sends the coding the client accepts best (`Accept-Encoding` q-values), with
@@ -339,6 +356,8 @@ export interface ResolvedOptions {
   readonly peers: ResolvedPeersOptions;
   readonly data: ResolvedDataOptions;
   readonly includes: boolean;
+  readonly cacheStatusDetail: boolean;
+  readonly metricsRegistry: MetricsRegistry | undefined;
   /** Undefined when compression is off. */
   readonly compress: ResolvedCompressOptions | undefined;
 }

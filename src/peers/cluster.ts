@@ -14,6 +14,7 @@ import type { ResolvedPeersOptions } from './options.js';
 import { normalizeNodeUrl } from './options.js';
 import { MAX_TARGET_LENGTH, lookupTarget, type LookupQuery } from './protocol.js';
 import { Rendezvous, type HashFunction } from './ring.js';
+import { traced, tracing, type PeerCallContext } from '../observe/tracing.js';
 
 const debug = createDebug('stratacache:peers');
 
@@ -75,6 +76,18 @@ const CANCELLED = Object.freeze({ reason: 'another peer answered first, or the l
 interface Ask {
   peer: PeerClient;
   grant: Grant;
+}
+
+/** A peer call inside a `stratacache:peer` span whose context ends with the outcome. */
+function tracedFetch(peer: string, key: string, fetch: () => Promise<FetchOutcome>): Promise<FetchOutcome> {
+  const context: PeerCallContext = { peer, key };
+  return traced(tracing.peer, context, () =>
+    fetch().then((outcome) => {
+      context.outcome = outcome.kind;
+      if (outcome.kind === 'error') context.error = outcome.error;
+      return outcome;
+    }),
+  );
 }
 
 /** Membership, ring, clients and strategies of one node's cluster. */
@@ -259,7 +272,8 @@ export class PeerCluster {
             return done();
           }
           counters.peerLoads++;
-          const outcome = await ask.peer.fetch(target, { signal: controller.signal, deadline });
+          const fetch = (): Promise<FetchOutcome> => ask.peer.fetch(target, { signal: controller.signal, deadline });
+          const outcome = await (tracing.peer.hasSubscribers ? tracedFetch(ask.peer.url, query.key, fetch) : fetch());
           // Another peer won while this answer was in its last tick: it is not needed.
           const hit = this.#judge(ask, settled ? { kind: 'aborted' } : outcome, { accept, counters });
           if (hit !== undefined) finish(hit);

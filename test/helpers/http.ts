@@ -4,7 +4,7 @@
  */
 import http, { type IncomingMessage, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { after } from 'node:test';
+import { after, type TestContext } from 'node:test';
 
 /** A listening server and its base URL. */
 export interface Running {
@@ -67,4 +67,13 @@ export function closedAfterFile(): { servers: Running[]; caches: Array<{ close()
     for (const c of tracked.caches) await c.close();
   });
   return tracked;
+}
+
+/** Closes `running`, then `cache`, when the test ends; returns the cache and the server's base URL. */
+export function untilTestEnds<C extends { close(): Promise<void> }>(t: TestContext, running: Running, cache: C): { cache: C; url: string } {
+  t.after(async () => {
+    await running.close();
+    await cache.close();
+  });
+  return { cache, url: running.url };
 }

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import { buildServePlan } from '../../src/cli/config.js';
+import { runPrime } from '../../src/cli/prime.js';
 import { createCache, createProxy } from '../../src/index.js';
 import { closedAfterFile, listen, request, type Running } from '../helpers/http.js';
 
@@ -87,6 +88,13 @@ async function upstream(slowMs = 1_000): Promise<Running & { renders: Map<string
   });
   tracked.servers.push(running);
   return Object.assign(running, { renders, arrived });
+}
+
+/** A port nothing listens on (just released). */
+async function freePort(): Promise<number> {
+  const l = await listen(() => {});
+  await l.close();
+  return l.port;
 }
 
 /** A cache node in this process in front of `up` (for the client commands). */
@@ -242,6 +250,22 @@ describe('stratacache serve', () => {
   });
 });
 
+describe('stratacache serve: drain timeout', () => {
+  test('a request still running when the drain timeout passes is cut, and the process still exits 0', async () => {
+    const up = await upstream(5_000);
+    const s = await serve(['--upstream', up.url, '--drain-timeout', '300ms']);
+    const slow = request(`${s.url}/slow`).then(() => 'answered', () => 'cut');
+    for (let i = 0; i < 200 && !up.arrived.has('/slow'); i++) await new Promise((r) => setTimeout(r, 20));
+    const killed = Date.now();
+    s.child.kill('SIGTERM');
+    const { code, stderr } = await s.exited;
+    assert.equal(code, 0);
+    assert.ok(Date.now() - killed < 10_000);
+    assert.match(stderr, /drain timeout: closing 1 unfinished request/);
+    assert.equal(await slow, 'cut');
+  });
+});
+
 describe('stratacache flush, prime and stats against a node', () => {
   test('flush prints what the node answered; refused without the token (exit 1)', async () => {
     const up = await upstream();
@@ -257,6 +281,35 @@ describe('stratacache flush, prime and stats against a node', () => {
     for (let i = 0; i < 100 && up.renders.get('/news') !== 2; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(up.renders.get('/news'), 2);
     assert.equal((await request(`${n.url}/news`)).body, '<p>/news #2</p>');
+  });
+
+  test('prime on a terminal draws a progress bar (in process, with a TTY io)', async () => {
+    const up = await upstream();
+    const n = await node(up.url);
+    const dir = mkdtempSync(join(tmpdir(), 'stratacache-prime-'));
+    writeFileSync(join(dir, 'urls.txt'), '/t/1\n/t/2\n');
+    let raw = '';
+    const lines: string[] = [];
+    const io = { out: (t: string) => void lines.push(t), err: (t: string) => void lines.push(t), raw: (t: string) => void (raw += t), tty: true, env: {}, cwd: dir, onSignal: () => {} };
+    assert.equal(await runPrime(['urls.txt', '--url', n.url], io), 0);
+    assert.match(raw, /\r\[#{30}\] 2\/2  0 failed  28 B  \d+\.\ds /);
+    assert.match(lines.at(-1)!, /primed 2 of 2 URL\(s\)/);
+  });
+
+  test('flush --tag invalidates the entries carrying a surrogate key', async () => {
+    const up = await listen((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=600', 'surrogate-key': req.url === '/tagged' ? 'product-7' : 'other' });
+      res.end(`${req.url}`);
+    });
+    tracked.servers.push(up);
+    const n = await node(up.url);
+    for (const p of ['/tagged', '/untagged']) await request(`${n.url}${p}`);
+    const r = await run(['flush', '--tag', 'product-7', '--url', n.url]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /200 OK: tags product-7/);
+    // Invalidated, not deleted: served stale during the grace period while it refreshes.
+    assert.equal((await request(`${n.url}/tagged`)).headers['x-cache'], 'STALE');
+    assert.equal((await request(`${n.url}/untagged`)).headers['x-cache'], 'HIT');
   });
 
   test('prime from a file and from a sitemap: summary, then every URL is a hit', async () => {
@@ -322,3 +375,66 @@ describe('stratacache demo', () => {
   });
 });
 
+
+describe('stratacache serve: shipped config examples and process supervision', () => {
+  test('examples/reverse-proxy/stratacache.config.json runs as given (ports and upstream overridden by flags)', async () => {
+    const up = await upstream();
+    const cwd = mkdtempSync(join(tmpdir(), 'stratacache-rp-'));
+    const config = fileURLToPath(new URL('../../examples/reverse-proxy/stratacache.config.json', import.meta.url));
+    const s = await serve(['--config', config, '--upstream', up.url], { cwd });
+    assert.match(s.output().stdout, /tiers: memory 256 MiB, disk \.stratacache\/disk 1 GiB; peers: none/);
+    await request(`${s.url}/products?utm_source=mail`);
+    const hit = await request(`${s.url}/products`);
+    assert.equal(hit.headers['x-cache'], 'HIT');
+    await s.waitFor(/"GET \/products HTTP\/1\.1" 200 \d+ HIT/);
+    s.child.kill('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+  });
+
+  test('examples/cluster-processes: three processes from the config files answer each other as peers', async () => {
+    const up = await upstream();
+    const ports = await Promise.all([0, 1, 2].map(() => freePort()));
+    const nodes = ports.map((p) => `http://127.0.0.1:${p}`);
+    const dir = fileURLToPath(new URL('../../examples/cluster-processes/', import.meta.url));
+    const env = { STRATACACHE_PEER_SECRET: 'a-test-secret-of-enough-length' };
+    // The files name fixed ports (3101-3103) and an upstream on 8080: a test moves them by flags.
+    const procs = await Promise.all(
+      [1, 2, 3].map((n, i) => serve(['--config', join(dir, `node${n}.json`), '--upstream', up.url, '--port', String(ports[i]), '--self', nodes[i]!, '--peers', nodes.join(',')], { env })),
+    );
+    assert.match(procs[0]!.output().stdout, /peers: http:\/\/127\.0\.0\.1:\d+, http:\/\/127\.0\.0\.1:\d+ \(self http:\/\/127\.0\.0\.1:\d+, all\)/);
+    // Behind a load balancer every node sees the site's Host (part of the key).
+    const site = { host: 'www.example.com' };
+    const first = await request(`${procs[0]!.url}/shared`, { headers: site });
+    assert.equal(first.headers['x-cache'], 'MISS');
+    assert.equal((await request(`${procs[1]!.url}/shared`, { headers: site })).headers['x-cache'], 'PEER');
+    assert.equal((await request(`${procs[2]!.url}/shared`, { headers: site })).headers['x-cache'], 'PEER');
+    assert.equal(up.renders.get('/shared'), 1);
+    // stats shows each peer's breaker.
+    const table = await run(['stats', '--url', procs[0]!.url]);
+    assert.match(table.stdout, /peer lookups\s+\d+/);
+    assert.equal([...table.stdout.matchAll(/^peer\s+http:\/\/127\.0\.0\.1:\d+\s+closed$/gm)].length, 2, table.stdout);
+    for (const p of procs) p.child.kill('SIGTERM');
+    for (const p of procs) assert.equal((await p.exited).code, 0);
+  });
+
+  test('a wrapper that exits without passing SIGTERM on (as npx does): the server notices, drains and exits', async () => {
+    const up = await upstream();
+    const port = await freePort();
+    // `; true` keeps sh as the parent instead of exec-ing node, like npm exec's shell.
+    const wrapper = spawn('sh', ['-c', `"${process.execPath}" --import "${TSX}" "${CLI}" serve --upstream ${up.url} --port ${port}; true`], { stdio: 'ignore' });
+    const url = `http://127.0.0.1:${port}`;
+    let up200 = false;
+    for (let i = 0; i < 150 && !up200; i++) {
+      up200 = await request(`${url}/w`).then((r) => r.status === 200, () => false);
+      if (!up200) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(up200, 'the server started');
+    wrapper.kill('SIGKILL');
+    let refused = false;
+    for (let i = 0; i < 100 && !refused; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      refused = await request(`${url}/w`).then(() => false, (e: Error) => /ECONNREFUSED/.test(e.message));
+    }
+    assert.ok(refused, 'the orphaned server stopped listening');
+  });
+});

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const tsx = new URL('../../node_modules/.bin/tsx', import.meta.url).pathname;
 
-for (const name of ['raw', 'express', 'koa', 'fastify', 'hono', 'nest']) {
+for (const name of ['raw', 'express', 'koa', 'fastify', 'hono', 'nest', 'reverse-proxy']) {
   test(`examples/${name}.ts --check: miss, then hit, one render`, async () => {
     const { stdout } = await run(tsx, [`examples/${name}.ts`, '--check'], { timeout: 30_000 });
     const lines = stdout.trim().split('\n');

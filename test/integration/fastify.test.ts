@@ -5,12 +5,13 @@
  * through `fastify.routing`.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { Readable } from 'node:stream';
 import { describe, test, type TestContext } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createCache, type StrataCache } from '../../src/index.js';
 import { adapterSuite, assertHit, assertStatus } from '../helpers/adapter-suite.js';
-import { listen, request, sleep, type Running } from '../helpers/http.js';
+import { listen, request, sleep, untilTestEnds, type Running } from '../helpers/http.js';
 import { chunkStream, preparePlan, type Origin } from '../helpers/origin.js';
 
 /** Listens on 127.0.0.1:0 once the app is ready; closing closes the app. */
@@ -53,12 +54,7 @@ describe('Fastify specifics', { timeout: 15_000 }, () => {
     const cache = createCache();
     const app = Fastify();
     await setup(app, cache);
-    const running = await serve(app);
-    t.after(async () => {
-      await running.close();
-      await cache.close();
-    });
-    return { cache, url: running.url };
+    return untilTestEnds(t, await serve(app), cache);
   }
 
   test('caches string, Buffer, stream and JSON serialized by Fastify', async (t) => {
@@ -127,6 +123,20 @@ describe('Fastify specifics', { timeout: 15_000 }, () => {
     assertHit(await request(`${url}/hooks`), 'hooked');
     await sleep(20);
     assert.deepEqual(seen, ['before', 'onResponse']);
+  });
+
+  test('serverFactory with cache.wrap(handler): hits are answered before Fastify runs at all', async (t) => {
+    const cache = createCache();
+    let requests = 0;
+    let renders = 0;
+    const app = Fastify({ serverFactory: (handler) => http.createServer(cache.wrap(handler)) });
+    app.addHook('onRequest', async () => void requests++);
+    app.get('/wrapped', async (_req, reply) => reply.header('cache-control', 'max-age=60').send(`wrapped ${++renders}`));
+    const { url } = untilTestEnds(t, await serve(app), cache);
+    assertStatus(await request(`${url}/wrapped`), 'MISS');
+    assertHit(await request(`${url}/wrapped`), 'wrapped 1');
+    assert.equal(requests, 1, 'the hit never reached Fastify');
+    assert.equal(renders, 1);
   });
 
   test('cache.prime() renders routes through fastify.routing before any client asks', async (t) => {

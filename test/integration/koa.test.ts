@@ -9,7 +9,7 @@ import { describe, test } from 'node:test';
 import Koa from 'koa';
 import { createCache, type StrataCache } from '../../src/index.js';
 import { adapterSuite, assertHit, assertStatus, attempt } from '../helpers/adapter-suite.js';
-import { listen, request } from '../helpers/http.js';
+import { listen, request, untilTestEnds } from '../helpers/http.js';
 import { chunkStream, preparePlan, until, type Origin } from '../helpers/origin.js';
 
 /** A Koa app that does not print expected errors. */
@@ -45,12 +45,7 @@ describe('Koa specifics', { timeout: 15_000 }, () => {
     const cache = createCache();
     const app = quietKoa();
     setup(app, cache);
-    const running = await listen(http.createServer(app.callback()));
-    t.after(async () => {
-      await running.close();
-      await cache.close();
-    });
-    return { cache, url: running.url };
+    return untilTestEnds(t, await listen(http.createServer(app.callback())), cache);
   }
 
   test('caches string, Buffer, stream and JSON bodies', async (t) => {

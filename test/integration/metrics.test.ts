@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Registry } from 'prom-client';
 import { createCache, DiskStore } from '../../src/index.js';
-import { registerMetrics, observedState, renderMetrics, METRICS } from '../../src/observe/metrics.js';
+import { renderMetrics, METRICS } from '../../src/observe/metrics.js';
 import { closedAfterFile, listen, request } from '../helpers/http.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -87,19 +87,42 @@ test('a scrape reports the requests, renders and tiers cache.stats() counts', as
   assert.equal((await request(`${metrics.url}/metrics`, { method: 'POST' })).status, 405);
 });
 
-test('a prom-client Registry renders the same samples as the built-in exposition', async () => {
-  const { cache, srv } = await site();
-  await request(`${srv.url}/a`);
-  await request(`${srv.url}/a`);
+test('with metrics.registry, a prom-client Registry renders the same samples as the built-in exposition', async () => {
   const registry = new Registry();
-  const read = () => observedState(cache.stats(), cache.data.stats(), cache.engine.options.stores);
-  registerMetrics(registry, read);
+  const cache = createCache({ metrics: { registry } });
+  tracked.caches.push(cache);
+  const srv = await listen(
+    cache.wrap((_req, res) => {
+      res.setHeader('cache-control', 'public, max-age=60');
+      res.end('page');
+    }),
+  );
+  tracked.servers.push(srv);
+  const metrics = await listen(cache.metricsHandler());
+  tracked.servers.push(metrics);
+  await request(`${srv.url}/a`);
+  await request(`${srv.url}/a`);
   const fromRegistry = samples(await registry.metrics());
-  const ours = samples(renderMetrics(read()));
+  const ours = samples((await request(metrics.url)).body);
   assert.equal(fromRegistry.get('stratacache_requests_total{status="hit"}'), 1);
   assert.deepEqual([...fromRegistry.entries()].sort(), [...ours.entries()].sort());
   const json = await registry.getMetricsAsJSON();
   assert.ok(json.some((m) => m.name === 'stratacache_tier_bytes'));
+  // One cache per registry: a second one is refused at construction, naming the option.
+  assert.throws(() => createCache({ metrics: { registry } }), /options\.metrics\.registry already has stratacache_requests_total/);
+  // A closed cache's metrics leave the registry, so a new cache can take its place.
+  await cache.close();
+  assert.equal(await registry.metrics(), '\n');
+  const next = createCache({ metrics: { registry } });
+  tracked.caches.push(next);
+  assert.match(await registry.metrics(), /stratacache_requests_total\{status="hit"\} 0/);
+});
+
+test('options.metrics is validated at construction', () => {
+  assert.throws(() => createCache({ metrics: { registry: {} as never } }), /expected options\.metrics\.registry to be a prom-client Registry/);
+  assert.throws(() => createCache({ metrics: { registy: new Registry() } as never }), /unknown option options\.metrics\.registy/);
+  assert.throws(() => createCache({ metrics: 'yes' as never }), /expected options\.metrics to be an object/);
+  assert.throws(() => createCache({ cacheStatusDetail: 'yes' as never }), /expected options\.cacheStatusDetail to be a boolean/);
 });
 
 test('label values and help text are escaped as the exposition format requires', () => {
@@ -108,4 +131,52 @@ test('label values and help text are escaped as the exposition format requires',
     { name: 'y', help: 'none', type: 'gauge', samples: () => [] },
   ]);
   assert.equal(text, '# HELP x_total a\\\\b\\nc\n# TYPE x_total counter\nx_total{peer="http://h/\\"q\\"\\\\\\n"} 3\n');
+});
+
+test('store failures and revalidations are counted and scraped', async () => {
+  const failing = {
+    name: 'flaky',
+    get: () => undefined,
+    set: () => {
+      throw new Error('disk full');
+    },
+    delete: () => undefined,
+  };
+  const cache = createCache({ stores: [failing] });
+  tracked.caches.push(cache);
+  let renders = 0;
+  const srv = await listen(
+    cache.wrap((req, res) => {
+      renders++;
+      // The refresh sends the entry's validators (a revalidation); the origin answers 304 to them.
+      if (req.headers['if-none-match'] === '"v1"') {
+        res.writeHead(304, { etag: '"v1"', 'cache-control': 'public, max-age=1, stale-while-revalidate=60' });
+        res.end();
+        return;
+      }
+      res.setHeader('cache-control', 'public, max-age=1, stale-while-revalidate=60');
+      res.setHeader('etag', `"v${renders}"`);
+      res.end(`v${renders}`);
+    }),
+  );
+  tracked.servers.push(srv);
+  const metrics = await listen(cache.metricsHandler());
+  tracked.servers.push(metrics);
+  assert.equal((await request(`${srv.url}/swr`)).body, 'v1');
+  await new Promise((r) => setTimeout(r, 1_100));
+  const stale = await request(`${srv.url}/swr`);
+  assert.equal(stale.headers['x-cache'], 'STALE');
+  // The refresh's store fails too: one failure per stored render.
+  for (let i = 0; i < 300 && cache.stats().storeErrors < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  const m = samples((await request(`${metrics.url}/`)).body);
+  const s = cache.stats();
+  assert.equal(s.revalidations, 1);
+  assert.equal(m.get('stratacache_revalidations_total'), 1);
+  assert.equal(s.notModified, 1);
+  assert.equal(m.get('stratacache_revalidations_not_modified_total'), 1);
+  assert.equal(s.storeErrors, 2);
+  assert.equal(renders, 2);
+  assert.equal(m.get('stratacache_store_errors_total'), s.storeErrors);
+  assert.equal(m.get('stratacache_errors_total'), s.errors);
+  assert.equal(m.get('stratacache_renders_total{kind="background"}'), 1);
 });

@@ -154,6 +154,26 @@ describe('reverse proxy: streaming and headers', () => {
     assert.equal(r.headers['x-end-to-end'], 'kept');
   });
 
+  test('maxSockets bounds the connections to the upstream; further requests queue', async () => {
+    let open = 0;
+    let most = 0;
+    const up = await listen((_req, res) => {
+      open++;
+      most = Math.max(most, open);
+      setTimeout(() => {
+        open--;
+        res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'no-store' });
+        res.end('ok');
+      }, 100);
+    });
+    tracked.servers.push(up);
+    const proxy = await listen(createProxy({ upstream: up.url, maxSockets: 2 }));
+    tracked.servers.push(proxy);
+    const replies = await Promise.all(Array.from({ length: 6 }, (_, i) => request(`${proxy.url}/q${i}`)));
+    assert.deepEqual(replies.map((r) => r.status), [200, 200, 200, 200, 200, 200]);
+    assert.equal(most, 2);
+  });
+
   test('a slow upstream past the timeout: 504; a refused connection: 502', async () => {
     const up = await listen((_req, res) => {
       setTimeout(() => res.end('late'), 2_000).unref();

@@ -214,6 +214,10 @@ describe('documented defaults match DEFAULTS', () => {
     }
   });
 
+  test('every MetricsOptions field documents its default', () => {
+    assertDocumentedDefaults('observe/options.ts', 'MetricsOptions', DEFAULTS.metrics, 'MetricsOptions');
+  });
+
   test('the check notices drift: a changed default fails the comparison', () => {
     const docs = documentedDefaults(source.replace('@default 60000', '@default 30000'), 'CacheOptions');
     assert.notDeepEqual(parseLeadingLiteral(docs.get('defaultTtl')!), DEFAULTS.defaultTtl);

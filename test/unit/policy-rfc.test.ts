@@ -46,6 +46,15 @@ describe('directive names are case-insensitive (RFC 9111 §5.2)', () => {
     assert.equal(storable(judge({ 'cache-control': 'Public, max-age=60' }, { reqHeaders: { authorization: 'Bearer t' } })).shared, true);
   });
 
+  test('Must-Understand, Stale-If-Error and a response Pragma: No-Cache in odd case', () => {
+    refused(judge({ 'cache-control': 'max-age=60, Must-Understand, no-store' }, { status: 599 }), 'must-understand');
+    const v = storable(judge({ 'cache-control': 's-maxage=10, Stale-If-Error=60' }));
+    assert.equal(v.sieUntil - v.staleAt, 60_000);
+    refused(judge({ pragma: 'No-Cache' }), 'no-cache');
+    // Cache-Control wins over Pragma.
+    storable(judge({ pragma: 'no-cache', 'cache-control': 'max-age=60' }));
+  });
+
   test("the request's own No-Store is honoured", () => {
     refused(judge({ 'cache-control': 'max-age=60' }, { reqHeaders: { 'cache-control': 'No-Store' } }), 'request no-store');
   });

@@ -29,3 +29,34 @@ for (const [i, block] of blocks.entries()) {
     }
   });
 }
+
+// The README's shell lines name real things: npm scripts that exist, example files that exist,
+// stratacache commands the bin has.
+const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { scripts: Record<string, string> };
+const shellLines: string[] = [];
+let fence: string | undefined;
+for (const line of readme.split('\n')) {
+  const open = /^```(\w*)\s*$/.exec(line);
+  if (open !== null) fence = fence === undefined ? open[1]! : undefined;
+  else if (fence !== undefined && ['', 'sh', 'shell', 'bash'].includes(fence)) shellLines.push(line);
+}
+const commands = new Set(['serve', 'flush', 'prime', 'stats', 'demo', '--help', '--version']);
+test('every npm script, example file and stratacache command the README shows exists', () => {
+  let checked = 0;
+  for (const line of shellLines) {
+    for (const m of line.matchAll(/npm (?:run )?(start|test|run [\w:-]+)/g)) {
+      const script = m[1]!.replace(/^run /, '');
+      assert.ok(pkg.scripts[script] !== undefined, `README runs 'npm ${m[1]}', but package.json has no '${script}' script`);
+      checked++;
+    }
+    for (const m of line.matchAll(/npx tsx ((?:examples|src)\/[\w./-]+\.ts)/g)) {
+      assert.doesNotThrow(() => readFileSync(new URL(m[1]!, root)), `README runs ${m[1]}, which does not exist`);
+      checked++;
+    }
+    for (const m of line.matchAll(/(?:npx )?stratacache ([\w-]+)/g)) {
+      assert.ok(commands.has(m[1]!), `README runs 'stratacache ${m[1]}', which is not a command`);
+      checked++;
+    }
+  }
+  assert.ok(checked >= 4, `only ${checked} commands found`);
+});

@@ -1,0 +1,16 @@
+#!/bin/sh
+# Three stratacache processes, one per config file, in front of the upstream the files name
+# (http://127.0.0.1:8080). Each lists the others as peers; they share the secret below.
+# From an install: sh start.sh. From a clone: STRATACACHE="npx tsx src/cli.ts" sh examples/cluster-processes/start.sh
+# Stop them with Ctrl-C (each one drains its in-flight requests, then exits).
+set -e
+dir=$(dirname "$0")
+export STRATACACHE_PEER_SECRET="${STRATACACHE_PEER_SECRET:-change-me-to-a-long-random-secret}"
+bin="${STRATACACHE:-npx stratacache}"
+trap 'kill $pids 2>/dev/null' INT TERM
+pids=""
+for n in 1 2 3; do
+  $bin serve --config "$dir/node$n.json" &
+  pids="$pids $!"
+done
+wait
