@@ -210,9 +210,13 @@ export class Renderer {
       timer = setTimeout(() => {
         if (rescue('origin timeout')) return;
         const { names, values } = ctx.statusHeaders;
-        if (!control.answer(504, 'Gateway Timeout', Object.fromEntries(names.map((name, i) => [name, values.MISS[i]!])))) return;
-        answered = true;
-        debug('timeout: %s answered 504, the render goes on', key);
+        if (control.answer(504, 'Gateway Timeout', Object.fromEntries(names.map((name, i) => [name, values.MISS[i]!])))) {
+          answered = true;
+          debug('timeout: %s answered 504, the render goes on', key);
+        } else if (control.divert(() => this.#deliver.failure(res, 504))) {
+          // No connection of its own to answer on (fetch adapter): the 504 replaces the render.
+          debug('timeout: %s answered 504 in place of the render', key);
+        } else return;
         settle({ timedOut: true });
       }, options.originTimeout);
       timer.unref();
