@@ -44,7 +44,10 @@ export function internalRoute(at: {
     // (Varnish's BAN method cannot reach a Node server: its HTTP parser refuses unknown methods with
     // 400, so a prefix is banned with nginx cache_purge's form, `PURGE /path/*`.)
     if (req.method === 'PURGE') return answerPurge(req, res, { flush, purge });
-    if ((req.method === 'GET' || req.method === 'HEAD') && pathOf(req.url) === STATS_PATH) return answerGuarded(req, res, flush, () => reply(req, res, 200, 'application/json', JSON.stringify(stats())));
+    // Every GET passes here: parse the target only when it can name the stats path (a URL parse
+    // costs a hit about 0.3 us; dot segments still reach it, percent-encoded letters never did).
+    const url = req.url ?? '/';
+    if ((req.method === 'GET' || req.method === 'HEAD') && url.includes('stats') && pathOf(url) === STATS_PATH) return answerGuarded(req, res, flush, () => reply(req, res, 200, 'application/json', JSON.stringify(stats())));
     return undefined;
   };
 }
