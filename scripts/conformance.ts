@@ -44,7 +44,7 @@ function fail(message: string): never {
 
 /** Starts the CLI on port 0 and resolves with its URL once it prints where it listens. */
 function startProxy(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [path.join(root, 'dist', 'cli.js'), '--upstream', ORIGIN, '--port', '0', ...PROXY_FLAGS], {
+  const child = spawn(process.execPath, [path.join(root, 'dist', 'cli.js'), 'serve', '--upstream', ORIGIN, '--port', '0', ...PROXY_FLAGS], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {

@@ -129,6 +129,34 @@ describe('stored compressed variants', () => {
     assert.equal(identityTag.headers['content-encoding'], 'br');
   });
 
+  test('a revalidated entry (304) keeps its variants and sends the 304\'s new headers with them', async () => {
+    let version = 0;
+    const { cache, url, counts } = await serve((req, res) => {
+      version++;
+      res.setHeader('cache-control', 'public, max-age=1');
+      res.setHeader('x-version', String(version));
+      res.setHeader('etag', '"v1"');
+      if (req.headers['if-none-match'] === '"v1"') {
+        res.statusCode = 304;
+        return void res.end();
+      }
+      res.setHeader('content-type', 'text/html');
+      res.end(PAGE);
+    });
+    await request(`${url}/r`);
+    await until('the variants', () => cache.stats().compressions === 1);
+    assert.equal((await request(`${url}/r`, { headers: { 'accept-encoding': 'br' } })).headers['x-version'], '1');
+    await sleep(1100);
+    const revalidated = await request(`${url}/r`, { headers: { 'accept-encoding': 'br' } });
+    assert.equal(revalidated.status, 200);
+    assert.equal(counts.renders, 2, 'one revalidation');
+    const after = await request(`${url}/r`, { headers: { 'accept-encoding': 'br' } });
+    assert.equal(after.headers['x-cache'], 'HIT');
+    assert.equal(after.headers['content-encoding'], 'br');
+    assert.equal(after.headers['x-version'], '2', 'the br representation carries the merged headers');
+    assert.equal(brotliDecompressSync(after.raw).toString(), PAGE);
+  });
+
   test('never compressed: already encoded, compressed types, no-transform, small bodies', async () => {
     const gzipped = gzipSync(PAGE);
     const { cache, url } = await serve((req, res) => {
