@@ -45,6 +45,7 @@ import { PeerCluster } from './peers/cluster.js';
 import { PeerEndpoint } from './peers/endpoint.js';
 import { INVALIDATION_NAMESPACE, Propagator } from './peers/propagation.js';
 import { Reporter } from './report.js';
+import type { EngineHooks } from './seam.js';
 import { statusHeaders } from './serve.js';
 import { responseCounters, type CacheStats } from './stats.js';
 import type { MemoryStore } from './stores/memory.js';
@@ -186,30 +187,9 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       counters.errors++;
       if (error.code === 'ERR_STORE') counters.storeErrors++;
     });
-    const headers = statusHeaders(o.statusHeader, o.cacheName);
-    const ctx: EngineContext = {
-      options: o,
-      counters,
-      report,
-      flights: new Flights<FlightResult>(),
-      statusHeaders: headers,
-      // Switched in here: without it the hit path writes precomputed values only.
-      statusDetail: o.cacheStatusDetail ? StatusDetailer.create(headers, o.cacheName) : undefined,
-      hooks: undefined,
-      runner: undefined,
-      closed: false,
-    };
-    this.#ctx = ctx;
-    const tiers = (this.#tiers = new Tiers(ctx));
-    const targets = new TargetIndex({
-      normalize: (url) => normalizeTarget(url, o.ignoreParam),
-      primaryOf: (url, host) => primaryOfTarget(url, host, o),
-      keyedByHost: o.keyHost === 'header' && o.keyFunction === undefined,
-    });
-    const compression = o.compress === undefined ? undefined : new StoredCompression(ctx, tiers, o.compress);
-    const variants = new Variants(ctx, tiers, targets, compression && ((key, entry) => compression.stored(key, entry)));
-    const deliver = new Deliver(ctx);
-    const background = (this.#background = new Background(ctx, variants));
+    // The parts below refer to each other through closures called only once requests run, so
+    // they are built in the order their constructors need: cluster, invalidation, data cache
+    // (its hooks go into the engine's context), then the engine.
 
     // Peers: the endpoint answers lookups from the local tiers; the cluster is whom this node asks.
     const po = o.peers;
@@ -223,6 +203,11 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     this.#peers = peers;
 
     const epochs = new Epochs({ statLevel: o.statLevel, autoInvalidate: o.autoInvalidate });
+    const targets = new TargetIndex({
+      normalize: (url) => normalizeTarget(url, o.ignoreParam),
+      primaryOf: (url, host) => primaryOfTarget(url, host, o),
+      keyedByHost: o.keyHost === 'header' && o.keyFunction === undefined,
+    });
     const invalidation: InvalidationCoordinator = new InvalidationCoordinator({
       epochs,
       targets,
@@ -272,6 +257,45 @@ export class StrataCache extends EventEmitter<CacheEvents> {
             count: (outcome) => void (outcome === 'ok' ? counters.flushes++ : counters.flushRejected++),
           }));
 
+    // The data cache sees the response side only through ResponseServices (seam.ts).
+    let hooks: EngineHooks | undefined;
+    this.data = new DataCache(
+      {
+        attach: (h) => void (hooks = h),
+        renderTime: () => invalidation.renderTime(),
+        markStale: (key) => tiers.markStale(key),
+        subrequest: (init, runner) => background.subrequest(init, runner),
+        isInvalidated: (entry) => invalidation.isInvalidated(entry),
+        onInvalidate: (hook) => invalidation.onInvalidate(hook),
+        peers,
+        endpoint,
+      },
+      o,
+      this,
+    );
+    if (hooks === undefined) throw new Error('the data cache did not attach its hooks');
+
+    const headers = statusHeaders(o.statusHeader, o.cacheName);
+    const ctx: EngineContext = {
+      options: o,
+      counters,
+      report,
+      flights: new Flights<FlightResult>(),
+      statusHeaders: headers,
+      // Switched in here: without it the hit path writes precomputed values only.
+      statusDetail: o.cacheStatusDetail ? StatusDetailer.create(headers, o.cacheName) : undefined,
+      hooks,
+      // Optional features are switched in here, once: without includes no part looks for templates.
+      includes: o.includes ? hooks.includes : undefined,
+      runner: undefined,
+      closed: false,
+    };
+    this.#ctx = ctx;
+    const tiers = (this.#tiers = new Tiers(ctx));
+    const compression = o.compress === undefined ? undefined : new StoredCompression(ctx, tiers, o.compress);
+    const variants = new Variants(ctx, tiers, targets, compression && ((key, entry) => compression.stored(key, entry)));
+    const deliver = new Deliver(ctx);
+    const background = (this.#background = new Background(ctx, variants));
     const renderer = new Renderer(ctx, { variants, deliver, renderTime: () => invalidation.renderTime() });
     const peerFill = peers === undefined ? undefined : new PeerFill(ctx, { peers, variants, renderer, deliver, judge: invalidation });
     const leases = leasesOf(tiers.lower);
@@ -292,21 +316,6 @@ export class StrataCache extends EventEmitter<CacheEvents> {
         purge: ({ path, scope, host }) => ({ id: invalidation.invalidate({ paths: [path], scope, hard: true }, { host }).record.id }),
         stats: () => this.#observed(),
       }),
-    );
-
-    this.data = new DataCache(
-      {
-        attach: (hooks) => void (ctx.hooks = hooks),
-        renderTime: () => invalidation.renderTime(),
-        markStale: (key) => tiers.markStale(key),
-        subrequest: (init, runner) => background.subrequest(init, runner),
-        isInvalidated: (entry) => invalidation.isInvalidated(entry),
-        onInvalidate: (hook) => invalidation.onInvalidate(hook),
-        peers,
-        endpoint,
-      },
-      o,
-      this,
     );
     this.#unregisterMetrics = o.metricsRegistry === undefined ? undefined : registerMetrics(o.metricsRegistry, () => this.#observed());
     this.#parts = {

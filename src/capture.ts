@@ -5,6 +5,7 @@
  * connection, for background regeneration.
  */
 import { IncomingMessage, ServerResponse, type OutgoingHttpHeaders } from 'node:http';
+import { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import createDebug from 'debug';
 
@@ -321,7 +322,8 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
     },
     answer(code, text, extra = {}) {
       const socket = res.socket;
-      if (done || diverted || detached || res.headersSent || socket === null || socket.destroyed) return false;
+      // Only a real connection: a synthetic one (fetch adapter, background render) has no wire.
+      if (done || diverted || detached || res.headersSent || !(socket instanceof Socket) || socket.destroyed) return false;
       // Written on the connection itself, so the handler's response object stays untouched (it
       // may still set headers and end); the connection closes after it (no keep-alive reuse).
       const body = Buffer.from(text);

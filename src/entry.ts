@@ -49,25 +49,10 @@ export interface Entry {
   /** The body is an HTML template with `<esi:include>` tags, assembled at serve time. Absent when not. */
   esi?: boolean;
   /**
-   * Serving template built on first serve (not encoded). Internal.
-   * @internal
-   */
-  head?: unknown;
-  /**
-   * Parsed ESI template built on first serve (not encoded). Internal.
-   * @internal
-   */
-  template?: unknown;
-  /**
    * Compressed copies of `body` by content coding (`options.compress`), made once when the entry
    * was stored. A hit sends the one the client prefers (`compress/negotiate.ts`). Absent when none.
    */
   encoded?: Partial<Record<'br' | 'gzip' | 'zstd', Buffer>>;
-  /**
-   * The entry as sent in each coding, built on first serve (not encoded). Internal.
-   * @internal
-   */
-  views?: unknown;
 }
 
 const CODINGS = new Set(['br', 'gzip', 'zstd']);
@@ -76,7 +61,7 @@ const MAGIC = 0x53434531; // 'SCE1'
 /** Upper bound on the encoded metadata, so a hostile peer reply cannot make us parse megabytes of JSON. */
 const MAX_META = 256 * 1024;
 
-type Meta = Omit<Entry, 'body' | 'head' | 'template' | 'encoded' | 'views'>;
+type Meta = Omit<Entry, 'body' | 'encoded'>;
 
 /**
  * Encodes an entry as bytes: magic, meta length, JSON metadata, raw body (no base64), then the

@@ -34,11 +34,18 @@ export interface EngineHooks {
   closeScope(scope: RenderScope): void;
   /** The entry under `key` changed: stored (`after`), replaced (both) or dropped (`before` only). */
   onEntry(key: string, before: Entry | undefined, after: Entry | undefined): void;
-  /**
-   * The body of an ESI template for `req`, each include filled from the data cache. `source`
-   * may memoize its parsed template in `template`. Rejects when the page must fail.
-   */
-  assemble(source: { body: Buffer; template?: unknown }, req: IncomingMessage, runner: Runner | undefined): Promise<Buffer>;
+  /** ESI includes (switched in by the composition root only with `options.includes`). */
+  readonly includes: IncludeHooks;
+}
+
+/** ESI templates: recognised when a response is stored, assembled when it is served. */
+export interface IncludeHooks {
+  /** Whether a response with this `content-type` may be a template (HTML). */
+  isHtml(contentType: unknown): boolean;
+  /** Whether `body` is a template with `<esi:include>` tags (its parse is kept for {@link assemble}). */
+  isTemplate(body: Buffer): boolean;
+  /** The body of the template `body` for `req`, each include filled from the data cache. Rejects when the page must fail. */
+  assemble(body: Buffer, req: IncomingMessage, runner: Runner | undefined): Promise<Buffer>;
 }
 
 /** What the data cache uses of the response side. */

@@ -149,6 +149,9 @@ function weak(tag: string): string {
 /** Headers a 304 carries (RFC 9110 §15.4.5). */
 const NOT_MODIFIED_HEADERS = new Set(['cache-control', 'content-location', 'etag', 'expires', 'vary', 'last-modified']);
 
+/** Each entry's header list, built on its first serve (the stored entry stays plain data). */
+const heads = new WeakMap<Entry, Head>();
+
 /**
  * Writes `entry` to `res` as `status`. Synchronous; allocation-light on the 200 path: the header
  * list is built once per entry and its age and status slots are overwritten in place (writeHead
@@ -162,8 +165,8 @@ export function serveEntry(
 ): void {
   const { status, now, statusHeaders: sh } = context;
   noteStatus(res, status);
-  let head = entry.head as Head | undefined;
-  if (head === undefined || head.statusHeaders !== sh) entry.head = head = buildHead(entry, sh);
+  let head = heads.get(entry);
+  if (head === undefined || head.statusHeaders !== sh) heads.set(entry, (head = buildHead(entry, sh)));
   const age = String(ageOf(entry, now));
   if ((req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined) && notModified(req, entry)) {
     const flat = flatHeaders(entry.headers, (name) => NOT_MODIFIED_HEADERS.has(name));

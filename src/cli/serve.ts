@@ -10,6 +10,7 @@ import { resolveOptions } from '../options/resolve.js';
 import { DiskStore } from '../stores/disk.js';
 import { createProxy } from '../proxy/upstream.js';
 import { withAccessLog } from './access-log.js';
+import { adminHandler, parseAdmin, type AdminAddress } from './admin.js';
 import { buildServePlan, findConfigFile, loadConfigFile, type ServePlan } from './config.js';
 import { parseFlags, UsageError } from './units.js';
 import type { Io } from './io.js';
@@ -51,6 +52,7 @@ Sizes take units (64mb, 1gb), durations too (250ms, 10s, 5m, 1h, 1d).
   --flush-allow CIDR,...      clients allowed to flush (default loopback)
   --access-log [clf|json]     one line per request on stdout
   --drain-timeout DURATION    on SIGTERM, wait this long for in-flight requests (default 10s)
+  --admin [HOST:]PORT         serve /metrics (Prometheus) and the operator console (/console/) there
   -h, --help                  this text
 
 Environment: STRATACACHE_PEER_SECRET (peer secret), DEBUG=stratacache:* (diagnostics).`;
@@ -85,10 +87,11 @@ const FLAGS = {
   'flush-allow': { type: 'string' },
   'access-log': { type: 'string' },
   'drain-timeout': { type: 'string' },
+  admin: { type: 'string' },
 } as const;
 
 /** Parses `serve` arguments and the config file into a plan. Exported for tests. */
-export async function parseServe(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: string): Promise<ServePlan | 'help'> {
+export async function parseServe(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: string): Promise<(ServePlan & { admin?: AdminAddress }) | 'help'> {
   // `--access-log` alone means the common log format.
   const args = argv.flatMap((a, i) => (a === '--access-log' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('-')) ? ['--access-log=clf'] : [a]));
   const values: Record<string, string | boolean | undefined> = parseFlags(args, FLAGS).values;
@@ -96,7 +99,10 @@ export async function parseServe(argv: readonly string[], env: NodeJS.ProcessEnv
   if (values['flush-token'] === undefined && env.STRATACACHE_FLUSH_TOKEN !== undefined) values['flush-token'] = env.STRATACACHE_FLUSH_TOKEN;
   const configFile = findConfigFile(values.config as string | undefined, cwd);
   const file = configFile === undefined ? {} : await loadConfigFile(configFile);
-  return buildServePlan(file, values, { configFile, env });
+  const admin = typeof values.admin === 'string' ? parseAdmin(values.admin) : undefined;
+  delete values.admin;
+  const plan = buildServePlan(file, values, { configFile, env });
+  return admin === undefined ? plan : { ...plan, admin };
 }
 
 /** What the startup line says about the tiers and peers. */
@@ -162,6 +168,21 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
   const port = typeof address === 'object' && address !== null ? address.port : plan.port;
   const shownHost = plan.host.includes(':') ? `[${plan.host}]` : plan.host;
   io.out(`stratacache listening on http://${shownHost}:${port}/ -> ${plan.upstream}; ${describe(plan)}${plan.configFile !== undefined ? `; config ${plan.configFile}` : ''}`);
+  const admin = plan.admin === undefined ? undefined : http.createServer(adminHandler(cache));
+  if (admin !== undefined && plan.admin !== undefined) {
+    const at = plan.admin;
+    await new Promise<void>((resolve, reject) => {
+      admin.once('error', (error: NodeJS.ErrnoException) => {
+        server.close();
+        void cache.close();
+        reject(new UsageError(`cannot serve --admin on ${at.host}:${at.port} (${error.code ?? error.message})`));
+      });
+      admin.listen(at.port, at.host, () => resolve());
+    });
+    const a = admin.address();
+    const adminUrl = `http://${at.host.includes(':') ? `[${at.host}]` : at.host}:${typeof a === 'object' && a !== null ? a.port : at.port}`;
+    io.out(`stratacache admin on ${adminUrl}/ : metrics ${adminUrl}/metrics, console ${adminUrl}/console/`);
+  }
 
   let drained: () => void = () => {};
   const stopped = new Promise<void>((resolve) => (drained = resolve));
@@ -173,6 +194,8 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
       return;
     }
     draining = true;
+    admin?.closeAllConnections();
+    admin?.close();
     io.err(`stratacache: ${signal}: no new connections; waiting for ${inflight.size} in-flight request(s), up to ${plan.drainTimeout} ms`);
     server.close();
     server.closeIdleConnections();

@@ -76,7 +76,7 @@ export class Compressor {
       if (Object.keys(encoded).length === 0) return undefined;
       const varies = entry.headers.some(([n, v]) => n === 'vary' && headerList(v).some((h) => h.toLowerCase() === 'accept-encoding'));
       const headers: Entry['headers'] = varies ? entry.headers : [...entry.headers, ['vary', 'Accept-Encoding']];
-      return { ...entry, headers, encoded, head: undefined, views: undefined };
+      return { ...entry, headers, encoded };
     });
   }
 }

@@ -1,6 +1,6 @@
 /**
  * The representation a hit sends: the identity entry, or its compressed body as an entry of its
- * own (memoized on the entry, so serve.ts builds its header list once per coding). A compressed
+ * own (memoized per entry in a WeakMap, so serve.ts builds its header list once per coding). A compressed
  * representation never carries the identity body's ETag: it gets a suffixed one (RFC 9110 §8.8.3:
  * different content, different strong validator), its own Content-Length (computed by serve.ts
  * from its body) and `Content-Encoding`. Range requests get the identity body.
@@ -15,9 +15,13 @@ export function suffixTag(tag: string, coding: Coding): string {
   return end > 0 ? `${tag.slice(0, end)}-${coding}${tag.slice(end)}` : `${tag}-${coding}`;
 }
 
+/** Each entry as sent in each coding, built on its first serve in that coding (the entry stays plain data). */
+const viewsOf = new WeakMap<Entry, Partial<Record<Coding, Entry>>>();
+
 /** The entry as sent in `coding`. */
 export function encodedView(entry: Entry, coding: Coding): Entry {
-  const views = (entry.views ??= {}) as Partial<Record<Coding, Entry>>;
+  let views = viewsOf.get(entry);
+  if (views === undefined) viewsOf.set(entry, (views = {}));
   const known = views[coding];
   if (known !== undefined) return known;
   const etag = entry.etag === undefined ? undefined : suffixTag(entry.etag, coding);
@@ -29,7 +33,7 @@ export function encodedView(entry: Entry, coding: Coding): Entry {
     } else headers.push(pair);
   }
   headers.push(['content-encoding', coding]);
-  const view: Entry = { ...entry, body: entry.encoded![coding]!, headers, etag, head: undefined, encoded: undefined, views: undefined };
+  const view: Entry = { ...entry, body: entry.encoded![coding]!, headers, etag, encoded: undefined };
   views[coding] = view;
   return view;
 }

@@ -606,14 +606,25 @@ export class DataCache {
         this.#deps.unlink(RESPONSE + key, before?.deps);
         this.#deps.link(RESPONSE + key, after?.deps, (k) => this.#digestOf(k));
       },
-      assemble: (source, req, runner) => {
-        const segments = (source.template ??= parseTemplate(source.body)) as Segment[];
-        // A fresh scope: fragments filled at serve time are not dependencies of the page
-        // (they keep their own freshness); the chain starts at the page for loop detection.
-        const scope = this.#deps.open({ chain: [pathOf(req.url ?? '/')], host: req.headers.host ?? '', runner });
-        return this.#als.run(scope, () => this.#fill(segments, 1)).finally(() => this.#deps.close(scope));
+      includes: {
+        isHtml,
+        isTemplate: (body) => this.#templateOf(body) !== null,
+        assemble: (body, req, runner) => {
+          const segments = this.#templateOf(body) ?? parseTemplate(body);
+          // A fresh scope: fragments filled at serve time are not dependencies of the page
+          // (they keep their own freshness); the chain starts at the page for loop detection.
+          const scope = this.#deps.open({ chain: [pathOf(req.url ?? '/')], host: req.headers.host ?? '', runner });
+          return this.#als.run(scope, () => this.#fill(segments, 1)).finally(() => this.#deps.close(scope));
+        },
       },
     };
+  }
+
+  /** The parsed template of a body with includes, or null; parsed once per stored body (the Buffer is the entry's). */
+  #templateOf(body: Buffer): Segment[] | null {
+    let segments = this.#templates.get(body);
+    if (segments === undefined) this.#templates.set(body, (segments = templateOf(body) ?? null));
+    return segments;
   }
 
   async #fill(segments: readonly Segment[], depth: number): Promise<Buffer> {
@@ -627,9 +638,7 @@ export class DataCache {
       const res = await this.fetch(include.src);
       if (res.status >= 400) throw new IncludeError(`include ${include.src} answered ${res.status}`);
       if (!isHtml(res.headers['content-type'])) return res.body;
-      // Parsed once per stored fragment body (the Buffer is the stored entry's).
-      let nested = this.#templates.get(res.body);
-      if (nested === undefined) this.#templates.set(res.body, (nested = templateOf(res.body) ?? null));
+      const nested = this.#templateOf(res.body);
       if (nested === null) return res.body;
       const outer = this.#als.getStore()!;
       const scope = this.#deps.open({ chain: [...outer.chain, pathOf(include.src)], host: outer.host, runner: outer.runner });

@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Representations } from '../compress/views.js';
 import type { Entry } from '../entry.js';
 import { CacheError, IncludeError } from '../errors.js';
+import type { IncludeHooks } from '../seam.js';
 import { serveAssembled, serveEntry, type CacheStatus, type HitSink, type StatusHeaders } from '../serve.js';
 import type { Via } from '../observe/cache-status.js';
 import type { EngineContext, Exchange } from './types.js';
@@ -16,6 +17,15 @@ export class Deliver {
   /** Reused by every plain delivery (serveEntry reads it synchronously). */
   readonly #serveCtx: { status: CacheStatus; now: number; statusHeaders: StatusHeaders };
   readonly #representations: Representations;
+
+  /**
+   * Writes an entry. A template entry (ESI) is assembled first: the promise resolves once it is
+   * written. Any other entry is written at once (undefined): the hit path allocates no promise
+   * (and no options object: hence the positional parameters). `via` says how the entry got here,
+   * for Cache-Status detail only (callers pass constants or nothing on the hit path). Without
+   * includes no entry is looked at as a template: the plain writer is switched in at construction.
+   */
+  readonly serve: (req: IncomingMessage, res: ServerResponse, entry: Entry, status: CacheStatus, now: number, ex: Exchange, via?: Via) => Promise<boolean> | undefined;
 
   constructor(ctx: EngineContext) {
     this.#ctx = ctx;
@@ -32,23 +42,20 @@ export class Deliver {
         serveEntry(req, res, entry.encoded === undefined ? entry : this.#representations.pick(req, entry), serveCtx);
       };
     }
-  }
-
-  /**
-   * Writes an entry. A template entry (ESI) is assembled first: the promise resolves once it is
-   * written. Any other entry is written at once (undefined): the hit path allocates no promise
-   * (and no options object: hence the positional parameters). `via` says how the entry got here,
-   * for Cache-Status detail only (callers pass constants or nothing on the hit path).
-   */
-  serve(req: IncomingMessage, res: ServerResponse, entry: Entry, status: CacheStatus, now: number, ex: Exchange, via?: Via): Promise<boolean> | undefined {
-    if (this.isTemplate(entry)) return this.#serveTemplate(req, res, entry, { status, now, ex, via });
-    this.servePlain(req, res, entry, status, now, via);
-    return undefined;
+    const includes = ctx.includes;
+    this.serve =
+      includes === undefined
+        ? (req, res, entry, status, now, _ex, via) => void this.servePlain(req, res, entry, status, now, via)
+        : (req, res, entry, status, now, ex, via) => {
+            if (entry.esi === true) return this.#serveTemplate(req, res, entry, { status, now, ex, via }, includes);
+            this.servePlain(req, res, entry, status, now, via);
+            return undefined;
+          };
   }
 
   /** True when the entry is an ESI template, assembled (asynchronously) for each delivery. */
   isTemplate(entry: Entry): boolean {
-    return entry.esi === true && this.#ctx.hooks !== undefined && this.#ctx.options.includes;
+    return entry.esi === true && this.#ctx.includes !== undefined;
   }
 
   /** Writes a plain (not template) entry at once. `via` is read only with Cache-Status detail (switched in above). */
@@ -74,10 +81,10 @@ export class Deliver {
   }
 
   /** Serves a template entry: each include filled from the data cache, or 500 when one must fail the page. */
-  async #serveTemplate(req: IncomingMessage, res: ServerResponse, entry: Entry, at: { status: CacheStatus; now: number; ex: Exchange; via: Via | undefined }): Promise<boolean> {
+  async #serveTemplate(req: IncomingMessage, res: ServerResponse, entry: Entry, at: { status: CacheStatus; now: number; ex: Exchange; via: Via | undefined }, includes: IncludeHooks): Promise<boolean> {
     let body: Buffer;
     try {
-      body = await this.#ctx.hooks!.assemble(entry, req, at.ex.regen ?? this.#ctx.runner);
+      body = await includes.assemble(entry.body, req, at.ex.regen ?? this.#ctx.runner);
     } catch (error) {
       this.#ctx.report.fail(error instanceof CacheError ? error : new IncludeError('include assembly failed', { cause: error }));
       return this.failure(res, 500);

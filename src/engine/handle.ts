@@ -12,7 +12,7 @@ import { primaryKey } from '../key.js';
 import { SIGNATURE_HEADER } from '../peers/auth.js';
 import { adoptAbsoluteForm, refusal } from '../request.js';
 import type { Background } from './background.js';
-import { canRescue, decide, hasValidators, isFreshHit, type Decision, type RequestFlags } from './decide.js';
+import { canRescue, decide, hasValidators, isFreshHit, type DecideContext, type Decision, type RequestFlags } from './decide.js';
 import type { Deliver } from './deliver.js';
 import type { PeerFill } from './peer-fill.js';
 import type { Renderer } from './render.js';
@@ -54,10 +54,13 @@ interface Lookup {
 export class RequestPath {
   readonly #ctx: EngineContext;
   readonly #p: HandleParts;
+  /** The rules decide() applies, read from the options once. */
+  readonly #rules: Pick<DecideContext, 'gracePeriod' | 'staleOnError'>;
 
   constructor(ctx: EngineContext, parts: HandleParts) {
     this.#ctx = ctx;
     this.#p = parts;
+    this.#rules = { gracePeriod: ctx.options.gracePeriod, staleOnError: ctx.options.staleOnErrorStatuses.size > 0 };
   }
 
   /**
@@ -157,8 +160,7 @@ export class RequestPath {
     const decision = decide(entry, this.#flags(req, ex, { primary, key, attempt: at.attempt }), {
       now,
       verdict: entry === undefined ? undefined : invalidation.verdict(entry),
-      gracePeriod: this.#ctx.options.gracePeriod,
-      staleOnError: this.#ctx.options.staleOnErrorStatuses.size > 0,
+      ...this.#rules,
     });
     if (decision.drop) tiers.delete(key);
     const url = req.url ?? '';
@@ -251,7 +253,7 @@ export class RequestPath {
     ticket.used = true;
     // Waiters of a failed background render get the old copy, if it is still within stale-if-error.
     const old = this.#p.tiers.memory.get(ticket.key);
-    const at = { now: Date.now(), verdict: old === undefined ? undefined : this.#p.invalidation.verdict(old), staleOnError: this.#ctx.options.staleOnErrorStatuses.size > 0 };
+    const at = { now: Date.now(), verdict: old === undefined ? undefined : this.#p.invalidation.verdict(old), staleOnError: this.#rules.staleOnError };
     const fallback = canRescue(old, at) ? old : undefined;
     // A refresh, refetch or priming of a stored page asks with its validators too: a 304 keeps it.
     const revalidate = old !== undefined && at.verdict?.hard !== true && hasValidators(old) ? old : undefined;

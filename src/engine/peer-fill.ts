@@ -25,6 +25,8 @@ export class PeerFill {
   readonly #renderer: Renderer;
   readonly #deliver: Deliver;
   readonly #judge: InvalidationJudge;
+  /** Stale-on-error is on: a leader with no local fallback also asks for a peer's stale copy. */
+  readonly #staleOnError: boolean;
 
   constructor(ctx: EngineContext, parts: { peers: PeerCluster; variants: Variants; renderer: Renderer; deliver: Deliver; judge: InvalidationJudge }) {
     this.#ctx = ctx;
@@ -33,6 +35,7 @@ export class PeerFill {
     this.#renderer = parts.renderer;
     this.#deliver = parts.deliver;
     this.#judge = parts.judge;
+    this.#staleOnError = ctx.options.staleOnErrorStatuses.size > 0;
   }
 
   /**
@@ -50,7 +53,7 @@ export class PeerFill {
     const ctx = this.#ctx;
     // With no usable local copy to answer a failing origin, the same lookup also asks for a copy
     // still inside its stale-if-error window (RFC 5861 §4): kept aside, served only if the render fails.
-    const wantStale = fallback === undefined && ctx.options.staleOnErrorStatuses.size > 0;
+    const wantStale = fallback === undefined && this.#staleOnError;
     const { hit, stale } = await this.#ask(req, primary, wantStale);
     if (hit === undefined) {
       if (res.destroyed) {

@@ -7,12 +7,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import { LRUCache } from 'lru-cache';
 import { captureResponse, type CaptureControl, type CaptureHooks, type CaptureResult } from '../capture.js';
-import { isHtml, templateOf } from '../data/esi.js';
 import { entrySize, type Entry } from '../entry.js';
 import { CacheError, HandlerError, IncludeError } from '../errors.js';
 import { tagsOf } from '../invalidation/targets.js';
 import { evaluateResponse, evaluateRevalidation, storedHeaders, type Verdict } from '../policy.js';
-import type { RenderScope } from '../seam.js';
+import type { IncludeHooks, RenderScope } from '../seam.js';
 import { alignWithKey } from '../request.js';
 import { setStatusHeaders } from '../serve.js';
 import { isPromise } from '../stores/store.js';
@@ -38,12 +37,19 @@ export class Renderer {
    * rendered without a flight (nobody queues), stored again as soon as a response is storable.
    */
   readonly #passKeys: LRUCache<string, string> | undefined;
+  readonly #transformFor: ((req: IncomingMessage, runner: Runner | undefined) => NonNullable<CaptureHooks['transform']>) | undefined;
 
   constructor(ctx: EngineContext, parts: { variants: Variants; deliver: Deliver; renderTime: () => number }) {
     this.#ctx = ctx;
     this.#variants = parts.variants;
     this.#deliver = parts.deliver;
     this.#renderTime = parts.renderTime;
+    const includes = ctx.includes;
+    // The capture transform that assembles an HTML response for its client: only with includes.
+    this.#transformFor =
+      includes === undefined
+        ? undefined
+        : (req, runner) => (_status, headers) => (includes.isHtml(headers['content-type']) ? (body) => this.#assembleFresh(includes, body, req, runner) : undefined);
     const passTtl = ctx.options.passTtl;
     this.#passKeys = passTtl > 0 ? new LRUCache<string, string>({ max: 100_000, ttl: passTtl }) : undefined;
   }
@@ -99,7 +105,7 @@ export class Renderer {
     let verdict: Verdict | undefined;
     const hooks = ctx.hooks;
     const runner = ex.regen ?? ctx.runner;
-    const scope = hooks?.openScope(req, runner);
+    const scope = hooks.openScope(req, runner);
     let failed = false;
     let settled = false;
     /** The client (and the waiters) got a 504 at originTimeout; the render goes on, to be stored. */
@@ -130,7 +136,7 @@ export class Renderer {
     // nobody). An ESI template would be assembled asynchronously, after the divert: its leader
     // gets the error, its waiters the stale copy.
     const rescue = (reason: string, originStatus?: number): boolean => {
-      if (fallback === undefined || ticket !== undefined || (fallback.esi === true && options.includes)) return false;
+      if (fallback === undefined || ticket !== undefined || (fallback.esi === true && ctx.includes !== undefined)) return false;
       const served = serveInstead(fallback, 'STALE', { failed: { status: originStatus } });
       if (!served) return false;
       debug('stale: %s %s', reason, key);
@@ -183,12 +189,12 @@ export class Renderer {
           return verdict.storable;
         },
         // With includes on, an HTML response is held and its client gets the assembled page.
-        transform: hooks !== undefined && options.includes ? this.#transformFor(req, runner) : undefined,
+        transform: this.#transformFor?.(req, runner),
         // The render goes on when its client leaves (or was answered 504), so its waiters and
         // later clients get it; bounded by originTimeout (30 s when that is 0).
         outlive: ticket === undefined ? options.originTimeout || DETACHED_LIMIT : undefined,
         onDone: (result) => {
-          if (scope !== undefined) hooks!.closeScope(scope);
+          hooks.closeScope(scope);
           if (settled && !answered) return;
           let outcome = this.#complete(req, primary, result, { verdict, scope, startedAt });
           if (!result.ok && result.reason !== 'diverted') outcome.failed = true;
@@ -204,9 +210,13 @@ export class Renderer {
       timer = setTimeout(() => {
         if (rescue('origin timeout')) return;
         const { names, values } = ctx.statusHeaders;
-        if (!control.answer(504, 'Gateway Timeout', Object.fromEntries(names.map((name, i) => [name, values.MISS[i]!])))) return;
-        answered = true;
-        debug('timeout: %s answered 504, the render goes on', key);
+        if (control.answer(504, 'Gateway Timeout', Object.fromEntries(names.map((name, i) => [name, values.MISS[i]!])))) {
+          answered = true;
+          debug('timeout: %s answered 504, the render goes on', key);
+        } else if (control.divert(() => this.#deliver.failure(res, 504))) {
+          // No connection of its own to answer on (fetch adapter): the 504 replaces the render.
+          debug('timeout: %s answered 504 in place of the render', key);
+        } else return;
         settle({ timedOut: true });
       }, options.originTimeout);
       timer.unref();
@@ -225,10 +235,8 @@ export class Renderer {
     ctx.report.emit('pass', { key: at.key, url: req.url ?? '', status: 'PASS', reason: at.reason } satisfies CacheEvent);
     // With includes on, a passed HTML response is assembled too: its client must never see raw
     // include tags. Nothing is kept (onHeaders: false); without includes no capture is installed.
-    const control =
-      ctx.hooks !== undefined && ctx.options.includes
-        ? captureResponse(res, { onHeaders: () => false, onDone: () => undefined, transform: this.#transformFor(req, ex.regen ?? ctx.runner) }, ctx.options.maxEntrySize)
-        : undefined;
+    const transform = this.#transformFor?.(req, ex.regen ?? ctx.runner);
+    const control = transform === undefined ? undefined : captureResponse(res, { onHeaders: () => false, onDone: () => undefined, transform }, ctx.options.maxEntrySize);
     return this.invoke(req, res, ex, { control });
   }
 
@@ -242,7 +250,7 @@ export class Renderer {
     const { scope } = at;
     let r: unknown;
     try {
-      r = scope === undefined ? ex.run(req, res) : this.#ctx.hooks!.runInScope(scope, () => ex.run(req, res));
+      r = scope === undefined ? ex.run(req, res) : this.#ctx.hooks.runInScope(scope, () => ex.run(req, res));
     } catch (error) {
       return this.#runFailed(res, ex, at, error);
     }
@@ -287,7 +295,7 @@ export class Renderer {
     this.#ctx.counters.notModified++;
     const { verdict, headers } = merged;
     const find = (name: string): string | undefined => headers.find(([n]) => n === name)?.[1];
-    const entry: Entry = { ...stored, headers, head: undefined, views: undefined, storedAt: at.startedAt, etag: find('etag'), lastModified: find('last-modified') };
+    const entry: Entry = { ...stored, headers, storedAt: at.startedAt, etag: find('etag'), lastModified: find('last-modified') };
     if (!verdict.storable) {
       debug('revalidated, not stored: %s %s', verdict.reason, at.primary);
       return { entry, stored: undefined };
@@ -338,10 +346,8 @@ export class Renderer {
       // A data key this render read changed while it ran: stored stale at birth, and served as
       // such (one background refresh) until it would have gone stale anyway.
       if (scope?.tainted) (entry.staleAt = entry.storedAt), (entry.swrUntil = Math.max(entry.swrUntil, verdict.staleAt));
-      if (options.includes && this.#ctx.hooks !== undefined && isHtml(find('content-type'))) {
-        const template = templateOf(result.body);
-        if (template !== undefined) (entry.esi = true), (entry.template = template);
-      }
+      const includes = this.#ctx.includes;
+      if (includes !== undefined && includes.isHtml(find('content-type')) && includes.isTemplate(result.body)) entry.esi = true;
       // Headers and overhead count against the memory budget too: an entry the memory tier would
       // refuse is "too large", not a store.
       if (entrySize(entry) <= options.maxSize) {
@@ -383,16 +389,10 @@ export class Renderer {
     raw.push(...kept);
   }
 
-  /** The capture transform that assembles an HTML response for its client (includes on). */
-  #transformFor(req: IncomingMessage, runner: Runner | undefined): NonNullable<CaptureHooks['transform']> {
-    return (_status, headers) => (isHtml(headers['content-type']) ? (body) => this.#assembleFresh(body, req, runner) : undefined);
-  }
-
-  /** Assembles a just-rendered HTML body for its client (no template stored yet). */
-  #assembleFresh(body: Buffer, req: IncomingMessage, runner: Runner | undefined): Promise<Buffer> {
-    const template = templateOf(body);
-    if (template === undefined) return Promise.resolve(body);
-    return this.#ctx.hooks!.assemble({ body, template }, req, runner).catch((error: unknown) => {
+  /** Assembles a just-rendered HTML body for its client. */
+  #assembleFresh(includes: IncludeHooks, body: Buffer, req: IncomingMessage, runner: Runner | undefined): Promise<Buffer> {
+    if (!includes.isTemplate(body)) return Promise.resolve(body);
+    return includes.assemble(body, req, runner).catch((error: unknown) => {
       this.#ctx.report.fail(error instanceof CacheError ? error : new IncludeError('include assembly failed', { cause: error }));
       throw error;
     });

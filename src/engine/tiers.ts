@@ -24,7 +24,7 @@ export class Tiers {
     // A memory store listed in options.stores is the memory tier; otherwise one from maxSize.
     const tiers = resolveTiers('stores', ctx.options.stores);
     this.memory = tiers.memory ?? new MemoryStore({ maxSize: ctx.options.maxSize });
-    this.memory.listenEvictions((key, entry) => ctx.hooks?.onEntry(key, entry, undefined));
+    this.memory.listenEvictions((key, entry) => ctx.hooks.onEntry(key, entry, undefined));
     this.#lower = tiers.lower;
   }
 
@@ -80,10 +80,9 @@ export class Tiers {
 
   /** Keeps an entry another node stored in a shared tier: memory only (the data cache's index hears of it). */
   keep(key: string, entry: Entry): void {
-    const hooks = this.#ctx.hooks;
-    const before = hooks === undefined ? undefined : this.memory.get(key);
+    const before = this.memory.get(key);
     this.memory.set(key, entry);
-    hooks?.onEntry(key, before, entry);
+    this.#ctx.hooks.onEntry(key, before, entry);
   }
 
   /** Stores `entry` under `key` in the extra stores only. */
@@ -102,11 +101,8 @@ export class Tiers {
 
   /** Removes `key` from every tier. */
   delete(key: string): void {
-    const hooks = this.#ctx.hooks;
-    if (hooks !== undefined) {
-      const before = this.memory.get(key);
-      if (before !== undefined) hooks.onEntry(key, before, undefined);
-    }
+    const before = this.memory.get(key);
+    if (before !== undefined) this.#ctx.hooks.onEntry(key, before, undefined);
     this.memory.delete(key);
     for (const store of this.#lower) {
       try {

@@ -7,7 +7,7 @@ import type { Entry } from '../entry.js';
 import type { Deferred, Flights } from '../flight.js';
 import type { ResolvedOptions } from '../options/types.js';
 import type { Reporter } from '../report.js';
-import type { EngineHooks, Runner } from '../seam.js';
+import type { EngineHooks, IncludeHooks, Runner } from '../seam.js';
 import type { CacheStatus, HitSink, StatusHeaders } from '../serve.js';
 import type { ResponseCounters } from '../stats.js';
 import type { StatusDetailer } from '../observe/cache-status.js';
@@ -116,8 +116,10 @@ export interface EngineContext {
   readonly statusHeaders: StatusHeaders;
   /** Cache-Status detail (`cacheStatusDetail`); undefined when off, so the plain paths stay as they are. */
   readonly statusDetail: StatusDetailer | undefined;
-  /** The data cache's hooks (set once, by the composition root). */
-  hooks: EngineHooks | undefined;
+  /** The data cache's hooks. */
+  readonly hooks: EngineHooks;
+  /** ESI includes: the data cache's, with `options.includes`; undefined (no include work at all) without. */
+  readonly includes: IncludeHooks | undefined;
   /** The last adapter's way to render in the background (for refresh, refetch, priming, sub-requests). */
   runner: Runner | undefined;
   /** Set by close(): no new background work starts. */

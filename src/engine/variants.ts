@@ -105,7 +105,7 @@ export class Variants {
       this.#vary.set(primary, { names: entry.vary, variants: [key] });
       // The variant list lives in memory; lower tiers outlive it (a disk store across a restart),
       // so they get a bodiless marker under the primary key that names the Vary headers.
-      const marker: Entry = { ...entry, headers: [], body: Buffer.alloc(0), head: undefined, deps: undefined, esi: undefined, template: undefined, encoded: undefined, views: undefined };
+      const marker: Entry = { ...entry, headers: [], body: Buffer.alloc(0), deps: undefined, esi: undefined, encoded: undefined };
       tiers.setLower(primary, marker);
     } else {
       const i = spec.variants.indexOf(key);

@@ -230,3 +230,21 @@ describe('close()', () => {
     assert.ok(Date.now() - started < 2_000);
   });
 });
+
+describe('originTimeout through the fetch adapter', () => {
+  test('a WHATWG handler with no headers after originTimeout: 504 at the timeout, not a hang', async () => {
+    const release = gate();
+    const cache = createCache({ originTimeout: 300 });
+    tracked.caches.push(cache);
+    const handler = cache.fetch(async () => {
+      await release.wait;
+      return new Response('late', { headers: { 'cache-control': 'public, max-age=60' } });
+    });
+    setTimeout(release.open, 4_000).unref();
+    const started = Date.now();
+    const response = await handler(new Request('http://site.example/fetch-slow'));
+    assert.equal(response.status, 504);
+    assert.ok(Date.now() - started < 3_500, `answered after ${Date.now() - started} ms`);
+    release.open();
+  });
+});
