@@ -55,6 +55,11 @@ export interface Entry {
   encoded?: Partial<Record<'br' | 'gzip' | 'zstd', Buffer>>;
 }
 
+/** The `Age` of `entry` at `now`, in seconds (RFC 9111 §4.2.3): what it had when stored plus the time since. */
+export function ageOf(entry: Entry, now: number): number {
+  return entry.initialAge + Math.max(0, Math.floor((now - entry.storedAt) / 1000));
+}
+
 const CODINGS = new Set(['br', 'gzip', 'zstd']);
 
 const MAGIC = 0x53434531; // 'SCE1'

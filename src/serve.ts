@@ -4,7 +4,7 @@
  * built once, reused for every hit.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Entry } from './entry.js';
+import { ageOf, type Entry } from './entry.js';
 import { noteStatus } from './observe/tracing.js';
 import type { StatusHeaderMode } from './options/types.js';
 import { ifRangeMatches, rangeOf, type RangeAnswer } from './range.js';
@@ -114,8 +114,23 @@ export interface HitSink {
 }
 
 /** Seconds of `Age` (RFC 9111 §5.1) for an entry at `now`. */
-export function ageOf(entry: Entry, now: number): number {
-  return entry.initialAge + Math.max(0, Math.floor((now - entry.storedAt) / 1000));
+export { ageOf };
+
+/** The bodies of the bare error statuses the cache answers itself. */
+export const ERROR_TEXT = Object.freeze({ 500: 'Internal Server Error', 504: 'Gateway Timeout' });
+
+/**
+ * Answers a bare error status (plain text, nothing of the origin's) when the headers were not
+ * sent yet; returns false, writing nothing, when they were (the caller then cuts the response).
+ */
+export function answerError(res: ServerResponse, status: 500 | 504): boolean {
+  if (res.headersSent) return false;
+  const text = ERROR_TEXT[status];
+  res.statusCode = status;
+  res.setHeader('content-type', 'text/plain; charset=utf-8');
+  res.setHeader('content-length', Buffer.byteLength(text));
+  res.end(text);
+  return true;
 }
 
 /**

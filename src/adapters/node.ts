@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import type { Engine, Exchange } from '../engine/types.js';
+import { answerError } from '../serve.js';
 import { isPromise } from '../stores/store.js';
 
 const debug = createDebug('stratacache:adapter');
@@ -28,8 +29,5 @@ export function wrap(engine: Engine, handler: NodeHandler): (req: IncomingMessag
 /** An error escaped the engine (a bug): answer 500, or cut a response already started. */
 export function internalError(res: ServerResponse, error: unknown): void {
   debug('internal error: %O', error);
-  if (!res.headersSent) {
-    res.statusCode = 500;
-    res.end('Internal Server Error');
-  } else res.destroy();
+  if (!answerError(res, 500)) res.destroy();
 }

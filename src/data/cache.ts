@@ -21,6 +21,7 @@ import type { ResolvedOptions } from '../options/types.js';
 import { evaluateRevalidation, evaluateResponse, storedHeaders, type PolicyOptions, type Verdict } from '../policy.js';
 import type { PeerCounters } from '../peers/cluster.js';
 import type { LookupQuery } from '../peers/protocol.js';
+import { STALE_ON_ERROR_STATUSES } from '../options/defaults.js';
 import { MemoryStore } from '../stores/memory.js';
 import type { CacheStore } from '../stores/store.js';
 import { resolveTiers } from '../stores/tiers.js';
@@ -132,7 +133,7 @@ const URLKEY = 'u:';
 const PATHNAME = 'p:';
 const EMPTY = Buffer.alloc(0);
 /** RFC 5861 §4: the errors stale-if-error covers. */
-const SERVER_ERRORS = new Set([500, 502, 503, 504]);
+const SERVER_ERRORS: ReadonlySet<number> = new Set(STALE_ON_ERROR_STATUSES);
 
 /** The data cache behind `cache.data`. */
 export class DataCache {

@@ -7,7 +7,7 @@ import { Representations } from '../compress/views.js';
 import type { Entry } from '../entry.js';
 import { CacheError, IncludeError } from '../errors.js';
 import type { IncludeHooks } from '../seam.js';
-import { serveAssembled, serveEntry, type CacheStatus, type HitSink, type StatusHeaders } from '../serve.js';
+import { answerError, serveAssembled, serveEntry, type CacheStatus, type HitSink, type StatusHeaders } from '../serve.js';
 import type { Via } from '../observe/cache-status.js';
 import type { EngineContext, Exchange } from './types.js';
 
@@ -72,11 +72,7 @@ export class Deliver {
    * the origin's: what a waiter gets when the render it waited for produced nothing to serve.
    */
   failure(res: ServerResponse, status: 500 | 504): true {
-    if (!res.headersSent) {
-      const text = status === 504 ? 'Gateway Timeout' : 'Internal Server Error';
-      res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-      res.end(text);
-    }
+    answerError(res, status);
     return true;
   }
 

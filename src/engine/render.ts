@@ -13,7 +13,7 @@ import { tagsOf } from '../invalidation/targets.js';
 import { evaluateResponse, evaluateRevalidation, storedHeaders, type Verdict } from '../policy.js';
 import type { IncludeHooks, RenderScope } from '../seam.js';
 import { alignWithKey } from '../request.js';
-import { setStatusHeaders } from '../serve.js';
+import { answerError, setStatusHeaders } from '../serve.js';
 import { isPromise } from '../stores/store.js';
 import type { Deliver } from './deliver.js';
 import type { CacheEvent, EngineContext, Exchange, FlightResult, Lead, Runner } from './types.js';
@@ -269,11 +269,7 @@ export class Renderer {
     if (at.rescue?.()) return true;
     at.control?.abort('handler error', error);
     if (ex.rethrow) throw error;
-    if (!res.headersSent) {
-      res.statusCode = 500;
-      res.setHeader('content-type', 'text/plain; charset=utf-8');
-      res.end('Internal Server Error');
-    } else res.destroy();
+    if (!answerError(res, 500)) res.destroy();
     return false;
   }
 

@@ -6,7 +6,7 @@
  */
 import createDebug from 'debug';
 import { LRUCache } from 'lru-cache';
-import type { Entry } from '../entry.js';
+import { ageOf, type Entry } from '../entry.js';
 import type { PeerCluster } from '../peers/cluster.js';
 import { acceptPeerEntry } from '../peers/judge.js';
 import type { PublicationCounters } from '../stats.js';
@@ -170,7 +170,7 @@ export class Publications {
         const hit = await ctx.peers!.find({ ns: 'r', key: primary, headers: {}, freshAt: Date.now() }, (entry) => this.#acceptRefetched(entry, primary, wait.group));
         if (hit === undefined) continue;
         const now = ctx.renderTime();
-        const copy: Entry = { ...hit.entry, storedAt: now, initialAge: hit.entry.initialAge + Math.max(0, Math.floor((now - hit.entry.storedAt) / 1000)) };
+        const copy: Entry = { ...hit.entry, storedAt: now, initialAge: ageOf(hit.entry, now) };
         ctx.store(primary, copy);
         this.counters.peerRefetches++;
         debug('refetch %s: took the copy of %s', primary, hit.peer);
