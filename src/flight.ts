@@ -74,8 +74,9 @@ export async function settledWithin(promises: readonly Promise<unknown>[], ms: n
   if (!Number.isFinite(ms)) return all;
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<boolean>((resolve) => {
+    // Not unref'd: whoever awaits this (close()) must get its answer, not a process that exits
+    // mid-await because only unref'd timers were left.
     timer = setTimeout(() => resolve(false), Math.max(0, ms));
-    timer.unref();
   });
   try {
     return await Promise.race([all, late]);

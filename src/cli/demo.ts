@@ -144,7 +144,7 @@ export async function runDemo(argv: readonly string[], io: Io): Promise<number> 
   const servers = await Promise.all([0, 1, 2].map(() => listen(() => {})));
   const nodes = servers.map((s) => s.url);
   const secret = 'stratacache-demo-secret-0123456789';
-  const caches = nodes.map((self) => createCache({ gracePeriod: 2_000, peers: { self, nodes, secret, queryTimeout: 1_000 }, data: { defaultTtl: 60_000 } }));
+  const caches = nodes.map((self) => createCache({ gracePeriod: 2_000, errorBackoff: 1_000, peers: { self, nodes, secret, queryTimeout: 1_000 }, data: { defaultTtl: 60_000 } }));
   caches.forEach((cache, i) => servers[i]!.server.on('request', cache.wrap(app(origin, () => cache, apiServer.url, renderMs))));
   // Failures are part of the story (the outage): counted and told, not logged line by line.
   let failures = 0;

@@ -39,6 +39,8 @@ export interface RequestFlags {
   askPeers: boolean;
   /** It may still wait and look again (a request looks again at most twice). */
   mayWait: boolean;
+  /** A render of its primary key failed within `errorBackoff` (a stale copy answered it). */
+  originFailing: boolean;
 }
 
 /** The clock, the verdict on the entry, and the rules from the options. */
@@ -69,7 +71,12 @@ export interface Decision {
   revalidate?: Entry;
   /** The entry was hard-invalidated (deactivated or deleted content): remove it everywhere. */
   drop?: boolean;
+  /** For `stale`: served because the origin is failing (counted as stale-on-error). */
+  rescue?: boolean;
 }
+
+/** The reason of a `stale` decision taken because the key's last render failed (errorBackoff). */
+export const ORIGIN_FAILING = 'origin failing';
 
 const HIT: Decision = Object.freeze({ action: 'hit' });
 
@@ -103,10 +110,16 @@ export function decide(entry: Entry | undefined, req: RequestFlags, at: DecideCo
       if (reason !== undefined) {
         // One background refresh per key however many requests arrive; none while a refetch
         // of it is queued or a render is in flight (that one will replace the entry).
-        const refreshing = req.refetchPending || req.peerRefetch || req.inFlight;
+        // Nor while the origin just failed for it (errorBackoff).
+        const refreshing = req.refetchPending || req.peerRefetch || req.inFlight || req.originFailing;
         return { action: refreshing ? 'stale' : 'revalidate', reason };
       }
-      if (canRescue(entry, at)) fallback = entry;
+      if (canRescue(entry, at)) {
+        // The origin failed for this key moments ago: the old copy answers without asking it
+        // again (RFC 5861 §4), so an outage costs the origin one request per key per errorBackoff.
+        if (req.originFailing) return { action: 'stale', reason: ORIGIN_FAILING, rescue: true };
+        fallback = entry;
+      }
       // Stale, invalidated past grace, or stored with no-cache: ask the origin with its validators.
       if (hasValidators(entry)) revalidate = entry;
     }

@@ -174,6 +174,7 @@ export class RequestPath {
       case 'stale':
       case 'revalidate': {
         counters.stale++;
+        if (decision.rescue) counters.staleOnError++;
         const assembling = deliver.serve(req, res, entry!, 'STALE', now, ex, via);
         this.#ctx.report.emit('stale', { key, url, status: 'STALE', reason: decision.reason } satisfies CacheEvent);
         if (decision.action === 'revalidate') this.#p.background.refresh(entry!, req, ex.regen);
@@ -275,6 +276,7 @@ export class RequestPath {
       // path rewritten by a mount) must not cascade to peers.
       askPeers: this.#p.peerFill !== undefined && req.headers[SIGNATURE_HEADER] === undefined,
       mayWait: at.attempt < 2,
+      originFailing: this.#p.renderer.originFailing(at.primary),
     };
   }
 

@@ -37,6 +37,8 @@ export class Renderer {
    * rendered without a flight (nobody queues), stored again as soon as a response is storable.
    */
   readonly #passKeys: LRUCache<string, string> | undefined;
+  /** Primary keys whose last render failed (a stale copy answered), remembered for `errorBackoff`. */
+  readonly #failing: LRUCache<string, true> | undefined;
   readonly #transformFor: ((req: IncomingMessage, runner: Runner | undefined) => NonNullable<CaptureHooks['transform']>) | undefined;
 
   constructor(ctx: EngineContext, parts: { variants: Variants; deliver: Deliver; renderTime: () => number }) {
@@ -52,6 +54,13 @@ export class Renderer {
         : (req, runner) => (_status, headers) => (includes.isHtml(headers['content-type']) ? (body) => this.#assembleFresh(includes, body, req, runner) : undefined);
     const passTtl = ctx.options.passTtl;
     this.#passKeys = passTtl > 0 ? new LRUCache<string, string>({ max: 100_000, ttl: passTtl }) : undefined;
+    const errorBackoff = ctx.options.errorBackoff;
+    this.#failing = errorBackoff > 0 ? new LRUCache<string, true>({ max: 100_000, ttl: errorBackoff }) : undefined;
+  }
+
+  /** Whether a render of `primary` failed within `errorBackoff` (its stale copy answers meanwhile). */
+  originFailing(primary: string): boolean {
+    return this.#failing !== undefined && this.#failing.has(primary);
   }
 
   /** Why `primary` is remembered as pass, if it is. */
@@ -115,6 +124,9 @@ export class Renderer {
       if (settled) return;
       settled = true;
       if (timer !== undefined) clearTimeout(timer);
+      // A failure answered by the old copy starts the backoff; a stored render ends it.
+      if (outcome.stale === true) this.#failing?.set(primary, true);
+      else if (outcome.entry !== undefined) this.#failing?.delete(primary);
       if (span !== undefined) {
         span.context.stored = outcome.entry !== undefined && outcome.stale !== true;
         span.finish();

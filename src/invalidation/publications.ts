@@ -164,7 +164,9 @@ export class Publications {
           debug('refetch %s: owner %s is down, rendering here', primary, owner);
           break;
         }
-        await new Promise((resolve) => setTimeout(resolve, pause).unref());
+        // Not unref'd: close() may be awaiting this loop, and an unref'd timer as the only thing
+        // left would let the process exit mid-await (exit code 13). It ends on closed() anyway.
+        await new Promise((resolve) => setTimeout(resolve, pause));
         pause = Math.min(pause * 2, 200);
         if (ctx.closed()) return { ok: 0, failed: 0 };
         const hit = await ctx.peers!.find({ ns: 'r', key: primary, headers: {}, freshAt: Date.now() }, (entry) => this.#acceptRefetched(entry, primary, wait.group));

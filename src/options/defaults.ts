@@ -26,6 +26,7 @@ export const DEFAULTS = Object.freeze({
   cacheName: 'stratacache',
   maxVariants: 16,
   passTtl: 5_000,
+  errorBackoff: 0,
   closeTimeout: 5_000,
   unkeyedHeaders: Object.freeze([
     'forwarded',

@@ -66,6 +66,7 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
   }
   const maxVariants = integerOption('maxVariants', o.maxVariants, 1, 1024);
   const passTtl = integerOption('passTtl', o.passTtl, 0);
+  const errorBackoff = integerOption('errorBackoff', o.errorBackoff, 0);
   const closeTimeout = integerOption('closeTimeout', o.closeTimeout, 0);
   const unkeyed = headerNamesOption('unkeyedHeaders', o.unkeyedHeaders).filter((h) => !keyHeaders.includes(h));
 
@@ -134,6 +135,7 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     cacheName: o.cacheName,
     maxVariants,
     passTtl,
+    errorBackoff,
     closeTimeout,
     unkeyedHeaders: unkeyed,
     stores,

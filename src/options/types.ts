@@ -152,6 +152,15 @@ export interface CacheOptions {
    */
   passTtl?: Milliseconds;
   /**
+   * How long in ms, after a render of a key failed and a stale copy answered instead
+   * (stale-if-error), that stale copy keeps answering without asking the origin again: a site
+   * whose origin is down sends it one request per key per interval, not one per client request.
+   * A successful render ends it at once. `0` asks the origin on every request, so a recovered
+   * origin is seen by the very next request; `1000` is a good value for a busy site.
+   * @default 0
+   */
+  errorBackoff?: Milliseconds;
+  /**
    * How long in ms `close()` waits for background work (renders, refetches, data refreshes)
    * before it abandons what is still running and releases the stores anyway. `close({ timeout })`
    * overrides it for one call.
@@ -336,6 +345,7 @@ export interface ResolvedOptions {
   readonly cacheName: string;
   readonly maxVariants: Count;
   readonly passTtl: Milliseconds;
+  readonly errorBackoff: Milliseconds;
   readonly closeTimeout: Milliseconds;
   readonly unkeyedHeaders: readonly string[];
   readonly stores: readonly CacheStore[];

@@ -103,6 +103,29 @@ describe('stale on error', () => {
     });
   }
 
+  test('errorBackoff: during an outage the stale copy answers without asking the origin again until the interval passes', async () => {
+    const { o, cache, srv } = await warmAndExpire({ errorBackoff: 400 });
+    o.mode = 'throw';
+    for (let i = 0; i < 20; i++) {
+      const r = await request(`${srv.url}/page`);
+      assert.equal(r.body, 'good 1');
+      assert.equal(r.headers['x-cache'], 'STALE');
+    }
+    // One failed render for twenty requests, not twenty.
+    assert.equal(o.renders, 2);
+    assert.equal(cache.stats().staleOnError, 20);
+    await new Promise((resolve) => setTimeout(resolve, 450));
+    // The interval passed: the next request asks the origin again (still down: stale again).
+    assert.equal((await request(`${srv.url}/page`)).headers['x-cache'], 'STALE');
+    assert.equal(o.renders, 3);
+    // The origin recovers; after the interval the next request renders and stores it.
+    o.mode = 'ok';
+    await new Promise((resolve) => setTimeout(resolve, 450));
+    const again = await request(`${srv.url}/page`);
+    assert.equal(again.body, 'good 4');
+    assert.equal(again.headers['x-cache'], 'MISS');
+  });
+
   for (const status of [500, 502, 504]) {
     test(`origin answers ${status}: stale served`, async () => {
       const { o, srv } = await warmAndExpire();

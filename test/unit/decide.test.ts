@@ -14,6 +14,7 @@ const flags = (over: Partial<RequestFlags> = {}): RequestFlags => ({
   passReason: undefined,
   askPeers: false,
   mayWait: true,
+  originFailing: false,
   ...over,
 });
 const at = (over: Partial<DecideContext> = {}): DecideContext => ({ now: NOW, verdict: undefined, gracePeriod: 10_000, staleOnError: true, ...over });
@@ -95,5 +96,16 @@ describe('decide: revalidation with the stored validators', () => {
     assert.equal(decide(entry(), flags(), at({ now: NOW + 3_500 })).revalidate, undefined);
     assert.equal(decide(entry({ etag: '"v1"' }), flags(), at({ verdict: { at: NOW - 500, hard: true } })).revalidate, undefined);
     assert.equal(decide(entry({ etag: '"v1"' }), flags(), at({ now: NOW + 1_500 })).revalidate, undefined);
+  });
+  test('stale: the origin failed for the key moments ago (errorBackoff), so the old copy answers without a render', () => {
+    // Past stale-while-revalidate, inside stale-if-error: normally a lead with the copy as fallback.
+    const late = at({ now: NOW + 2_500 });
+    assert.equal(decide(entry(), flags(), late).action, 'lead');
+    assert.deepEqual(decide(entry(), flags({ originFailing: true }), late), { action: 'stale', reason: 'origin failing', rescue: true });
+    // Inside stale-while-revalidate: served stale, and no background refresh is started.
+    assert.equal(decide(entry(), flags({ originFailing: true }), at({ now: NOW + 1_500 })).action, 'stale');
+    // Past stale-if-error, or with stale-on-error off, nothing may answer for the origin: lead.
+    assert.equal(decide(entry(), flags({ originFailing: true }), at({ now: NOW + 3_500 })).action, 'lead');
+    assert.equal(decide(entry(), flags({ originFailing: true }), at({ now: NOW + 2_500, staleOnError: false })).action, 'lead');
   });
 });

@@ -105,6 +105,8 @@ describe('resolveOptions refuses bad options', () => {
     refuses({ maxVariants: 2000 }, RangeError, 'maxVariants', '2000');
     refuses({ maxVariants: 'many' }, TypeError, 'maxVariants', "'many'");
     refuses({ passTtl: -5 }, RangeError, 'passTtl', '-5');
+    refuses({ errorBackoff: -1 }, RangeError, 'errorBackoff', '-1');
+    refuses({ errorBackoff: 'soon' }, TypeError, 'errorBackoff', 'soon');
   });
 
   test('unkeyedHeaders', () => {
