@@ -13,7 +13,7 @@ import { tagsOf } from '../invalidation/targets.js';
 import { evaluateResponse, evaluateRevalidation, storedHeaders, type Verdict } from '../policy.js';
 import type { IncludeHooks, RenderScope } from '../seam.js';
 import { alignWithKey } from '../request.js';
-import { answerError, setStatusHeaders } from '../serve.js';
+import { answerError, ERROR_TEXT, setStatusHeaders } from '../serve.js';
 import { isPromise } from '../stores/store.js';
 import type { Deliver } from './deliver.js';
 import type { CacheEvent, EngineContext, Exchange, FlightResult, Lead, Runner } from './types.js';
@@ -222,7 +222,7 @@ export class Renderer {
       timer = setTimeout(() => {
         if (rescue('origin timeout')) return;
         const { names, values } = ctx.statusHeaders;
-        if (control.answer(504, 'Gateway Timeout', Object.fromEntries(names.map((name, i) => [name, values.MISS[i]!])))) {
+        if (control.answer(504, ERROR_TEXT[504], Object.fromEntries(names.map((name, i) => [name, values.MISS[i]!])))) {
           answered = true;
           debug('timeout: %s answered 504, the render goes on', key);
         } else if (control.divert(() => this.#deliver.failure(res, 504))) {
