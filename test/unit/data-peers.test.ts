@@ -5,30 +5,25 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Entry } from '../../src/entry.js';
+import { makeEntry } from '../../src/testing.js';
 import { DataDeletions, judgePeerData, type PeerDataContext } from '../../src/data/peers.js';
 
 const NOW = 1_700_000_000_000;
 
 function entry(over: Partial<Entry> = {}): Entry {
-  return {
-    status: 200,
+  return makeEntry({
     headers: [['content-type', 'application/json']],
     body: Buffer.from('{"a":1}'),
     storedAt: NOW - 1_000,
-    initialAge: 0,
     staleAt: NOW + 1_000,
     swrUntil: NOW + 5_000,
     sieUntil: NOW + 9_000,
     expiresAt: NOW + 9_000,
-    etag: undefined,
-    lastModified: undefined,
     shared: true,
     url: 'user:1',
     host: '',
-    vary: [],
-    tags: [],
     ...over,
-  };
+  });
 }
 
 const ctx = (over: Partial<PeerDataContext> = {}): PeerDataContext => ({

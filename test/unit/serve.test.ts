@@ -6,13 +6,13 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describe, test } from 'node:test';
 import type { Entry } from '../../src/entry.js';
+import { makeEntry } from '../../src/testing.js';
 import { ageOf, notModified, serveEntry, statusHeaders, type CacheStatus } from '../../src/serve.js';
 
 const STORED_AT = 1_700_000_000_000;
 
 function entry(fields: Partial<Entry> = {}): Entry {
-  return {
-    status: 200,
+  return makeEntry({
     headers: [
       ['content-type', 'text/plain'],
       ['etag', '"v1"'],
@@ -24,20 +24,15 @@ function entry(fields: Partial<Entry> = {}): Entry {
     ],
     body: Buffer.from('stored body'),
     storedAt: STORED_AT,
-    initialAge: 0,
     staleAt: STORED_AT + 60_000,
     swrUntil: STORED_AT + 60_000,
     sieUntil: STORED_AT + 60_000,
     expiresAt: STORED_AT + 60_000,
     etag: '"v1"',
     lastModified: 'Mon, 01 Jan 2024 00:00:00 GMT',
-    shared: false,
     url: '/x',
-    host: 'example.test',
-    vary: [],
-    tags: [],
     ...fields,
-  };
+  });
 }
 
 const req = (headers: Record<string, string> = {}, method = 'GET'): IncomingMessage => ({ method, headers }) as unknown as IncomingMessage;
