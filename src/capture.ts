@@ -8,6 +8,7 @@ import { IncomingMessage, ServerResponse, type OutgoingHttpHeaders } from 'node:
 import { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import createDebug from 'debug';
+import { ERROR_TEXT } from './serve.js';
 
 const debug = createDebug('stratacache:capture');
 
@@ -185,9 +186,9 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
         // The handler's response is still good to store; only this client's assembled copy failed.
         for (const name of res.getHeaderNames()) res.removeHeader(name);
         res.setHeader('content-type', 'text/plain; charset=utf-8');
-        res.setHeader('content-length', 21);
+        res.setHeader('content-length', Buffer.byteLength(ERROR_TEXT[500]));
         (origWriteHead as (c: number) => ServerResponse).call(res, 500);
-        (origEnd as (chunk: string) => ServerResponse).call(res, 'Internal Server Error');
+        (origEnd as (chunk: string) => ServerResponse).call(res, ERROR_TEXT[500]);
       },
     );
   };

@@ -55,6 +55,12 @@ export interface Entry {
   encoded?: Partial<Record<'br' | 'gzip' | 'zstd', Buffer>>;
 }
 
+/** The first value of header `name` (lower-case) among stored header pairs, or undefined. */
+export function headerOf(headers: readonly (readonly [string, string])[], name: string): string | undefined {
+  for (const [n, v] of headers) if (n === name) return v;
+  return undefined;
+}
+
 /** The `Age` of `entry` at `now`, in seconds (RFC 9111 §4.2.3): what it had when stored plus the time since. */
 export function ageOf(entry: Entry, now: number): number {
   return entry.initialAge + Math.max(0, Math.floor((now - entry.storedAt) / 1000));

@@ -4,7 +4,7 @@
  * built once, reused for every hit.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ageOf, type Entry } from './entry.js';
+import { ageOf, headerOf, type Entry } from './entry.js';
 import { noteStatus } from './observe/tracing.js';
 import type { StatusHeaderMode } from './options/types.js';
 import { ifRangeMatches, rangeOf, type RangeAnswer } from './range.js';
@@ -147,7 +147,7 @@ export function notModified(req: IncomingMessage, entry: Entry): boolean {
   }
   const ims = req.headers['if-modified-since'];
   // RFC 9111 §4.3.2: without Last-Modified, the stored response's Date stands in for it.
-  const lastModified = ims === undefined ? undefined : (entry.lastModified ?? entry.headers.find(([n]) => n === 'date')?.[1]);
+  const lastModified = ims === undefined ? undefined : (entry.lastModified ?? headerOf(entry.headers, 'date'));
   if (ims !== undefined && lastModified !== undefined) {
     const since = Date.parse(ims);
     const modified = Date.parse(lastModified);

@@ -4,7 +4,7 @@
  * on a Node response, as one buffer or as a stream.
  */
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { HitSink } from '../serve.js';
+import { ERROR_TEXT, type HitSink } from '../serve.js';
 
 /** Statuses whose Response has no body (RFC 9110 §6.4.1). */
 const NO_BODY = new Set([101, 103, 204, 205, 304]);
@@ -87,7 +87,7 @@ export class ResponseBridge {
       // Destroyed before it ended (a handler error after the first byte): the client's body fails.
       if (!this.#ended) {
         this.#ended = true;
-        if (!this.#resolved) this.#send(new Response('Internal Server Error', { status: 500 }));
+        if (!this.#resolved) this.#send(new Response(ERROR_TEXT[500], { status: 500 }));
         else this.#stream?.error(new Error('response cut off'));
       }
     });

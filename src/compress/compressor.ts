@@ -7,7 +7,7 @@
 import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 import pLimit from 'p-limit';
-import type { Entry } from '../entry.js';
+import { headerOf, type Entry } from '../entry.js';
 import { headerList } from '../policy.js';
 import type { Coding } from './negotiate.js';
 import type { ResolvedCompressOptions } from './settings.js';
@@ -31,23 +31,17 @@ const COMPRESS: Record<Coding, Compress> = {
   },
 };
 
-/** First header value of `name` in stored headers. */
-function header(entry: Entry, name: string): string | undefined {
-  for (const [n, v] of entry.headers) if (n === name) return v;
-  return undefined;
-}
-
 /** Why `entry` is not compressed (a reason token), or undefined when it should be. */
 export function skipReason(entry: Entry, options: ResolvedCompressOptions): string | undefined {
   if (entry.encoded !== undefined) return 'already has variants';
   if (entry.esi === true) return 'template assembled at serve time';
   if (entry.body.length < options.minSize) return 'small';
-  const encoding = header(entry, 'content-encoding');
+  const encoding = headerOf(entry.headers, 'content-encoding');
   if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') return 'content-encoding';
-  if (header(entry, 'content-range') !== undefined) return 'partial';
+  if (headerOf(entry.headers, 'content-range') !== undefined) return 'partial';
   // RFC 9111 §5.2.2.6: no-transform forbids changing the content, compression included.
   for (const [n, v] of entry.headers) if (n === 'cache-control' && headerList(v).some((d) => d.toLowerCase() === 'no-transform')) return 'no-transform';
-  const type = header(entry, 'content-type')?.split(';')[0]?.trim().toLowerCase();
+  const type = headerOf(entry.headers, 'content-type')?.split(';')[0]?.trim().toLowerCase();
   if (type === undefined || !options.types(type)) return 'type';
   return undefined;
 }

@@ -7,13 +7,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import { LRUCache } from 'lru-cache';
 import { captureResponse, type CaptureControl, type CaptureHooks, type CaptureResult } from '../capture.js';
-import { entrySize, type Entry } from '../entry.js';
+import { entrySize, headerOf, type Entry } from '../entry.js';
 import { CacheError, HandlerError, IncludeError } from '../errors.js';
 import { tagsOf } from '../invalidation/targets.js';
 import { evaluateResponse, evaluateRevalidation, storedHeaders, type Verdict } from '../policy.js';
 import type { IncludeHooks, RenderScope } from '../seam.js';
 import { alignWithKey } from '../request.js';
-import { answerError, setStatusHeaders } from '../serve.js';
+import { answerError, ERROR_TEXT, setStatusHeaders } from '../serve.js';
 import { isPromise } from '../stores/store.js';
 import type { Deliver } from './deliver.js';
 import type { CacheEvent, EngineContext, Exchange, FlightResult, Lead, Runner } from './types.js';
@@ -222,7 +222,7 @@ export class Renderer {
       timer = setTimeout(() => {
         if (rescue('origin timeout')) return;
         const { names, values } = ctx.statusHeaders;
-        if (control.answer(504, 'Gateway Timeout', Object.fromEntries(names.map((name, i) => [name, values.MISS[i]!])))) {
+        if (control.answer(504, ERROR_TEXT[504], Object.fromEntries(names.map((name, i) => [name, values.MISS[i]!])))) {
           answered = true;
           debug('timeout: %s answered 504, the render goes on', key);
         } else if (control.divert(() => this.#deliver.failure(res, 504))) {
@@ -302,8 +302,7 @@ export class Renderer {
     if (merged === undefined) return { entry: stored, stored: undefined };
     this.#ctx.counters.notModified++;
     const { verdict, headers } = merged;
-    const find = (name: string): string | undefined => headers.find(([n]) => n === name)?.[1];
-    const entry: Entry = { ...stored, headers, storedAt: at.startedAt, etag: find('etag'), lastModified: find('last-modified') };
+    const entry: Entry = { ...stored, headers, storedAt: at.startedAt, etag: headerOf(headers, 'etag'), lastModified: headerOf(headers, 'last-modified') };
     if (!verdict.storable) {
       debug('revalidated, not stored: %s %s', verdict.reason, at.primary);
       return { entry, stored: undefined };
@@ -331,7 +330,6 @@ export class Renderer {
     const options = this.#ctx.options;
     if (result.ok && verdict?.storable) {
       const headers = storedHeaders(result.headers, options);
-      const find = (name: string): string | undefined => headers.find(([n]) => n === name)?.[1];
       const entry: Entry = {
         status: result.status,
         headers,
@@ -342,8 +340,8 @@ export class Renderer {
         swrUntil: verdict.swrUntil,
         sieUntil: verdict.sieUntil,
         expiresAt: verdict.keepUntil,
-        etag: find('etag'),
-        lastModified: find('last-modified'),
+        etag: headerOf(headers, 'etag'),
+        lastModified: headerOf(headers, 'last-modified'),
         shared: verdict.shared,
         url: req.url ?? '/',
         host: req.headers.host ?? '',
@@ -355,7 +353,7 @@ export class Renderer {
       // such (one background refresh) until it would have gone stale anyway.
       if (scope?.tainted) (entry.staleAt = entry.storedAt), (entry.swrUntil = Math.max(entry.swrUntil, verdict.staleAt));
       const includes = this.#ctx.includes;
-      if (includes !== undefined && includes.isHtml(find('content-type')) && includes.isTemplate(result.body)) entry.esi = true;
+      if (includes !== undefined && includes.isHtml(headerOf(headers, 'content-type')) && includes.isTemplate(result.body)) entry.esi = true;
       // Headers and overhead count against the memory budget too: an entry the memory tier would
       // refuse is "too large", not a store.
       if (entrySize(entry) <= options.maxSize) {

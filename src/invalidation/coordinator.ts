@@ -15,7 +15,7 @@ import type { FlushRequest } from './flush-endpoint.js';
 import { InvalidationLog, type InvalidationRecord } from './log.js';
 import type { Publications } from './publications.js';
 import { prime, Refetcher, type PrimeProgress, type RefetchSummary, type RefetchTarget } from './refetch.js';
-import { targetOption, type TargetIndex } from './targets.js';
+import { tagOption, targetOption, type TargetIndex } from './targets.js';
 import { traced, tracing, type FlushContext } from '../observe/tracing.js';
 
 const debug = createDebug('stratacache:invalidation');
@@ -174,9 +174,7 @@ export class InvalidationCoordinator {
       return v.startsWith('/') ? v : new URL(v).pathname;
     });
     const tags = [...(input.tags ?? [])];
-    tags.forEach((t, i) => {
-      if (typeof t !== 'string' || t === '' || /\s/.test(t)) throw new TypeError(`expected tags[${i}] to be a non-empty string without spaces, got ${JSON.stringify(t)}`);
-    });
+    tags.forEach((t, i) => tagOption(t, `tags[${i}]`));
     const refetch = [...(input.refetch ?? [])];
     refetch.forEach((u, i) => targetOption(u, `refetch[${i}]`));
     const scope = input.scope ?? 'tree';

@@ -10,7 +10,7 @@ import { BlockList, isIP } from 'node:net';
 import createDebug from 'debug';
 import type { ResolvedFlushOptions } from './options.js';
 import type { InvalidationScope } from './epochs.js';
-import { isTarget } from './targets.js';
+import { isTag, isTarget } from './targets.js';
 
 const debug = createDebug('stratacache:flush');
 
@@ -120,7 +120,7 @@ function parseJson(text: string, maxItems: number): FlushRequest | FlushRefusal 
   if (p.length + t.length + r.length === 0) return { status: 400, reason: 'nothing to do: give paths, tags or refetch' };
   if (p.length + t.length + r.length > maxItems) return { status: 400, reason: `more than ${maxItems} items` };
   for (const path of [...p, ...r]) if (!isTarget(path)) return { status: 400, reason: `not a path: ${JSON.stringify(String(path).slice(0, 100))}` };
-  for (const tag of t) if (/\s/.test(tag)) return { status: 400, reason: 'a tag contains white space' };
+  for (const tag of t) if (!isTag(tag)) return { status: 400, reason: 'a tag contains white space' };
   if (o.scope !== undefined && o.scope !== 'resource' && o.scope !== 'tree') return { status: 400, reason: "scope must be 'resource' or 'tree'" };
   if (o.hard !== undefined && typeof o.hard !== 'boolean') return { status: 400, reason: 'hard must be a boolean' };
   return { action: 'json', paths: p, tags: t, refetch: r, scope: (o.scope as InvalidationScope | undefined) ?? 'tree', hard: o.hard === true };

@@ -25,6 +25,20 @@ export function targetOption(value: unknown, name: string): string {
   return value;
 }
 
+/** True for a tag an invalidation may name: a non-empty string without white space. */
+export function isTag(value: unknown): value is string {
+  return typeof value === 'string' && value !== '' && !/\s/.test(value);
+}
+
+/**
+ * Validates an invalidation tag.
+ * @throws TypeError naming `name` and the value.
+ */
+export function tagOption(value: unknown, name: string): string {
+  if (!isTag(value)) throw new TypeError(`expected ${name} to be a non-empty string without spaces, got ${JSON.stringify(value)}`);
+  return value;
+}
+
 /** Tags from the tag header: space-separated, at most 64 of at most 256 characters each. */
 export function tagsOf(value: unknown): string[] {
   if (value === undefined) return [];

@@ -6,6 +6,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Entry } from '../entry.js';
 import { variantKey } from '../key.js';
+import { HOP_BY_HOP } from '../policy.js';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER } from './auth.js';
 
 /**
@@ -19,13 +20,7 @@ const NOT_FORWARDED = new Set([
   'authorization',
   'proxy-authorization',
   'cookie',
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
+  ...HOP_BY_HOP,
   'expect',
   'content-length',
   'content-type',

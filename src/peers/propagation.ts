@@ -23,7 +23,7 @@ import { LRUCache } from 'lru-cache';
 import { PeerError } from '../errors.js';
 import type { InvalidationScope } from '../invalidation/epochs.js';
 import type { InvalidationLog } from '../invalidation/log.js';
-import { isTarget } from '../invalidation/targets.js';
+import { isTag, isTarget } from '../invalidation/targets.js';
 import { REPLY_SIGNATURE_HEADER, SIGNATURE_HEADER, replyMac, sameReplyMac, signRequest } from './auth.js';
 import { BODY_DIGEST_PARAM, bodyDigest } from './endpoint.js';
 
@@ -317,7 +317,7 @@ export function parseBatch(body: Buffer): WireBatch | undefined {
     previous = rec.id;
     if (typeof rec.at !== 'number' || !Number.isFinite(rec.at) || rec.at < 0) return undefined;
     if (!stringArray(rec.paths, isTarget) || !stringArray(rec.refetch, isTarget)) return undefined;
-    if (!stringArray(rec.tags, (t) => t !== '' && !/\s/.test(t))) return undefined;
+    if (!stringArray(rec.tags, isTag)) return undefined;
     if (rec.scope !== 'tree' && rec.scope !== 'resource') return undefined;
     if (typeof rec.hard !== 'boolean' || typeof rec.host !== 'string' || rec.host.length > 1024) return undefined;
   }

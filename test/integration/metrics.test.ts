@@ -9,6 +9,7 @@ import { Registry } from 'prom-client';
 import { createCache, DiskStore } from '../../src/index.js';
 import { renderMetrics, METRICS } from '../../src/observe/metrics.js';
 import { closedAfterFile, listen, request } from '../helpers/http.js';
+import { until } from '../helpers/origin.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,7 +29,8 @@ function samples(text: string): Map<string, number> {
 
 async function site() {
   const dir = mkdtempSync(join(tmpdir(), 'strata-metrics-'));
-  const cache = createCache({ stores: [new DiskStore({ dir, maxSize: 1024 * 1024 })] });
+  const disk = new DiskStore({ dir, maxSize: 1024 * 1024 });
+  const cache = createCache({ stores: [disk] });
   tracked.caches.push(cache);
   let renders = 0;
   const srv = await listen(
@@ -42,16 +44,18 @@ async function site() {
   tracked.servers.push(srv);
   const metrics = await listen(cache.metricsHandler());
   tracked.servers.push(metrics);
-  return { cache, srv, metrics, renders: () => renders };
+  return { cache, disk, srv, metrics, renders: () => renders };
 }
 
 test('a scrape reports the requests, renders and tiers cache.stats() counts', async () => {
-  const { cache, srv, metrics, renders } = await site();
+  const { cache, disk, srv, metrics, renders } = await site();
   for (let i = 0; i < 3; i++) await request(`${srv.url}/a`); // 1 miss, 2 hits
   await request(`${srv.url}/b`); // 1 miss
   await request(`${srv.url}/private`); // rendered, not stored
   await request(`${srv.url}/private`); // pass (hit-for-pass)
   await request(`${srv.url}/x`, { method: 'POST' }); // pass
+  // Lower-tier writes finish after the response: wait (bounded) for both entries to reach the disk.
+  assert.ok(await until(() => disk.size().entries >= 2, 10_000), 'the disk tier never held both entries');
   const reply = await request(`${metrics.url}/metrics`);
   assert.equal(reply.status, 200);
   assert.equal(reply.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8');

@@ -17,10 +17,18 @@ test('the README has TypeScript examples', () => {
 
 for (const [i, block] of blocks.entries()) {
   const lines = block.split('\n');
-  const source = /^\/\/ (examples\/[\w./-]+\.ts)$/.exec(lines[0] ?? '')?.[1];
-  test(`README block ${i + 1} (${source ?? lines[0]}) is an excerpt of a runnable example`, () => {
+  const header = /^\/\/ (examples\/[\w./-]+\.ts)( \(the whole program\))?$/.exec(lines[0] ?? '');
+  const source = header?.[1];
+  const whole = header?.[2] !== undefined;
+  test(`README block ${i + 1} (${source ?? lines[0]}) is a runnable example or an excerpt of one`, () => {
     assert.ok(source, `block ${i + 1} must start with "// examples/<file>.ts", got ${JSON.stringify(lines[0])}`);
     const file = readFileSync(new URL(source, root), 'utf8');
+    if (whole) {
+      // A whole program: the block is the file as a user copies it, less the file's header comment.
+      const program = file.replace(/^\/\*\*[\s\S]*?\*\/\n/, '').replace(/^\n+|\n+$/g, '');
+      assert.equal(lines.slice(1).join('\n').replace(/\n+$/, ''), program, `${source} differs from its README block`);
+      return;
+    }
     const fileLines = new Set(file.split('\n').map((l) => l.trim()));
     for (const line of lines.slice(1)) {
       const t = line.trim();
