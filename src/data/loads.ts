@@ -1,0 +1,143 @@
+/**
+ * How the data cache loads a key: single flight per key, the flight leader asking the lower
+ * tiers and the cluster before loading here, background refreshes (tracked so close() can wait
+ * for them), and peers' lookups of this node's data.
+ */
+import createDebug from 'debug';
+import type { ResponseServices } from '../seam.js';
+import type { Entry } from '../entry.js';
+import { Flights, settledWithin } from '../flight.js';
+import type { ResolvedOptions } from '../options/types.js';
+import type { PeerCounters } from '../peers/cluster.js';
+import type { LookupQuery } from '../peers/protocol.js';
+import { deletionNames, URLKEY, VALUE } from './keys.js';
+import { DATA_NAMESPACE, judgePeerData } from './peers.js';
+import { digest } from './scope.js';
+import { detachedScope, type DataStorage } from './storage.js';
+import type { Counters, Outcome } from './types.js';
+
+const debug = createDebug('stratacache:data');
+
+/** Single flight, peer and lower-tier lookups, and background refreshes of data keys. */
+export class DataLoads {
+  readonly #engine: ResponseServices;
+  readonly #storage: DataStorage;
+  readonly #peerOptions: ResolvedOptions['peers'];
+  readonly #cacheStatuses: ReadonlySet<number>;
+  readonly #maxEntrySize: number;
+  readonly #counters: Counters;
+  readonly #flights = new Flights<Outcome>();
+  readonly #background = new Set<Promise<unknown>>();
+  readonly peerCounters: PeerCounters = { peerLoads: 0, peerHits: 0, peerMisses: 0, peerErrors: 0, peerTimeouts: 0 };
+
+  constructor(engine: ResponseServices, o: ResolvedOptions, storage: DataStorage, counters: Counters) {
+    this.#engine = engine;
+    this.#storage = storage;
+    this.#peerOptions = o.peers;
+    this.#cacheStatuses = o.cacheStatuses;
+    this.#maxEntrySize = o.data.maxEntrySize;
+    this.#counters = counters;
+  }
+
+  /** Whether a load of `k` is in flight. */
+  loading(k: string): boolean {
+    return this.#flights.has(k);
+  }
+
+  /** Settles once every background refresh did, or after `waitMs`. */
+  async settled(waitMs: number): Promise<void> {
+    await settledWithin([...this.#background], waitMs);
+  }
+
+  /**
+   * The flight leader of a foreground load: asks the cluster first (groupcache's load: a peer
+   * that has it, else a local load), then loads here on a miss, an error or a timeout. Event
+   * trace: A leads k -> callers C1..Cn join A's flight -> A asks peers (namespace `d`) -> hit:
+   * the flight resolves with the peer's entry (PEER, or STALE inside its stale-while-revalidate
+   * window) / miss, error, timeout, refusal: the loader runs (or the request is made) once.
+   * Background refreshes never come here: they exist to get the source's current value.
+   */
+  async lead(k: string, load: () => Promise<Outcome>, shareable: boolean): Promise<Outcome> {
+    const peers = this.#engine.peers;
+    if (this.#storage.lower.empty && (peers === undefined || !shareable)) return load();
+    const value = k.startsWith(VALUE);
+    const url = k.slice(value ? VALUE.length : URLKEY.length);
+    const names = deletionNames(k);
+    const cacheStatuses = this.#cacheStatuses;
+    // A copy from a lower tier or a peer is judged by the same local rules.
+    const acceptable = (entry: Entry): boolean =>
+      judgePeerData(entry, {
+        key: k,
+        url,
+        now: Date.now(),
+        maxEntrySize: this.#maxEntrySize,
+        cacheStatuses,
+        value,
+        // Read at judging time: a delete made while the lookup was out still refuses the copy.
+        deletedAt: this.#storage.deletions.newest(names),
+        isInvalidated: (e) => this.#engine.isInvalidated(e),
+        decodes: (e) => decodes(() => this.#storage.value(e, url)),
+      }) !== undefined;
+    if (!this.#storage.lower.empty) {
+      const found = await this.#storage.lower.find(k, acceptable);
+      if (found !== undefined) {
+        this.#storage.put(k, found, detachedScope(), false);
+        const fresh = Date.now() < found.staleAt;
+        debug('lower tier %s: %s', fresh ? 'hit' : 'stale hit', k);
+        return { ok: true, res: { status: found.status, headers: found.headers, body: found.body, cache: fresh ? 'HIT' : 'STALE', entry: found } };
+      }
+    }
+    if (peers === undefined || !shareable) return load();
+    const hit = await peers.find({ ns: DATA_NAMESPACE, key: k, headers: {}, freshAt: undefined }, acceptable, this.peerCounters);
+    if (hit === undefined) return load();
+    const { entry } = hit;
+    if (this.#peerOptions.updateLocalCache) this.#storage.put(k, entry, detachedScope());
+    else this.#storage.peerDigests.set(k, digest(entry.body));
+    const fresh = Date.now() < entry.staleAt;
+    debug('peer %s: %s %s', fresh ? 'hit' : 'stale hit', k, hit.peer);
+    return { ok: true, res: { status: entry.status, headers: entry.headers, body: entry.body, cache: fresh ? 'PEER' : 'STALE', entry } };
+  }
+
+  /** A caller got a peer's stale copy: counted, and refreshed once in the background (here, not from peers). */
+  servedStalePeerCopy(k: string, load: () => Promise<Outcome>): void {
+    this.#counters.stale++;
+    if (!this.#flights.has(k)) this.backgroundLoad(k, load);
+  }
+
+  /**
+   * A peer's lookup of a data key: the data memory tier only (never a loader, never a request,
+   * never this node's peers). A value this node would not serve itself, stored before an
+   * invalidation of its tags, is not shipped.
+   */
+  answerPeer(query: LookupQuery): Entry | undefined {
+    if (!query.key.startsWith(VALUE) && !query.key.startsWith(URLKEY)) return undefined;
+    const entry = this.#storage.memory.get(query.key);
+    if (entry === undefined || (entry.tags.length > 0 && this.#engine.isInvalidated(entry))) return undefined;
+    return entry;
+  }
+
+  /** Joins or leads the load of `k`. */
+  async join(k: string, load: () => Promise<Outcome>): Promise<Outcome> {
+    const { promise, joined } = this.#flights.run(k, load, (error) => ({ ok: false, error }));
+    if (joined) this.#counters.loadsDeduped++;
+    return promise;
+  }
+
+  /** One background refresh of `k` (stale-while-revalidate); its failure is counted, never thrown. */
+  backgroundLoad(k: string, load: () => Promise<Outcome>): void {
+    // Outside the caller's scope: the refresh is not part of the render that triggered it.
+    const p = this.#storage.als.exit(() => this.#flights.run(k, load, (error) => ({ ok: false, error })).promise);
+    this.#background.add(p);
+    void p.finally(() => this.#background.delete(p));
+  }
+}
+
+/** True when `decode` does not throw. */
+function decodes(decode: () => unknown): boolean {
+  try {
+    decode();
+    return true;
+  } catch {
+    return false;
+  }
+}
