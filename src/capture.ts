@@ -360,7 +360,7 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
 }
 
 /** Reason phrases of the statuses {@link CaptureControl.answer} is used with. */
-const STATUS_TEXT: Record<number, string> = { 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
+const STATUS_TEXT: Readonly<Record<number, string>> = ERROR_TEXT;
 
 /** Calls a swallowed write's or end's callback, as the stream would have, on a later tick. */
 function callLater(args: readonly unknown[]): void {

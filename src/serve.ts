@@ -116,8 +116,8 @@ export interface HitSink {
 /** Seconds of `Age` (RFC 9111 §5.1) for an entry at `now`. */
 export { ageOf };
 
-/** The bodies of the bare error statuses the cache answers itself. */
-export const ERROR_TEXT = Object.freeze({ 500: 'Internal Server Error', 504: 'Gateway Timeout' });
+/** The bodies (and reason phrases) of the bare error statuses the cache and its proxy answer themselves. */
+export const ERROR_TEXT = Object.freeze({ 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' });
 
 /**
  * Answers a bare error status (plain text, nothing of the origin's) when the headers were not

@@ -15,6 +15,7 @@ import createDebug from 'debug';
 import { describeValue, integerOption } from '../options/validate.js';
 import { type Milliseconds } from '../options/units.js';
 import { HOP_BY_HOP, headerList } from '../policy.js';
+import { ERROR_TEXT } from '../serve.js';
 
 const debug = createDebug('stratacache:proxy');
 
@@ -142,7 +143,7 @@ export function createProxy(options: ProxyOptions): (req: IncomingMessage, res: 
       }
       answered = true;
       res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
-      res.end(status === 504 ? 'Gateway Timeout' : 'Bad Gateway');
+      res.end(ERROR_TEXT[status]);
     };
     const timer =
       timeout > 0
