@@ -15,14 +15,19 @@ export class Reporter {
   readonly #debug: Debugger;
   readonly #count: (error: CacheError) => void;
   readonly #background = new Set<Promise<unknown>>();
-  /** Failures nobody listens to go to stderr, bounded (see {@link UnheardErrors}). */
-  readonly #unheard = new UnheardErrors();
+  /** Failures nobody listens to go to stderr, bounded (see {@link UnheardErrors}); undefined: silent. */
+  readonly #unheard: UnheardErrors | undefined;
 
-  /** `count` is called once per failure (each cache counts its own `errors`). */
-  constructor(events: EventEmitter, debug: Debugger, count: (error: CacheError) => void) {
+  /**
+   * `count` is called once per failure (each cache counts its own `errors`). `unheard: false`
+   * keeps failures nobody listens to off stderr, for a part whose failures already reach a
+   * caller (a data loader's error is its caller's to report).
+   */
+  constructor(events: EventEmitter, debug: Debugger, count: (error: CacheError) => void, at: { unheard?: boolean } = {}) {
     this.#events = events;
     this.#debug = debug;
     this.#count = count;
+    this.#unheard = at.unheard === false ? undefined : new UnheardErrors();
   }
 
   /** Whether anyone listens to `event` (to skip building a payload nobody reads). */
@@ -41,7 +46,7 @@ export class Reporter {
     this.#debug('error %s: %s', error.code, error.message);
     if (this.#events.listenerCount('error') > 0) this.#events.emit('error', error);
     // Silence would hide a broken handler or store: written like Express's default handler, bounded.
-    else this.#unheard.report(error);
+    else this.#unheard?.report(error);
   }
 
   /** Keeps `p` until it settles, so {@link settled} can wait for it. */

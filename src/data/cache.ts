@@ -19,6 +19,7 @@ import { type CacheError, DataLoadError, DataLoopError, DataSerializeError } fro
 import type { ResolvedDataOptions } from './options.js';
 import type { ResolvedOptions } from '../options/types.js';
 import type { CacheStore } from '../stores/store.js';
+import { Reporter } from '../report.js';
 import { newEntry, SERVER_ERRORS, toResponse } from './entries.js';
 import { DataIncludes } from './includes.js';
 import { VALUE } from './keys.js';
@@ -36,7 +37,6 @@ const debug = createDebug('stratacache:data');
 /** The data cache behind `cache.data`. */
 export class DataCache {
   readonly #engine: ResponseServices;
-  readonly #events: EventEmitter;
   readonly #options: ResolvedDataOptions;
   /** Closed by the response side: not closed twice. */
   readonly #responseStores: readonly CacheStore[];
@@ -44,16 +44,19 @@ export class DataCache {
   readonly #storage: DataStorage;
   readonly #loads: DataLoads;
   readonly #requests: DataRequests;
+  readonly #report: Reporter;
 
   /** @internal Built by the cache (`cache.data`), over the response side's services. */
   constructor(engine: ResponseServices, o: ResolvedOptions, events: EventEmitter) {
     this.#engine = engine;
-    this.#events = events;
     this.#options = o.data;
     this.#responseStores = o.stores;
-    const fail = (error: CacheError): void => this.#fail(error);
+    // The data cache's failures reach their callers (loaders, fetches, includes) as well: counted,
+    // logged and emitted, but not written to stderr when nobody listens.
+    this.#report = new Reporter(events, debug, () => this.#counters.errors++, { unheard: false });
+    const fail = (error: CacheError): void => this.#report.fail(error);
     this.#storage = new DataStorage(engine, o, fail);
-    this.#loads = new DataLoads(engine, o, this.#storage, this.#counters);
+    this.#loads = new DataLoads(engine, o, this.#storage, { counters: this.#counters, report: this.#report });
     this.#requests = new DataRequests(engine, o, this.#storage, this.#counters, fail);
     const includes = new DataIncludes(this.#storage, o.data, (src) => this.fetch(src), fail);
     engine.attach(includes.hooks());
@@ -203,8 +206,8 @@ export class DataCache {
       this.#storage.put(k, entry, scope);
       return { ok: true, res: { status: 200, headers: entry.headers, body, cache: 'MISS' } };
     } catch (error) {
-      if (!(error instanceof DataSerializeError)) this.#fail(new DataLoadError(`loader of ${JSON.stringify(key)} failed`, { cause: error }));
-      else this.#fail(error);
+      if (!(error instanceof DataSerializeError)) this.#report.fail(new DataLoadError(`loader of ${JSON.stringify(key)} failed`, { cause: error }));
+      else this.#report.fail(error);
       return { ok: false, error };
     } finally {
       this.#storage.deps.close(scope);
@@ -217,12 +220,6 @@ export class DataCache {
     return toResponse(entry, 'STALE');
   }
 
-  /** Counts and reports a failure; never throws. */
-  #fail(error: CacheError): void {
-    this.#counters.errors++;
-    debug('error %s: %s', error.code, error.message);
-    if (this.#events.listenerCount('error') > 0) this.#events.emit('error', error);
-  }
 }
 
 function checkDuration(name: string, value: unknown): number {

@@ -6,7 +6,8 @@
 import createDebug from 'debug';
 import type { ResponseServices } from '../seam.js';
 import type { Entry } from '../entry.js';
-import { Flights, settledWithin } from '../flight.js';
+import { Flights } from '../flight.js';
+import type { Reporter } from '../report.js';
 import type { ResolvedOptions } from '../options/types.js';
 import type { PeerCounters } from '../peers/cluster.js';
 import type { LookupQuery } from '../peers/protocol.js';
@@ -27,16 +28,17 @@ export class DataLoads {
   readonly #maxEntrySize: number;
   readonly #counters: Counters;
   readonly #flights = new Flights<Outcome>();
-  readonly #background = new Set<Promise<unknown>>();
+  readonly #report: Reporter;
   readonly peerCounters: PeerCounters = { peerLoads: 0, peerHits: 0, peerMisses: 0, peerErrors: 0, peerTimeouts: 0 };
 
-  constructor(engine: ResponseServices, o: ResolvedOptions, storage: DataStorage, counters: Counters) {
+  constructor(engine: ResponseServices, o: ResolvedOptions, storage: DataStorage, at: { counters: Counters; report: Reporter }) {
     this.#engine = engine;
     this.#storage = storage;
     this.#peerOptions = o.peers;
     this.#cacheStatuses = o.cacheStatuses;
     this.#maxEntrySize = o.data.maxEntrySize;
-    this.#counters = counters;
+    this.#counters = at.counters;
+    this.#report = at.report;
   }
 
   /** Whether a load of `k` is in flight. */
@@ -46,7 +48,7 @@ export class DataLoads {
 
   /** Settles once every background refresh did, or after `waitMs`. */
   async settled(waitMs: number): Promise<void> {
-    await settledWithin([...this.#background], waitMs);
+    await this.#report.settled(waitMs);
   }
 
   /**
@@ -127,8 +129,7 @@ export class DataLoads {
   backgroundLoad(k: string, load: () => Promise<Outcome>): void {
     // Outside the caller's scope: the refresh is not part of the render that triggered it.
     const p = this.#storage.als.exit(() => this.#flights.run(k, load, (error) => ({ ok: false, error })).promise);
-    this.#background.add(p);
-    void p.finally(() => this.#background.delete(p));
+    this.#report.track(p);
   }
 }
 
