@@ -2,6 +2,7 @@
  * The stored entry and its byte encoding (disk files and peer replies). Times are absolute epoch
  * milliseconds computed once at store time, so a hit compares numbers and never re-parses headers.
  */
+import type { Readable } from 'node:stream';
 import { EntryDecodeError } from './errors.js';
 
 /** One stored response: what a hit writes, plus the times freshness needs. */
@@ -53,6 +54,35 @@ export interface Entry {
    * was stored. A hit sends the one the client prefers (`compress/negotiate.ts`). Absent when none.
    */
   encoded?: Partial<Record<'br' | 'gzip' | 'zstd', Buffer>>;
+  /**
+   * A large body left in its store's medium (a disk file) until it is sent: `body` is then empty
+   * and `encoded` absent. Only the response cache's lookup holds such an entry (a store's
+   * `open`), from finding it to sending it (or reading it whole); it is never stored.
+   */
+  source?: BodySource;
+}
+
+/**
+ * The bodies of an entry that stay in a store's medium until sent. Single use: exactly one of
+ * `stream`, `load` or `release` is called, once, on an entry's source and its views (`as`);
+ * the medium (an open file) is let go when that is done.
+ */
+export interface BodySource {
+  /** Bytes of this body. */
+  readonly length: number;
+  /** The codings of the compressed bodies held beside the identity body. */
+  readonly codings: readonly Coding[];
+  /** The compressed body in `coding` (one of `codings`), from the same medium. */
+  as(coding: Coding): BodySource;
+  /**
+   * Bytes `start` to `end` (inclusive) of this body. A stream of the whole body is checked against
+   * the digest stored with it and fails at the end when the bytes differ.
+   */
+  stream(start?: number, end?: number): Readable;
+  /** The entry with every body read into memory and checked (for work that needs the bytes). */
+  load(): Promise<Entry>;
+  /** Lets the medium go without reading. */
+  release(): void;
 }
 
 /** The first value of header `name` (lower-case) among stored header pairs, or undefined. */
@@ -68,6 +98,11 @@ export function ageOf(entry: Entry, now: number): number {
 
 const CODINGS = new Set(['br', 'gzip', 'zstd']);
 
+/** The content codings a stored entry may hold a compressed body in. */
+export type Coding = 'br' | 'gzip' | 'zstd';
+
+const EMPTY = Buffer.alloc(0);
+
 const MAGIC = 0x53434531; // 'SCE1'
 /** Upper bound on the encoded metadata, so a hostile peer reply cannot make us parse megabytes of JSON. */
 const MAX_META = 256 * 1024;
@@ -80,6 +115,8 @@ type Meta = Omit<Entry, 'body' | 'encoded'>;
  * a truncated file or peer reply is refused, not served short.
  */
 export function encodeEntry(entry: Entry): Buffer {
+  // Its bodies are elsewhere: encoding it would store an empty body.
+  if (entry.source !== undefined) throw new TypeError('an entry with a source is never encoded: load() it first');
   const meta: Meta & { bodyLength: number; encoded?: Array<[string, number]> } = {
     status: entry.status,
     headers: entry.headers,
@@ -119,19 +156,42 @@ const isStr = (v: unknown): v is string => typeof v === 'string';
 const isOptStr = (v: unknown): v is string | undefined => v === undefined || typeof v === 'string';
 const isStrArray = (v: unknown): v is string[] => Array.isArray(v) && v.every(isStr);
 
+/** Where the bodies of encoded entry bytes lie: offsets from the start of the encoding. */
+export interface EntryLayout {
+  /** Every field but the bodies (`body` empty, no `encoded`). */
+  head: Entry;
+  /** Bytes of metadata: magic, length, JSON. The identity body starts here. */
+  metaEnd: number;
+  /** The identity body's length. */
+  bodyLength: number;
+  /** Each compressed body, in the order of the encoding: coding, start, length. */
+  encoded: Array<[Coding, number, number]>;
+}
+
 /**
- * Decodes bytes produced by {@link encodeEntry}. Every field is checked: bytes from a disk or a
- * peer are untrusted, and a malformed entry must never be served.
+ * The metadata length of encoded entry bytes from their first 8 bytes (so a reader can fetch
+ * just the metadata of a large entry).
  * @throws EntryDecodeError
  */
-export function decodeEntry(bytes: Uint8Array): Entry {
-  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (buf.length < 8 || buf.readUInt32BE(0) !== MAGIC) throw new EntryDecodeError('not an entry (bad magic)');
-  const metaLength = buf.readUInt32BE(4);
-  if (metaLength > MAX_META || 8 + metaLength > buf.length) throw new EntryDecodeError(`bad metadata length ${metaLength}`);
+export function metaLengthOf(first: Buffer): number {
+  if (first.length < 8 || first.readUInt32BE(0) !== MAGIC) throw new EntryDecodeError('not an entry (bad magic)');
+  const metaLength = first.readUInt32BE(4);
+  if (metaLength > MAX_META) throw new EntryDecodeError(`bad metadata length ${metaLength}`);
+  return metaLength;
+}
+
+/**
+ * Decodes the metadata of encoded entry bytes, given at least their first `8 + metaLength` bytes
+ * and the length of the whole encoding, and checks that the recorded body lengths add up to it.
+ * Every field is checked: bytes from a disk or a peer are untrusted.
+ * @throws EntryDecodeError
+ */
+export function decodeLayout(start: Buffer, total: number): EntryLayout {
+  const metaLength = metaLengthOf(start);
+  if (8 + metaLength > start.length || 8 + metaLength > total) throw new EntryDecodeError(`bad metadata length ${metaLength}`);
   let meta: Record<string, unknown>;
   try {
-    meta = JSON.parse(buf.toString('utf8', 8, 8 + metaLength)) as Record<string, unknown>;
+    meta = JSON.parse(start.toString('utf8', 8, 8 + metaLength)) as Record<string, unknown>;
   } catch (cause) {
     throw new EntryDecodeError('metadata is not JSON', { cause });
   }
@@ -156,19 +216,38 @@ export function decodeEntry(bytes: Uint8Array): Entry {
     throw new EntryDecodeError('bad encoded bodies');
   }
   const extraLength = (lengths as Array<[string, number]>).reduce((n, [, l]) => n + l, 0);
-  const total = buf.length - 8 - metaLength;
-  if (typeof bodyLength !== 'number' || bodyLength + extraLength !== total) throw new EntryDecodeError(`bad body length: ${total} bytes, expected ${String(bodyLength)} + ${extraLength}`);
+  const rest = total - 8 - metaLength;
+  if (typeof bodyLength !== 'number' || !Number.isInteger(bodyLength) || bodyLength < 0 || bodyLength + extraLength !== rest) {
+    throw new EntryDecodeError(`bad body length: ${rest} bytes, expected ${String(bodyLength)} + ${extraLength}`);
+  }
+  const encoded: EntryLayout['encoded'] = [];
   let at = 8 + metaLength + bodyLength;
-  let encoded: Entry['encoded'];
-  for (const [coding, length] of lengths as Array<['br' | 'gzip' | 'zstd', number]>) {
-    (encoded ??= {})[coding] = buf.subarray(at, at + length);
+  for (const [coding, length] of lengths as Array<[Coding, number]>) {
+    encoded.push([coding, at, length]);
     at += length;
   }
-  return {
-    ...(fields as unknown as Meta),
-    body: buf.subarray(8 + metaLength, 8 + metaLength + bodyLength),
-    ...(encoded === undefined ? {} : { encoded }),
-  };
+  return { head: { ...(fields as unknown as Meta), body: EMPTY }, metaEnd: 8 + metaLength, bodyLength, encoded };
+}
+
+/**
+ * Decodes bytes produced by {@link encodeEntry}. Every field is checked: bytes from a disk or a
+ * peer are untrusted, and a malformed entry must never be served.
+ * @throws EntryDecodeError
+ */
+export function decodeEntry(bytes: Uint8Array): Entry {
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return bodiesOf(decodeLayout(buf, buf.length), buf);
+}
+
+/** The entry of `layout` with its bodies taken from `payload`, the encoding it was decoded from (not copied). */
+export function bodiesOf(layout: EntryLayout, payload: Buffer): Entry {
+  const { metaEnd, bodyLength } = layout;
+  const entry: Entry = { ...layout.head, body: payload.subarray(metaEnd, metaEnd + bodyLength) };
+  if (layout.encoded.length > 0) {
+    entry.encoded = {};
+    for (const [coding, at, length] of layout.encoded) entry.encoded[coding] = payload.subarray(at, at + length);
+  }
+  return entry;
 }
 
 /** Bytes an entry is charged for in a byte-bounded store: body, headers and a fixed overhead. */

@@ -4,7 +4,8 @@
  * built once, reused for every hit.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ageOf, headerOf, type Entry } from './entry.js';
+import { pipeline } from 'node:stream';
+import { ageOf, headerOf, type BodySource, type Entry } from './entry.js';
 import { noteStatus } from './observe/tracing.js';
 import type { StatusHeaderMode } from './options/types.js';
 import { ifRangeMatches, rangeOf, type RangeAnswer } from './range.js';
@@ -90,7 +91,7 @@ function flatHeaders(headers: Entry['headers'], keep?: (name: string) => boolean
 
 function buildHead(entry: Entry, status: StatusHeaders): Head {
   const flat = flatHeaders(entry.headers);
-  flat.push('content-length', String(entry.body.length));
+  flat.push('content-length', String(lengthOf(entry)));
   const ageSlot = flat.length + 1;
   flat.push('age', '0');
   const statusSlot = flat.length;
@@ -172,12 +173,7 @@ const heads = new WeakMap<Entry, Head>();
  * list is built once per entry and its age and status slots are overwritten in place (writeHead
  * copies them into the header block before returning).
  */
-export function serveEntry(
-  req: IncomingMessage,
-  res: HitSink,
-  entry: Entry,
-  context: { status: CacheStatus; now: number; statusHeaders: StatusHeaders },
-): void {
+export function serveEntry(req: IncomingMessage, res: HitSink, entry: Entry, context: ServeContext): void {
   const { status, now, statusHeaders: sh } = context;
   noteStatus(res, status);
   let head = heads.get(entry);
@@ -189,6 +185,7 @@ export function serveEntry(
     pushStatusHeaders(flat, sh, status);
     res.writeHead(304, flat);
     res.end();
+    entry.source?.release();
     return;
   }
   // RFC 9110 §14.2: a Range on a GET is answered from the stored full body, unless If-Range says
@@ -196,8 +193,8 @@ export function serveEntry(
   const range = req.headers.range;
   if (range !== undefined && req.method === 'GET' && entry.status === 200) {
     const ifRange = req.headers['if-range'] as string | undefined;
-    const answer = ifRange === undefined || ifRangeMatches(ifRange, entry) ? rangeOf(range, entry.body.length) : undefined;
-    if (answer !== undefined && answer.kind !== 'full') return servePart(res, entry, answer, { age, status, sh });
+    const answer = ifRange === undefined || ifRangeMatches(ifRange, entry) ? rangeOf(range, lengthOf(entry)) : undefined;
+    if (answer !== undefined && answer.kind !== 'full') return servePart(res, entry, answer, { age, status, sh, onBodyError: context.onBodyError });
   }
   const flat = head.flat;
   flat[head.ageSlot] = age;
@@ -205,7 +202,41 @@ export function serveEntry(
   for (let i = 0; i < values.length; i++) flat[head.statusSlot + 2 * i + 1] = values[i]!;
   res.writeHead(entry.status, flat);
   // HEAD: Node's ServerResponse knows the request method and sends no body.
-  res.end(req.method === 'HEAD' ? undefined : entry.body);
+  if (entry.source === undefined) res.end(req.method === 'HEAD' ? undefined : entry.body);
+  else sendSource(res, entry.source, req.method === 'HEAD' ? undefined : [0, entry.source.length - 1], context.onBodyError);
+}
+
+/** How {@link serveEntry} writes: the status it reports, the clock, the status headers. */
+export interface ServeContext {
+  status: CacheStatus;
+  now: number;
+  statusHeaders: StatusHeaders;
+  /** Hears why a body streamed from its store failed (the response is then cut off). */
+  onBodyError?: (error: Error) => void;
+}
+
+/** The length of an entry's body, in memory or in its source. */
+function lengthOf(entry: Entry): number {
+  return entry.source === undefined ? entry.body.length : entry.source.length;
+}
+
+/**
+ * Sends bytes `range` of a body left in its store's medium, or none (then lets the medium go).
+ * The stream is piped with back-pressure; a client that leaves closes it, and a read or digest
+ * failure cuts the response off (its Content-Length is then never reached, so no client takes a
+ * short body for the whole). Only a ServerResponse is given an entry with a source: the memory
+ * hit path (the Fetch adapter's sink) never holds one.
+ */
+function sendSource(res: HitSink, source: BodySource, range: [number, number] | undefined, onError: ServeContext['onBodyError']): void {
+  const out = res as ServerResponse;
+  if (range === undefined) {
+    source.release();
+    out.end();
+    return;
+  }
+  pipeline(source.stream(range[0], range[1]), out, (error) => {
+    if (error !== undefined && error !== null && (error as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') onError?.(error);
+  });
 }
 
 /** Writes a 206 (one range of the stored body, with the stored headers) or a 416. */
@@ -213,14 +244,15 @@ function servePart(
   res: HitSink,
   entry: Entry,
   answer: Exclude<RangeAnswer, { kind: 'full' }>,
-  at: { age: string; status: CacheStatus; sh: StatusHeaders },
+  at: { age: string; status: CacheStatus; sh: StatusHeaders; onBodyError: ServeContext['onBodyError'] },
 ): void {
-  const length = entry.body.length;
+  const length = lengthOf(entry);
   if (answer.kind === 'unsatisfiable') {
     const flat: Array<string | string[]> = ['content-range', `bytes */${length}`, 'content-length', '0', 'age', at.age];
     pushStatusHeaders(flat, at.sh, at.status);
     res.writeHead(416, flat);
     res.end();
+    entry.source?.release();
     return;
   }
   const { start, end } = answer;
@@ -228,7 +260,8 @@ function servePart(
   flat.push('content-range', `bytes ${start}-${end}/${length}`, 'content-length', String(end - start + 1), 'age', at.age);
   pushStatusHeaders(flat, at.sh, at.status);
   res.writeHead(206, flat);
-  res.end(entry.body.subarray(start, end + 1));
+  if (entry.source === undefined) res.end(entry.body.subarray(start, end + 1));
+  else sendSource(res, entry.source, [start, end], at.onBodyError);
 }
 
 /** Stored headers an assembled page does not repeat: its body is not the stored body. */

@@ -168,6 +168,36 @@ export function storeContract(
       assert.equal(gotEmpty.body.length, 0);
     }));
 
+    test('open (when the store has it) finds the same entry; bodies left in a source read back the same bytes', withStore(async (store) => {
+      if (store.open === undefined) return;
+      const body = Buffer.alloc(20_000);
+      for (let i = 0; i < body.length; i++) body[i] = (i * 13) % 251;
+      const entry = makeEntry({ body, encoded: { gzip: Buffer.from('gzip bytes'), br: Buffer.from('br') }, etag: '"o"' });
+      await store.set('k:open', entry);
+      const found = await store.open('k:open');
+      assert.ok(found, 'the entry is found');
+      assert.deepEqual(fields({ ...found, body: Buffer.alloc(0), source: undefined }), fields({ ...entry, body: Buffer.alloc(0) }));
+      if (found.source === undefined) {
+        assert.ok(found.body.equals(body));
+        return;
+      }
+      assert.equal(found.body.length, 0, 'a source holds the body: body is empty');
+      assert.equal(found.source.length, body.length);
+      assert.deepEqual([...found.source.codings].sort(), ['br', 'gzip']);
+      const chunks: Buffer[] = [];
+      for await (const chunk of found.source.stream()) chunks.push(chunk as Buffer);
+      assert.ok(Buffer.concat(chunks).equals(body), 'the streamed body is the stored one');
+      const again = await store.open('k:open');
+      const part: Buffer[] = [];
+      for await (const chunk of again!.source!.as('gzip').stream(1, 4)) part.push(chunk as Buffer);
+      assert.equal(Buffer.concat(part).toString(), 'zip ');
+      const loaded = await (await store.open('k:open'))!.source!.load();
+      assert.ok(loaded.body.equals(body));
+      assert.equal(loaded.encoded?.gzip?.toString(), 'gzip bytes');
+      assert.equal(loaded.source, undefined);
+      (await store.open('k:open'))!.source!.release();
+    }));
+
     test('overwrite replaces the entry; a reader meanwhile sees the old or the new one, whole', withStore(async (store) => {
       const a = makeEntry({ body: Buffer.alloc(20_000, 'a'), etag: '"a"' });
       const b = makeEntry({ body: Buffer.alloc(30_000, 'b'), etag: '"b"', status: 404 });

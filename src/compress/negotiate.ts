@@ -3,8 +3,10 @@
  * `Accept-Encoding` prefers. Pure; the hit path memoizes it per header value.
  */
 
+import type { Coding } from '../entry.js';
+
 /** A content coding the cache can store. */
-export type Coding = 'br' | 'gzip' | 'zstd';
+export type { Coding };
 
 /** What a request accepts: q-value per coding, `*`, and whether identity may be sent. */
 interface Accepted {

@@ -33,7 +33,11 @@ export function encodedView(entry: Entry, coding: Coding): Entry {
     } else headers.push(pair);
   }
   headers.push(['content-encoding', coding]);
-  const view: Entry = { ...entry, body: entry.encoded![coding]!, headers, etag, encoded: undefined };
+  // A body still in its file (see BodySource) is sent from that file's compressed section.
+  const view: Entry =
+    entry.source === undefined
+      ? { ...entry, body: entry.encoded![coding]!, headers, etag, encoded: undefined }
+      : { ...entry, headers, etag, source: entry.source.as(coding) };
   views[coding] = view;
   return view;
 }
@@ -48,12 +52,12 @@ export class Representations {
     this.#order = [...preferred, ...(['br', 'zstd', 'gzip'] as const).filter((c) => !preferred.includes(c))];
   }
 
-  /** What `req` gets of `entry` (which has `encoded` bodies). */
+  /** What `req` gets of `entry` (which has `encoded` bodies, or a `source` that may hold some). */
   pick(req: IncomingMessage, entry: Entry): Entry {
     // RFC 9110 §14.2: byte ranges are of the identity body (what serve.ts slices).
     if (req.headers.range !== undefined) return entry;
-    const encoded = entry.encoded!;
-    const available = this.#order.filter((c) => encoded[c] !== undefined);
+    const { encoded, source } = entry;
+    const available = this.#order.filter((c) => (source === undefined ? encoded![c] !== undefined : source.codings.includes(c)));
     const header = req.headers['accept-encoding'];
     const memoKey = `${available.join(',')}\n${header ?? ''}`;
     let coding = this.#memo.get(memoKey);

@@ -6,7 +6,7 @@
 import createDebug from 'debug';
 import { Compressor, skipReason } from '../compress/compressor.js';
 import type { ResolvedCompressOptions } from '../compress/settings.js';
-import type { Entry } from '../entry.js';
+import { entrySize, type Entry } from '../entry.js';
 import { CacheError } from '../errors.js';
 import type { Tiers } from './tiers.js';
 import type { EngineContext } from './types.js';
@@ -38,9 +38,14 @@ export class StoredCompression {
       return;
     }
     const done = this.#compressor.variants(entry).then(
-      (withVariants) => {
-        if (withVariants === undefined || this.#tiers.memory.get(key) !== entry) return;
-        this.#tiers.set(key, withVariants);
+      async (withVariants) => {
+        if (withVariants === undefined) return;
+        const tiers = this.#tiers;
+        const current = tiers.memory.get(key);
+        if (current === entry) tiers.set(key, withVariants);
+        // Too large for the memory tier: kept below it only, where it must still be this entry.
+        else if (current === undefined && !tiers.memory.accepts(entrySize(entry)) && (await tiers.lowerHolds(key, entry))) tiers.setLower(key, withVariants);
+        else return;
         this.#ctx.counters.compressions++;
       },
       (error: unknown) => this.#ctx.report.fail(new CacheError('ERR_INTERNAL', `compressing ${key} failed`, { cause: error })),

@@ -5,9 +5,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Representations } from '../compress/views.js';
 import type { Entry } from '../entry.js';
-import { CacheError, IncludeError } from '../errors.js';
+import { CacheError, IncludeError, StoreError } from '../errors.js';
 import type { IncludeHooks } from '../seam.js';
-import { answerError, serveAssembled, serveEntry, type CacheStatus, type HitSink, type StatusHeaders } from '../serve.js';
+import { answerError, serveAssembled, serveEntry, type CacheStatus, type HitSink, type ServeContext } from '../serve.js';
 import type { Via } from '../observe/cache-status.js';
 import type { EngineContext, Exchange } from './types.js';
 
@@ -15,7 +15,7 @@ import type { EngineContext, Exchange } from './types.js';
 export class Deliver {
   readonly #ctx: EngineContext;
   /** Reused by every plain delivery (serveEntry reads it synchronously). */
-  readonly #serveCtx: { status: CacheStatus; now: number; statusHeaders: StatusHeaders };
+  readonly #serveCtx: ServeContext;
   readonly #representations: Representations;
 
   /**
@@ -30,7 +30,12 @@ export class Deliver {
   constructor(ctx: EngineContext) {
     this.#ctx = ctx;
     this.#representations = new Representations(ctx.options.compress?.encodings ?? []);
-    this.#serveCtx = { status: 'HIT', now: 0, statusHeaders: ctx.statusHeaders };
+    this.#serveCtx = {
+      status: 'HIT',
+      now: 0,
+      statusHeaders: ctx.statusHeaders,
+      onBodyError: (error) => ctx.report.fail(new StoreError('sending a stored body from its store failed', { cause: error })),
+    };
     const detail = ctx.statusDetail;
     // Cache-Status detail is switched in here, so the plain hit path below carries no test for it.
     if (detail !== undefined) {
@@ -39,7 +44,7 @@ export class Deliver {
         serveCtx.status = status;
         serveCtx.now = now;
         serveCtx.statusHeaders = detail.served(status, entry, now, via);
-        serveEntry(req, res, entry.encoded === undefined ? entry : this.#representations.pick(req, entry), serveCtx);
+        serveEntry(req, res, entry.encoded === undefined && entry.source === undefined ? entry : this.#representations.pick(req, entry), serveCtx);
       };
     }
     const includes = ctx.includes;
@@ -64,7 +69,7 @@ export class Deliver {
     ctx.status = status;
     ctx.now = now;
     // An entry with compressed variants: the one the client accepts best (identity for Range).
-    serveEntry(req, res, entry.encoded === undefined ? entry : this.#representations.pick(req, entry), ctx);
+    serveEntry(req, res, entry.encoded === undefined && entry.source === undefined ? entry : this.#representations.pick(req, entry), ctx);
   }
 
   /**

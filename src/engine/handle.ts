@@ -25,6 +25,9 @@ import type { Variants } from './variants.js';
 import { COLLAPSED, type Via } from '../observe/cache-status.js';
 import { traceLookup, tracing } from '../observe/tracing.js';
 
+/** Actions that send the entry found as it is (a body left in its file is streamed). */
+const SERVES: ReadonlySet<Decision['action']> = new Set(['hit', 'stale', 'revalidate']);
+
 /** Cache-Status detail of a waiter served the old copy because the render it waited for failed. */
 const COLLAPSED_FAILED: Via = Object.freeze({ collapsed: true, failed: Object.freeze({}) });
 
@@ -156,12 +159,20 @@ export class RequestPath {
       ));
       if (tier !== undefined) via = { tier };
     }
-    const now = Date.now();
-    const decision = decide(entry, this.#flags(req, ex, { primary, key, attempt: at.attempt }), {
-      now,
-      verdict: entry === undefined ? undefined : invalidation.verdict(entry),
-      ...this.#rules,
-    });
+    let now = Date.now();
+    const flags = this.#flags(req, ex, { primary, key, attempt: at.attempt });
+    let decision = decide(entry, flags, { now, verdict: entry === undefined ? undefined : invalidation.verdict(entry), ...this.#rules });
+    // A large entry whose body is still in its file (see Tiers.findLower) is streamed when it is
+    // served; an entry held for anything else (a fallback, validators to merge a 304 into, a
+    // template) is read whole first, and decided again as what was read.
+    if (entry?.source !== undefined && (!SERVES.has(decision.action) || deliver.isTemplate(entry))) {
+      if (decision.action === 'wait') entry.source.release();
+      else {
+        entry = await tiers.whole(entry);
+        now = Date.now();
+        decision = decide(entry, flags, { now, verdict: entry === undefined ? undefined : invalidation.verdict(entry), ...this.#rules });
+      }
+    }
     if (decision.drop) tiers.delete(key);
     const url = req.url ?? '';
     switch (decision.action) {

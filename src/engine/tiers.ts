@@ -3,7 +3,7 @@
  * below it. Get, promote, set and delete everywhere; a store's failure is reported, never thrown.
  */
 import createDebug from 'debug';
-import type { Entry } from '../entry.js';
+import { entrySize, type Entry } from '../entry.js';
 import { StoreError } from '../errors.js';
 import { MemoryStore } from '../stores/memory.js';
 import { isPromise, type CacheStore } from '../stores/store.js';
@@ -12,6 +12,14 @@ import type { CacheEvent, EngineContext } from './types.js';
 import { traceStore, tracing, type StoreContext } from '../observe/tracing.js';
 
 const debug = createDebug('stratacache:engine');
+
+/** What an entry whose bodies are in its source would take in memory. */
+function sizeWithSource(entry: Entry): number {
+  const source = entry.source!;
+  let bytes = entrySize(entry) + source.length;
+  for (const coding of source.codings) bytes += source.as(coding).length;
+  return bytes;
+}
 
 /** Memory first, then the extra stores (`options.stores`), in order. */
 export class Tiers {
@@ -31,8 +39,13 @@ export class Tiers {
   /**
    * Looks `key` up in the extra stores, in order. `remap` may name another key to read from the
    * same store instead (a Vary marker names the request's variant); the key looked up last is
-   * returned with what was found (and the store's name as `tier`). A `promotable` find is copied to every faster tier, so the
-   * next request stops higher up.
+   * returned with what was found (and the store's name as `tier`). A `promotable` find is copied
+   * to every faster tier, so the next request stops higher up.
+   *
+   * A store with `open` (disk) may answer a large entry with its bodies left in the medium
+   * (`entry.source`, see `BodySource`): such an entry is promoted only when the memory tier would
+   * keep it (it is then read whole); otherwise the caller streams it to the client or reads it
+   * whole with {@link whole}, and never stores it.
    */
   async findLower(
     key: string,
@@ -40,20 +53,37 @@ export class Tiers {
     promotable: (entry: Entry) => boolean,
   ): Promise<{ key: string; entry: Entry | undefined; tier?: string }> {
     for (const [tier, store] of this.#lower.entries()) {
-      let found = await this.#get(store, key);
+      let found = await this.#get(store, key, true);
       const other = found === undefined ? undefined : remap(found, key);
       if (other !== undefined) {
+        found!.source?.release();
         key = other;
-        found = await this.#get(store, key);
+        found = await this.#get(store, key, true);
       }
       if (found === undefined) continue;
-      if (promotable(found)) {
+      if (promotable(found) && (found.source === undefined || this.memory.accepts(sizeWithSource(found)))) {
+        found = await this.whole(found);
+        if (found === undefined) continue;
         this.memory.set(key, found);
         for (const upper of this.#lower.slice(0, tier)) this.#setIn(upper, key, found);
       }
       return { key, entry: found, tier: store.name };
     }
     return { key, entry: undefined };
+  }
+
+  /**
+   * The entry with its bodies in memory: as it is, or read from its source (undefined, reported,
+   * when that fails: the file went bad).
+   */
+  async whole(entry: Entry): Promise<Entry | undefined> {
+    if (entry.source === undefined) return entry;
+    try {
+      return await entry.source.load();
+    } catch (error) {
+      this.#ctx.report.fail(new StoreError('reading a stored body failed', { cause: error }));
+      return undefined;
+    }
   }
 
   /** `key` from memory, then the extra stores; never renders (what the peer endpoint answers). */
@@ -83,6 +113,18 @@ export class Tiers {
     const before = this.memory.get(key);
     this.memory.set(key, entry);
     this.#ctx.hooks.onEntry(key, before, entry);
+  }
+
+  /**
+   * True when the first extra store still holds `entry` under `key` (the same render: its store
+   * time, freshness and validator), read without its body.
+   */
+  async lowerHolds(key: string, entry: Entry): Promise<boolean> {
+    const store = this.#lower[0];
+    if (store === undefined) return false;
+    const found = await this.#get(store, key, true);
+    found?.source?.release();
+    return found !== undefined && found.storedAt === entry.storedAt && found.staleAt === entry.staleAt && found.etag === entry.etag;
   }
 
   /** Stores `entry` under `key` in the extra stores only. */
@@ -143,10 +185,13 @@ export class Tiers {
     }
   }
 
-  async #get(store: CacheStore, key: string): Promise<Entry | undefined> {
+  async #get(store: CacheStore, key: string, streamable = false): Promise<Entry | undefined> {
     try {
-      const entry = await this.#io(store, 'get', key, () => store.get(key));
-      if (entry !== undefined && Date.now() >= entry.expiresAt) return undefined;
+      const entry = await this.#io(store, 'get', key, () => (streamable && store.open !== undefined ? store.open(key) : store.get(key)));
+      if (entry !== undefined && Date.now() >= entry.expiresAt) {
+        entry.source?.release();
+        return undefined;
+      }
       return entry;
     } catch (error) {
       this.#ctx.report.fail(new StoreError(`${store.name}.get failed`, { cause: error }));

@@ -2,26 +2,19 @@
  * Disk tier: one file per key, bounded by bytes, surviving restarts. Optional: pass an instance in
  * `createCache({ stores: [new DiskStore({ dir, maxSize })] })`; a hit here is promoted to memory.
  *
- * Layout: `<dir>/<h[0..2]>/<h>` where `h` is the sha256 hex of the key. A file is a small frame
- * around {@link encodeEntry}:
- *
- * ```
- * 0   u32  magic 'SCD1'
- * 4   u32  key length in bytes
- * 8   u32  payload length in bytes (the encoded entry)
- * 12  32B  sha256 of the payload
- * 44  key (utf8), then payload
- * ```
- *
- * so a truncated file (length mismatch), a damaged one (digest), or one that belongs to another
- * key (key compare) is never served. Writes go to a temp file in the same directory and are then
- * renamed over the old file: rename is atomic, so a reader sees the old entry or the new one.
+ * Layout: `<dir>/<h[0..2]>/<h>` where `h` is the sha256 hex of the key; the file format (a frame
+ * around {@link encodeEntry} with a digest per section) is in `disk-file.ts`. Writes go to a temp
+ * file in the same directory and are then renamed over the old file: rename is atomic, so a reader
+ * sees the old entry or the new one (and one that opened the old file keeps reading it whole).
+ * An entry larger than `streamThreshold` is sent to a client from the file as it is read
+ * ({@link DiskStore.open}), never held in memory whole.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, stat, unlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import createDebug from 'debug';
-import { decodeEntry, encodeEntry, type Entry } from '../entry.js';
+import type { Entry } from '../entry.js';
+import { frame, openEntry, unframe } from './disk-file.js';
 import { describeValue, integerOption } from '../options/validate.js';
 import type { Bytes, Milliseconds } from '../options/units.js';
 import type { CacheStore } from './store.js';
@@ -59,16 +52,22 @@ export interface DiskStoreOptions {
    * @default 10000
    */
   rescanInterval?: Milliseconds;
+  /**
+   * Files larger than this many bytes are not read whole by a lookup of the response cache: their
+   * metadata is read and checked, and the body is streamed from the file to the client (checked
+   * against its digest as it goes). Smaller ones are read whole (and may be promoted to memory).
+   * `get` (the data cache, peer replies) always reads whole.
+   * @default 1048576 (1 MiB)
+   */
+  streamThreshold?: Bytes;
 }
 
 /** Defaults of {@link DiskStoreOptions} that have one (frozen). */
-export const DISK_DEFAULTS = Object.freeze({ rescanInterval: 10_000 });
+export const DISK_DEFAULTS = Object.freeze({ rescanInterval: 10_000, streamThreshold: 1024 * 1024 });
 
 /** A temp file older than this is a leftover of a process that died mid-write (ms). */
 const STALE_TEMP = 60_000;
 
-const MAGIC = 0x53434431; // 'SCD1'
-const HEADER = 44;
 const HASH_NAME = /^[0-9a-f]{64}$/;
 const TEMP_NAME = /^[0-9a-f]{64}\.\d+\.\d+\.tmp$/;
 const FAN_NAME = /^[0-9a-f]{2}$/;
@@ -83,38 +82,16 @@ function hashKey(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex');
 }
 
+/**
+ * Which file a path names: a write renames a new inode over it. Not the mtime, which every hit
+ * touches (a body found damaged while it streams must still be removed after that touch).
+ */
+function fileIdentity(st: { ino: number; size: number }): string {
+  return `${st.ino}:${st.size}`;
+}
+
 function isNotFound(error: unknown): boolean {
   return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
-}
-
-/** Frames an encoded entry with its key and digest. */
-function frame(key: string, payload: Buffer): Buffer {
-  const keyBytes = Buffer.from(key, 'utf8');
-  const out = Buffer.allocUnsafe(HEADER + keyBytes.length + payload.length);
-  out.writeUInt32BE(MAGIC, 0);
-  out.writeUInt32BE(keyBytes.length, 4);
-  out.writeUInt32BE(payload.length, 8);
-  createHash('sha256').update(payload).digest().copy(out, 12);
-  keyBytes.copy(out, HEADER);
-  payload.copy(out, HEADER + keyBytes.length);
-  return out;
-}
-
-/** Unframes a file read from disk; a reason string when it is not a valid entry for `key`. */
-function unframe(key: string, bytes: Buffer): Entry | string {
-  if (bytes.length < HEADER || bytes.readUInt32BE(0) !== MAGIC) return 'bad magic';
-  const keyLength = bytes.readUInt32BE(4);
-  const payloadLength = bytes.readUInt32BE(8);
-  if (HEADER + keyLength + payloadLength !== bytes.length) return 'truncated';
-  const stored = bytes.subarray(HEADER, HEADER + keyLength);
-  if (!stored.equals(Buffer.from(key, 'utf8'))) return 'wrong key';
-  const payload = bytes.subarray(HEADER + keyLength);
-  if (!createHash('sha256').update(payload).digest().equals(bytes.subarray(12, HEADER))) return 'bad digest';
-  try {
-    return decodeEntry(payload);
-  } catch (error) {
-    return `undecodable: ${(error as Error).message}`;
-  }
 }
 
 /**
@@ -141,11 +118,14 @@ export class DiskStore implements CacheStore {
   #tempCounter = 0;
   /** Rebuilds the index from the directory every this many ms (0: never). */
   readonly #rescanInterval: number;
+  readonly #streamThreshold: number;
   #rescanTimer: NodeJS.Timeout | undefined;
   #rescanning: Promise<void> | undefined;
   /** Why the tier is off (the directory could not be created or read at start-up). */
   #broken: Error | undefined;
   #brokenReported = false;
+  /** Entries read whole, and entries whose bodies were left in their file to be streamed. */
+  readonly #reads = { whole: 0, streamed: 0 };
   #closed = false;
 
   /**
@@ -165,6 +145,7 @@ export class DiskStore implements CacheStore {
       throw new RangeError(`expected options.maxEntrySize to be at most options.maxSize (${this.#maxSize}), got ${this.#maxEntrySize}`);
     }
     this.#rescanInterval = integerOption('rescanInterval', options.rescanInterval ?? DISK_DEFAULTS.rescanInterval, 0);
+    this.#streamThreshold = integerOption('streamThreshold', options.streamThreshold ?? DISK_DEFAULTS.streamThreshold, 0);
     // A start-up that cannot create or read the directory turns the tier off instead of failing
     // (or holding up) requests: reported on stderr now and to the first operation (the engine's
     // `error` event); every later operation is a miss or a no-op.
@@ -207,34 +188,60 @@ export class DiskStore implements CacheStore {
    * The entry under `key`, or undefined: also for a file that is damaged, truncated, holds another
    * key's entry, or is past its `expiresAt` (such a file is removed before this resolves).
    */
-  async get(key: string): Promise<Entry | undefined> {
+  get(key: string): Promise<Entry | undefined> {
+    return this.#read(key, false);
+  }
+
+  /**
+   * Like {@link get}, but the bodies of a file larger than `streamThreshold` stay in the file: the
+   * entry comes with an empty `body` and a `source` to stream them from (its metadata is checked
+   * now, each body as it is streamed). The response cache's lookups use this.
+   */
+  open(key: string): Promise<Entry | undefined> {
+    return this.#read(key, true);
+  }
+
+  async #read(key: string, streamable: boolean): Promise<Entry | undefined> {
     await this.#ready;
     if (this.#off()) return undefined;
     const h = hashKey(key);
+    // A read after a write of the same key sees it (operations on one key apply in call order).
+    await this.#queues.get(h);
     const record = this.#index.get(h);
     // Not indexed here, but another process sharing the directory may have written it.
     if (record === undefined && this.#rescanInterval === 0) return undefined;
     const path = this.#path(h);
-    let bytes: Buffer;
+    let entry: Entry | string;
     let identity: string;
+    let size: number;
+    let fh: FileHandle | undefined;
     try {
-      const fh = await open(path, 'r');
-      try {
-        const st = await fh.stat();
-        identity = `${st.ino}:${st.size}:${st.mtimeMs}`;
-        bytes = await fh.readFile();
-      } finally {
-        await fh.close();
+      fh = await open(path, 'r');
+      const st = await fh.stat();
+      identity = fileIdentity(st);
+      size = st.size;
+      if (streamable && size > this.#streamThreshold) {
+        // The file stays open for the entry's source (closed once the body is sent or read).
+        entry = await openEntry(fh, key, size, () => void this.#removeIfSame(h, identity).catch(() => undefined));
+        if (typeof entry !== 'string') {
+          fh = undefined;
+          this.#reads.streamed++;
+        }
+      } else {
+        entry = unframe(key, await fh.readFile());
+        this.#reads.whole++;
       }
     } catch (error) {
       if (!isNotFound(error)) throw error;
       // Removed behind our back: forget it.
       if (record !== undefined && this.#index.get(h) === record) this.#forget(h, record);
       return undefined;
+    } finally {
+      await fh?.close();
     }
-    const entry = unframe(key, bytes);
     if (typeof entry === 'string' || Date.now() >= entry.expiresAt) {
       debug('disk miss: %s %s', typeof entry === 'string' ? entry : 'expired', h);
+      if (typeof entry !== 'string') entry.source?.release();
       await this.#removeIfSame(h, identity);
       return undefined;
     }
@@ -242,8 +249,8 @@ export class DiskStore implements CacheStore {
     // other processes' rescans see it).
     if (record === undefined) {
       if (!this.#index.has(h)) {
-        this.#index.set(h, { size: bytes.length });
-        this.#bytes += bytes.length;
+        this.#index.set(h, { size });
+        this.#bytes += size;
       }
     } else if (this.#index.get(h) === record) {
       this.#index.delete(h);
@@ -263,7 +270,7 @@ export class DiskStore implements CacheStore {
     await this.#ready;
     if (this.#off()) return;
     const h = hashKey(key);
-    const bytes = frame(key, encodeEntry(entry));
+    const bytes = frame(key, entry);
     if (bytes.length > this.#maxEntrySize || Date.now() >= entry.expiresAt) {
       debug('disk skip: %s %s', bytes.length > this.#maxEntrySize ? `too large (${bytes.length} bytes)` : 'expired', h);
       // The caller replaced this key: an older file must not answer for it any more.
@@ -298,6 +305,14 @@ export class DiskStore implements CacheStore {
   /** Files and their total bytes on disk, as indexed (0 until the start-up scan is done). */
   size(): { entries: number; bytes: number } {
     return { entries: this.#index.size, bytes: this.#bytes };
+  }
+
+  /**
+   * For `cache.stats().tiers`: files and bytes, and how many entries were read whole and how many
+   * were opened with their bodies left in the file (streamed to the client).
+   */
+  stats(): { entries: number; bytes: number; readsWhole: number; readsStreamed: number } {
+    return { ...this.size(), readsWhole: this.#reads.whole, readsStreamed: this.#reads.streamed };
   }
 
   /** Waits for the start-up scan and every pending write, delete and eviction. */
@@ -355,7 +370,7 @@ export class DiskStore implements CacheStore {
         if (isNotFound(error)) return;
         throw error;
       }
-      if (`${st.ino}:${st.size}:${st.mtimeMs}` === identity) await this.#unlink(h);
+      if (fileIdentity(st) === identity) await this.#unlink(h);
     });
   }
 

@@ -26,6 +26,7 @@ export interface MemoryStoreOptions {
 export class MemoryStore implements CacheStore {
   readonly name = 'memory';
   readonly #lru: LRUCache<string, Entry>;
+  readonly #maxEntrySize: number;
   #onEvict: ((key: string, entry: Entry) => void) | undefined;
 
   /**
@@ -37,6 +38,7 @@ export class MemoryStore implements CacheStore {
     const maxEntrySize = options.maxEntrySize === undefined ? maxSize : integerOption('maxEntrySize', options.maxEntrySize, 1);
     if (maxEntrySize > maxSize) throw new RangeError(`expected options.maxEntrySize to be at most options.maxSize (${maxSize}), got ${maxEntrySize}`);
     this.#onEvict = options.onEvict;
+    this.#maxEntrySize = maxEntrySize;
     this.#lru = new LRUCache<string, Entry>({
       maxSize,
       maxEntrySize,
@@ -69,6 +71,11 @@ export class MemoryStore implements CacheStore {
       return undefined;
     }
     return entry;
+  }
+
+  /** True when an entry of `bytes` (as `entrySize` counts them) is small enough to be kept. */
+  accepts(bytes: number): boolean {
+    return bytes <= this.#maxEntrySize;
   }
 
   set(key: string, entry: Entry): void {

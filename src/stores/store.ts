@@ -32,6 +32,12 @@ export interface CacheStore {
   readonly name: string;
   /** The entry under `key`, or undefined. Must not throw for a missing key. */
   get(key: string): MaybePromise<Entry | undefined>;
+  /**
+   * Optional: like `get`, but a large entry's bodies may stay in the medium until sent: the entry
+   * then has an empty `body` and a `source` (see `BodySource`) to stream or load them from. Only
+   * the response cache's lookups call it (the disk store implements it); without it they use `get`.
+   */
+  open?(key: string): MaybePromise<Entry | undefined>;
   /** Stores `entry` under `key`, replacing any previous one atomically (a reader sees old or new). */
   set(key: string, entry: Entry): MaybePromise<void>;
   /** Removes `key`; removing a missing key is not an error. */

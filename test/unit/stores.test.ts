@@ -46,6 +46,10 @@ storeContract('MemoryStore', ({ maxSize }) => new MemoryStore({ maxSize }));
 storeContract('DiskStore', async ({ maxSize }) => new DiskStore({ dir: await tempDir(), maxSize }), {
   teardown: (store: CacheStore) => removeDir((store as DiskStore).dir),
 });
+// Every file opened by a lookup leaves its bodies in the file (streamed when sent).
+storeContract('DiskStore (streamThreshold 0)', async ({ maxSize }) => new DiskStore({ dir: await tempDir(), maxSize, streamThreshold: 0 }), {
+  teardown: (store: CacheStore) => removeDir((store as DiskStore).dir),
+});
 
 describe('DiskStore options', () => {
   test('bad options throw TypeError/RangeError naming the option and the value', () => {
