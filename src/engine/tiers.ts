@@ -3,7 +3,7 @@
  * below it. Get, promote, set and delete everywhere; a store's failure is reported, never thrown.
  */
 import createDebug from 'debug';
-import { entrySize, type Entry } from '../entry.js';
+import type { Entry } from '../entry.js';
 import { StoreError } from '../errors.js';
 import { MemoryStore } from '../stores/memory.js';
 import { isPromise, type CacheStore } from '../stores/store.js';
@@ -12,14 +12,6 @@ import type { CacheEvent, EngineContext } from './types.js';
 import { traceStore, tracing, type StoreContext } from '../observe/tracing.js';
 
 const debug = createDebug('stratacache:engine');
-
-/** What an entry whose bodies are in its source would take in memory. */
-function sizeWithSource(entry: Entry): number {
-  const source = entry.source!;
-  let bytes = entrySize(entry) + source.length;
-  for (const coding of source.codings) bytes += source.as(coding).length;
-  return bytes;
-}
 
 /** Memory first, then the extra stores (`options.stores`), in order. */
 export class Tiers {
@@ -43,9 +35,8 @@ export class Tiers {
    * to every faster tier, so the next request stops higher up.
    *
    * A store with `open` (disk) may answer a large entry with its bodies left in the medium
-   * (`entry.source`, see `BodySource`): such an entry is promoted only when the memory tier would
-   * keep it (it is then read whole); otherwise the caller streams it to the client or reads it
-   * whole with {@link whole}, and never stores it.
+   * (`entry.source`, see `BodySource`): such an entry is never promoted; the caller streams it to
+   * the client or reads it whole with {@link whole}, and never stores it.
    */
   async findLower(
     key: string,
@@ -61,9 +52,9 @@ export class Tiers {
         found = await this.#get(store, key, true);
       }
       if (found === undefined) continue;
-      if (promotable(found) && (found.source === undefined || this.memory.accepts(sizeWithSource(found)))) {
-        found = await this.whole(found);
-        if (found === undefined) continue;
+      // A large entry left in its file is streamed every time, never promoted: the memory tier
+      // is for small hot entries (a store's streamThreshold says what is large).
+      if (promotable(found) && found.source === undefined) {
         this.memory.set(key, found);
         for (const upper of this.#lower.slice(0, tier)) this.#setIn(upper, key, found);
       }
