@@ -87,9 +87,11 @@ export class Background {
     });
   }
 
-  /** Starts one tracked background refresh of a stale `entry`, for the variant `req` selects. */
-  refresh(entry: Entry, req: IncomingMessage, runner: Runner | undefined): void {
-    this.#ctx.report.track(this.regenerate({ url: entry.url, host: entry.host, headers: varyHeaders(entry, req) }, runner));
+  /** Starts one tracked background refresh of a stale `entry`, for the variant `req` selects; resolves when it is done. */
+  refresh(entry: Entry, req: IncomingMessage, runner: Runner | undefined): Promise<unknown> {
+    const done = this.regenerate({ url: entry.url, host: entry.host, headers: varyHeaders(entry, req) }, runner);
+    this.#ctx.report.track(done);
+    return done;
   }
 
   /**

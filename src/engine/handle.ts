@@ -188,7 +188,7 @@ export class RequestPath {
         if (decision.rescue) counters.staleOnError++;
         const assembling = deliver.serve(req, res, entry!, 'STALE', now, ex, via);
         this.#ctx.report.emit('stale', { key, url, status: 'STALE', reason: decision.reason } satisfies CacheEvent);
-        if (decision.action === 'revalidate') this.#p.background.refresh(entry!, req, ex.regen);
+        if (decision.action === 'revalidate') this.#refresh(req, ex, { primary, key, entry: entry! });
         return assembling ?? true;
       }
       case 'miss':
@@ -205,6 +205,13 @@ export class RequestPath {
         return renderer.render(req, res, ex, { primary, key, ticket: undefined, flight, fallback: decision.fallback, revalidate: decision.revalidate });
       }
     }
+  }
+
+  /** One background refresh of a stale entry; with a shared tier, one for all the nodes sharing it. */
+  #refresh(req: IncomingMessage, ex: Exchange, at: { primary: string; key: string; entry: Entry }): void {
+    const { background, shared } = this.#p;
+    if (shared === undefined) void background.refresh(at.entry, req, ex.regen);
+    else this.#ctx.report.track(shared.refresh(at, () => background.refresh(at.entry, req, ex.regen)));
   }
 
   /** Waits for the peer refetching the page, or for the render in flight, then looks again or serves its result. */

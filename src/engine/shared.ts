@@ -8,6 +8,7 @@
  * leads its local flight (the others wait on it); A's lease wins; B and C poll the store; A
  * renders, stores (the store write is sent before the lease release, on the same connection),
  * settles its flight, releases; B and C find the entry, store it in memory, settle their flights.
+ * Background refreshes of a stale page go through the same lease ({@link SharedFlight.refresh}).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Entry } from '../entry.js';
@@ -28,6 +29,8 @@ export class SharedFlight {
   readonly #deliver: Deliver;
   readonly #tiers: Tiers;
   readonly #judge: InvalidationJudge;
+  /** Keys this node refreshes (or waits for another node to refresh) in the background. */
+  readonly #refreshing = new Set<string>();
 
   constructor(ctx: EngineContext, parts: { leases: RenderLeases; renderer: Renderer; deliver: Deliver; tiers: Tiers; judge: InvalidationJudge }) {
     this.#ctx = ctx;
@@ -49,9 +52,7 @@ export class SharedFlight {
     const ctx = this.#ctx;
     const grant = await this.#leases.acquire(key);
     if (grant === 'held') {
-      // A Vary marker (bodiless, under the primary key) is not the page: keep waiting for the lease to go.
-      const usable = (e: Entry): boolean => Date.now() < e.staleAt && !this.#judge.isInvalidated(e) && !(key === primary && e.vary.length > 0);
-      const entry = await this.#leases.waitFor(key, key, usable);
+      const entry = await this.#leases.waitFor(key, key, this.#usable(primary, key));
       if (entry !== undefined) {
         this.#tiers.keep(key, entry);
         ctx.flights.settle(key, flight, { entry, key });
@@ -70,6 +71,42 @@ export class SharedFlight {
     // The store write (when the response is stored) precedes the settle, so the release follows it.
     if (grant === 'lead') void flight.promise.then(() => this.#leases.release(key));
     return this.#renderer.render(req, res, ex, { primary, key, ticket: undefined, flight, fallback, revalidate });
+  }
+
+/**
+   * A background refresh of the stale entry under `key`, once for the nodes sharing the store:
+   * the node that takes the lease runs `regenerate` (its new entry reaches the store before the
+   * lease goes); the others wait for that entry and keep it in memory, or refresh themselves when
+   * it does not come. Event trace, three nodes serving one stale page: each node's first stale
+   * hit starts a refresh here (later ones on the same node return at once while it runs); A's
+   * lease wins and renders; B and C poll the store, find A's entry, and serve it from memory.
+   */
+  async refresh(at: { primary: string; key: string }, regenerate: () => Promise<unknown>): Promise<void> {
+    const { primary, key } = at;
+    if (this.#refreshing.has(key)) return;
+    this.#refreshing.add(key);
+    try {
+      const grant = await this.#leases.acquire(key);
+      if (grant === 'held') {
+        const entry = await this.#leases.waitFor(key, key, this.#usable(primary, key));
+        if (entry !== undefined) {
+          this.#tiers.keep(key, entry);
+          return;
+        }
+      }
+      try {
+        await regenerate();
+      } finally {
+        if (grant === 'lead') await this.#leases.release(key);
+      }
+    } finally {
+      this.#refreshing.delete(key);
+    }
+  }
+
+  /** What a node waiting for another's render takes: a fresh, valid entry; never a Vary marker (bodiless, under the primary key). */
+  #usable(primary: string, key: string): (e: Entry) => boolean {
+    return (e) => Date.now() < e.staleAt && !this.#judge.isInvalidated(e) && !(key === primary && e.vary.length > 0);
   }
 }
 

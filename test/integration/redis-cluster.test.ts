@@ -84,6 +84,29 @@ describe('caches sharing Redis', () => {
     assert.equal(o.renders.get('/shared'), 1);
   });
 
+  test('a stale page served by 3 nodes is refreshed once between them, and each node then serves the new copy', async (t) => {
+    if (!redis) return t.skip(NO_REDIS);
+    let renders = 0;
+    const cluster = await nodes(3, async (_req, res) => {
+      const n = ++renders;
+      await sleep(200);
+      res.setHeader('cache-control', 'public, max-age=1, stale-while-revalidate=60');
+      res.end(`render ${n}`);
+    });
+    // One render for the three nodes (A renders, B and C wait for its lease), then stale.
+    await Promise.all(cluster.map((c) => request(`${c.url}/swr`, { headers: HOST })));
+    assert.equal(renders, 1);
+    await sleep(1100);
+    const stale = await Promise.all(Array.from({ length: 9 }, (_, i) => request(`${cluster[i % 3]!.url}/swr`, { headers: HOST })));
+    for (const r of stale) {
+      assert.equal(r.headers['x-cache'], 'STALE');
+      assert.equal(r.body, 'render 1');
+    }
+    for (const c of cluster) await until('every node to hold the refreshed copy', async () => (await request(`${c.url}/swr`, { headers: HOST })).body === 'render 2');
+    assert.equal(renders, 2, 'one background refresh for the three nodes');
+    for (const c of cluster) assert.equal((await request(`${c.url}/swr`, { headers: HOST })).headers['x-cache'], 'HIT');
+  });
+
   test('an invalidation on one node is seen by every node sharing Redis', async (t) => {
     if (!redis) return t.skip(NO_REDIS);
     const o = origin(0);
