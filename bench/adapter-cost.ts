@@ -15,9 +15,12 @@
  *   BENCH_BODY_BYTES     body size in bytes                                   (default 20480)
  *   BENCH_COST_ONLY      'ceiling' or 'cached': measure that target only (to profile it)
  */
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Duplex } from 'node:stream';
 import { setImmediate as nextLoop } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { createCache } from '../src/index.js';
 import { FRAMEWORKS, listenerFor, type Framework } from './adapters.js';
 import { intEnv, median } from './harness.js';
@@ -100,8 +103,21 @@ async function main(): Promise<void> {
   const requests = intEnv('BENCH_COST_REQUESTS', 10_000, 1);
   const batches = intEnv('BENCH_COST_BATCHES', 9, 1);
   const body = Buffer.alloc(intEnv('BENCH_BODY_BYTES', 20 * 1024, 1), 'stratacache adapter benchmark body. ');
-  console.log('stratacache adapter hit cost, in process (no sockets): process CPU ns per request, median of batches');
-  console.log(`node ${process.version}; ${batches} batches x ${requests} requests per target, alternating; body ${body.length} B`);
+  if (process.env.BENCH_COST_CHILD === undefined) {
+    console.log('stratacache adapter hit cost, in process (no sockets): process CPU ns per request, median of batches');
+    console.log(`node ${process.version}; ${batches} batches x ${requests} requests per target, alternating; body ${body.length} B; one process per framework`);
+  }
+  if (frameworks.length > 1) {
+    // One process per framework: in a shared one, the hit path's call sites would see every
+    // adapter's response type (ServerResponse, the Fetch adapter's HitResponse) and run
+    // polymorphic, which no real server does.
+    for (const framework of frameworks) {
+      const child = fork(fileURLToPath(import.meta.url), [], { env: { ...process.env, BENCH_FRAMEWORKS: framework, BENCH_COST_CHILD: '1' }, execArgv: process.execArgv });
+      const [code] = (await once(child, 'exit')) as [number | null];
+      if (code !== 0) throw new Error(`${framework}: exited with ${code}`);
+    }
+    return;
+  }
   for (const framework of frameworks) {
     const cache = createCache();
     const ceiling = await listenerFor(framework, body, undefined);
