@@ -162,9 +162,10 @@ describe('Fetch specifics', { timeout: 15_000 }, () => {
     const running = await listen(
       http.createServer(
         getRequestListener(
-          cache.fetch((request, env: { incoming: IncomingMessage }) => {
+          cache.fetch((_request: Request, env: unknown) => {
+            const { incoming } = env as { incoming: IncomingMessage };
             renders++;
-            seen.push(`${env.incoming.url} ${String(env.incoming.headers.host)}`);
+            seen.push(`${incoming.url} ${String(incoming.headers.host)}`);
             return new Response(`page ${renders}`, { headers: { 'cache-control': 'max-age=60' } });
           }),
         ),
