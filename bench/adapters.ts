@@ -34,8 +34,8 @@ import { chooseTool, describeSetup, fmt, get, intEnv, Loader, loadAverage, media
 
 const SELF = fileURLToPath(import.meta.url);
 const CACHE_CONTROL = 'max-age=3600';
-const FRAMEWORKS = ['node', 'express', 'connect', 'koa', 'fastify', 'fetch', 'hono'] as const;
-type Framework = (typeof FRAMEWORKS)[number];
+export const FRAMEWORKS = ['node', 'express', 'connect', 'koa', 'fastify', 'fetch', 'hono'] as const;
+export type Framework = (typeof FRAMEWORKS)[number];
 type Variant = 'ceiling' | 'cached';
 
 /** What each framework's cached target is. */
@@ -83,7 +83,7 @@ function readConfig(): Config {
 type Listener = (req: IncomingMessage, res: ServerResponse) => unknown;
 
 /** The request listener of one target: the framework's app serving `body`, with `cache` in front when given. */
-async function listenerFor(framework: Framework, body: Buffer, cache: StrataCache | undefined): Promise<Listener> {
+export async function listenerFor(framework: Framework, body: Buffer, cache: StrataCache | undefined): Promise<Listener> {
   const headers = { 'content-type': 'text/plain', 'cache-control': CACHE_CONTROL };
   switch (framework) {
     case 'node': {
@@ -213,4 +213,4 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === 'server') await runServer(process.argv[3] as Framework, process.argv[4] as Variant, Number(process.argv[5]));
-else await main();
+else if (process.argv[1] === SELF) await main();

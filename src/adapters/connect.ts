@@ -28,6 +28,8 @@ export function middleware(engine: Engine, options: MiddlewareOptions = {}): Con
   if (app !== undefined && typeof app !== 'function') throw new TypeError(`expected options.app to be a function, got ${typeof app}`);
   if (app !== undefined) engine.useRunner(app);
   return (req, res, next) => {
+    // A fresh memory hit is written at once, before any Exchange (and its closure) is built.
+    if (engine.serveFresh(req, res)) return;
     const regen = app ?? ((req as { app?: unknown }).app as Runner | undefined);
     const ex: Exchange = { run: () => next(), regen: typeof regen === 'function' ? regen : undefined };
     const r = engine.handle(req, res, ex);

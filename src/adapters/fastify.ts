@@ -64,6 +64,12 @@ export function fastifyPlugin(engine: Engine): FastifyCachePlugin {
         next();
         return;
       }
+      // A fresh memory hit is written at once, before any Exchange (and its closures) is built:
+      // the hot path of a warm cache allocates nothing here.
+      if (engine.serveFresh(req, reply.raw)) {
+        reply.hijack();
+        return;
+      }
       const method = req.method;
       const ex: Exchange = {
         regen,

@@ -39,19 +39,22 @@ export function fetchAdapter<Rest extends unknown[]>(engine: Engine, handler: Fe
   return (request: Request, ...rest: Rest): Response | Promise<Response> => {
     const method = request.method;
     const incoming = incomingOf(rest);
-    const init = {
-      method,
-      url: incoming?.url ?? pathOf(request.url),
-      headers: incoming === undefined ? headerRecord(request.headers, request.url) : nodeHeaders(incoming),
-      remoteAddress: incoming?.socket?.remoteAddress,
-    };
+    let init: ReturnType<typeof initOf> | undefined;
     // A fresh hit is written straight into a Response, returned as is (no promise): no response
-    // object, no socket. (Of the headers, the engine may rewrite only Host, from an absolute-form
-    // target, as it would again for the full request below.)
+    // object, no socket; and when the server passed its Node request along, no copy of it either.
     if (method === 'GET' || method === 'HEAD') {
       const sink = new HitResponse(method === 'HEAD');
-      if (engine.serveFresh(requestHead({ method, url: init.url, headers: init.headers }, { remoteAddress: init.remoteAddress }), sink)) return sink.response!;
+      let head: IncomingMessage;
+      if (incoming !== undefined && lookupAsIs(incoming, method)) head = incoming;
+      else {
+        // (Of the headers, the engine may rewrite only Host, from an absolute-form target, as it
+        // would again for the full request below.)
+        init = initOf(request, method, incoming);
+        head = requestHead(init, { remoteAddress: init.remoteAddress });
+      }
+      if (engine.serveFresh(head, sink)) return sink.response!;
     }
+    init ??= initOf(request, method, incoming);
     const exchange = deferredExchange({
       ...init,
       // Reading `body` materializes a lazy Request (as @hono/node-server's is): only when there is one.
@@ -76,6 +79,26 @@ export function fetchAdapter<Rest extends unknown[]>(engine: Engine, handler: Fe
     if (typeof served !== 'boolean') served.catch((error: unknown) => internalError(res, error));
     return bridge.response;
   };
+}
+
+/** What the engine's request is built from: method, target, headers and the client's address. */
+function initOf(request: Request, method: string, incoming: IncomingMessage | undefined): { method: string; url: string; headers: Record<string, string>; remoteAddress: string | undefined } {
+  return {
+    method,
+    url: incoming?.url ?? pathOf(request.url),
+    headers: incoming === undefined ? headerRecord(request.headers, request.url) : nodeHeaders(incoming),
+    remoteAddress: incoming?.socket?.remoteAddress,
+  };
+}
+
+/**
+ * True when the server's Node request can be looked up itself, seen by the engine exactly as the
+ * request built from it by {@link initOf}: the same method, an origin-form target (the engine
+ * rewrites only an absolute-form one, so nothing of the server's request is changed) and a socket
+ * that is not TLS (keys read `socket.encrypted`, which the built request's stand-in lacks).
+ */
+function lookupAsIs(incoming: IncomingMessage, method: string): boolean {
+  return incoming.method === method && incoming.url?.charCodeAt(0) === 47 && (incoming.socket as { encrypted?: boolean } | null)?.encrypted !== true;
 }
 
 /** The path and query of an absolute URL. */

@@ -112,12 +112,15 @@ export class RequestPath {
    * a plain (not template) entry: writes it to `sink` at once and returns true. Returns false,
    * having written and counted nothing, for anything else: the caller then hands the request to
    * `handle` with a real response. No user function may see the request here (a `bypass` or key
-   * function may read more of it than method, URL and headers): with one, always false.
+   * function may read more of it than method, URL and headers): with one, always false. A render
+   * this cache started (a ticket) is never answered here, so an adapter may call this first for
+   * every request its framework routes, and build its Exchange only when it returns false.
    */
   serveFresh(req: IncomingMessage, sink: HitSink): boolean {
     const { options } = this.#ctx;
     // While lookups are traced, hits take the traced path of handle() (with a real response).
     if (options.bypass !== undefined || options.keyFunction !== undefined || tracing.lookup.hasSubscribers) return false;
+    if (this.#p.background.ticketOf(req) !== undefined) return false;
     const method = req.method;
     if ((method !== 'GET' && method !== 'HEAD') || !adoptAbsoluteForm(req) || refusal(req) !== undefined) return false;
     const primary = this.#primaryKey(req);

@@ -518,6 +518,16 @@ export function adapterSuite(name: string, start: Start): void {
       assert.equal(cache.stats().refetches, 1);
     });
 
+    test('prime() of a page still fresh renders it again through the framework, not from memory', async (t) => {
+      const { url, origin, cache } = await setup(t, (req, n) => ({ headers: FRESH, body: `${req.path} v${n}` }));
+      assertStatus(await request(`${url}/primed.html`), 'MISS');
+      assertHit(await request(`${url}/primed.html`), '/primed.html v1');
+      // The cache's own render comes back through the adapter: it must reach the origin.
+      assert.deepEqual(await cache.prime(['/primed.html'], { host: new URL(url).host }), { ok: 1, failed: 0 });
+      assert.equal(origin.renders('/primed.html'), 2);
+      assertHit(await request(`${url}/primed.html`), '/primed.html v2');
+    });
+
     test('data-cache sub-requests run through the framework, cached apart from pages', async (t) => {
       const s: { cache?: StrataCache } = {};
       const { url, origin, cache } = await setup(t, (req, n) =>

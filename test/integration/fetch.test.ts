@@ -155,6 +155,49 @@ describe('Fetch specifics', { timeout: 15_000 }, () => {
     assert.equal(caches[1]!.stats().peerHits, 1);
   });
 
+  test('@hono/node-server: a hit looked up on the Node request itself is keyed as before; an absolute-form target still hits its origin-form entry', async (t) => {
+    const cache = start(t);
+    let renders = 0;
+    const seen: string[] = [];
+    const running = await listen(
+      http.createServer(
+        getRequestListener(
+          cache.fetch((_request: Request, env: unknown) => {
+            const { incoming } = env as { incoming: IncomingMessage };
+            renders++;
+            seen.push(`${incoming.url} ${String(incoming.headers.host)}`);
+            return new Response(`page ${renders}`, { headers: { 'cache-control': 'max-age=60' } });
+          }),
+        ),
+      ),
+    );
+    t.after(() => running.close());
+    const { host } = new URL(running.url);
+    const get = (path: string, headers: Record<string, string>) =>
+      new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+        const req = http.get({ host: '127.0.0.1', port: Number(new URL(running.url).port), path, headers, agent: false }, (res) => {
+          let body = '';
+          res.setEncoding('utf8').on('data', (d: string) => (body += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        });
+        req.on('error', reject);
+      });
+    assertStatus(await request(`${running.url}/p?b=2&a=1`), 'MISS');
+    // Origin-form, query in another order, Host in capitals: the same key, served from memory.
+    const hit = await get('/p?a=1&b=2', { host: host.toUpperCase() });
+    assert.equal(hit.body, 'page 1');
+    assert.equal(hit.headers['x-cache'], 'HIT');
+    // Absolute-form: its authority wins over Host (RFC 9112 §3.2.2), as on the full request path.
+    const absolute = await get(`http://${host}/p?b=2&a=1`, { host: 'other.example' });
+    assert.equal(absolute.body, 'page 1');
+    assert.equal(absolute.headers['x-cache'], 'HIT');
+    assert.equal(renders, 1);
+    // A miss still renders with the Node request the server passed, untouched by the lookup.
+    assertStatus(await request(`${running.url}/q`), 'MISS');
+    assert.deepEqual(seen, [`/p?b=2&a=1 ${host}`, `/q ${host}`]);
+    assert.equal(cache.stats().hits, 2);
+  });
+
   test('Hono: app.fetch behind @hono/node-server, the route sees the request and c.env', async (t) => {
     const cache = start(t);
     let renders = 0;
