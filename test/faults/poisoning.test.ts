@@ -89,6 +89,15 @@ describe('Host validation (RFC 3986 §3.2.2)', () => {
       assert.equal(again.body, `host=${host} url=/ok body= `);
     }
   });
+
+  test('an invalid Host is a pass every time, also right after a valid one (only a valid Host is remembered)', async () => {
+    const { port, renders } = await reflecting();
+    for (const host of ['site/a', 'site:8x']) {
+      assert.equal((await rawRequest(port, 'GET /m HTTP/1.1\r\nHost: site')).body, 'host=site url=/m body= ');
+      for (let i = 0; i < 2; i++) assert.equal((await rawRequest(port, `GET /m HTTP/1.1\r\nHost: ${host}`)).headers['x-cache'], 'PASS', host);
+    }
+    assert.equal(renders(), 1 + 4);
+  });
 });
 
 describe('query normalization: the handler sees the form the key represents', () => {
