@@ -87,12 +87,16 @@ type Listener = (req: IncomingMessage, res: ServerResponse) => unknown;
 /** The request listener of one target: the framework's app serving `body`, with `cache` in front when given. */
 export async function listenerFor(framework: Framework, body: Buffer, cache: StrataCache | undefined): Promise<Listener> {
   const headers = { 'content-type': 'text/plain', 'cache-control': CACHE_CONTROL };
+  // Node's idiom: one object literal to writeHead. (Spreading `headers` into it, as this file
+  // once did, costs the plain server about 0.9 µs more per request in bench/adapter-cost.ts: a
+  // ceiling lowered in the cache's favour.)
+  const plain: Listener = (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': CACHE_CONTROL, 'content-length': body.length });
+    res.end(body);
+  };
   switch (framework) {
     case 'node': {
-      const handler: Listener = (_req, res) => {
-        res.writeHead(200, { ...headers, 'content-length': body.length });
-        res.end(body);
-      };
+      const handler = plain;
       return cache === undefined ? handler : cache.wrap(handler);
     }
     case 'express': {
@@ -107,10 +111,7 @@ export async function listenerFor(framework: Framework, body: Buffer, cache: Str
       const { default: connect } = await import('connect');
       const app = connect();
       if (cache !== undefined) app.use(cache.middleware({ app }));
-      app.use((_req: IncomingMessage, res: ServerResponse) => {
-        res.writeHead(200, { ...headers, 'content-length': body.length });
-        res.end(body);
-      });
+      app.use(plain);
       return app;
     }
     case 'koa': {
