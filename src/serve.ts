@@ -215,6 +215,9 @@ export interface ServeContext {
   onBodyError?: (error: Error) => void;
 }
 
+/** How a pipe ends when the client went away: not a failure of the store. */
+const CLIENT_GONE = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END', 'ECONNRESET', 'EPIPE']);
+
 /** The length of an entry's body, in memory or in its source. */
 function lengthOf(entry: Entry): number {
   return entry.source === undefined ? entry.body.length : entry.source.length;
@@ -235,7 +238,7 @@ function sendSource(res: HitSink, source: BodySource, range: [number, number] | 
     return;
   }
   pipeline(source.stream(range[0], range[1]), out, (error) => {
-    if (error !== undefined && error !== null && (error as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') onError?.(error);
+    if (error !== undefined && error !== null && !CLIENT_GONE.has((error as NodeJS.ErrnoException).code ?? '')) onError?.(error);
   });
 }
 

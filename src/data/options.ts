@@ -67,10 +67,11 @@ export interface DataOptions {
    * listed first is the data memory tier (in place of one of `data.maxSize` bytes); the others
    * (a disk or Redis store) get every value and sub-response written through and are looked up
    * on a memory miss, before the peers and the loader. A store may be shared with
-   * `options.stores` (data keys start with `v:` or `u:`, so they never meet response keys).
+   * `options.stores` (data keys start with `v:` or `u:`, so they never meet response keys). A
+   * promise of a store is waited for, as in `options.stores`.
    * @default []
    */
-  stores?: readonly CacheStore[];
+  stores?: readonly (CacheStore | PromiseLike<CacheStore>)[];
 }
 
 /** Data options after {@link resolveOptions}. */

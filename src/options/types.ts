@@ -190,10 +190,12 @@ export interface CacheOptions {
    * redisStore({ url })]`. A memory store in the list (first, at most one) is the memory tier;
    * without one the cache puts a memory tier of `maxSize` bytes first. A hit in a lower tier is
    * promoted to every tier above it; a stored response is written to all of them. Each store is
-   * checked at construction (get, set and delete; listed once).
+   * checked at construction (get, set and delete; listed once). A promise of a store
+   * (`redisStore({ url })` without `await`) is waited for by the tier's operations; its rejection
+   * is reported once (`error`) and the tier skipped.
    * @default [] (memory only, `maxSize` bytes)
    */
-  stores?: readonly CacheStore[];
+  stores?: readonly (CacheStore | PromiseLike<CacheStore>)[];
   /**
    * Serve a stale copy instead of an origin failure: when the handler throws, passes
    * {@link CacheOptions.originTimeout} before sending headers, or answers one of these statuses,

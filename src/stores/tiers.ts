@@ -5,7 +5,12 @@
  */
 import { fail } from '../options/validate.js';
 import { MemoryStore } from './memory.js';
+import { PendingStore } from './pending.js';
 import type { CacheStore } from './store.js';
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
+}
 
 /** A validated tier list. */
 export interface Tiers {
@@ -18,22 +23,32 @@ export interface Tiers {
 }
 
 /**
- * Checks and splits a tier list: an array of stores (get, set and delete), each listed once, at
- * most one memory store and, when there is one, first (tiers are listed fastest first).
+ * Checks and splits a tier list: an array of stores (get, set and delete) or promises of one
+ * (made {@link PendingStore}s), each listed once, at most one memory store and, when there is
+ * one, first (tiers are listed fastest first).
  * @throws TypeError or RangeError naming `options.<path>[i]` and what it got.
  */
 export function resolveTiers(path: string, stores: unknown): Tiers {
   if (!Array.isArray(stores)) fail(TypeError, path, 'an array of stores', stores);
   let memory: MemoryStore | undefined;
   const lower: CacheStore[] = [];
-  stores.forEach((store: CacheStore | null | undefined, i) => {
+  // A promise of a store (`redisStore()` not awaited) stands in as a store that waits for it.
+  const pending = new Map<PromiseLike<unknown>, PendingStore>();
+  const wrap = (store: unknown, i: number): unknown => {
+    if (!isThenable(store)) return store;
+    let stand = pending.get(store);
+    if (stand === undefined) pending.set(store, (stand = new PendingStore(store, `${path}[${i}]`)));
+    return stand;
+  };
+  const list = (stores as unknown[]).map(wrap) as Array<CacheStore | null | undefined>;
+  list.forEach((store, i) => {
     if (!store || typeof store.get !== 'function' || typeof store.set !== 'function' || typeof store.delete !== 'function') {
       fail(TypeError, `${path}[${i}]`, 'a store with get, set and delete', store);
     }
-    if (stores.indexOf(store) !== i) fail(RangeError, `${path}[${i}]`, 'a store not already listed', `the same ${store.name} store again`);
+    if (list.indexOf(store) !== i) fail(RangeError, `${path}[${i}]`, 'a store not already listed', `the same ${store.name} store again`);
     if (!(store instanceof MemoryStore)) lower.push(store);
     else if (i === 0) memory = store;
     else fail(RangeError, `${path}[${i}]`, 'a lower tier (a memory store must come first: tiers are listed fastest first)', 'a memory store');
   });
-  return { all: [...(stores as CacheStore[])], memory, lower };
+  return { all: list as CacheStore[], memory, lower };
 }

@@ -7,7 +7,10 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { describe, test, type TestContext } from 'node:test';
-import { createCache, type CacheOptions, type StrataCache } from '../../src/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createCache, diskStore, memoryStore, type CacheOptions, type StrataCache } from '../../src/index.js';
 import { request, sleep, type Reply, type Running } from './http.js';
 import { Origin, until, type Route } from './origin.js';
 
@@ -324,6 +327,29 @@ export function adapterSuite(name: string, start: Start): void {
       assertStatus(second, 'PASS');
       assert.equal(origin.renders('/big'), 2);
       assert.equal(cache.stats().stores, 0);
+    });
+
+    test('a large entry on the disk tier is streamed from its file: every byte, one render', async (t) => {
+      const big = Buffer.alloc(3 * 1024 * 1024);
+      for (let i = 0; i < big.length; i++) big[i] = (i * 31) % 253;
+      const dir = mkdtempSync(join(tmpdir(), 'strata-suite-'));
+      const disk = diskStore({ dir, maxSize: 64 * 1024 * 1024, rescanInterval: 0 });
+      const { url, origin } = await setup(t, () => ({ headers: { ...FRESH, 'content-type': 'application/octet-stream' }, body: big }), {
+        maxEntrySize: 16 * 1024 * 1024,
+        stores: [memoryStore({ maxSize: 4 * 1024 * 1024, maxEntrySize: 1024 * 1024 }), disk],
+      });
+      // After the scenario's own teardown (hooks run in order): the cache is closed first.
+      t.after(() => rmSync(dir, { recursive: true, force: true }));
+      assertStatus(await request(`${url}/large`), 'MISS');
+      assert.ok(await until(() => disk.size().entries === 1), 'the entry reached the disk tier');
+      for (let i = 1; i <= 2; i++) {
+        const hit = await request(`${url}/large`);
+        assertStatus(hit, 'HIT');
+        assert.equal(hit.headers['content-length'], String(big.length));
+        assert.ok(hit.raw.equals(big), `received ${hit.raw.length} of ${big.length} bytes`);
+        assert.equal(disk.stats().readsStreamed, i);
+      }
+      assert.equal(origin.renders('/large'), 1);
     });
 
     test('a handler that throws before writing: 500, nothing stored', async (t) => {

@@ -6,11 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, writeSync, closeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { createCache, diskStore, memoryStore, type CacheOptions, type DiskStore } from '../../src/index.js';
 import { listen, request, sleep, type Reply } from '../helpers/http.js';
@@ -18,6 +18,10 @@ import { listen, request, sleep, type Reply } from '../helpers/http.js';
 const MiB = 1024 * 1024;
 const BIG = randomBytes(24 * MiB);
 const TEXT = Buffer.from('<p>stratacache streams what it cannot hold.</p>\n'.repeat(64 * 1024));
+const dirs: string[] = [];
+after(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 interface Origin {
@@ -66,6 +70,7 @@ async function node(dir: string, origin: Origin, extra: Partial<CacheOptions> = 
 /** Renders `path` once on a node of its own, so the next node finds it only on disk. */
 async function storedOnDisk(path: string, origin: Origin, extra: Partial<CacheOptions> = {}): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'strata-stream-'));
+  dirs.push(dir);
   const first = await node(dir, origin, extra);
   assert.equal((await first.get(path)).headers['x-cache'], 'MISS');
   if (extra.compress !== undefined) await until('the compressed variant', () => first.cache.stats().compressions === 1);
@@ -233,7 +238,7 @@ test('a damaged body is cut off (never sent as whole), reported, removed, and re
     const path = n.disk.pathOf('site/big');
     const fd = openSync(path, 'r+');
     // A byte near the end of the file: inside the body.
-    const { size } = await import('node:fs').then((fs) => fs.statSync(path));
+    const { size } = statSync(path);
     writeSync(fd, Buffer.from([0xff ^ readFileSync(path)[size - 1000]!]), 0, 1, size - 1000);
     closeSync(fd);
     const cut = await new Promise<{ got: number; complete: boolean }>((resolve) => {

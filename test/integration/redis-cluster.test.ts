@@ -72,6 +72,24 @@ describe('caches sharing Redis', () => {
     assert.ok(cluster.some((c) => c.store.stats().leaseWaitHits > 0), 'the other nodes waited for the lease holder');
   });
 
+  test('redisStore() not awaited: the herd over 3 nodes still renders once', async (t) => {
+    if (!redis) return t.skip(NO_REDIS);
+    const o = origin(300);
+    const prefix = `cluster${++prefixes}:`;
+    const urls: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      // The promise itself in `stores`: the cache waits for the connection.
+      const cache = createCache({ stores: [redisStore({ url: redis!.url, prefix })] });
+      tracked.caches.push(cache);
+      const server = await listen(cache.wrap(o.handler));
+      tracked.servers.push(server);
+      urls.push(server.url);
+    }
+    const replies = await Promise.all(Array.from({ length: 30 }, (_, i) => request(`${urls[i % 3]}/lazy`, { headers: HOST })));
+    for (const r of replies) assert.equal(r.body, '<p>/lazy render 1</p>');
+    assert.equal(o.renders.get('/lazy'), 1, 'one render for the three nodes');
+  });
+
   test('a node missing a page takes it from Redis instead of rendering', async (t) => {
     if (!redis) return t.skip(NO_REDIS);
     const o = origin(0);

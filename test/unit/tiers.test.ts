@@ -68,6 +68,57 @@ describe('options.stores', () => {
     assert.equal(cache.stats().entries, memory.size().entries);
   });
 
+  test('a store given as a promise (not awaited) is waited for: stored there, and a new node is served from it', async () => {
+    let resolveStore!: (s: CacheStore) => void;
+    const promised = new Promise<CacheStore>((r) => (resolveStore = r));
+    const shared = new MapStore(1 << 20);
+    const first = createCache({ key: { host: 'site' }, stores: [promised] });
+    tracked.caches.push(first);
+    let renders = 0;
+    const page = (_req: unknown, res: import('node:http').ServerResponse) => {
+      renders++;
+      res.setHeader('cache-control', 'public, max-age=60');
+      res.end(`render ${renders}`);
+    };
+    const a = await listen(first.wrap(page));
+    tracked.servers.push(a);
+    const reply = request(`${a.url}/p`);
+    // The lookup waits for the store; it is there a moment later.
+    setTimeout(() => resolveStore(shared), 50);
+    assert.equal((await reply).body, 'render 1');
+    for (let i = 0; i < 100 && shared.map.size === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(shared.map.size, 1, 'the render was stored in the promised store');
+    const second = createCache({ key: { host: 'site' }, stores: [Promise.resolve(shared)] });
+    tracked.caches.push(second);
+    const b = await listen(second.wrap(page));
+    tracked.servers.push(b);
+    const fromStore = await request(`${b.url}/p`);
+    assert.equal(fromStore.body, 'render 1');
+    assert.equal(fromStore.headers['x-cache'], 'HIT');
+    assert.equal(renders, 1);
+    assert.deepEqual(second.stats().tiers.map((t) => t.name), ['map']);
+  });
+
+  test('a promised store that rejects is reported once; every response is still served', async () => {
+    const failing = Promise.reject(new Error('npm install ioredis'));
+    const cache = createCache({ stores: [failing as Promise<CacheStore>] });
+    tracked.caches.push(cache);
+    const errors: Error[] = [];
+    cache.on('error', (error: Error) => errors.push(error));
+    let renders = 0;
+    const s = await listen(cache.wrap((_req, res) => {
+      renders++;
+      res.setHeader('cache-control', 'public, max-age=60');
+      res.end('ok');
+    }));
+    tracked.servers.push(s);
+    for (const path of ['/a', '/a', '/b']) assert.equal((await request(s.url + path)).body, 'ok');
+    assert.equal(renders, 2, '/a rendered once: the memory tier still works');
+    assert.equal(errors.length, 1);
+    assert.match(String((errors[0] as Error & { cause?: Error }).cause?.message), /npm install ioredis/);
+    assert.throws(() => createCache({ stores: [Promise.resolve(1) as never, 'x' as never] }), { name: 'TypeError', message: /options\.stores\[1\] to be a store with get, set and delete/ });
+  });
+
   test('a lower-tier hit is promoted to every tier above; a stored response is written to all', async () => {
     const upper = new MapStore(1 << 20);
     const lower = new MapStore(1 << 20);
