@@ -17,7 +17,7 @@
  * request for both targets and the ratio cached/ceiling (target: req/s ratio >= 0.90), and
  * beside each ratio the median of the ratios taken round by round (a framework's two targets run
  * back to back in every round, so each pair shares the machine's load of the moment). Rounds
- * alternate the order of targets. Around each run the cached server's counters must show only hits.
+ * alternate the order of targets, and each round starts (and warms) fresh server processes. Around each run the cached server's counters must show only hits.
  *
  * Environment variables (all optional; see also harness.ts):
  *   BENCH_DURATION     seconds per measured run                              (default 5)
@@ -171,27 +171,37 @@ async function warm(target: Target, variant: Variant, bodyBytes: number): Promis
 async function main(): Promise<void> {
   const config = readConfig();
   for (const line of await describeSetup('stratacache adapter benchmark: each adapter\'s hit path beside its framework serving a prebuilt buffer', config)) console.log(line);
-  console.log(`${config.connections} keep-alive connections, pipelining 1, body ${config.bodyBytes} B, ${config.warmup} s warm-up + ${config.duration} s measured per target, ${config.rounds} round(s), alternating order`);
+  console.log(`${config.connections} keep-alive connections, pipelining 1, body ${config.bodyBytes} B, ${config.warmup} s warm-up + ${config.duration} s measured per target, ${config.rounds} round(s), alternating order, fresh server processes each round`);
   console.log('');
 
-  const loader = new Loader(config);
-  const targets: Array<{ framework: Framework; variant: Variant; target: Target }> = [];
-  for (const framework of config.frameworks) {
-    for (const variant of ['ceiling', 'cached'] as const) targets.push({ framework, variant, target: new Target(`${framework} ${variant}`, SELF, ['server', framework, variant, String(config.bodyBytes)]) });
+  // Fresh server processes for every round. On the shared machine one server process can stay
+  // slow or fast for its whole life (one fetch ceiling ran at 40-42 µs/req for four rounds while
+  // other processes of the same target ran at 19-23): with processes kept across rounds, every
+  // round would draw from the same process, and the median would not be one over processes.
+  const results = new Map<string, Measurement[]>();
+  const problems: string[] = [];
+  for (let round = 0; round < config.rounds; round++) {
+    const loader = new Loader(config);
+    const targets: Array<{ framework: Framework; variant: Variant; target: Target }> = [];
+    for (const framework of config.frameworks) {
+      for (const variant of ['ceiling', 'cached'] as const) targets.push({ framework, variant, target: new Target(`${framework} ${variant}`, SELF, ['server', framework, variant, String(config.bodyBytes)]) });
+    }
+    const done = await withTargets(
+      targets.map((t) => t.target),
+      loader,
+      async () => {
+        for (const t of targets) await warm(t.target, t.variant, config.bodyBytes);
+        return runRounds(
+          targets.map((t) => t.target),
+          loader,
+          { ...config, rounds: 1, firstRound: round },
+          (t) => t.id.padEnd(16),
+        );
+      },
+    );
+    for (const [id, list] of done.results) results.set(id, [...(results.get(id) ?? []), ...list]);
+    problems.push(...done.problems);
   }
-  const { results, problems } = await withTargets(
-    targets.map((t) => t.target),
-    loader,
-    async () => {
-      for (const t of targets) await warm(t.target, t.variant, config.bodyBytes);
-      return runRounds(
-        targets.map((t) => t.target),
-        loader,
-        config,
-        (t) => t.id.padEnd(16),
-      );
-    },
-  );
 
   const rows: string[][] = [['framework', 'adapter', 'ceiling req/s', 'cached req/s', 'ratio', 'paired', 'ceiling µs/req', 'cached µs/req', 'cpu ratio', 'paired']];
   const below: string[] = [];

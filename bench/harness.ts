@@ -323,12 +323,13 @@ async function measure(target: Target, loader: Loader, seconds: number): Promise
 export async function runRounds(
   targets: readonly Target[],
   loader: Loader,
-  config: { rounds: number; warmup: number; duration: number },
+  config: { rounds: number; warmup: number; duration: number; /** Number of the first round (default 0), for a caller running rounds one at a time. */ firstRound?: number },
   label: (target: Target) => string,
 ): Promise<{ results: Map<string, Measurement[]>; problems: string[] }> {
   const results = new Map<string, Measurement[]>();
   const problems: string[] = [];
-  for (let round = 0; round < config.rounds; round++) {
+  const first = config.firstRound ?? 0;
+  for (let round = first; round < first + config.rounds; round++) {
     const order = round % 2 === 0 ? targets : [...targets].reverse();
     for (const target of order) {
       if (config.warmup > 0) await loader.run(`http://127.0.0.1:${await target.port}/`, config.warmup);
