@@ -17,59 +17,15 @@
  */
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
-import { IncomingMessage, ServerResponse } from 'node:http';
-import { Duplex } from 'node:stream';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setImmediate as nextLoop } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { createCache } from '../src/index.js';
 import { FRAMEWORKS, listenerFor, type Framework } from './adapters.js';
+import { exchange } from './discard.js';
 import { intEnv, median } from './harness.js';
 
 type Listener = (req: IncomingMessage, res: ServerResponse) => unknown;
-
-/** Accepts and discards writes (one call for headers and body, like a real socket's writev). */
-class DiscardSocket extends Duplex {
-  readonly remoteAddress = '127.0.0.1';
-  readonly remotePort = 0;
-  readonly encrypted = false;
-  /** What was written, kept only when asked (to read a response's head). */
-  readonly kept: Buffer[] | undefined;
-  constructor(keep = false) {
-    // Never full: without an http.Server, nothing would relay the socket's 'drain' to the response.
-    super({ writableHighWaterMark: 1 << 30 });
-    this.kept = keep ? [] : undefined;
-  }
-  override _read(): void {}
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (error?: Error | null) => void): void {
-    this.kept?.push(chunk);
-    cb();
-  }
-  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (error?: Error | null) => void): void {
-    for (const c of chunks) this.kept?.push(c.chunk);
-    cb();
-  }
-  setTimeout(): this {
-    return this;
-  }
-}
-
-/** One request shaped like wrk's (`GET /`, a Host header). */
-function exchange(keep = false): { req: IncomingMessage; res: ServerResponse; socket: DiscardSocket } {
-  const socket = new DiscardSocket(keep);
-  const req = new IncomingMessage(socket as never);
-  req.method = 'GET';
-  req.url = '/';
-  req.httpVersion = '1.1';
-  req.httpVersionMajor = 1;
-  req.httpVersionMinor = 1;
-  req.rawHeaders = ['Host', '127.0.0.1:8080'];
-  req.headers = { host: '127.0.0.1:8080' };
-  req.complete = true;
-  req.push(null);
-  const res = new ServerResponse(req);
-  res.assignSocket(socket as never);
-  return { req, res, socket };
-}
 
 /** One request through `listener`, its response head (status line and headers) once finished. */
 async function probe(listener: Listener): Promise<string> {

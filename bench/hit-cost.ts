@@ -21,10 +21,10 @@
  *   BENCH_COST_BATCHES   batches per handler, rotating a, a2, b      (default 15)
  *   BENCH_BODY_BYTES     body size in bytes                          (default 20480)
  */
-import { IncomingMessage, ServerResponse } from 'node:http';
-import { Duplex } from 'node:stream';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setImmediate as nextLoop } from 'node:timers/promises';
 import { createCache } from '../src/index.js';
+import { exchange } from './discard.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => unknown;
 
@@ -36,51 +36,6 @@ function intEnv(name: string, fallback: number): number {
   return n;
 }
 
-/** Accepts and discards writes, in one call for headers and body like a real socket's writev. */
-class DiscardSocket extends Duplex {
-  readonly remoteAddress = '127.0.0.1';
-  readonly remotePort = 0;
-  readonly encrypted = false;
-  bytes = 0;
-  /** What was written, kept only when asked (to read a hit's header block). */
-  readonly kept: Buffer[] | undefined;
-  constructor(keep = false) {
-    super();
-    this.kept = keep ? [] : undefined;
-  }
-  override _read(): void {}
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (error?: Error | null) => void): void {
-    this.bytes += chunk.length;
-    this.kept?.push(chunk);
-    cb();
-  }
-  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (error?: Error | null) => void): void {
-    for (const c of chunks) {
-      this.bytes += c.chunk.length;
-      this.kept?.push(c.chunk);
-    }
-    cb();
-  }
-  setTimeout(): this {
-    return this;
-  }
-}
-
-/** One request shaped like wrk's (`GET /`, a Host header), headers left for Node to build lazily. */
-function exchange(keep = false): { req: IncomingMessage; res: ServerResponse; socket: DiscardSocket } {
-  const socket = new DiscardSocket(keep);
-  const req = new IncomingMessage(socket as never);
-  req.method = 'GET';
-  req.url = '/';
-  req.httpVersion = '1.1';
-  req.httpVersionMajor = 1;
-  req.httpVersionMinor = 1;
-  req.rawHeaders = ['Host', '127.0.0.1:8080'];
-  req.complete = true;
-  const res = new ServerResponse(req);
-  res.assignSocket(socket as never);
-  return { req, res, socket };
-}
 
 /** Runs `count` requests through `handler`; returns process CPU µs spent. */
 async function batch(handler: Handler, count: number): Promise<number> {
