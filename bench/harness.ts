@@ -47,6 +47,37 @@ export interface LoadConfig {
   tool: 'wrk' | 'autocannon';
 }
 
+/**
+ * CPU pinning (`BENCH_PIN`, default on where `taskset` exists and there are at least 2 CPUs):
+ * every server process (all its threads) on the last CPU, the load generator on the others. On a
+ * small VM the scheduler otherwise sometimes puts a server and the load generator on one core for
+ * a whole run, and the same code then measures 18 or 30 µs per request depending on the process.
+ */
+export function pinning(): { server: string; load: string } | undefined {
+  const raw = process.env.BENCH_PIN;
+  if (raw === '0') return undefined;
+  const cpus = os.availableParallelism();
+  let taskset = false;
+  try {
+    execFileSync('taskset', ['--version'], { stdio: 'ignore' });
+    taskset = true;
+  } catch {
+    taskset = false;
+  }
+  if (!taskset || cpus < 2) {
+    if (raw === '1') throw new Error('BENCH_PIN=1 needs taskset and at least 2 CPUs');
+    return undefined;
+  }
+  return { server: String(cpus - 1), load: cpus === 2 ? '0' : `0-${cpus - 2}` };
+}
+
+const PIN = pinning();
+
+/** Pins a running process and all its threads to `cpus` (a taskset list). */
+function pin(pid: number | undefined, cpus: string): void {
+  if (pid !== undefined) execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+}
+
 /** An integer environment variable, at least `min`. */
 export function intEnv(name: string, fallback: number, min: number): number {
   const raw = process.env[name];
@@ -99,6 +130,7 @@ export async function describeSetup(title: string, config: LoadConfig): Promise<
     title,
     `node ${process.version}, ${os.platform()} ${os.arch()}, ${cpus.length} x ${cpus[0]?.model ?? 'unknown CPU'}`,
     `load avg at start: ${loadAverage()}`,
+    PIN === undefined ? 'no CPU pinning (BENCH_PIN=0, or no taskset)' : `pinned: servers on CPU ${PIN.server}, load generator on CPU ${PIN.load} (BENCH_PIN=0 to turn off)`,
     `load generator: ${toolVersion}${config.tool === 'wrk' ? `, ${config.threads} thread(s)` : ' (own process)'}`,
   ];
 }
@@ -148,6 +180,7 @@ export class Target<Id extends string = string> {
   constructor(id: Id, script: string, args: string[], flags: string[] = []) {
     this.id = id;
     this.child = fork(script, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [...process.execArgv, ...flags] });
+    if (PIN !== undefined) pin(this.child.pid, PIN.server);
     this.port = new Promise((resolve, reject) => {
       this.child.once('exit', (code) => {
         const error = new Error(`server ${id} exited with code ${code}`);
@@ -226,9 +259,8 @@ export class Loader {
     const config = this.#config;
     return new Promise((resolve, reject) => {
       const threads = Math.min(config.threads, config.connections);
-      const child = spawn('wrk', [`-t${threads}`, `-c${config.connections}`, `-d${seconds}s`, '-s', this.#script, url], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
+      const wrk = [`-t${threads}`, `-c${config.connections}`, `-d${seconds}s`, '-s', this.#script, url];
+      const child = PIN === undefined ? spawn('wrk', wrk, { stdio: ['ignore', 'pipe', 'inherit'] }) : spawn('taskset', ['-c', PIN.load, 'wrk', ...wrk], { stdio: ['ignore', 'pipe', 'inherit'] });
       let out = '';
       child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
       child.on('error', reject);
@@ -252,6 +284,7 @@ export class Loader {
   #autocannon(url: string, seconds: number): Promise<Measurement> {
     return new Promise((resolve, reject) => {
       const child = fork(SELF, ['load'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      if (PIN !== undefined) pin(child.pid, PIN.load);
       child.once('message', (msg: LoadMessage) => (msg.type === 'result' ? resolve(msg.result) : reject(new Error(msg.message))));
       child.once('exit', (code) => reject(new Error(`autocannon child exited with code ${code} before reporting`)));
       child.send({ url, duration: seconds, connections: this.#config.connections });
