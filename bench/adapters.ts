@@ -26,6 +26,8 @@
  *   BENCH_ROUNDS       rounds over all targets                               (default 3)
  *   BENCH_THREADS      wrk threads (ignored by autocannon)                   (default 1)
  *   BENCH_TOOL         'wrk' or 'autocannon'                      (default: wrk if found)
+ *   BENCH_PIN          0: no CPU pinning; 1: require it (default: servers on the last CPU, the
+ *                      load generator on the others, where taskset exists and there are 2+ CPUs)
  *   BENCH_FRAMEWORKS   comma-separated subset of the frameworks above        (default all)
  *   BENCH_BODY_BYTES   body size in bytes                                    (default 20480)
  */
