@@ -162,9 +162,10 @@ export class RequestPath {
       ));
       if (tier !== undefined) via = { tier };
     }
-    let now = Date.now();
     const flags = this.#flags(req, ex, { primary, key, attempt: at.attempt });
-    let decision = decide(entry, flags, { now, verdict: entry === undefined ? undefined : invalidation.verdict(entry), ...this.#rules });
+    const judge = (found: Entry | undefined, now: number): Decision => decide(found, flags, { now, verdict: found === undefined ? undefined : invalidation.verdict(found), ...this.#rules });
+    let now = Date.now();
+    let decision = judge(entry, now);
     // A large entry whose body is still in its file (see Tiers.findLower) is streamed when it is
     // served; an entry held for anything else (a fallback, validators to merge a 304 into, a
     // template) is read whole first, and decided again as what was read.
@@ -172,8 +173,7 @@ export class RequestPath {
       if (decision.action === 'wait') entry.source.release();
       else {
         entry = await tiers.whole(entry);
-        now = Date.now();
-        decision = decide(entry, flags, { now, verdict: entry === undefined ? undefined : invalidation.verdict(entry), ...this.#rules });
+        decision = judge(entry, (now = Date.now()));
       }
     }
     if (decision.drop) tiers.delete(key);
