@@ -14,6 +14,7 @@ import { wrap, type NodeHandler } from './adapters/node.js';
 import { DataCache } from './data/cache.js';
 import { Background, primaryOfTarget } from './engine/background.js';
 import { StoredCompression } from './engine/compress.js';
+import { entryDecorator } from './engine/decorate.js';
 import { Deliver } from './engine/deliver.js';
 import { RequestPath } from './engine/handle.js';
 import { leasesOf, shareInvalidations, SharedFlight } from './engine/shared.js';
@@ -283,7 +284,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       flights: new Flights<FlightResult>(),
       statusHeaders: headers,
       // Switched in here: without it the hit path writes precomputed values only.
-      statusDetail: o.cacheStatusDetail ? StatusDetailer.create(headers, o.cacheName) : undefined,
+      statusDetail: o.cacheStatusDetail ? StatusDetailer.create(headers, o.cacheName, o.rules) : undefined,
       hooks,
       // Optional features are switched in here, once: without includes no part looks for templates.
       includes: o.includes ? hooks.includes : undefined,
@@ -293,7 +294,10 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     this.#ctx = ctx;
     const tiers = (this.#tiers = new Tiers(ctx));
     const compression = o.compress === undefined ? undefined : new StoredCompression(ctx, tiers, o.compress);
-    const variants = new Variants(ctx, tiers, targets, compression && ((key, entry) => compression.stored(key, entry)));
+    const variants = new Variants(ctx, tiers, targets, {
+      stored: compression && ((key, entry) => compression.stored(key, entry)),
+      decorate: entryDecorator(o.rules, undefined),
+    });
     const deliver = new Deliver(ctx);
     const background = (this.#background = new Background(ctx, variants));
     const renderer = new Renderer(ctx, { variants, deliver, renderTime: () => invalidation.renderTime() });

@@ -30,12 +30,15 @@ export class Variants {
 
   /** Told of every stored entry (compression of its variants), when configured. */
   readonly #stored: ((key: string, entry: Entry) => void) | undefined;
+  /** Completes an entry before it is stored (rule tags, the CDN's tag header), when configured. */
+  readonly #decorate: ((entry: Entry) => void) | undefined;
 
-  constructor(ctx: EngineContext, tiers: Tiers, targets: TargetIndex, stored?: (key: string, entry: Entry) => void) {
+  constructor(ctx: EngineContext, tiers: Tiers, targets: TargetIndex, hooks: { stored?: ((key: string, entry: Entry) => void) | undefined; decorate?: ((entry: Entry) => void) | undefined } = {}) {
     this.#ctx = ctx;
     this.#tiers = tiers;
     this.#targets = targets;
-    this.#stored = stored;
+    this.#stored = hooks.stored;
+    this.#decorate = hooks.decorate;
     this.#stripped = new Set([...CONDITIONAL_HEADERS, ...ctx.options.unkeyedHeaders]);
   }
 
@@ -91,6 +94,8 @@ export class Variants {
    * the same primary key replaces the old variants; past maxVariants the oldest is dropped.
    */
   store(primary: string, entry: Entry, requestHeaders: IncomingMessage['headers']): string {
+    // In place: the render's waiters are handed this same object.
+    this.#decorate?.(entry);
     const key = variantKey(primary, entry.vary, requestHeaders);
     const spec = this.#vary.get(primary);
     const tiers = this.#tiers;

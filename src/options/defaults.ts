@@ -115,6 +115,7 @@ export const DEFAULTS = Object.freeze({
   cacheStatusDetail: false,
   metrics: Object.freeze({ registry: undefined }),
   compress: COMPRESS_DEFAULTS,
+  rules: Object.freeze([]),
 });
 
 /** The statuses `serveStaleOnError: true` covers (RFC 9110 §15.6 server errors that signal a failing origin). */
