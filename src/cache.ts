@@ -41,6 +41,7 @@ import { integerOption } from './options/validate.js';
 import { StatusDetailer } from './observe/cache-status.js';
 import { consoleHandler, type ConsoleHandler } from './observe/console.js';
 import { metricsHandler, observedState, registerMetrics, type ObservedState } from './observe/metrics.js';
+import { explain, Outcomes } from './observe/explain.js';
 import { Recorder, sampleOf } from './observe/recent.js';
 import { PeerCluster } from './peers/cluster.js';
 import { PeerEndpoint } from './peers/endpoint.js';
@@ -175,6 +176,8 @@ export class StrataCache extends EventEmitter<CacheEvents> {
   readonly #flush: FlushEndpoint | undefined;
   /** Recent events and chart samples for the console; started by the first {@link consoleHandler}. */
   #recorder: Recorder | undefined;
+  /** The last outcome per key, for explain (with the flush endpoint only). */
+  readonly #outcomes: Outcomes | undefined;
   /** Removes this cache's metrics from `options.metrics.registry` (on close). */
   readonly #unregisterMetrics: (() => void) | undefined;
   readonly #propagator: Propagator | undefined;
@@ -311,6 +314,8 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       useRunner: (runner) => void (ctx.runner ??= runner),
       serveFresh: (req, sink) => path.serveFresh(req, sink),
     };
+    // The last outcome per key, for explain (which exists with the flush endpoint's guard).
+    const outcomes = (this.#outcomes = flush === undefined ? undefined : new Outcomes(this));
     this.#engine = withInternalRoutes(
       engine,
       internalRoute({
@@ -319,6 +324,24 @@ export class StrataCache extends EventEmitter<CacheEvents> {
         ours: (req) => background.ticketOf(req) !== undefined,
         purge: ({ path, scope, host }) => ({ id: invalidation.invalidate({ paths: [path], scope, hard: true }, { host }).record.id }),
         stats: () => this.#observed(),
+        explain: (req) => {
+          const wanted = new URL(req.url ?? '/', 'http://x').searchParams.get('url') ?? '/';
+          return explain(
+            {
+              options: o,
+              memory: tiers.memory,
+              lower: tiers.lower,
+              variants,
+              primaryOf: (url, host) => primaryOfTarget(url, host, o),
+              verdict: (entry) => invalidation.verdict(entry),
+              log: () => invalidation.log.since(0),
+              passReason: (primary) => renderer.passReason(primary),
+              outcomes: outcomes!,
+              peers,
+            },
+            { url: wanted, host: req.headers.host ?? '', headers: req.headers },
+          );
+        },
       }),
     );
     this.#unregisterMetrics = o.metricsRegistry === undefined ? undefined : registerMetrics(o.metricsRegistry, () => this.#observed());
@@ -495,6 +518,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     const timeout = options.timeout === undefined ? this.#ctx.options.closeTimeout : integerOption('close options.timeout', options.timeout, 0);
     const deadline = Date.now() + timeout;
     this.#recorder?.close();
+    this.#outcomes?.close();
     this.#unregisterMetrics?.();
     await this.data.close(timeout);
     this.#ctx.closed = true;

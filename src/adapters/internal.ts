@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Engine, Exchange } from '../engine/types.js';
+import { EXPLAIN_PATH } from '../observe/explain.js';
 import type { FlushEndpoint } from '../invalidation/flush-endpoint.js';
 import type { PeerEndpoint } from '../peers/endpoint.js';
 
@@ -29,8 +30,10 @@ export function internalRoute(at: {
   ours: (req: IncomingMessage) => boolean;
   purge: Purge;
   stats: () => unknown;
+  /** Explains the URL a request's `url` query parameter names (JSON-serializable). */
+  explain: (req: IncomingMessage) => Promise<unknown>;
 }): InternalRoute | undefined {
-  const { endpoint, flush, ours, purge, stats } = at;
+  const { endpoint, flush, ours, purge, stats, explain } = at;
   if (endpoint === undefined && flush === undefined) return undefined;
   return (req, res) => {
     if (ours(req)) return undefined;
@@ -48,6 +51,7 @@ export function internalRoute(at: {
     // costs a hit about 0.3 us; dot segments still reach it, percent-encoded letters never did).
     const url = req.url ?? '/';
     if ((req.method === 'GET' || req.method === 'HEAD') && url.includes('stats') && pathOf(url) === STATS_PATH) return answerGuarded(req, res, flush, () => reply(req, res, 200, 'application/json', JSON.stringify(stats())));
+    if ((req.method === 'GET' || req.method === 'HEAD') && url.includes('explain') && pathOf(url) === EXPLAIN_PATH) return answerGuarded(req, res, flush, () => answerExplain(req, res, explain));
     return undefined;
   };
 }
@@ -73,6 +77,17 @@ function answerGuarded(req: IncomingMessage, res: ServerResponse, flush: FlushEn
   const refusal = flush.guard(req);
   if (refusal !== undefined) return reply(req, res, refusal.status, 'text/plain', `${refusal.reason}\n`);
   return allowed();
+}
+
+/** Explains `?url=` (absolute, or a path on the request's Host): 400 without it, 500 (reported in the body) when it failed. */
+function answerExplain(req: IncomingMessage, res: ServerResponse, explain: (req: IncomingMessage) => Promise<unknown>): true {
+  const wanted = new URL(req.url ?? '/', 'http://x').searchParams.get('url');
+  if (wanted === null || wanted === '' || !(wanted.startsWith('/') || /^https?:\/\/[^/]/i.test(wanted))) return reply(req, res, 400, 'text/plain', 'Bad Request: ?url= needs a path or an http(s) URL\n');
+  explain(req).then(
+    (answer) => reply(req, res, 200, 'application/json', JSON.stringify(answer)),
+    (error: unknown) => reply(req, res, 500, 'text/plain', `explain failed: ${error instanceof Error ? error.message : String(error)}\n`),
+  );
+  return true;
 }
 
 /** PURGE removes the request's path, `PURGE /path/*` the path and everything under it (on every host, every variant). */

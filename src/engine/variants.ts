@@ -54,6 +54,11 @@ export class Variants {
     return spec === undefined ? primary : variantKey(primary, spec.names, headers);
   }
 
+  /** The variant keys stored under `primary` (empty when its responses do not vary), oldest first. */
+  keysOf(primary: string): readonly string[] {
+    return this.#vary.get(primary)?.variants ?? [];
+  }
+
   /** The Vary names known for `primary`. */
   names(primary: string): string[] | undefined {
     return this.#vary.get(primary)?.names;
