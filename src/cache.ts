@@ -14,6 +14,8 @@ import { wrap, type NodeHandler } from './adapters/node.js';
 import { DataCache } from './data/cache.js';
 import { Background, primaryOfTarget } from './engine/background.js';
 import { StoredCompression } from './engine/compress.js';
+import { CdnPurger } from './cdn/purger.js';
+import { dataTag, purgeTags, tagHeaderWriter, TAG_LIMITS } from './cdn/tags.js';
 import { entryDecorator } from './engine/decorate.js';
 import { Deliver } from './engine/deliver.js';
 import { RequestPath } from './engine/handle.js';
@@ -181,6 +183,8 @@ export class StrataCache extends EventEmitter<CacheEvents> {
   /** Removes this cache's metrics from `options.metrics.registry` (on close). */
   readonly #unregisterMetrics: (() => void) | undefined;
   readonly #propagator: Propagator | undefined;
+  /** Purges sent to the CDN (undefined without `options.cdn`, or with its `'header'` provider). */
+  readonly #purger: CdnPurger | undefined;
   readonly #parts: EngineParts;
 
   constructor(options: CacheOptions = {}) {
@@ -206,7 +210,8 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     this.#endpoint = endpoint;
     this.#peers = peers;
 
-    const epochs = new Epochs({ statLevel: o.statLevel, autoInvalidate: o.autoInvalidate });
+    const pathTagging = { statLevel: o.statLevel, autoInvalidate: o.autoInvalidate };
+    const epochs = new Epochs(pathTagging);
     const targets = new TargetIndex({
       normalize: (url) => normalizeTarget(url, o.ignoreParam),
       primaryOf: (url, host) => primaryOfTarget(url, host, o),
@@ -235,6 +240,17 @@ export class StrataCache extends EventEmitter<CacheEvents> {
         }),
     });
     this.#invalidation = invalidation;
+    // The CDN fan-out: local invalidations only (a peer's reached the CDN from its own node), each
+    // after its refetches settled, so the CDN refills from the new page.
+    const cdn = o.cdn;
+    const purger = (this.#purger = cdn === undefined || cdn.provider === 'header' ? undefined : new CdnPurger(cdn, (error) => report.fail(error)));
+    if (purger !== undefined && cdn !== undefined) {
+      invalidation.onApplied((record, refetched) => {
+        if (record.origin !== 'local' || record.duplicate === true) return;
+        const tags = purgeTags(record, TAG_LIMITS[cdn.provider], pathTagging);
+        void refetched.then(() => purger.purge(tags));
+      });
+    }
     if (endpoint !== undefined) {
       // Ships local invalidation records to peers and applies theirs.
       const propagator = new Propagator({
@@ -268,6 +284,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
         attach: (h) => void (hooks = h),
         renderTime: () => invalidation.renderTime(),
         markStale: (key) => tiers.markStale(key),
+        dataChanged: (key) => purger?.purge([dataTag(key)]),
         subrequest: (init, runner) => background.subrequest(init, runner),
         isInvalidated: (entry) => invalidation.isInvalidated(entry),
         onInvalidate: (hook) => invalidation.onInvalidate(hook),
@@ -299,7 +316,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     const compression = o.compress === undefined ? undefined : new StoredCompression(ctx, tiers, o.compress);
     const variants = new Variants(ctx, tiers, targets, {
       stored: compression && ((key, entry) => compression.stored(key, entry)),
-      decorate: entryDecorator(o.rules, undefined),
+      decorate: entryDecorator(o.rules, o.cdn && tagHeaderWriter(o.cdn.header, TAG_LIMITS[o.cdn.provider], pathTagging)),
     });
     const deliver = new Deliver(ctx);
     const background = (this.#background = new Background(ctx, variants));
@@ -465,6 +482,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       peers: peers?.states() ?? [],
       ...(this.#propagator?.counters ?? { invalidationsSent: 0, invalidationsReceived: 0, propagationErrors: 0, propagationResets: 0 }),
       ...this.#invalidation.publications.counters,
+      ...(this.#purger?.counters ?? { cdnPurges: 0, cdnPurgedTags: 0, cdnPurgeErrors: 0, cdnPurgesDropped: 0 }),
       tiers: this.#tiers.lower.flatMap((store) => (store.stats === undefined ? [] : [{ name: store.name, ...store.stats() }])),
     };
   }
@@ -524,7 +542,16 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     this.#ctx.closed = true;
     this.#peers?.close();
     this.#propagator?.close();
+
     if (!(await this.#ctx.report.settled(Math.max(0, deadline - Date.now())))) debug('close: background work abandoned after %d ms', timeout);
+    // Purges queued by the last invalidations (and their refetches) get what is left of the timeout.
+    const purger = this.#purger;
+    if (purger !== undefined) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([purger.idle(), new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
+      clearTimeout(timer);
+      purger.close();
+    }
     await this.#tiers.close();
   }
 

@@ -9,6 +9,7 @@ import { resolveDataOptions } from '../data/options.js';
 import { resolveFlushOptions } from '../invalidation/options.js';
 import { resolveMetricsOptions } from '../observe/options.js';
 import { resolvePeersOptions } from '../peers/options.js';
+import { resolveCdnOptions } from '../cdn/options.js';
 import { resolveRules } from '../rules.js';
 import { resolveTiers } from '../stores/tiers.js';
 import { DEFAULTS, STALE_ON_ERROR_STATUSES } from './defaults.js';
@@ -126,6 +127,7 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     metricsRegistry,
     compress: resolveCompressOptions(options.compress),
     rules,
+    cdn: resolveCdnOptions(o.cdn),
     maxSize,
     maxEntrySize,
     defaultTtl,

@@ -9,6 +9,7 @@ import type { DataOptions, ResolvedDataOptions } from '../data/options.js';
 import type { FlushOptions, InvalidationOptions, RefetchOptions, ResolvedFlushOptions } from '../invalidation/options.js';
 import type { MetricsOptions, MetricsRegistry } from '../observe/options.js';
 import type { PeersOptions, ResolvedPeersOptions } from '../peers/options.js';
+import type { CdnOptions, ResolvedCdnOptions } from '../cdn/options.js';
 import type { RouteRule, RuleSet } from '../rules.js';
 import type { CacheStore } from '../stores/store.js';
 import type { Bytes, Count, Milliseconds } from './units.js';
@@ -334,6 +335,14 @@ export interface CacheOptions {
    * @default []
    */
   rules?: readonly RouteRule[];
+  /**
+   * The CDN in front of this cache: stored responses carry their tags (and hashed path and
+   * data-dependency tags) in the provider's header, and every invalidation applied here (path,
+   * prefix, tag, data dependency, PURGE, flush) is sent to its purge API, batched and retried.
+   * See {@link CdnOptions} (`docs/cdn.md`).
+   * @default undefined (no CDN)
+   */
+  cdn?: CdnOptions | undefined;
 }
 
 /** Options after {@link resolveOptions}: every field present and validated. */
@@ -384,4 +393,6 @@ export interface ResolvedOptions {
   readonly compress: ResolvedCompressOptions | undefined;
   /** The compiled rules; undefined when there are none. */
   readonly rules: RuleSet | undefined;
+  /** Undefined without a CDN. */
+  readonly cdn: ResolvedCdnOptions | undefined;
 }
