@@ -315,7 +315,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     const tiers = (this.#tiers = new Tiers(ctx));
     const compression = o.compress === undefined ? undefined : new StoredCompression(ctx, tiers, o.compress);
     const variants = new Variants(ctx, tiers, targets, {
-      stored: compression && ((key, entry) => compression.stored(key, entry)),
+      compression,
       decorate: entryDecorator(o.rules, o.cdn && tagHeaderWriter(o.cdn.header, TAG_LIMITS[o.cdn.provider], pathTagging)),
     });
     const deliver = new Deliver(ctx);
