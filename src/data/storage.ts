@@ -158,7 +158,8 @@ export class DataStorage {
   tagsInvalidated(tags: readonly string[], hard: boolean): void {
     const wanted = new Set(tags);
     const reached: string[] = [];
-    for (const k of this.memory.keys()) if (this.memory.get(k)?.tags.some((t) => wanted.has(t))) reached.push(k);
+    // A snapshot of the keys: get() moves a key to the front, which a live iteration would meet again.
+    for (const k of [...this.memory.keys()]) if (this.memory.get(k)?.tags.some((t) => wanted.has(t))) reached.push(k);
     reached.push(...this.flights.invalidateTagged(wanted, hard ? 'hard' : 'soft'));
     for (const k of reached) {
       if (hard) this.drop(k);

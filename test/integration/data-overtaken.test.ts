@@ -106,6 +106,22 @@ describe('a data load overtaken by an invalidation', { timeout: 20_000 }, () => 
     assert.equal(cache.data.stats().invalidatedLoads, 1);
   });
 
+  test('a namespace clear() (hard tag) while loading: answered to its callers, not stored', async () => {
+    const cache = cacheOf();
+    const user = gatedLoader('user');
+    const ns = cache.data.namespace('tenant:1');
+    const first = ns.get('user', user.load);
+    assert.equal(await until(() => user.calls() === 1), true);
+    ns.clear();
+    user.release(1);
+    assert.equal(await first, 'user v1');
+    assert.equal(cache.data.stats().entries, 0);
+    const next = ns.get('user', user.load);
+    assert.equal(await until(() => user.calls() === 2), true);
+    user.release(2);
+    assert.equal(await next, 'user v2');
+  });
+
   test('a key the loader read changes while it runs: later callers load again, the value is stored stale', async () => {
     const cache = cacheOf();
     let inner = 0;
