@@ -5,6 +5,8 @@
  * on one node, then on two real nodes on 127.0.0.1 (peers).
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { after, describe, test } from 'node:test';
 import { createCache, DataNamespace } from '../../src/index.js';
 import { closedAfterFile, listen } from '../helpers/http.js';
@@ -111,5 +113,20 @@ describe('cache.data.namespace on two nodes', { timeout: 20_000 }, () => {
     assert.equal(await b.cache.data.namespace('user:43').get('profile', v.load('other')), 'other v1');
     assert.equal(await onA.get('profile', v.load('profile')), 'profile v2', 'A refused its own old copy and took B’s new one');
     assert.equal(v.count('profile'), 2);
+  });
+});
+
+describe('examples/data-cache.ts', () => {
+  test('runs as docs/data-cache.md shows it', { timeout: 60_000 }, async () => {
+    const tsx = new URL('../../node_modules/.bin/tsx', import.meta.url).pathname;
+    const { stdout } = await promisify(execFile)(tsx, ['examples/data-cache.ts'], { timeout: 60_000 });
+    assert.deepEqual(stdout.trim().split('\n'), [
+      'token: token-1',
+      'report v1',
+      'after the soft timeout: report v1',
+      'hard timeout: ERR_DATA_TIMEOUT',
+      'after clear: {"name":"Ada Lovelace"}',
+      'loads 7, soft timeouts 1, hard timeouts 1',
+    ]);
   });
 });
