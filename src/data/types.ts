@@ -171,11 +171,13 @@ export interface Lifetimes {
   ttl: number;
   swr: number;
   sie: number;
-  tags: string[];
+  tags: readonly string[];
 }
 
 /** One get() call's options after validation (lifetimes, timeouts, early refresh). */
-export interface GetPlan extends GetDefaults {
+export interface GetPlan {
+  /** Timeouts and early refresh: `options.data`'s own object when the call sets none. */
+  timing: GetDefaults;
   life: Lifetimes;
   /** Tags added to the value and hidden from its loader (its namespaces'). */
   scopeTags: readonly string[];

@@ -57,8 +57,8 @@ export class DataValues {
     this.#counters.gets++;
     const entry = this.#storage.memory.get(k);
     const now = Date.now();
-    const load = (flight: DataFlight): Promise<Outcome> => this.#loadValue(k, key, loader as DataLoader<unknown>, plan, flight);
-    const tags = [...plan.life.tags, ...plan.scopeTags];
+    // Built only when a load may start: a fresh hit allocates no closure.
+    const load = (): ((flight: DataFlight) => Promise<Outcome>) => (flight) => this.#loadValue(k, key, loader as DataLoader<unknown>, plan, flight);
     // A value stored before an invalidation of one of its tags (cache.invalidateTags) is loaded
     // again; it still answers if that load fails within its stale-if-error window.
     const invalidated = entry !== undefined && entry.tags.length > 0 && this.#engine.isInvalidated(entry);
@@ -68,30 +68,30 @@ export class DataValues {
       if (!this.#loads.loading(k) && this.#refreshesEarly(entry, plan, now)) {
         this.#counters.earlyRefreshes++;
         debug('early refresh: %s', key);
-        this.#loads.backgroundLoad(k, tags, load);
+        this.#loads.backgroundLoad(k, tagsOf(plan), load());
       }
       return this.#storage.value(entry, key) as T;
     }
     if (entry !== undefined && !invalidated && now < entry.swrUntil) {
       this.#counters.stale++;
       this.#storage.read(k);
-      if (!this.#loads.loading(k)) this.#loads.backgroundLoad(k, tags, load);
+      if (!this.#loads.loading(k)) this.#loads.backgroundLoad(k, tagsOf(plan), load());
       return this.#storage.value(entry, key) as T;
     }
     this.#counters.misses++;
     // The stale value a failed load would answer is also the one a soft timeout answers.
     const atHand = entry !== undefined && now < entry.sieUntil;
-    const flight = this.#loads.join(k, tags, load, true);
+    const flight = this.#loads.join(k, tagsOf(plan), load(), true);
     const outcome = await this.#within(flight.promise, plan, atHand, key);
     this.#loads.readThrough(k, flight);
     if (outcome === 'soft') {
       this.#counters.softTimeouts++;
       this.#counters.stale++;
-      debug('soft timeout after %dms: serving stale %s', plan.softTimeout, key);
+      debug('soft timeout after %dms: serving stale %s', plan.timing.softTimeout, key);
       return this.#storage.value(entry!, key) as T;
     }
     if (outcome.ok) {
-      if (outcome.res.cache === 'STALE') this.#loads.servedStalePeerCopy(k, tags, load);
+      if (outcome.res.cache === 'STALE') this.#loads.servedStalePeerCopy(k, tagsOf(plan), load());
       return this.#storage.value(outcome.res, key) as T;
     }
     const servable = !(outcome.error instanceof DataSerializeError) && !(outcome.error instanceof DataTimeoutError);
@@ -103,24 +103,36 @@ export class DataValues {
     throw outcome.error;
   }
 
-  /** One call's options over `options.data`'s defaults, validated before anything runs. */
+  /**
+   * One call's options over `options.data`'s defaults, validated before anything runs. Called on
+   * every get, hits included: no closure, no copy of the defaults when the call sets no timing.
+   */
   #plan(options: DataGetOptions, scopeTags: readonly string[]): GetPlan {
     if (options === null || typeof options !== 'object') throw new TypeError(`expected options to be an object, got ${String(options)}`);
     const d = this.#options.get;
-    const timing = getDefaults('', {
-      softTimeout: options.softTimeout ?? d.softTimeout,
-      hardTimeout: options.hardTimeout ?? d.hardTimeout,
-      refreshAhead: options.refreshAhead ?? d.refreshAhead,
-      earlyRefresh: options.earlyRefresh ?? d.earlyRefresh,
-      ttlJitter: options.ttlJitter ?? d.ttlJitter,
-    });
-    const life = lifetimes('options', {
-      ttl: options.ttl ?? this.#options.defaultTtl,
-      staleWhileRevalidate: options.staleWhileRevalidate ?? 0,
-      staleIfError: options.staleIfError ?? 0,
-      tags: options.tags ?? [],
-    });
-    return { ...timing, life, scopeTags };
+    const own =
+      options.softTimeout !== undefined ||
+      options.hardTimeout !== undefined ||
+      options.refreshAhead !== undefined ||
+      options.earlyRefresh !== undefined ||
+      options.ttlJitter !== undefined;
+    const timing = own
+      ? getDefaults('', {
+          softTimeout: options.softTimeout ?? d.softTimeout,
+          hardTimeout: options.hardTimeout ?? d.hardTimeout,
+          refreshAhead: options.refreshAhead ?? d.refreshAhead,
+          earlyRefresh: options.earlyRefresh ?? d.earlyRefresh,
+          ttlJitter: options.ttlJitter ?? d.ttlJitter,
+        })
+      : d;
+    const tags = options.tags === undefined ? NO_TAGS : checkTags('options.tags', options.tags);
+    const life = {
+      ttl: duration('options.ttl', options.ttl ?? this.#options.defaultTtl),
+      swr: duration('options.staleWhileRevalidate', options.staleWhileRevalidate ?? 0),
+      sie: duration('options.staleIfError', options.staleIfError ?? 0),
+      tags,
+    };
+    return { timing, life, scopeTags };
   }
 
   /**
@@ -128,8 +140,8 @@ export class DataValues {
    * then 'soft') or hard timeout (then a DataTimeoutError outcome). The load goes on either way.
    */
   async #within(pending: Promise<Outcome>, plan: GetPlan, atHand: boolean, key: string): Promise<Outcome | 'soft'> {
-    const soft = atHand ? plan.softTimeout : 0;
-    const ms = soft > 0 ? soft : plan.hardTimeout;
+    const soft = atHand ? plan.timing.softTimeout : 0;
+    const ms = soft > 0 ? soft : plan.timing.hardTimeout;
     if (ms === 0) return pending;
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<'soft' | 'hard'>((resolve) => {
@@ -143,12 +155,12 @@ export class DataValues {
   }
 
   /** Whether a get of the fresh `entry` now also starts a background load (refresh-ahead, XFetch). */
-  #refreshesEarly(entry: Entry, plan: GetPlan, now: number): boolean {
-    if (plan.refreshAhead > 0 && now >= entry.staleAt - (entry.staleAt - entry.storedAt) * (1 - plan.refreshAhead)) return true;
-    if (plan.earlyRefresh === 0) return false;
+  #refreshesEarly(entry: Entry, { timing }: GetPlan, now: number): boolean {
+    if (timing.refreshAhead > 0 && now >= entry.staleAt - (entry.staleAt - entry.storedAt) * (1 - timing.refreshAhead)) return true;
+    if (timing.earlyRefresh === 0) return false;
     const delta = this.#loadMs.get(entry);
     // XFetch: refresh when now - delta * beta * ln(rand) >= expiry (ln(rand) <= 0).
-    return delta !== undefined && delta > 0 && now - delta * plan.earlyRefresh * Math.log(this.#options.random()) >= entry.staleAt;
+    return delta !== undefined && delta > 0 && now - delta * timing.earlyRefresh * Math.log(this.#options.random()) >= entry.staleAt;
   }
 
   /** Runs a loader in its own scope (what it reads becomes this value's dependencies) and stores its value. */
@@ -176,7 +188,7 @@ export class DataValues {
     try {
       const value = await this.#storage.als.run(scope, loader, ctx);
       const { body, contentType } = serializeValue(value, key);
-      const life = lifetimes('ctx.options', ctx.options);
+      const life = lifetimes(ctx.options);
       const res = { status: 200, headers: [['content-type', contentType]] as Array<[string, string]>, body, cache: 'MISS' as const };
       if (skipped) {
         this.#counters.skipped++;
@@ -192,7 +204,8 @@ export class DataValues {
         scope.tainted = true; // stored already stale (storage.put)
       }
       const now = Date.now();
-      const staleAt = now + life.ttl - Math.floor(life.ttl * plan.ttlJitter * (plan.ttlJitter > 0 ? this.#options.random() : 0));
+      const jitter = plan.timing.ttlJitter;
+      const staleAt = now + life.ttl - Math.floor(life.ttl * jitter * (jitter > 0 ? this.#options.random() : 0));
       const times = { now, storedAt: startedAt, staleAt, swrUntil: staleAt + life.swr, sieUntil: staleAt + life.sie };
       const tags = [...new Set([...life.tags, ...plan.scopeTags])];
       const entry = newEntry({ status: 200, headers: res.headers, body, url: key, tags }, times);
@@ -211,13 +224,29 @@ export class DataValues {
   }
 }
 
-/** Validates lifetimes (a call's options, or a loader's `ctx.options`), naming `<path>.<field>`. */
-function lifetimes(path: string, o: { ttl: unknown; staleWhileRevalidate: unknown; staleIfError: unknown; tags: unknown }): Lifetimes {
-  const tags = o.tags;
+const NO_TAGS: readonly string[] = Object.freeze([]);
+
+/** The tags a get's value will carry (before its loader changes them): its own and its namespaces'. */
+function tagsOf(plan: GetPlan): readonly string[] {
+  return plan.scopeTags.length === 0 ? plan.life.tags : [...plan.life.tags, ...plan.scopeTags];
+}
+
+/** Validates a loader's `ctx.options` when it returns, naming `ctx.options.<field>`. */
+function lifetimes(o: DataLoaderContext['options']): Lifetimes {
+  return {
+    ttl: duration('ctx.options.ttl', o.ttl),
+    swr: duration('ctx.options.staleWhileRevalidate', o.staleWhileRevalidate),
+    sie: duration('ctx.options.staleIfError', o.staleIfError),
+    tags: [...checkTags('ctx.options.tags', o.tags)],
+  };
+}
+
+/** Tags: an array of non-empty strings without whitespace. */
+function checkTags(name: string, tags: unknown): readonly string[] {
   if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string' || t === '' || /\s/.test(t))) {
-    throw new TypeError(`expected ${path}.tags to be an array of non-empty strings without spaces, got ${JSON.stringify(tags)}`);
+    throw new TypeError(`expected ${name} to be an array of non-empty strings without spaces, got ${JSON.stringify(tags)}`);
   }
-  return { ttl: duration(`${path}.ttl`, o.ttl), swr: duration(`${path}.staleWhileRevalidate`, o.staleWhileRevalidate), sie: duration(`${path}.staleIfError`, o.staleIfError), tags: [...(tags as string[])] };
+  return tags as string[];
 }
 
 function duration(name: string, value: unknown): number {
