@@ -44,6 +44,14 @@ export interface CaptureHooks {
    */
   outlive?: number;
   /**
+   * How long (ms) the response may go without a byte once its headers are decided: past it the
+   * capture ends as `stalled` and the client's connection is destroyed, so the client sees a cut
+   * response (a short body or a missing last chunk), never a complete-looking one. After the
+   * client left (see {@link outlive}), {@link ABANDON_AFTER} applies instead: a handler that
+   * stopped when its client left ends as `abandoned`. 0/undefined: no bound.
+   */
+  idle?: number;
+  /**
    * Called once at header time, after `onHeaders`. Returning a function holds the response: the
    * client receives nothing until the handler ends, then the status, headers and the body the
    * function makes of the whole written body (ESI assembly). `result.body` stays what the handler
@@ -74,6 +82,12 @@ export interface CaptureControl {
   answer(status: number, text: string, headers?: Record<string, string>): boolean;
 }
 
+/**
+ * How long (ms) a render whose client left may go without writing before it counts as abandoned
+ * (its handler stopped when the client went: `if (res.destroyed) return`, or `pipeline()`).
+ */
+export const ABANDON_AFTER = 1000;
+
 type WriteHead = ServerResponse['writeHead'];
 type Write = ServerResponse['write'];
 type End = ServerResponse['end'];
@@ -96,6 +110,9 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
   /** The client is gone (or was answered by `answer`): the handler's output is kept, not sent. */
   let detached = false;
   let outliveTimer: NodeJS.Timeout | undefined;
+  /** When the handler last wrote (epoch ms), and the timer that ends a response gone quiet. */
+  let lastWrite = 0;
+  let watchdog: NodeJS.Timeout | undefined;
   let status = 200;
   let headers: OutgoingHttpHeaders = {};
   // What middleware in front of the cache already set (a request id, CORS headers): a hit must
@@ -115,14 +132,39 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
     done = true;
     chunks = [];
     if (outliveTimer !== undefined) clearTimeout(outliveTimer);
+    if (watchdog !== undefined) clearTimeout(watchdog);
     res.removeListener('finish', onFinish);
     res.removeListener('close', onClose);
     hooks.onDone(result);
   };
 
+  /** The longest quiet time allowed now (0: none). */
+  const quietLimit = (): number => (detached ? Math.min(ABANDON_AFTER, hooks.idle || ABANDON_AFTER) : (hooks.idle ?? 0));
+  /** Ends a response that went quiet: `abandoned` once its client left, else `stalled` (and cut). */
+  const checkQuiet = (): void => {
+    watchdog = undefined;
+    if (done || diverted) return;
+    const limit = quietLimit();
+    const quiet = Date.now() - lastWrite;
+    if (quiet < limit) return void (watchdog = setTimeout(checkQuiet, limit - quiet).unref());
+    if (detached) return finish({ ok: false, reason: 'abandoned' });
+    debug('stalled: no byte for %d ms, the response is cut', quiet);
+    finish({ ok: false, reason: 'stalled' });
+    res.destroy();
+  };
+  /** Starts watching for a quiet response (from the headers on, and again when the client leaves). */
+  const watch = (): void => {
+    const limit = quietLimit();
+    if (limit <= 0 || done) return;
+    lastWrite = Date.now();
+    if (watchdog !== undefined) clearTimeout(watchdog);
+    watchdog = setTimeout(checkQuiet, limit).unref();
+  };
+
   const decide = (code: number): void => {
     if (decided) return;
     decided = true;
+    watch();
     status = code;
     headers = res.getHeaders();
     keeping = hooks.onHeaders(code, headers);
@@ -238,6 +280,7 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
 
   res.write = function write(this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
     if (passthrough) return (origWrite as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+    if (watchdog !== undefined) lastWrite = Date.now();
     if (!diverted && !this.headersSent && !decided) decide(this.statusCode);
     if (diverted) {
       callLater(rest);
@@ -303,10 +346,13 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
     if (!clientLeft || maxMs <= 0 || (decided && !keeping) || res.writableEnded || transform !== undefined) return finish({ ok: false, reason: 'aborted' });
     detach(maxMs);
   };
-  const detach = (maxMs: number): void => {
+  /** `left`: the client went away (a handler may stop then: watched); else it was answered here. */
+  const detach = (maxMs: number, left = true): void => {
     if (detached) return;
     detached = true;
     debug('client gone: the render goes on without it');
+    if (left) watch();
+    else if (watchdog !== undefined) (clearTimeout(watchdog), (watchdog = undefined));
     outliveTimer = setTimeout(() => finish({ ok: false, reason: 'aborted' }), maxMs);
     outliveTimer.unref();
   };
@@ -330,7 +376,7 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
       const body = Buffer.from(text);
       let head = `HTTP/1.1 ${code} ${STATUS_TEXT[code] ?? 'Error'}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n`;
       for (const [name, value] of Object.entries(extra)) head += `${name}: ${value}\r\n`;
-      detach(hooks.outlive ?? 0);
+      detach(hooks.outlive ?? 0, false);
       res.removeListener('close', onClose);
       socket.end(Buffer.concat([Buffer.from(`${head}\r\n`, 'latin1'), body]));
       if ((hooks.outlive ?? 0) <= 0) finish({ ok: false, reason: 'answered' });
