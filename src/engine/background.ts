@@ -6,7 +6,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
-import { captureResponse, syntheticExchange, type CaptureResult, type SyntheticRequest } from '../capture.js';
+import { captureResponse, type CaptureResult } from '../capture.js';
+import { syntheticExchange, type SyntheticRequest } from '../synthetic.js';
 import type { Entry } from '../entry.js';
 import { RegenerateError } from '../errors.js';
 import { primaryKey } from '../key.js';
