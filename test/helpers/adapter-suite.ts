@@ -20,8 +20,8 @@ export type Start = (cache: StrataCache, origin: Origin) => Promise<Running>;
 /** What differs between frameworks in front of the same origin. */
 export interface AdapterTraits {
   /**
-   * The framework answers a handler's throw itself (Express's and Connect's final handler send
-   * a 500 page): to the cache that is the origin answering 500, which its waiters share (the
+   * The framework answers a handler's throw itself (Express's and Connect's final handler, and
+   * Fastify's error handler, send a 500 page): to the cache that is the origin answering 500, which its waiters share (the
    * flight outcome `error`), not a throw it sees (`failed`: one retry between the waiters).
    */
   answersThrows?: boolean;
