@@ -185,6 +185,7 @@ export class Renderer {
             );
           }
           if (!verdict.storable) debug('pass: %s %s', verdict.reason, key);
+          else this.#variants.varyResponse(res, headers);
           // An error response is kept for the waiters too (never stored): they get the origin's own answer.
           return verdict.storable || (status >= 400 && !PERSONAL.has(verdict.reason));
         },
