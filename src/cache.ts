@@ -353,7 +353,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
               primaryOf: (url, host) => primaryOfTarget(url, host, o),
               verdict: (entry) => invalidation.verdict(entry),
               log: () => invalidation.log.since(0),
-              passReason: (primary) => renderer.passReason(primary),
+              passReason: (primary) => ctx.records.passReason(primary),
               outcomes: outcomes!,
               peers,
             },
