@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import { isLoopbackAddress, parseAdmin, parseAdminOnMain, unguardedWarning } from '../../src/cli/admin.js';
+import { serveCli } from '../helpers/cli.js';
 import { closedAfterFile, listen, request } from '../helpers/http.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
@@ -62,28 +63,6 @@ test('serve --admin: /metrics counts the proxied traffic, the console answers be
   assert.equal(await exited, 0);
 });
 
-/** Starts `serve` with `args`; resolves with the site's and (when asked) the admin's base URLs. */
-async function serveCli(args: string[]) {
-  const env: NodeJS.ProcessEnv = { ...process.env, DEBUG: '' };
-  delete env.STRATACACHE_FLUSH_TOKEN;
-  const child = spawn(process.execPath, ['--import', TSX, CLI, 'serve', '--port', '0', ...args], { env });
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const urls = await new Promise<{ site: string; admin: string | undefined }>((resolve, reject) => {
-    child.stdout.on('data', (c: Buffer) => {
-      stdout += c.toString();
-      const site = /listening on (http:\/\/[^/\s]+)\//.exec(stdout);
-      const adm = /admin on (http:\/\/[^/\s]+)\//.exec(stdout);
-      if (site !== null && (adm !== null || !args.includes('--admin'))) resolve({ site: site[1]!, admin: adm?.[1] });
-    });
-    setTimeout(() => reject(new Error(`no startup lines: ${stdout} ${stderr}`)), 30_000).unref();
-  });
-  return { ...urls, child, exited, stderr: () => stderr };
-}
-
 test('the admin routes are served on --admin only: the site answers 404 for them and never forwards PURGE', { timeout: 60_000 }, async () => {
   const seen: string[] = [];
   const origin = await listen((req, res) => {
@@ -102,10 +81,10 @@ test('the admin routes are served on --admin only: the site answers 404 for them
   assert.equal((await request(`${s.site}/a`)).headers['x-cache'], 'HIT');
   assert.deepEqual(seen, ['GET /a']);
   // On the admin address they work (direct loopback, no token configured: trusted, as documented).
-  assert.equal((await request(`${s.admin}/_stratacache/stats`)).status, 200);
-  assert.match((await request(`${s.admin}/a`, { method: 'PURGE' })).body, /^Purged \/a/);
+  assert.equal((await request(`${s.admin!}/_stratacache/stats`)).status, 200);
+  assert.match((await request(`${s.admin!}/a`, { method: 'PURGE' })).body, /^Purged \/a/);
   assert.equal((await request(`${s.site}/a`)).headers['x-cache'], 'MISS');
-  assert.equal((await request(`${s.admin}/nothing`)).status, 404);
+  assert.equal((await request(`${s.admin!}/nothing`)).status, 404);
   // Loopback listeners: no warning.
   assert.doesNotMatch(s.stderr(), /warning/);
   s.child.kill('SIGTERM');
