@@ -2,8 +2,8 @@
  * Field test: what `curl` sees through nginx in front of `stratacache serve` with compression on
  * (`"compress": true` in its config file): each client gets the coding it asked for (br, gzip,
  * or none), a compressed body decodes to the page, and an uncompressed request never gets a
- * compressed body. Vary is checked where it holds today (see the report of issue 19 for the
- * rule "every response of an entry that may be compressed says Vary: Accept-Encoding").
+ * compressed body; and every response of the entry, the MISS and identity ones included, says
+ * `Vary: Accept-Encoding` (so a shared cache in front never serves br to a client without it).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -63,6 +63,11 @@ test('curl through nginx: br, gzip or identity as asked, bodies that decode to t
 
   const first = await curl(url, ['-H', 'Accept-Encoding: gzip']);
   assert.equal(first.status, 200, nginx.errors());
+  assert.equal(first.headers.get('x-cache'), 'MISS');
+  const VARY_RULE = 'Vary-on-every-response rule: every response of an entry that may have compressed variants says Vary: Accept-Encoding';
+  assert.match(first.headers.get('vary') ?? '', /accept-encoding/i, `${VARY_RULE} (the MISS)`);
+  const firstHit = await curl(url, ['-H', 'Accept-Encoding: gzip']);
+  assert.match(firstHit.headers.get('vary') ?? '', /accept-encoding/i, `${VARY_RULE} (the first HIT, ${String(firstHit.headers.get('content-encoding'))})`);
   // The compressed variants are made in the background once the page is stored.
   assert.ok(await until(async () => (await curl(url, ['-H', 'Accept-Encoding: gzip'])).headers.get('content-encoding') === 'gzip', 20_000), 'a gzip HIT');
   assert.ok(await until(async () => (await curl(url, ['-H', 'Accept-Encoding: br'])).headers.get('content-encoding') === 'br', 20_000), 'a br HIT');
@@ -79,6 +84,7 @@ test('curl through nginx: br, gzip or identity as asked, bodies that decode to t
   for (const args of [[], ['-H', 'Accept-Encoding: identity'], ['-H', 'Accept-Encoding: gzip;q=0, br;q=0']]) {
     const plain = await curl(url, args);
     assert.equal(plain.headers.get('content-encoding'), undefined, args.join(' '));
+    assert.match(plain.headers.get('vary') ?? '', /accept-encoding/i, `${VARY_RULE} (identity: ${args.join(' ')})`);
     assert.equal(plain.body, page, args.join(' '));
   }
   assert.equal(renders, 1);
