@@ -150,7 +150,9 @@ export class DataStorage {
   tagsInvalidated(tags: readonly string[]): void {
     const wanted = new Set(tags);
     const reached: string[] = [];
-    for (const k of this.memory.keys()) if (this.memory.get(k)?.tags.some((t) => wanted.has(t))) reached.push(k);
+    // A snapshot of the keys: get() moves each key to the front, and lru-cache's iterator would
+    // then visit the same entries again and again (two entries were enough to loop forever).
+    for (const k of [...this.memory.keys()]) if (this.memory.get(k)?.tags.some((t) => wanted.has(t))) reached.push(k);
     for (const k of reached) this.changed(k, new Set());
   }
 
