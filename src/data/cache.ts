@@ -27,12 +27,15 @@ import { DataLoads } from './loads.js';
 import { DATA_NAMESPACE } from './peers.js';
 import { DataRequests } from './requests.js';
 import { serializeValue } from './serialize.js';
-import { DataStorage } from './storage.js';
+import { DataStorage, detachedScope } from './storage.js';
 import type { Counters, DataFetchOptions, DataGetOptions, DataResponse, DataStats, Lifetimes, Outcome } from './types.js';
 
 export type { DataGetOptions, DataFetchOptions, DataStatus, DataResponse, DataStats } from './types.js';
 
 const debug = createDebug('stratacache:data');
+
+/** What a lookup that never loads settles with when nobody has the key. */
+const NOT_FOUND: Outcome = { ok: false, error: undefined };
 
 /** The data cache behind `cache.data`. */
 export class DataCache {
@@ -169,6 +172,31 @@ export class DataCache {
    */
   delete(key: string): boolean {
     return this.#storage.delete(key);
+  }
+
+  /**
+   * @internal For `stratacache/next`: the entry {@link keep} stored under the data key `k`, from
+   * the data memory tier, else its lower tiers, else the peers (one lookup for concurrent
+   * callers; a copy found below memory or on a peer is judged by the local rules and kept in
+   * memory). Never loads: undefined when nobody has it. Store and peer failures and timeouts are
+   * a miss, never an error. Inside a render, the read is recorded (see {@link get}).
+   */
+  async peek(k: string): Promise<Entry | undefined> {
+    this.#storage.read(k);
+    const entry = this.#storage.memory.get(k);
+    if (entry !== undefined) return entry;
+    const outcome = await this.#loads.join(k, () => this.#loads.lead(k, () => Promise.resolve(NOT_FOUND), true));
+    return outcome.ok ? outcome.res.entry : undefined;
+  }
+
+  /**
+   * @internal For `stratacache/next`: stores `entry` under the data key `k` in the data memory
+   * tier and (in the background) its lower tiers, where {@link peek} and the peers find it.
+   * Inside a render, recorded as a read; a response that read other bytes under `k` turns stale.
+   */
+  keep(k: string, entry: Entry): void {
+    this.#storage.read(k);
+    this.#storage.put(k, entry, detachedScope());
   }
 
   /** Counters and the size of the data memory tier. */
