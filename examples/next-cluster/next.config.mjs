@@ -6,6 +6,7 @@ const here = (file) => fileURLToPath(new URL(file, import.meta.url));
 export default {
   poweredByHeader: false,
   cacheComponents: true,
+  partialPrefetching: true,
   // ISR pages, route handlers, fetch: stratacache instead of .next/cache on this disk.
   cacheHandler: here('./cache-handler.mjs'),
   // Next's own in-memory copy in front of it would not hear other instances' revalidations.

@@ -176,7 +176,8 @@ export class DataCache {
 
   /**
    * @internal For `stratacache/next`: the entry {@link keep} stored under the data key `k`, from
-   * the data memory tier, else its lower tiers, else the peers (one lookup for concurrent
+   * the data memory tier (unless an invalidation reached it there), else its lower tiers, else
+   * the peers (one lookup for concurrent
    * callers; a copy found below memory or on a peer is judged by the local rules and kept in
    * memory). Never loads: undefined when nobody has it. Store and peer failures and timeouts are
    * a miss, never an error. Inside a render, the read is recorded (see {@link get}).
@@ -184,9 +185,11 @@ export class DataCache {
   async peek(k: string): Promise<Entry | undefined> {
     this.#storage.read(k);
     const entry = this.#storage.memory.get(k);
-    if (entry !== undefined) return entry;
+    if (entry !== undefined && !this.#engine.isInvalidated(entry)) return entry;
+    // Invalidated here: another node may have stored the new one already (else the old one is
+    // returned, for the caller to judge: a soft invalidation still lets it answer once more).
     const outcome = await this.#loads.join(k, () => this.#loads.lead(k, () => Promise.resolve(NOT_FOUND), true));
-    return outcome.ok ? outcome.res.entry : undefined;
+    return outcome.ok ? outcome.res.entry : entry;
   }
 
   /**

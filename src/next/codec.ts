@@ -2,6 +2,7 @@
  * Next's incremental-cache values as bytes and back: JSON, with the Buffers (RSC payloads, route
  * bodies, segment data) and Maps (segment data) Next puts in them kept as they were. A plain
  * object that looks like one of those markers is escaped, so page data round-trips unchanged.
+ * A field set to undefined is dropped (Next reads it back as undefined all the same).
  */
 
 /** Marker keys: `$b` a Buffer (base64), `$m` a Map (entries), `$o` an escaped object (entries). */

@@ -33,7 +33,7 @@ export function pathOfKey(key: string): string | undefined {
 /** Next's tags of a value: a page's or route's `x-next-cache-tags`, a fetch's own. */
 function tagsOf(value: NextIncrementalValue | null, ctx: NextSetContext): string[] {
   if (value === null) return [];
-  if (value.kind === 'FETCH') return [...(ctx.tags ?? (Array.isArray(value.tags) ? (value.tags as string[]) : []))];
+  if (value.kind === 'FETCH') return [...(ctx.tags ?? value.tags ?? [])];
   const header = value.headers?.['x-next-cache-tags'];
   return typeof header === 'string' && header !== '' ? header.split(',') : [];
 }

@@ -14,13 +14,15 @@ export interface NextCacheControl {
 
 /**
  * A value of Next's incremental cache (`kind` is `APP_PAGE`, `APP_ROUTE`, `PAGES`, `FETCH`,
- * `REDIRECT` or `IMAGE`); stored as it is, Buffers and Maps included.
+ * `REDIRECT` or `IMAGE`; each kind has fields of its own); stored as it is, Buffers and Maps
+ * included. Only the fields read here are named.
  */
 export interface NextIncrementalValue {
   kind: string;
   headers?: Record<string, string | number | string[] | undefined> | undefined;
   revalidate?: number | false | undefined;
-  [field: string]: unknown;
+  /** A fetch entry's tags. */
+  tags?: string[] | undefined;
 }
 
 /** What `get` of a `cacheHandler` answers. */
@@ -36,7 +38,6 @@ export interface NextGetContext {
   revalidate?: number | false;
   tags?: string[];
   softTags?: string[];
-  [field: string]: unknown;
 }
 
 /** The context Next passes to `set` of a `cacheHandler`. */
@@ -44,7 +45,6 @@ export interface NextSetContext {
   fetchCache?: boolean;
   tags?: string[];
   cacheControl?: NextCacheControl;
-  [field: string]: unknown;
 }
 
 /** An instance of the class Next's `cacheHandler` option loads (ISR pages, route handlers, fetch cache). */
