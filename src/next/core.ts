@@ -115,11 +115,16 @@ export class NextCore {
     let batch = this.#batch;
     if (batch === undefined) {
       const fresh = { hard: new Set<string>(), soft: new Set<string>(), done: Promise.resolve() };
-      fresh.done = new Promise<void>((resolve) =>
+      fresh.done = new Promise<void>((resolve, reject) =>
         setImmediate(() => {
           this.#batch = undefined;
-          this.#apply(fresh.hard, fresh.soft);
-          resolve();
+          try {
+            this.#apply(fresh.hard, fresh.soft);
+            resolve();
+          } catch (error) {
+            // Reaches every caller of the batch (Next reports a failed revalidation), not the process.
+            reject(error as Error);
+          }
         }),
       );
       batch = this.#batch = fresh;
