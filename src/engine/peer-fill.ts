@@ -4,7 +4,6 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { entrySize, type Entry } from '../entry.js';
-import { variantKey } from '../key.js';
 import type { PeerCluster, PeerHit } from '../peers/cluster.js';
 import { acceptPeerEntry, forwardedHeaders } from '../peers/judge.js';
 import type { Deliver } from './deliver.js';
@@ -59,7 +58,7 @@ export class PeerFill {
       if (res.destroyed) {
         // The client left during the lookup: a render on a closed response would never settle
         // the flight. Settle it empty; waiters render for themselves.
-        ctx.flights.settle(key, flight, {});
+        ctx.records.settle(primary, key, flight, { outcome: 'abandoned' });
         return true;
       }
       return this.#renderer.render(req, res, ex, { primary, key, ticket: undefined, flight, fallback: fallback ?? stale, revalidate });
@@ -68,8 +67,8 @@ export class PeerFill {
     const viewHeaders = this.#variants.view(req);
     // Copied locally only when the memory tier can hold it (the same bound as a local render's).
     const copy = ctx.options.peers.updateLocalCache && entrySize(entry) <= ctx.options.maxSize;
-    const stored = copy ? this.#variants.store(primary, entry, viewHeaders) : variantKey(primary, entry.vary, viewHeaders);
-    ctx.flights.settle(key, flight, { entry, key: stored, peer: true });
+    const stored = copy ? this.#variants.store(primary, entry, viewHeaders) : this.#variants.storedKey(primary, entry, viewHeaders);
+    ctx.records.settle(primary, key, flight, { outcome: 'peer', entry, key: stored });
     const assembling = this.#deliver.serve(req, res, entry, 'PEER', Date.now(), ex, ctx.statusDetail === undefined ? undefined : { peer: { url: hit.peer, stored: copy } });
     ctx.report.emit('peer-hit', { key: stored, url: req.url ?? '', status: 'PEER', peer: hit.peer } satisfies CacheEvent);
     return assembling ?? true;

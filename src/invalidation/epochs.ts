@@ -147,6 +147,7 @@ export class Epochs {
   /** Hard tag invalidations: the tagged entries are gone, not only stale. */
   readonly #hardTags: EpochMap;
   #newest = 0;
+  #newestTag = 0;
 
   constructor(options: EpochsOptions) {
     this.#statLevel = options.statLevel;
@@ -169,6 +170,15 @@ export class Epochs {
     return this.#newest;
   }
 
+  /**
+   * Whether an invalidation since `startedAt` may cover a render of `url` begun then, whose
+   * tags are not known yet: one of its path (or an ancestor, or its stat level), or any tag.
+   */
+  coversSince(url: string, startedAt: number): boolean {
+    if (startedAt >= this.#newest) return false;
+    return this.#newestTag > startedAt || this.check({ url, storedAt: startedAt, tags: [] }) !== undefined;
+  }
+
   /** Records one invalidation at `at`. */
   record(input: EpochInput, at: number): void {
     const scope = input.scope ?? 'tree';
@@ -185,6 +195,7 @@ export class Epochs {
       if (input.hard) this.#hardTags.set(tag, at);
       this.#tags.set(tag, at);
     }
+    if ((input.tags?.length ?? 0) > 0 && at > this.#newestTag) this.#newestTag = at;
     if (at > this.#newest) this.#newest = at;
   }
 
