@@ -164,7 +164,8 @@ function plan(file: Record<string, unknown>, flags: ServeFlags, env: NodeJS.Proc
   const diskDir = str(flags.disk) ?? fileDisk?.dir;
   if (diskDir !== undefined) {
     if (typeof diskDir !== 'string' || diskDir === '') throw new UsageError(`expected config.disk.dir to be a directory, got ${show(diskDir)}`);
-    const size = str(flags['disk-size']) !== undefined ? parseSize('--disk-size', flags['disk-size']) : parseSize('config.disk.maxSize', fileDisk?.maxSize ?? '1gb');
+    // The file's value was converted (and checked) by convertUnits.
+    const size = str(flags['disk-size']) !== undefined ? parseSize('--disk-size', flags['disk-size']) : ((fileDisk?.maxSize as number | undefined) ?? 1024 ** 3);
     disk = { dir: diskDir, maxSize: size };
   }
 
@@ -173,7 +174,7 @@ function plan(file: Record<string, unknown>, flags: ServeFlags, env: NodeJS.Proc
   if (accessLogRaw === true || accessLogRaw === 'clf') accessLog = 'clf';
   else if (accessLogRaw === 'json') accessLog = 'json';
   else if (accessLogRaw !== undefined && accessLogRaw !== false) throw new UsageError(`expected accessLog to be 'clf', 'json' or false, got ${show(accessLogRaw)}`);
-  const drainTimeout = parseDuration(flags['drain-timeout'] !== undefined ? '--drain-timeout' : 'config.drainTimeout', flags['drain-timeout'] ?? converted.drainTimeout ?? 10_000);
+  const drainTimeout = str(flags['drain-timeout']) !== undefined ? parseDuration('--drain-timeout', flags['drain-timeout']) : ((converted.drainTimeout as number | undefined) ?? 10_000);
 
   // Validate the cache options now, so a mistake is one line at startup, naming the field.
   resolveOptions(cache as CacheOptions);
