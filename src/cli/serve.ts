@@ -11,6 +11,7 @@ import { DiskStore } from '../stores/disk.js';
 import { createProxy } from '../proxy/upstream.js';
 import { withAccessLog } from './access-log.js';
 import { adminHandler, parseAdmin, type AdminAddress } from './admin.js';
+import { UpstreamErrorLog } from './error-log.js';
 import { buildServePlan, findConfigFile, loadConfigFile, type ServePlan } from './config.js';
 import { parseFlags, UsageError } from './units.js';
 import type { Io } from './io.js';
@@ -20,7 +21,8 @@ export const SERVE_HELP = `usage: stratacache serve --upstream URL [--port N] [o
 Runs the cache in front of an upstream. Options come from a config file (stratacache.config.mjs,
 .js or .json in the working directory, or --config FILE: every library option, plus upstream,
 port, host, proxy, disk, accessLog, drainTimeout, secretEnv) and from these flags, which win.
-Sizes take units (64mb, 1gb), durations too (250ms, 10s, 5m, 1h, 1d).
+Sizes and durations need a unit, in flags and files alike: 512kb, 64mb, 1gb; 500ms, 10s, 5m, 1h, 1d
+(a bare number is refused, but 0).
 
   --upstream URL              where misses go, e.g. http://127.0.0.1:8080 (required)
   --port N                    listen port (default 3000; 0 picks a free one)
@@ -126,10 +128,12 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
   }
   let cache: StrataCache;
   let proxy: ReturnType<typeof createProxy>;
+  // Upstream failures on stderr, whatever DEBUG says (one line per cause a minute).
+  const errorLog = new UpstreamErrorLog((line) => io.err(line));
   try {
     const stores = plan.disk === undefined ? [] : [new DiskStore({ dir: plan.disk.dir, maxSize: plan.disk.maxSize })];
     cache = createCache({ ...plan.cache, ...(stores.length > 0 ? { stores: [...(plan.cache.stores ?? []), ...stores] } : {}) });
-    proxy = createProxy({ upstream: plan.upstream, ...plan.proxy });
+    proxy = createProxy({ upstream: plan.upstream, ...plan.proxy, onError: (failure, req) => errorLog.report(failure, req) });
   } catch (error) {
     // Options the plan could not check alone (the disk tier's, the proxy's): still one line.
     if (error instanceof TypeError || error instanceof RangeError) throw new UsageError(error.message);
@@ -151,7 +155,7 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
     handler(req, res);
   };
   const wrapped = cache.wrap(proxy);
-  const handler = plan.accessLog === undefined ? wrapped : withAccessLog(wrapped, plan.accessLog, (line) => io.out(line));
+  const handler = plan.accessLog === undefined ? wrapped : withAccessLog(wrapped, plan.accessLog, (line) => io.out(line), (req) => errorLog.causeOf(req));
   const server = http.createServer(tracked);
 
   await new Promise<void>((resolve, reject) => {
