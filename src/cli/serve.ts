@@ -8,6 +8,9 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { createCache, type StrataCache } from '../cache.js';
 import { resolveOptions } from '../options/resolve.js';
 import { DiskStore } from '../stores/disk.js';
+import { redisStore, type RedisStoreOptions } from '../stores/redis.js';
+import { INSTALL_HINT } from '../stores/redis-client.js';
+import type { CacheStore } from '../stores/store.js';
 import { createProxy } from '../proxy/upstream.js';
 import { withAccessLog } from './access-log.js';
 import { adminHandler, parseAdmin, type AdminAddress } from './admin.js';
@@ -20,7 +23,7 @@ export const SERVE_HELP = `usage: stratacache serve --upstream URL [--port N] [o
 
 Runs the cache in front of an upstream. Options come from a config file (stratacache.config.mjs,
 .js or .json in the working directory, or --config FILE: every library option, plus upstream,
-port, host, proxy, disk, accessLog, drainTimeout, secretEnv) and from these flags, which win.
+port, host, proxy, disk, redis, accessLog, drainTimeout, secretEnv) and from these flags, which win.
 Sizes and durations need a unit, in flags and files alike: 512kb, 64mb, 1gb; 500ms, 10s, 5m, 1h, 1d
 (a bare number is refused, but 0).
 
@@ -43,6 +46,10 @@ Sizes and durations need a unit, in flags and files alike: 512kb, 64mb, 1gb; 500
                               (default cdn-cache-control; '' obeys Cache-Control only)
   --disk DIR                  add a disk tier in DIR that survives restarts
   --disk-size SIZE            its budget (default 1gb)
+  --redis URL                 add the tier shared by every node on this Redis or Valkey:
+                              redis://[user:password@]host:port[/db] (needs the ioredis package)
+  --compress                  compress text responses for clients that accept it (br, gzip; zstd
+                              where Node has it), each coding stored once
   --preserve-host             send the client's Host upstream (default: the upstream's host)
   --upstream-timeout DURATION wait this long for upstream headers, then 504 / stale (default 30s)
   --max-sockets N             keep-alive connections to the upstream at most (default 64)
@@ -77,6 +84,8 @@ const FLAGS = {
   'key-host': { type: 'string' },
   'targeted-cache-control': { type: 'string' },
   disk: { type: 'string' },
+  redis: { type: 'string' },
+  compress: { type: 'boolean' },
   'disk-size': { type: 'string' },
   'preserve-host': { type: 'boolean' },
   'upstream-timeout': { type: 'string' },
@@ -107,16 +116,36 @@ export async function parseServe(argv: readonly string[], env: NodeJS.ProcessEnv
   return admin === undefined ? plan : { ...plan, admin };
 }
 
+/** A URL as a log may show it: without its password. */
+function redactUrl(url: string): string {
+  const u = new URL(url);
+  if (u.password !== '') u.password = '***';
+  return u.href.replace(/\/$/, '');
+}
+
 /** What the startup line says about the tiers and peers. */
 function describe(plan: ServePlan): string {
   const options = resolveOptions(plan.cache);
   const mb = (n: number): string => (n >= 1024 ** 3 ? `${+(n / 1024 ** 3).toFixed(1)} GiB` : `${+(n / 1024 ** 2).toFixed(1)} MiB`);
   const tiers = [`memory ${mb(options.maxSize)}`];
   if (plan.disk !== undefined) tiers.push(`disk ${plan.disk.dir} ${mb(plan.disk.maxSize)}`);
+  if (plan.redis !== undefined) tiers.push(`redis ${redactUrl(plan.redis.url)}`);
   const peers = options.peers;
   const nodes = typeof peers.nodes === 'function' ? 'discovered' : peers.nodes.filter((n) => n !== peers.self).join(', ');
   const peerText = peers.secret === undefined || nodes === '' ? 'peers: none' : `peers: ${nodes} (self ${peers.self ?? '?'}, ${peers.strategy})`;
-  return `tiers: ${tiers.join(', ')}; ${peerText}`;
+  const compress = options.compress === undefined ? '' : `; compress ${options.compress.encodings.join(', ')}`;
+  return `tiers: ${tiers.join(', ')}; ${peerText}${compress}`;
+}
+
+/** The Redis tier; a missing ioredis is one line saying how to install it. */
+async function redisTier(options: RedisStoreOptions): Promise<CacheStore> {
+  try {
+    return await redisStore(options);
+  } catch (error) {
+    if ((error as Error).message === INSTALL_HINT) throw new UsageError('--redis needs the ioredis package: run `npm install ioredis` next to stratacache');
+    if (error instanceof TypeError || error instanceof RangeError) throw new UsageError(`redis: ${error.message}`);
+    throw error;
+  }
 }
 
 /** Runs `serve`; resolves with the exit status once the server has stopped. */
@@ -131,7 +160,9 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
   // Upstream failures on stderr, whatever DEBUG says (one line per cause a minute).
   const errorLog = new UpstreamErrorLog((line) => io.err(line));
   try {
-    const stores = plan.disk === undefined ? [] : [new DiskStore({ dir: plan.disk.dir, maxSize: plan.disk.maxSize })];
+    // Local tiers before the shared one: memory (built in), disk, then Redis.
+    const stores: CacheStore[] = plan.disk === undefined ? [] : [new DiskStore({ dir: plan.disk.dir, maxSize: plan.disk.maxSize })];
+    if (plan.redis !== undefined) stores.push(await redisTier(plan.redis));
     cache = createCache({ ...plan.cache, ...(stores.length > 0 ? { stores: [...(plan.cache.stores ?? []), ...stores] } : {}) });
     proxy = createProxy({ upstream: plan.upstream, ...plan.proxy, onError: (failure, req) => errorLog.report(failure, req) });
   } catch (error) {
@@ -171,8 +202,8 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : plan.port;
   const shownHost = plan.host.includes(':') ? `[${plan.host}]` : plan.host;
-  io.out(`stratacache listening on http://${shownHost}:${port}/ -> ${plan.upstream}; ${describe(plan)}${plan.configFile !== undefined ? `; config ${plan.configFile}` : ''}`);
   const admin = plan.admin === undefined ? undefined : http.createServer(adminHandler(cache));
+  let adminUrl: string | undefined;
   if (admin !== undefined && plan.admin !== undefined) {
     const at = plan.admin;
     await new Promise<void>((resolve, reject) => {
@@ -184,9 +215,12 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
       admin.listen(at.port, at.host, () => resolve());
     });
     const a = admin.address();
-    const adminUrl = `http://${at.host.includes(':') ? `[${at.host}]` : at.host}:${typeof a === 'object' && a !== null ? a.port : at.port}`;
-    io.out(`stratacache admin on ${adminUrl}/ : metrics ${adminUrl}/metrics, console ${adminUrl}/console/`);
+    adminUrl = `http://${at.host.includes(':') ? `[${at.host}]` : at.host}:${typeof a === 'object' && a !== null ? a.port : at.port}`;
   }
+  // One startup line says everything that runs: address, upstream, every tier, peers, admin, config.
+  const adminText = adminUrl === undefined ? 'admin: none (--admin to serve metrics and the console)' : `admin ${adminUrl}/`;
+  io.out(`stratacache listening on http://${shownHost}:${port}/ -> ${plan.upstream}; ${describe(plan)}; ${adminText}${plan.configFile !== undefined ? `; config ${plan.configFile}` : ''}`);
+  if (adminUrl !== undefined) io.out(`stratacache admin on ${adminUrl}/ : metrics ${adminUrl}/metrics, console ${adminUrl}/console/`);
 
   let drained: () => void = () => {};
   const stopped = new Promise<void>((resolve) => (drained = resolve));

@@ -72,7 +72,7 @@ describe('stratacache --help, --version and every command\'s --help', () => {
     assert.match(version!.stdout, /^\d+\.\d+\.\d+\n$/);
     assert.match(serveHelp!.stdout, /usage: stratacache serve --upstream URL[\s\S]*--config FILE[\s\S]*--drain-timeout/);
     assert.match(flushHelp!.stdout, /usage: stratacache flush <path\.\.\.>/);
-    assert.match(primeHelp!.stdout, /usage: stratacache prime <file-of-URLs \| sitemap URL>/);
+    assert.match(primeHelp!.stdout, /usage: stratacache prime <file-of-URLs \| sitemap\.xml \| sitemap URL>/);
     assert.match(statsHelp!.stdout, /usage: stratacache stats --url NODE/);
     assert.match(demoHelp!.stdout, /usage: stratacache demo/);
     assert.equal(unknown!.code, 1);
@@ -125,7 +125,7 @@ describe('stratacache serve', () => {
     const dir = mkdtempSync(join(tmpdir(), 'stratacache-config-'));
     writeFileSync(join(dir, 'stratacache.config.json'), JSON.stringify({ upstream: up.url, maxSize: '16mb', gracePeriod: '2s', accessLog: 'json', ignoreUrlParams: ['utm_*'], flush: { token: 'file-token-123' } }));
     const s = await serve(['--max-size', '8mb'], { cwd: dir });
-    assert.match(s.output().stdout, /tiers: memory 8 MiB; peers: none; config .*stratacache\.config\.json/);
+    assert.match(s.output().stdout, /tiers: memory 8 MiB; peers: none; admin: none \(--admin to serve metrics and the console\); config .*stratacache\.config\.json/);
     await request(`${s.url}/page?utm_source=x`);
     assert.equal((await request(`${s.url}/page`)).headers['x-cache'], 'HIT');
     const line = JSON.parse((await s.waitFor(/\{"time"[^\n]*"cache":"HIT"[^\n]*\}/))[0]) as Record<string, unknown>;
