@@ -347,7 +347,7 @@ describe('stratacache serve: shipped config examples and process supervision', (
     assert.equal((await s.exited).code, 0);
   });
 
-  test('examples/cluster-processes: three processes from the config files answer each other as peers', async () => {
+  test('examples/cluster-processes: three processes from the config files, each reached on its own port, answer each other as peers; a flush reaches all', async () => {
     const up = await upstream();
     const ports = await Promise.all([0, 1, 2].map(() => freePort()));
     const nodes = ports.map((p) => `http://127.0.0.1:${p}`);
@@ -358,13 +358,23 @@ describe('stratacache serve: shipped config examples and process supervision', (
       [1, 2, 3].map((n, i) => serve(['--config', join(dir, `node${n}.json`), '--upstream', up.url, '--port', String(ports[i]), '--self', nodes[i]!, '--peers', nodes.join(',')], { env })),
     );
     assert.match(procs[0]!.output().stdout, /peers: http:\/\/127\.0\.0\.1:\d+, http:\/\/127\.0\.0\.1:\d+ \(self http:\/\/127\.0\.0\.1:\d+, all\)/);
-    // Behind a load balancer every node sees the site's Host (part of the key).
-    const site = { host: 'www.example.com' };
-    const first = await request(`${procs[0]!.url}/shared`, { headers: site });
+    // Each node is asked under its own Host (127.0.0.1:port): the files' key.host makes them one site.
+    const first = await request(`${procs[0]!.url}/shared`);
     assert.equal(first.headers['x-cache'], 'MISS');
-    assert.equal((await request(`${procs[1]!.url}/shared`, { headers: site })).headers['x-cache'], 'PEER');
-    assert.equal((await request(`${procs[2]!.url}/shared`, { headers: site })).headers['x-cache'], 'PEER');
+    assert.equal((await request(`${procs[1]!.url}/shared`)).headers['x-cache'], 'PEER');
+    assert.equal((await request(`${procs[2]!.url}/shared`)).headers['x-cache'], 'PEER');
     assert.equal(up.renders.get('/shared'), 1);
+    // A flush on node 1 reaches the others: each serves its copy stale while it refreshes.
+    const flushed = await run(['flush', '/shared', '--url', procs[0]!.url]);
+    assert.equal(flushed.code, 0, flushed.stderr);
+    for (const p of procs.slice(1)) {
+      let status = 'PEER';
+      for (let i = 0; i < 100 && status !== 'STALE'; i++) {
+        status = String((await request(`${p.url}/shared`)).headers['x-cache']);
+        if (status !== 'STALE') await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(status, 'STALE', `${p.url} never saw the flush`);
+    }
     // stats shows each peer's breaker.
     const table = await run(['stats', '--url', procs[0]!.url]);
     assert.match(table.stdout, /peer lookups\s+\d+/);
