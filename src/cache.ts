@@ -267,6 +267,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
         subrequest: (init, runner) => background.subrequest(init, runner),
         isInvalidated: (entry) => invalidation.isInvalidated(entry),
         onInvalidate: (hook) => invalidation.onInvalidate(hook),
+        invalidateTags: (tags, hard) => void invalidation.invalidate({ tags, hard }),
         peers,
         endpoint,
       },
