@@ -13,7 +13,7 @@ import { INSTALL_HINT } from '../stores/redis-client.js';
 import type { CacheStore } from '../stores/store.js';
 import { createProxy } from '../proxy/upstream.js';
 import { withAccessLog } from './access-log.js';
-import { adminHandler, parseAdmin, type AdminAddress } from './admin.js';
+import { adminHandler, parseAdmin, parseAdminOnMain, unguardedWarning, withoutAdminRoutes, type AdminAddress } from './admin.js';
 import { UpstreamErrorLog } from './error-log.js';
 import { buildServePlan, findConfigFile, loadConfigFile, type ServePlan } from './config.js';
 import { parseFlags, UsageError } from './units.js';
@@ -61,7 +61,10 @@ Sizes and durations need a unit, in flags and files alike: 512kb, 64mb, 1gb; 500
   --flush-allow CIDR,...      clients allowed to flush (default loopback)
   --access-log [clf|json]     one line per request on stdout
   --drain-timeout DURATION    on SIGTERM, wait this long for in-flight requests (default 10s)
-  --admin [HOST:]PORT         serve /metrics (Prometheus) and the operator console (/console/) there
+  --admin [HOST:]PORT         serve /metrics (Prometheus), the operator console (/console/) and the
+                              admin routes (flush endpoint, PURGE, /_stratacache/stats) there
+  --admin-on-main             also serve the admin routes on --port (config: adminOnMain: true);
+                              behind a proxy they then need --flush-token
   -h, --help                  this text
 
 Environment: STRATACACHE_PEER_SECRET (peer secret), DEBUG=stratacache:* (diagnostics).`;
@@ -99,10 +102,11 @@ const FLAGS = {
   'access-log': { type: 'string' },
   'drain-timeout': { type: 'string' },
   admin: { type: 'string' },
+  'admin-on-main': { type: 'boolean' },
 } as const;
 
 /** Parses `serve` arguments and the config file into a plan. Exported for tests. */
-export async function parseServe(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: string): Promise<(ServePlan & { admin?: AdminAddress }) | 'help'> {
+export async function parseServe(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: string): Promise<(ServePlan & { admin?: AdminAddress; adminOnMain: boolean }) | 'help'> {
   // `--access-log` alone means the common log format.
   const args = argv.flatMap((a, i) => (a === '--access-log' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('-')) ? ['--access-log=clf'] : [a]));
   const values: Record<string, string | boolean | undefined> = parseFlags(args, FLAGS).values;
@@ -111,8 +115,10 @@ export async function parseServe(argv: readonly string[], env: NodeJS.ProcessEnv
   const configFile = findConfigFile(values.config as string | undefined, cwd);
   const file = configFile === undefined ? {} : await loadConfigFile(configFile);
   const admin = typeof values.admin === 'string' ? parseAdmin(values.admin) : undefined;
+  const adminOnMain = parseAdminOnMain(values['admin-on-main'], file.adminOnMain);
   delete values.admin;
-  const plan = buildServePlan(file, values, { configFile, env });
+  delete values['admin-on-main'];
+  const plan = { ...buildServePlan(file, values, { configFile, env }), adminOnMain };
   return admin === undefined ? plan : { ...plan, admin };
 }
 
@@ -185,7 +191,8 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
     });
     handler(req, res);
   };
-  const wrapped = cache.wrap(proxy);
+  const flushOptions = resolveOptions(plan.cache).flush;
+  const wrapped = plan.adminOnMain ? cache.wrap(proxy) : withoutAdminRoutes(cache.wrap(proxy), flushOptions?.path);
   const handler = plan.accessLog === undefined ? wrapped : withAccessLog(wrapped, plan.accessLog, (line) => io.out(line), (req) => errorLog.causeOf(req));
   const server = http.createServer(tracked);
 
@@ -204,6 +211,7 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
   const shownHost = plan.host.includes(':') ? `[${plan.host}]` : plan.host;
   const admin = plan.admin === undefined ? undefined : http.createServer(adminHandler(cache));
   let adminUrl: string | undefined;
+  const adminListeners = plan.adminOnMain ? [{ url: `http://${shownHost}:${port}/`, host: plan.host }] : [];
   if (admin !== undefined && plan.admin !== undefined) {
     const at = plan.admin;
     await new Promise<void>((resolve, reject) => {
@@ -216,11 +224,14 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
     });
     const a = admin.address();
     adminUrl = `http://${at.host.includes(':') ? `[${at.host}]` : at.host}:${typeof a === 'object' && a !== null ? a.port : at.port}`;
+    adminListeners.push({ url: `${adminUrl}/`, host: at.host });
   }
   // One startup line says everything that runs: address, upstream, every tier, peers, admin, config.
   const adminText = adminUrl === undefined ? 'admin: none (--admin to serve metrics and the console)' : `admin ${adminUrl}/`;
   io.out(`stratacache listening on http://${shownHost}:${port}/ -> ${plan.upstream}; ${describe(plan)}; ${adminText}${plan.configFile !== undefined ? `; config ${plan.configFile}` : ''}`);
   if (adminUrl !== undefined) io.out(`stratacache admin on ${adminUrl}/ : metrics ${adminUrl}/metrics, console ${adminUrl}/console/`);
+  const warning = flushOptions === undefined ? undefined : unguardedWarning(flushOptions.token, adminListeners);
+  if (warning !== undefined) io.err(warning);
 
   let drained: () => void = () => {};
   const stopped = new Promise<void>((resolve) => (drained = resolve));

@@ -79,6 +79,8 @@ export const DEFAULTS = Object.freeze({
   flush: Object.freeze({
     path: '/dispatcher/invalidate.cache',
     allowedClients: Object.freeze(['127.0.0.0/8', '::1']),
+    trustProxy: Object.freeze([] as string[]),
+    hosts: Object.freeze([] as string[]),
     token: undefined as string | undefined,
     maxBodyBytes: 1024 * 1024,
     maxLines: 10_000,

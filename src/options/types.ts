@@ -265,7 +265,7 @@ export interface CacheOptions {
   /**
    * The HTTP flush endpoint (AEM dispatcher flush-agent protocol and a JSON form), answered
    * before the handler on its path; `false` disables it. See {@link FlushOptions}.
-   * @default { path: '/dispatcher/invalidate.cache', allowedClients: ['127.0.0.0/8', '::1'], maxBodyBytes: 1048576, maxLines: 10000 }
+   * @default { path: '/dispatcher/invalidate.cache', allowedClients: ['127.0.0.0/8', '::1'], trustProxy: [], hosts: [], maxBodyBytes: 1048576, maxLines: 10000 }
    */
   flush?: FlushOptions | false;
   /**

@@ -1,72 +1,58 @@
 /**
- * The `stratacache` bin as a child process, as an operator runs it: {@link startCli} spawns it
- * (with `DEBUG` cleared, so what it prints is what an operator sees), collects stdout and stderr,
- * and kills whatever is still running after the test file.
+ * The `stratacache` bin as a child process (through tsx), killed after the test file: its
+ * startup lines give the site's URL and, with `--admin`, the admin address.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after } from 'node:test';
 
-export const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
-export const TSX = import.meta.resolve('tsx');
-
+const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+const TSX = import.meta.resolve('tsx');
 const children = new Set<ChildProcessWithoutNullStreams>();
 after(() => {
   for (const c of children) c.kill('SIGKILL');
 });
 
-/** What a finished bin printed. */
-export interface Exited {
-  code: number | null;
-  stdout: string;
-  stderr: string;
+/** A running `stratacache serve`. */
+export interface ServeProcess {
+  /** The site's base URL (no trailing slash). */
+  site: string;
+  /** The admin address's base URL, when started with `--admin`. */
+  admin: string | undefined;
+  child: ChildProcessWithoutNullStreams;
+  /** Resolves with the exit status. */
+  exited: Promise<number | null>;
+  stderr(): string;
 }
 
-/** Options of {@link startCli}. */
-export interface CliOptions {
-  cwd?: string;
-  env?: Record<string, string>;
-}
-
-/** Starts the bin; `exited` resolves with the status and everything it printed. */
-export function startCli(args: string[], options: CliOptions = {}) {
-  const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], { cwd: options.cwd ?? process.cwd(), env: { ...process.env, DEBUG: '', ...options.env } });
+/**
+ * Starts `stratacache serve --port 0 ...args` (or `--port` in `args`) with `env` over a copy of
+ * this process's environment without STRATACACHE_FLUSH_TOKEN; resolves once it listens.
+ */
+export async function serveCli(args: string[], env: Record<string, string> = {}): Promise<ServeProcess> {
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, DEBUG: '', ...env };
+  if (env.STRATACACHE_FLUSH_TOKEN === undefined) delete childEnv.STRATACACHE_FLUSH_TOKEN;
+  const port = args.includes('--port') ? [] : ['--port', '0'];
+  const child = spawn(process.execPath, ['--import', TSX, CLI, 'serve', ...port, ...args], { env: childEnv });
   children.add(child);
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<Exited>((resolve) =>
+  const exited = new Promise<number | null>((resolve) =>
     child.on('exit', (code) => {
       children.delete(child);
-      resolve({ code, stdout, stderr });
+      resolve(code);
     }),
   );
-  /** Resolves with the first match of `pattern` in stdout (or stderr with `stream: 'stderr'`). */
-  const waitFor = (pattern: RegExp, ms = 30_000, stream: 'stdout' | 'stderr' = 'stdout'): Promise<RegExpExecArray> =>
-    new Promise((resolve, reject) => {
-      const source = stream === 'stdout' ? child.stdout : child.stderr;
-      const check = (): void => {
-        const m = pattern.exec(stream === 'stdout' ? stdout : stderr);
-        if (m !== null) {
-          source.off('data', check);
-          resolve(m);
-        }
-      };
-      source.on('data', check);
-      check();
-      void exited.then(() => reject(new Error(`exited before ${pattern}: ${stdout} ${stderr}`)));
-      setTimeout(() => reject(new Error(`no ${pattern} within ${ms} ms: ${stdout} ${stderr}`)), ms).unref();
+  const urls = await new Promise<{ site: string; admin: string | undefined }>((resolve, reject) => {
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+      const site = /listening on (http:\/\/[^/\s]+)\//.exec(stdout);
+      const adm = /admin on (http:\/\/[^/\s]+)\//.exec(stdout);
+      if (site !== null && (adm !== null || !args.includes('--admin'))) resolve({ site: site[1]!, admin: adm?.[1] });
     });
-  return { child, exited, waitFor, output: () => ({ stdout, stderr }) };
-}
-
-/** Runs the bin to its end. */
-export const runCli = (args: string[], options?: CliOptions): Promise<Exited> => startCli(args, options).exited;
-
-/** A `serve` child on a free port; resolves once it listens, with its URL and startup line. */
-export async function serveCli(args: string[], options?: CliOptions) {
-  const s = startCli(['serve', '--port', '0', ...args], options);
-  const m = await s.waitFor(/listening on (http:\/\/[^/\s]+)\//);
-  return { ...s, url: m[1]!, line: m[0] };
+    void exited.then((code) => reject(new Error(`stratacache serve exited with ${code}: ${stdout} ${stderr}`)));
+    setTimeout(() => reject(new Error(`no startup lines: ${stdout} ${stderr}`)), 90_000).unref();
+  });
+  return { ...urls, child, exited, stderr: () => stderr };
 }

@@ -12,7 +12,7 @@ import { gunzipSync } from 'node:zlib';
 import { describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { run } from '../../src/cli.js';
-import { runCli, serveCli, startCli, type Exited } from '../helpers/cli.js';
+import { runCli, serveCli, startCli, type Exited } from '../helpers/bin.js';
 import { closedAfterFile, listen, request, type Running } from '../helpers/http.js';
 import { NO_REDIS, startRedis } from '../helpers/redis.js';
 
