@@ -37,6 +37,7 @@ function render(id: number, over: Omit<Partial<RenderRecord>, 'begin' | 'end'> &
     audience: 'shared',
     completed: true,
     maxAge: 30,
+    maxGap: over.behaviour === 'hang' || over.behaviour === 'stall' ? Infinity : 0,
     ...over,
     begin: at(over.begin),
     headersAt: at(over.begin + 1),

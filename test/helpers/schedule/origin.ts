@@ -6,6 +6,7 @@
  * shifted or truncated body is recognised.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { Readable, pipeline } from 'node:stream';
 import type { Clock, Stamp } from './clock.js';
 import { tagOf, type Behaviour, type Plan, type RenderSpec } from './plan.js';
@@ -50,6 +51,12 @@ export interface RenderRecord {
   notModified?: string;
   /** max-age it declared (s), when shareable. */
   maxAge?: number;
+  /**
+   * The longest time (ms) between two of its writes (headers, chunks, end), as it happened: on a
+   * loaded machine a slow stream's gap can grow past the idle bound, and the cache rightly
+   * treats it as stalled. Infinity for a render that stops writing (hang, stall).
+   */
+  maxGap: number;
 }
 
 /** Identity a request speaks for. */
@@ -120,6 +127,7 @@ export class ScheduleOrigin {
       etag: `"b${id}"`,
       audience: audienceOf(behaviour, personal || (behaviour === 'personal' && personalRequest)),
       completed: false,
+      maxGap: behaviour === 'hang' || behaviour === 'stall' ? Infinity : 0,
     };
     r.body = bodyOf(r, spec.length);
     this.renders.push(r);
@@ -220,8 +228,12 @@ export class ScheduleOrigin {
       const gap = r.spec.gap;
       const source = Readable.from(
         (async function* () {
+          let last = performance.now();
           for (const chunk of chunks) {
             await wait(gap);
+            const now = performance.now();
+            r.maxGap = Math.max(r.maxGap, now - last);
+            last = now;
             yield chunk;
           }
         })(),
@@ -230,7 +242,11 @@ export class ScheduleOrigin {
       return undefined;
     }
     let i = 0;
+    let last = performance.now();
     const step = (): void => {
+      const now = performance.now();
+      r.maxGap = Math.max(r.maxGap, now - last);
+      last = now;
       if (this.#closed) return done(false);
       // `stop`: the handler notices its client left and returns without ending the response.
       if (r.behaviour === 'stop' && res.destroyed) return done(false);
