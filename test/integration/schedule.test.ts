@@ -18,7 +18,7 @@ import { runPool } from '../helpers/schedule/pool.js';
 import { replayCommand } from '../helpers/schedule/report.js';
 import { settingsFromEnv } from '../helpers/schedule/settings.js';
 
-const settings = settingsFromEnv({ base: 1, count: 1_000, concurrency: 16 });
+const settings = settingsFromEnv({ base: 1, count: 1_000, concurrency: 8 });
 const title =
   settings.replay === undefined ? `${settings.count} schedules from seed ${settings.base}` : `seed ${settings.replay} replayed ${settings.count} times`;
 

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { createCache } from '../../../src/index.js';
 import { Clock, LagMeter, type Stamp } from './clock.js';
-import { check, waitBound, type Violation } from './model.js';
+import { allowed, check, GIVE_UP, waitBound, type Violation } from './model.js';
 import { ScheduleOrigin, type RenderRecord } from './origin.js';
 import { NO_EXCLUSIONS, planOf, type EventKind, type Exclusions, type Plan, type PlannedEvent, type PlannedRequest, type RequestKind, type ScheduleOptions } from './plan.js';
 import { mix, Random } from './random.js';
@@ -195,7 +195,7 @@ async function playWith(plan: Plan, cache: CacheUnderTest, meter: LagMeter): Pro
       // A client gives up at the bound plus the lag so far (a real hang never ends at all).
       let timer: NodeJS.Timeout;
       const giveUp = (): void => {
-        const due = record.sent.ms + bound + meter.lag(record.sent.ms, performance.now()) + 1_000;
+        const due = record.sent.ms + Math.min(allowed(bound, meter.lag(record.sent.ms, performance.now())) + 1_000, GIVE_UP);
         if (performance.now() < due) return void (timer = setTimeout(giveUp, due - performance.now()));
         finish('timeout');
         req.destroy();

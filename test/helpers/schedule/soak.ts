@@ -15,7 +15,7 @@ const { values } = parseArgs({
   options: {
     minutes: { type: 'string', default: '10' },
     base: { type: 'string' },
-    concurrency: { type: 'string', default: '16' },
+    concurrency: { type: 'string', default: '8' },
     verbose: { type: 'boolean', default: false },
   },
 });
@@ -23,7 +23,7 @@ const minutes = Number(values.minutes);
 const concurrency = Number(values.concurrency);
 const base = values.base === undefined ? Math.floor(Math.random() * 1e9) : Number(values.base);
 if (!(minutes > 0) || !Number.isInteger(concurrency) || concurrency < 1 || !Number.isInteger(base)) {
-  console.error('usage: npm run soak -- [--minutes 10] [--base SEED] [--concurrency 16] [--verbose]');
+  console.error('usage: npm run soak -- [--minutes 10] [--base SEED] [--concurrency 8] [--verbose]');
   process.exit(2);
 }
 for (const d of OPEN_DEFECTS) console.log(`OPEN DEFECT left out: ${d.name} (issue 18: ${d.bullet})`);
