@@ -1,5 +1,5 @@
 /**
- * Takes the README's picture of the operator console with Debian's headless Chromium.
+ * Takes docs/observability.md's picture of the operator console with Debian's headless Chromium.
  *   npx tsx examples/console.ts &      # let it run a minute or two so the charts fill
  *   npx tsx scripts/console-screenshot.ts http://127.0.0.1:9000/console/ docs/console.png
  */

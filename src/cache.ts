@@ -293,7 +293,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     this.#ctx = ctx;
     const tiers = (this.#tiers = new Tiers(ctx));
     const compression = o.compress === undefined ? undefined : new StoredCompression(ctx, tiers, o.compress);
-    const variants = new Variants(ctx, tiers, targets, compression && ((key, entry) => compression.stored(key, entry)));
+    const variants = new Variants(ctx, tiers, targets, compression);
     const deliver = new Deliver(ctx);
     const background = (this.#background = new Background(ctx, variants));
     const renderer = new Renderer(ctx, { variants, deliver, renderTime: () => invalidation.renderTime() });

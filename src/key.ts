@@ -82,10 +82,14 @@ function headerValue(v: string | string[] | undefined): string {
   return (Array.isArray(v) ? v.join(',') : v).trim().replace(/\s+/g, ' ');
 }
 
-/** The variant key under a primary key for the request header values a `Vary` names. */
-export function variantKey(primary: string, vary: readonly string[], headers: IncomingMessage['headers']): string {
+/**
+ * The variant key under a primary key for the request header values a `Vary` names. With
+ * `acceptEncoding` (the coding a response is sent in, see engine/encoding-keys.ts), that token
+ * stands for the `Accept-Encoding` value.
+ */
+export function variantKey(primary: string, vary: readonly string[], headers: IncomingMessage['headers'], acceptEncoding?: string): string {
   if (vary.length === 0) return primary;
   let key = primary + SEP + 'vary';
-  for (const name of vary) key += `${SEP}${name}:${headerValue(headers[name])}`;
+  for (const name of vary) key += `${SEP}${name}:${acceptEncoding !== undefined && name === 'accept-encoding' ? acceptEncoding : headerValue(headers[name])}`;
   return key;
 }

@@ -389,7 +389,15 @@ export function evaluateRevalidation(
   const policyReq = { method: 'GET', url: req.url, headers: req.headers };
   const status = UNDERSTOOD.has(stored.status) ? stored.status : 200;
   const before = new CachePolicy(policyReq, { status, headers: previous }, { shared: true, cacheHeuristic: 0, immutableMinTimeToLive: 0 });
-  const { policy, matches, modified } = before.revalidatedPolicy(policyReq, { status: 304, headers: policyHeaders(notModified.headers) });
+  const answer = policyHeaders(notModified.headers);
+  if (answer.etag === undefined && answer['last-modified'] === undefined && askedWithOwnValidators(req.headers, previous)) {
+    // RFC 9111 §4.3.4: a 304 repeating no validator (python's http.server, many static servers)
+    // answers the conditional request, and that request carried only this entry's validators:
+    // it selects this entry. Its own validators stand in for the missing ones.
+    if (typeof previous.etag === 'string') answer.etag = previous.etag;
+    if (typeof previous['last-modified'] === 'string') answer['last-modified'] = previous['last-modified'];
+  }
+  const { policy, matches, modified } = before.revalidatedPolicy(policyReq, { status: 304, headers: answer });
   if (!matches || modified) {
     debug('revalidation: 304 does not match the stored response: %s', req.url);
     return undefined;
@@ -397,6 +405,17 @@ export function evaluateRevalidation(
   const merged = policy.responseHeaders() as PolicyResponse['headers'];
   const verdict = evaluateResponse(req, { status: stored.status, headers: merged }, options, now);
   return { verdict, headers: storedHeaders(merged, options) };
+}
+
+/**
+ * True when the request's conditions are exactly the stored response's own validators (what the
+ * cache sends when it revalidates, RFC 9111 §4.3.1), at least one of them present.
+ */
+function askedWithOwnValidators(headers: PolicyRequest['headers'], stored: Record<string, string | string[]>): boolean {
+  const inm = headers['if-none-match'];
+  const ims = headers['if-modified-since'];
+  if (inm === undefined && ims === undefined) return false;
+  return (inm === undefined || inm === stored.etag) && (ims === undefined || ims === stored['last-modified']);
 }
 
 /**

@@ -4,15 +4,20 @@
  * background promises tracked so `close()` can wait for them.
  */
 import type { EventEmitter } from 'node:events';
-import type { Debugger } from 'debug';
 import type { CacheError } from './errors.js';
 import { UnheardErrors } from './unheard.js';
 import { settledWithin } from './flight.js';
 
+/**
+ * The part of a `debug` logger a Reporter uses. Declared here rather than imported from `debug`
+ * so the published declarations do not need `@types/debug`.
+ */
+export type DebugLog = (formatter: string, ...args: unknown[]) => void;
+
 /** Emits events, reports failures and tracks background work for one cache. */
 export class Reporter {
   readonly #events: EventEmitter;
-  readonly #debug: Debugger;
+  readonly #debug: DebugLog;
   readonly #count: (error: CacheError) => void;
   readonly #background = new Set<Promise<unknown>>();
   /** Failures nobody listens to go to stderr, bounded (see {@link UnheardErrors}); undefined: silent. */
@@ -23,7 +28,7 @@ export class Reporter {
    * keeps failures nobody listens to off stderr, for a part whose failures already reach a
    * caller (a data loader's error is its caller's to report).
    */
-  constructor(events: EventEmitter, debug: Debugger, count: (error: CacheError) => void, at: { unheard?: boolean } = {}) {
+  constructor(events: EventEmitter, debug: DebugLog, count: (error: CacheError) => void, at: { unheard?: boolean } = {}) {
     this.#events = events;
     this.#debug = debug;
     this.#count = count;

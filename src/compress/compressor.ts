@@ -7,7 +7,7 @@
 import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 import pLimit from 'p-limit';
-import { headerOf, type Entry } from '../entry.js';
+import type { Entry } from '../entry.js';
 import { headerList } from '../policy.js';
 import type { Coding } from './negotiate.js';
 import type { ResolvedCompressOptions } from './settings.js';
@@ -36,14 +36,37 @@ export function skipReason(entry: Entry, options: ResolvedCompressOptions): stri
   if (entry.encoded !== undefined) return 'already has variants';
   if (entry.esi === true) return 'template assembled at serve time';
   if (entry.body.length < options.minSize) return 'small';
-  const encoding = headerOf(entry.headers, 'content-encoding');
+  return headSkipReason((name) => joinedOf(entry.headers, name), options);
+}
+
+/**
+ * Why a response with these header fields (`header(name)`: all of a field's lines joined, or
+ * undefined) is not compressed, judged before its body is known: a `Content-Length` below
+ * `minSize` counts, an unknown length does not.
+ */
+export function headSkipReason(header: (name: string) => string | undefined, options: ResolvedCompressOptions): string | undefined {
+  const encoding = header('content-encoding');
   if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') return 'content-encoding';
-  if (headerOf(entry.headers, 'content-range') !== undefined) return 'partial';
+  if (header('content-range') !== undefined) return 'partial';
   // RFC 9111 §5.2.2.6: no-transform forbids changing the content, compression included.
-  for (const [n, v] of entry.headers) if (n === 'cache-control' && headerList(v).some((d) => d.toLowerCase() === 'no-transform')) return 'no-transform';
-  const type = headerOf(entry.headers, 'content-type')?.split(';')[0]?.trim().toLowerCase();
+  if (headerList(header('cache-control')).includes('no-transform')) return 'no-transform';
+  const type = header('content-type')?.split(';')[0]?.trim().toLowerCase();
   if (type === undefined || !options.types(type)) return 'type';
+  const length = header('content-length');
+  if (length !== undefined && Number(length) < options.minSize) return 'small';
   return undefined;
+}
+
+/** All lines of one stored header field, joined (RFC 9110 §5.3), or undefined. */
+function joinedOf(headers: Entry['headers'], name: string): string | undefined {
+  let out: string | undefined;
+  for (const [n, v] of headers) if (n === name) out = out === undefined ? v : `${out}, ${v}`;
+  return out;
+}
+
+/** True when the stored headers' `Vary` names Accept-Encoding. */
+export function variesOnEncoding(headers: Entry['headers']): boolean {
+  return headerList(joinedOf(headers, 'vary')).includes('accept-encoding');
 }
 
 /** Compresses entries with bounded concurrency. */
@@ -68,8 +91,7 @@ export class Compressor {
         if (bodies[i]!.length < entry.body.length) encoded[coding] = bodies[i]!;
       });
       if (Object.keys(encoded).length === 0) return undefined;
-      const varies = entry.headers.some(([n, v]) => n === 'vary' && headerList(v).some((h) => h.toLowerCase() === 'accept-encoding'));
-      const headers: Entry['headers'] = varies ? entry.headers : [...entry.headers, ['vary', 'Accept-Encoding']];
+      const headers: Entry['headers'] = variesOnEncoding(entry.headers) ? entry.headers : [...entry.headers, ['vary', 'Accept-Encoding']];
       return { ...entry, headers, encoded };
     });
   }

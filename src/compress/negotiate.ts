@@ -41,12 +41,13 @@ function parse(header: string): Accepted {
  * of `available`, the server's preference), unless the client rates identity higher; else
  * `'identity'`. No header: identity (clients that decode say so). Identity is excluded by
  * `identity;q=0`, or `*;q=0` without an `identity` entry: then any acceptable stored coding is
- * sent; when none is, identity is still what there is to send.
+ * sent; when none is, identity is still what there is to send. `available` may name codings the
+ * cache does not make (an origin's own `deflate`): they are compared by name.
  */
-export function chooseCoding(header: string | undefined, available: readonly Coding[]): Coding | 'identity' {
+export function chooseCoding<C extends string = Coding>(header: string | undefined, available: readonly C[]): C | 'identity' {
   if (header === undefined || header === '' || available.length === 0) return 'identity';
   const { q, star } = parse(header);
-  let best: Coding | undefined;
+  let best: C | undefined;
   let bestQ = 0;
   for (const coding of available) {
     const value = q.get(coding) ?? star ?? 0;

@@ -4,7 +4,6 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { entrySize, type Entry } from '../entry.js';
-import { variantKey } from '../key.js';
 import type { PeerCluster, PeerHit } from '../peers/cluster.js';
 import { acceptPeerEntry, forwardedHeaders } from '../peers/judge.js';
 import type { Deliver } from './deliver.js';
@@ -68,7 +67,7 @@ export class PeerFill {
     const viewHeaders = this.#variants.view(req);
     // Copied locally only when the memory tier can hold it (the same bound as a local render's).
     const copy = ctx.options.peers.updateLocalCache && entrySize(entry) <= ctx.options.maxSize;
-    const stored = copy ? this.#variants.store(primary, entry, viewHeaders) : variantKey(primary, entry.vary, viewHeaders);
+    const stored = copy ? this.#variants.store(primary, entry, viewHeaders) : this.#variants.storedKey(primary, entry, viewHeaders);
     ctx.flights.settle(key, flight, { entry, key: stored, peer: true });
     const assembling = this.#deliver.serve(req, res, entry, 'PEER', Date.now(), ex, ctx.statusDetail === undefined ? undefined : { peer: { url: hit.peer, stored: copy } });
     ctx.report.emit('peer-hit', { key: stored, url: req.url ?? '', status: 'PEER', peer: hit.peer } satisfies CacheEvent);

@@ -198,6 +198,7 @@ export class Renderer {
             );
           }
           if (!verdict.storable) debug('pass: %s %s', verdict.reason, key);
+          else this.#variants.varyResponse(res, headers);
           return verdict.storable;
         },
         // With includes on, an HTML response is held and its client gets the assembled page.

@@ -3,9 +3,10 @@
  * variant keys stored under it. Chooses a request's variant key, and stores and removes entries
  * with their variants in every tier.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { LRUCache } from 'lru-cache';
 import type { Entry } from '../entry.js';
+import { EncodingKeys, type EncodingState } from './encoding-keys.js';
 import type { TargetIndex } from '../invalidation/targets.js';
 import { variantKey } from '../key.js';
 import type { Tiers } from './tiers.js';
@@ -17,7 +18,21 @@ export const CONDITIONAL_HEADERS: readonly string[] = ['if-none-match', 'if-modi
 interface VarySpec {
   names: string[];
   variants: string[];
+  /** With `accept-encoding` in names: the codings seen (undefined: none yet). */
+  encoding?: EncodingState | undefined;
 }
+
+/** Compression of stored entries, as the variants see it (engine/compress.ts). */
+export interface VariantCompression {
+  /** Told of every stored entry (compression of its variants). */
+  stored(key: string, entry: Entry): void;
+  /** An entry about to be stored: `Vary: Accept-Encoding` when it may get variants. */
+  varyEntry(entry: Entry): void;
+  /** A render about to be stored, at header time: the same for its response. */
+  varyResponse(res: ServerResponse, headers: OutgoingHttpHeaders): void;
+}
+
+const AE = 'accept-encoding';
 
 /** The variants of every primary key, and the store/remove operations that keep them in step. */
 export class Variants {
@@ -28,27 +43,63 @@ export class Variants {
   /** Request headers removed before a render that will be stored (validators, Range, unkeyed). */
   readonly #stripped: ReadonlySet<string>;
 
-  /** Told of every stored entry (compression of its variants), when configured. */
-  readonly #stored: ((key: string, entry: Entry) => void) | undefined;
+  /** Compression of stored entries, when configured. */
+  readonly #compression: VariantCompression | undefined;
+  readonly #encodings: EncodingKeys;
 
-  constructor(ctx: EngineContext, tiers: Tiers, targets: TargetIndex, stored?: (key: string, entry: Entry) => void) {
+  constructor(ctx: EngineContext, tiers: Tiers, targets: TargetIndex, compression?: VariantCompression) {
     this.#ctx = ctx;
     this.#tiers = tiers;
     this.#targets = targets;
-    this.#stored = stored;
+    this.#compression = compression;
+    this.#encodings = new EncodingKeys(ctx.options.compress?.encodings ?? []);
     this.#stripped = new Set([...CONDITIONAL_HEADERS, ...ctx.options.unkeyedHeaders]);
   }
 
   /** The key of `req`'s variant under `primary`; the map is not touched until some response varied. */
   keyOf(primary: string, req: IncomingMessage): string {
     const spec = this.#vary.size === 0 ? undefined : this.#vary.get(primary);
-    return spec === undefined ? primary : this.variantOf(primary, spec.names, req);
+    return spec === undefined ? primary : this.#keyWith(primary, spec.names, spec, req);
   }
 
   /** The variant key under `primary` chosen by plain `headers` (peer lookups, background renders). */
   keyFor(primary: string, headers: IncomingMessage['headers']): string {
     const spec = this.#vary.get(primary);
-    return spec === undefined ? primary : variantKey(primary, spec.names, headers);
+    return spec === undefined ? primary : variantKey(primary, spec.names, headers, this.#tokenOf(spec.names, spec, headers));
+  }
+
+  /** The Accept-Encoding token of `headers` when `names` has it (see engine/encoding-keys.ts). */
+  #tokenOf(names: readonly string[], spec: VarySpec | undefined, headers: IncomingMessage['headers']): string | undefined {
+    if (!names.includes(AE)) return undefined;
+    const state = spec !== undefined && sameNames(spec.names, names) ? spec.encoding : undefined;
+    return this.#encodings.token(state ?? this.#encodings.initial, headers[AE]);
+  }
+
+  /**
+   * At header time of a render whose response will be stored: `Vary: Accept-Encoding` on it when
+   * the entry may get compressed variants.
+   */
+  varyResponse(res: ServerResponse, headers: OutgoingHttpHeaders): void {
+    this.#compression?.varyResponse(res, headers);
+  }
+
+  /**
+   * The key `entry` is stored under for a request with `headers`, and the Accept-Encoding state
+   * that storing it leads to (learnt from its content coding).
+   */
+  #storedKey(primary: string, entry: Entry, headers: IncomingMessage['headers'], spec: VarySpec | undefined): { key: string; encoding: EncodingState | undefined } {
+    if (!entry.vary.includes(AE)) return { key: variantKey(primary, entry.vary, headers), encoding: undefined };
+    const current = spec !== undefined && sameNames(spec.names, entry.vary) ? spec.encoding : undefined;
+    const encoding = this.#encodings.learn(current ?? this.#encodings.initial, entry);
+    return { key: variantKey(primary, entry.vary, headers, this.#encodings.storedToken(encoding, entry, headers[AE])), encoding };
+  }
+
+  /** The key {@link store} would store `entry` under, without storing it (what it teaches is kept). */
+  storedKey(primary: string, entry: Entry, headers: IncomingMessage['headers']): string {
+    const spec = this.#vary.get(primary);
+    const { key, encoding } = this.#storedKey(primary, entry, headers, spec);
+    if (spec !== undefined && encoding !== undefined && sameNames(spec.names, entry.vary)) spec.encoding = encoding;
+    return key;
   }
 
   /** The Vary names known for `primary`. */
@@ -74,8 +125,16 @@ export class Variants {
    * `Vary: X-Forwarded-Proto` page would never be found again.
    */
   variantOf(primary: string, names: readonly string[], req: IncomingMessage): string {
-    for (const name of names) if (this.#stripped.has(name)) return variantKey(primary, names, this.view(req));
-    return variantKey(primary, names, req.headers);
+    return this.#keyWith(primary, names, names.includes(AE) ? this.#vary.get(primary) : undefined, req);
+  }
+
+  #keyWith(primary: string, names: readonly string[], spec: VarySpec | undefined, req: IncomingMessage): string {
+    for (const name of names) {
+      if (!this.#stripped.has(name)) continue;
+      const view = this.view(req);
+      return variantKey(primary, names, view, this.#tokenOf(names, spec, view));
+    }
+    return variantKey(primary, names, req.headers, this.#tokenOf(names, spec, req.headers));
   }
 
   /** The request headers a stored response's variant is keyed on: the request minus what a render never sees. */
@@ -91,30 +150,32 @@ export class Variants {
    * the same primary key replaces the old variants; past maxVariants the oldest is dropped.
    */
   store(primary: string, entry: Entry, requestHeaders: IncomingMessage['headers']): string {
-    const key = variantKey(primary, entry.vary, requestHeaders);
     const spec = this.#vary.get(primary);
+    const { key, encoding } = this.#storedKey(primary, entry, requestHeaders, spec);
     const tiers = this.#tiers;
+    this.#compression?.varyEntry(entry);
     if (entry.vary.length === 0) {
       if (spec !== undefined) {
         this.#vary.delete(primary);
         for (const old of spec.variants) tiers.delete(old);
       }
-    } else if (spec === undefined || spec.names.join(',') !== entry.vary.join(',')) {
+    } else if (spec === undefined || !sameNames(spec.names, entry.vary)) {
       if (spec !== undefined) for (const old of spec.variants) tiers.delete(old);
       tiers.delete(primary);
-      this.#vary.set(primary, { names: entry.vary, variants: [key] });
+      this.#vary.set(primary, { names: entry.vary, variants: [key], encoding });
       // The variant list lives in memory; lower tiers outlive it (a disk store across a restart),
       // so they get a bodiless marker under the primary key that names the Vary headers.
       const marker: Entry = { ...entry, headers: [], body: Buffer.alloc(0), deps: undefined, esi: undefined, encoded: undefined };
       tiers.setLower(primary, marker);
     } else {
+      spec.encoding = encoding;
       const i = spec.variants.indexOf(key);
       if (i !== -1) spec.variants.splice(i, 1);
       spec.variants.push(key);
       while (spec.variants.length > this.#ctx.options.maxVariants) tiers.delete(spec.variants.shift()!);
     }
     tiers.set(key, entry);
-    this.#stored?.(key, entry);
+    this.#compression?.stored(key, entry);
     this.#targets.remember(entry);
     this.#ctx.counters.stores++;
     this.#ctx.report.emit('store', { key, url: entry.url } satisfies CacheEvent);
@@ -130,4 +191,9 @@ export class Variants {
     }
     this.#tiers.delete(primary);
   }
+}
+
+/** True when two Vary name lists are the same. */
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  return a === b || (a.length === b.length && a.every((name, i) => name === b[i]));
 }

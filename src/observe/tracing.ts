@@ -90,16 +90,33 @@ export interface FlushContext extends SpanContext {
   id?: number;
 }
 
+/**
+ * The part of a `TracingChannel` the cache publishes on. Declared here rather than named from
+ * `@types/node`, whose `TracingChannel` type parameters changed order between versions, so the
+ * published declarations type-check against every `@types/node` the package supports.
+ */
+interface Channel<C extends object> {
+  readonly hasSubscribers: boolean;
+  readonly start: { runStores<R>(context: C, fn: () => R): R };
+  readonly end: { publish(context: C): void };
+  readonly asyncStart: { publish(context: C): void };
+  readonly asyncEnd: { publish(context: C): void };
+  readonly error: { publish(context: C): void };
+}
+
+/** The tracing channel named `name`, seen through {@link Channel}. */
+function channel<C extends object>(name: string): Channel<C> {
+  return diagnostics.tracingChannel<unknown, C>(name);
+}
+
 /** The tracing channels, created once per process (diagnostics channels are global by name). */
 export const tracing = Object.freeze({
-  lookup: diagnostics.tracingChannel<unknown, LookupContext>(CHANNELS.lookup),
-  render: diagnostics.tracingChannel<unknown, RenderContext>(CHANNELS.render),
-  peer: diagnostics.tracingChannel<unknown, PeerCallContext>(CHANNELS.peer),
-  store: diagnostics.tracingChannel<unknown, StoreContext>(CHANNELS.store),
-  flush: diagnostics.tracingChannel<unknown, FlushContext>(CHANNELS.flush),
+  lookup: channel<LookupContext>(CHANNELS.lookup),
+  render: channel<RenderContext>(CHANNELS.render),
+  peer: channel<PeerCallContext>(CHANNELS.peer),
+  store: channel<StoreContext>(CHANNELS.store),
+  flush: channel<FlushContext>(CHANNELS.flush),
 });
-
-type Channel<C extends object> = diagnostics.TracingChannel<unknown, C>;
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
   return typeof (v as { then?: unknown } | null)?.then === 'function';

@@ -26,7 +26,7 @@ export interface RedisClientLike {
   duplicate(override?: Record<string, unknown>): RedisClientLike;
   quit(): Promise<unknown>;
   disconnect(): void;
-  on(event: 'error' | 'ready' | 'end', listener: (...args: unknown[]) => void): unknown;
+  on(event: 'error' | 'ready' | 'close' | 'end', listener: (...args: unknown[]) => void): unknown;
   readonly status: string;
 }
 

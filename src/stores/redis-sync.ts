@@ -7,11 +7,16 @@
  * from Redis, reads on from the last record it saw (a new node from the oldest one kept), so no
  * invalidation is lost while it was away. If records it never read were trimmed meanwhile, it
  * cannot know which paths they named and marks everything stale (a soft invalidation of `/`:
- * served within grace while refreshed, nothing deleted), as the peer propagation does.
+ * served within grace while refreshed, nothing deleted), as the peer propagation does. So it does
+ * when the stream it read is gone: missing, or reset (Redis restarted empty, flushed, the stream
+ * deleted and written again). A stream's identity is an epoch token next to it,
+ * `<prefix>inv:epoch`, made by the first reader that finds none; a reader that comes back to
+ * another epoch (or none) than the one it read under has lost whatever was written meanwhile.
  *
  * Records this node could not append (Redis down) wait in order in a bounded queue and are sent
  * when Redis answers again.
  */
+import { randomBytes } from 'node:crypto';
 import createDebug from 'debug';
 import { SKIPPED, type GuardedClient, type RedisClientLike } from './redis-client.js';
 import type { SharedInvalidation, SharedInvalidations } from './store.js';
@@ -22,6 +27,9 @@ const debug = createDebug('stratacache:store');
 const BLOCK = 2000;
 /** Records waiting to be appended while Redis is down; past it the oldest are dropped (and counted). */
 const MAX_PENDING = 10_000;
+
+/** The epoch token of KEYS[1], set to ARGV[1] when there is none; returns the token. */
+const EPOCH = "local v = redis.call('GET', KEYS[1]) if v then return v end redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1]";
 
 /** The shared invalidation stream of one Redis store. */
 export class RedisInvalidations implements SharedInvalidations {
@@ -41,6 +49,10 @@ export class RedisInvalidations implements SharedInvalidations {
   #reader: RedisClientLike | undefined;
   #reading: Promise<void> | undefined;
   #lastId = '0';
+  /** The epoch of the stream read so far (undefined until first read). */
+  #epoch: string | undefined;
+  /** The reader's connection closed since the last check (ioredis may resend a blocked XREAD on its own). */
+  #cut = false;
   #closed = false;
 
   constructor(guard: GuardedClient, options: { key: string; node: string; max: number }) {
@@ -70,6 +82,7 @@ export class RedisInvalidations implements SharedInvalidations {
     // Its own connection: XREAD BLOCK holds it. Commands may wait a block's length.
     this.#reader = this.#guard.client.duplicate({ commandTimeout: BLOCK + 5000, enableOfflineQueue: false });
     this.#reader.on('error', (error) => debug('redis invalidation reader: %s', (error as Error).message));
+    this.#reader.on('close', () => (this.#cut = true));
     this.#reading = this.#read(this.#reader, apply);
   }
 
@@ -109,7 +122,10 @@ export class RedisInvalidations implements SharedInvalidations {
     let reconnected = false;
     while (!this.#closed) {
       try {
-        if (reconnected) await this.#checkGap(reader, apply);
+        if (reconnected || this.#cut || this.#epoch === undefined) {
+          this.#cut = false;
+          await this.#checkGap(reader, apply);
+        }
         reconnected = false;
         const reply = (await reader.xread('COUNT', 500, 'BLOCK', BLOCK, 'STREAMS', this.#key, this.#lastId)) as Array<[string, Array<[string, string[]]>]> | null;
         delay = 50;
@@ -141,25 +157,39 @@ export class RedisInvalidations implements SharedInvalidations {
   }
 
   /**
-   * After a disconnection: if records newer than the last one read were trimmed unseen (the
-   * stream's `max-deleted-entry-id`, Redis 7+; before that, an oldest kept record newer than the
-   * last read), everything is marked stale (soft, grace applies). A Redis that restarted empty
-   * trimmed nothing: the records sent since are read as usual.
+   * On first contact, learns the stream's epoch. After a disconnection: if the epoch changed (or
+   * was gone), the stream was reset and everything written before is lost: everything is marked
+   * stale (soft, grace applies) and the new stream is read from its start. Otherwise, if records
+   * newer than the last one read were trimmed unseen (the stream's `max-deleted-entry-id`, Redis
+   * 7+; before that, an oldest kept record newer than the last read), or the stream is missing
+   * although records were read from it, the same. A failing command throws (checked again on
+   * the next attempt).
    */
   async #checkGap(reader: RedisClientLike, apply: (record: SharedInvalidation, node: string) => void): Promise<void> {
+    const epoch = String(await reader.eval(EPOCH, 1, `${this.#key}:epoch`, randomBytes(8).toString('hex')));
+    const known = this.#epoch;
+    this.#epoch = epoch;
+    if (known === undefined) return;
+    if (epoch !== known) return this.#lost(apply, 'the stream was reset', '0');
     if (this.#lastId === '0') return;
     let info: unknown[];
     try {
       info = (await reader.xinfo('STREAM', this.#key)) as unknown[];
-    } catch {
-      return; // no stream (yet): nothing was trimmed
+    } catch (error) {
+      if (!/no such key/i.test((error as Error).message)) throw error;
+      return this.#lost(apply, 'the stream is missing', '0');
     }
     const field = (name: string): unknown => info[info.indexOf(name) + 1];
     const deleted = field('max-deleted-entry-id');
     const oldest = (field('first-entry') as [string] | null | undefined)?.[0];
     const gap = typeof deleted === 'string' ? compareIds(deleted, this.#lastId) > 0 : oldest !== undefined && compareIds(oldest, this.#lastId) > 0;
-    if (!gap) return;
-    debug('redis invalidation gap: records after %s were trimmed unread: everything stale', this.#lastId);
+    if (gap) this.#lost(apply, `records after ${this.#lastId} were trimmed unread`, this.#lastId);
+  }
+
+  /** Records were lost: everything stale here (a soft invalidation of `/`); reading goes on from `from`. */
+  #lost(apply: (record: SharedInvalidation, node: string) => void, why: string, from: string): void {
+    debug('redis invalidation gap: %s: everything stale', why);
+    this.#lastId = from;
     this.applied++;
     apply({ paths: ['/'], tags: [], scope: 'tree', hard: false, at: Date.now() }, 'gap');
   }

@@ -6,6 +6,10 @@
  * - Entries are stored whole as {@link encodeEntry} bytes (binary, no base64) under
  *   `<prefix>e:<key>`, with a TTL of the entry's own lifetime (stale windows included: `expiresAt`),
  *   so Redis drops them when they are useless. Larger than `maxEntrySize`: not written.
+ * - Each value carries the SHA-256 of the Redis key it was written under, checked on read: a value
+ *   that does not decode, or that was written for another key (copied, renamed), is removed and
+ *   read as a store error (counted in `corrupt`, reported as an `error` event), never served. A
+ *   value in the format of an older version is removed and read as a miss (`outdated`).
  * - Every command is bounded by `commandTimeout` and a circuit breaker (the peers' breaker):
  *   Redis down or slow costs one timeout, then the tier is skipped (a miss) until a probe
  *   succeeds after `coolDown`. Failures reject (the engine counts them and emits `error`); no
@@ -13,9 +17,10 @@
  * - The client reconnects by itself (an owned client, made from `url`); a client passed as
  *   `client` is the caller's to configure and close.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import createDebug from 'debug';
 import { decodeEntry, encodeEntry, type Entry } from '../entry.js';
+import { StoreError } from '../errors.js';
 import { describeValue, integerOption } from '../options/validate.js';
 import { type Bytes, type Count, type Milliseconds } from '../options/units.js';
 import { connectClient, GuardedClient, SKIPPED, type ClientModuleLoader, type RedisClientLike, type RedisCounters } from './redis-client.js';
@@ -41,7 +46,7 @@ export interface RedisStoreOptions {
    */
   url?: string;
   /**
-   * Prefix of every key this store writes (`<prefix>e:<key>` entries, `<prefix>inv` invalidations,
+   * Prefix of every key this store writes (`<prefix>e:<key>` entries, `<prefix>inv` invalidations and `<prefix>inv:epoch` its identity,
    * `<prefix>lease:<key>` render leases). Caches that must not share data use different prefixes.
    * @default 'stratacache:'
    */
@@ -94,6 +99,47 @@ export interface RedisStats extends RedisCounters {
   /** Renders this node did under a lease, and waits for another node's render that ended with its entry. */
   leasesAcquired: number;
   leaseWaitHits: number;
+  /** Values under the prefix that did not decode or were written for another key: removed, reported. */
+  corrupt: number;
+  /** Values in an older version's format: removed, read as misses. */
+  outdated: number;
+}
+
+/** First bytes of every value this store writes ('SCR1'), then the SHA-256 of its Redis key, then the entry. */
+const VALUE_MAGIC = Buffer.from('SCR1', 'latin1');
+const VALUE_HEAD = VALUE_MAGIC.length + 32;
+
+/** Deletes KEYS[1] only if its value still has the SHA-1 ARGV[1] (a newer value written meanwhile stays). */
+const DELETE_IF_SAME = "local v = redis.call('GET', KEYS[1]) if v and redis.sha1hex(v) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+const sha256 = (text: string): Buffer => createHash('sha256').update(text).digest();
+
+/** The bytes stored under `redisKey` for `entry`. */
+function frameValue(redisKey: string, entry: Entry): Buffer {
+  const bytes = encodeEntry(entry);
+  const out = Buffer.allocUnsafe(VALUE_HEAD + bytes.length);
+  VALUE_MAGIC.copy(out, 0);
+  sha256(redisKey).copy(out, VALUE_MAGIC.length);
+  bytes.copy(out, VALUE_HEAD);
+  return out;
+}
+
+/** The entry in a value read under `redisKey`, `'outdated'`, or why it is refused. */
+function readValue(redisKey: string, value: Buffer): Entry | 'outdated' | { refused: string } {
+  if (value.length < VALUE_HEAD || !value.subarray(0, VALUE_MAGIC.length).equals(VALUE_MAGIC)) {
+    try {
+      decodeEntry(value);
+      return 'outdated';
+    } catch (error) {
+      return { refused: `does not decode (${(error as Error).message})` };
+    }
+  }
+  if (!value.subarray(VALUE_MAGIC.length, VALUE_HEAD).equals(sha256(redisKey))) return { refused: 'was written for another key' };
+  try {
+    return decodeEntry(value.subarray(VALUE_HEAD));
+  } catch (error) {
+    return { refused: `does not decode (${(error as Error).message})` };
+  }
 }
 
 type Resolved = Required<Omit<RedisStoreOptions, 'client' | 'url'>>;
@@ -110,6 +156,8 @@ export class RedisStore implements CacheStore {
   readonly invalidations: RedisInvalidations;
   /** Render leases for cross-node single flight (see {@link RedisLeases}). */
   readonly leases: RedisLeases;
+  #corrupt = 0;
+  #outdated = 0;
 
   /** @internal use {@link redisStore}. */
   constructor(client: RedisClientLike, owned: boolean, options: Resolved) {
@@ -120,24 +168,32 @@ export class RedisStore implements CacheStore {
     this.leases = new RedisLeases(this.#guard, { prefix: `${options.prefix}lease:`, node: this.node, ttl: options.leaseTtl, wait: options.leaseWait, read: (key) => this.get(key) });
   }
 
-  /** The entry under `key`; a miss while Redis is down or skipped. Rejects when a command fails. */
+  /**
+   * The entry under `key`; a miss while Redis is down or skipped, or for an older version's value
+   * (removed). Rejects when a command fails, and for a value that does not decode or was written
+   * for another key (removed first).
+   */
   async get(key: string): Promise<Entry | undefined> {
-    const bytes = await this.#guard.run('get', (c) => c.getBuffer(this.#key(key)));
+    const redisKey = this.#key(key);
+    const bytes = await this.#guard.run('get', (c) => c.getBuffer(redisKey));
     if (bytes === SKIPPED || bytes === null) return undefined;
-    let entry: Entry;
-    try {
-      entry = decodeEntry(bytes);
-    } catch (error) {
-      debug('redis miss: undecodable entry under %s: %s', key, (error as Error).message);
+    const read = readValue(redisKey, bytes);
+    if (read !== 'outdated' && !('refused' in read)) return Date.now() >= read.expiresAt ? undefined : read;
+    const digest = createHash('sha1').update(bytes).digest('hex');
+    await this.#guard.run('del', (c) => c.eval(DELETE_IF_SAME, 1, redisKey, digest)).catch(() => undefined);
+    if (read === 'outdated') {
+      this.#outdated++;
+      debug('redis miss: a value of an older version under %s, removed', key);
       return undefined;
     }
-    return Date.now() >= entry.expiresAt ? undefined : entry;
+    this.#corrupt++;
+    throw new StoreError(`redis value under ${JSON.stringify(key)} ${read.refused}: removed`);
   }
 
   /** Writes `entry` with a TTL of its remaining lifetime; too large or already expired removes the key instead. */
   async set(key: string, entry: Entry): Promise<void> {
     const ttl = Math.ceil(entry.expiresAt - Date.now());
-    const bytes = ttl > 0 ? encodeEntry(entry) : undefined;
+    const bytes = ttl > 0 ? frameValue(this.#key(key), entry) : undefined;
     if (bytes === undefined || bytes.length > this.options.maxEntrySize) {
       debug('redis skip: %s %s', bytes === undefined ? 'expired' : `too large (${bytes.length} bytes)`, key);
       return this.delete(key);
@@ -158,6 +214,8 @@ export class RedisStore implements CacheStore {
       invalidationsApplied: this.invalidations.applied,
       leasesAcquired: this.leases.acquired,
       leaseWaitHits: this.leases.waitHits,
+      corrupt: this.#corrupt,
+      outdated: this.#outdated,
     };
   }
 

@@ -1,5 +1,5 @@
 /**
- * Every example the README shows runs: each is started as a user would (through tsx) in its
+ * Every example the README and docs/adapters.md show runs: each is started as a user would (through tsx) in its
  * self-check mode, and its output is checked for a miss, then a hit, and one render.
  */
 import { execFile } from 'node:child_process';

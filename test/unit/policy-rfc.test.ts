@@ -6,8 +6,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseHttpDate } from '../../src/http-date.js';
-import { carriesCredentials, normalizeDirectives, parseAge, type Verdict } from '../../src/policy.js';
+import { carriesCredentials, evaluateRevalidation, normalizeDirectives, parseAge, type Verdict } from '../../src/policy.js';
 import type { CacheOptions } from '../../src/options/types.js';
+import { resolveOptions } from '../../src/options/resolve.js';
 import { judge, NOW, refused, storable } from '../helpers/policy.js';
 import { parseDictionary } from '../../src/structured-fields.js';
 
@@ -187,5 +188,27 @@ describe('targeted cache-control fields (RFC 9213)', () => {
     assert.deepEqual([...parseDictionary('foobar, max-age=3600;x=1, a="q\\"s"')!.keys()], ['foobar', 'max-age', 'a']);
     assert.deepEqual(parseDictionary('max-age=3600')!.get('max-age'), { type: 'integer', value: 3600 });
     for (const bad of ['MaX-aGe=1', 'max-age =1', 'max-age= 1', 'a,', 'a=&&', 'a=(b)']) assert.equal(parseDictionary(bad), undefined, bad);
+  });
+});
+
+describe('a 304 that repeats no validator (RFC 9111 §4.3.4)', () => {
+  // Modified 1000 s before the 304's Date: heuristically fresh for 100 s.
+  const lm = new Date(NOW - 1_000_000).toUTCString();
+  const stored = { status: 200, headers: [['last-modified', lm], ['content-type', 'text/html']] as Array<[string, string]> };
+  const bare = { status: 304, headers: { date: new Date(NOW).toUTCString(), server: 'SimpleHTTP/0.6' } };
+  const revalidate = (reqHeaders: Record<string, string>) =>
+    evaluateRevalidation({ method: 'GET', url: '/page', headers: { host: 'example.test', ...reqHeaders } }, stored, bare, resolveOptions({ heuristicFreshness: 0.1 }), NOW);
+
+  test('selects the entry whose own validators the request carried; freshness from Last-Modified', () => {
+    const merged = revalidate({ 'if-modified-since': lm });
+    assert.ok(merged !== undefined);
+    const verdict = storable(merged.verdict);
+    assert.ok(Math.abs(verdict.staleAt - (NOW + 100_000)) < 2_000, `a tenth of its age, got ${verdict.staleAt - NOW} ms`);
+    assert.deepEqual(merged.headers.find(([name]) => name === 'last-modified'), ['last-modified', lm]);
+  });
+
+  test('does not select it when the request asked with other validators', () => {
+    assert.equal(revalidate({ 'if-modified-since': 'Tue, 02 Jan 2024 00:00:00 GMT' }), undefined);
+    assert.equal(revalidate({}), undefined);
   });
 });
