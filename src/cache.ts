@@ -20,11 +20,11 @@ import { leasesOf, shareInvalidations, SharedFlight } from './engine/shared.js';
 import { PeerFill } from './engine/peer-fill.js';
 import { Renderer } from './engine/render.js';
 import { Tiers } from './engine/tiers.js';
-import type { CacheEvent, Engine, EngineContext, FlightResult } from './engine/types.js';
+import type { CacheEvent, Engine, EngineContext } from './engine/types.js';
+import { KeyRecords } from './engine/records.js';
 import { Variants } from './engine/variants.js';
 import type { Entry } from './entry.js';
 import type { CacheError, PeerError } from './errors.js';
-import { Flights } from './flight.js';
 import { InvalidationCoordinator, type RefetchEvent } from './invalidation/coordinator.js';
 import { Epochs, type InvalidationScope } from './invalidation/epochs.js';
 import { FlushEndpoint } from './invalidation/flush-endpoint.js';
@@ -215,7 +215,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       report,
       self: po.self,
       refetchConcurrency: o.refetchConcurrency,
-      regenerate: (target, runner) => background.regenerate(target, runner),
+      regenerate: (target, runner, options) => background.regenerate(target, runner, options),
       publications: (refetcher) =>
         new Publications({
           self: po.self,
@@ -280,7 +280,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       options: o,
       counters,
       report,
-      flights: new Flights<FlightResult>(),
+      records: new KeyRecords({ passTtl: o.passTtl, errorBackoff: o.errorBackoff, covers: (url, startedAt) => invalidation.coversRender(url, startedAt), renderTime: () => invalidation.renderTime() }),
       statusHeaders: headers,
       // Switched in here: without it the hit path writes precomputed values only.
       statusDetail: o.cacheStatusDetail ? StatusDetailer.create(headers, o.cacheName) : undefined,
@@ -296,7 +296,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     const variants = new Variants(ctx, tiers, targets, compression);
     const deliver = new Deliver(ctx);
     const background = (this.#background = new Background(ctx, variants));
-    const renderer = new Renderer(ctx, { variants, deliver, renderTime: () => invalidation.renderTime() });
+    const renderer = new Renderer(ctx, { variants, deliver, renderTime: () => invalidation.renderTime(), verdict: (entry) => invalidation.verdict(entry) });
     const peerFill = peers === undefined ? undefined : new PeerFill(ctx, { peers, variants, renderer, deliver, judge: invalidation });
     const leases = leasesOf(tiers.lower);
     const shared = leases === undefined ? undefined : new SharedFlight(ctx, { leases, renderer, deliver, tiers, judge: invalidation });
@@ -447,7 +447,8 @@ export class StrataCache extends EventEmitter<CacheEvents> {
    * something was stored. Uses the last adapter that served a request, unless `handler` is given.
    */
   async refresh(url: string, options: { host?: string; handler?: NodeHandler } = {}): Promise<boolean> {
-    const entry = await this.#background.regenerate({ url, host: options.host ?? '' }, options.handler);
+    // Asked for now: a render already in flight began before this call and is not joined.
+    const entry = await this.#background.regenerate({ url, host: options.host ?? '' }, options.handler, { fresh: true });
     return entry !== undefined;
   }
 

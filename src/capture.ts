@@ -1,12 +1,11 @@
 /**
  * Runs a handler's response through a tee: the client receives the bytes as the handler writes
  * them (no added time to first byte, back-pressure untouched), and a copy is kept for the cache
- * until it turns out not storable or too large. Also builds request/response pairs with no client
- * connection, for background regeneration.
+ * until it turns out not storable or too large (request/response pairs with no client connection
+ * are in `synthetic.ts`).
  */
-import { IncomingMessage, ServerResponse, type OutgoingHttpHeaders } from 'node:http';
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
-import { Duplex } from 'node:stream';
 import createDebug from 'debug';
 import { ERROR_TEXT } from './serve.js';
 
@@ -44,6 +43,14 @@ export interface CaptureHooks {
    */
   outlive?: number;
   /**
+   * How long (ms) the response may go without a byte once its headers are decided: past it the
+   * capture ends as `stalled` and the client's connection is destroyed, so the client sees a cut
+   * response (a short body or a missing last chunk), never a complete-looking one. After the
+   * client left (see {@link outlive}), {@link ABANDON_AFTER} applies instead: a handler that
+   * stopped when its client left ends as `abandoned`. 0/undefined: no bound.
+   */
+  idle?: number;
+  /**
    * Called once at header time, after `onHeaders`. Returning a function holds the response: the
    * client receives nothing until the handler ends, then the status, headers and the body the
    * function makes of the whole written body (ESI assembly). `result.body` stays what the handler
@@ -74,101 +81,263 @@ export interface CaptureControl {
   answer(status: number, text: string, headers?: Record<string, string>): boolean;
 }
 
+/**
+ * How long (ms) a render whose client left may go without writing before it counts as abandoned
+ * (its handler stopped when the client went: `if (res.destroyed) return`, or `pipeline()`).
+ */
+export const ABANDON_AFTER = 1000;
+
 type WriteHead = ServerResponse['writeHead'];
 type Write = ServerResponse['write'];
 type End = ServerResponse['end'];
 
 /**
  * Hooks `res` the way expressjs/compression does: the original writeHead/write/end are kept and
- * called, so the client sees exactly what the handler wrote.
+ * called, so the client sees exactly what the handler wrote. See {@link ResponseCapture}.
  */
 export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxBytes: number): CaptureControl {
-  const origWriteHead = res.writeHead as WriteHead;
-  const origWrite = res.write as Write;
-  const origEnd = res.end as End;
-  let keeping = false;
-  let decided = false;
-  let done = false;
+  return new ResponseCapture(res, hooks, maxBytes);
+}
+
+/**
+ * A tee of one handler response, as a decorator with explicit events (undici's `CacheHandler`):
+ * {@link head} when the status and headers are decided, {@link data} for each chunk written,
+ * {@link end} when the handler ends, {@link error} (`abort`) when it fails, and {@link abandon}
+ * when the response goes quiet or its client leaves. The handler's `writeHead`/`write`/`end` are
+ * patched to call these; what reaches the client goes through the original methods.
+ *
+ * States: streaming (the default) -> held (a transform keeps the body until the end) ->
+ * detached (the client left or was answered: kept, not sent) -> diverted (a replacement was
+ * served: the handler's output is swallowed) -> done (`onDone` called once).
+ */
+class ResponseCapture implements CaptureControl {
+  readonly #res: ServerResponse;
+  readonly #hooks: CaptureHooks;
+  readonly #maxBytes: number;
+  readonly #writeHead: WriteHead;
+  readonly #write: Write;
+  readonly #end: End;
+  /** The socket the response started on (a client that closed it has left). */
+  readonly #socket: ServerResponse['socket'];
+  /**
+   * What middleware in front of the cache already set (a request id, CORS headers): a hit must
+   * not replay one client's values to another, so only what the render set or changed is kept.
+   */
+  readonly #preset: OutgoingHttpHeaders | undefined;
+  #keeping = false;
+  #decided = false;
+  #done = false;
   /** The handler's output is being swallowed (a replacement was served). */
-  let diverted = false;
+  #diverted = false;
   /** The replacement is being written: calls go to the original methods. */
-  let passthrough = false;
+  #passthrough = false;
   /** The client is gone (or was answered by `answer`): the handler's output is kept, not sent. */
-  let detached = false;
-  let outliveTimer: NodeJS.Timeout | undefined;
-  let status = 200;
-  let headers: OutgoingHttpHeaders = {};
-  // What middleware in front of the cache already set (a request id, CORS headers): a hit must
-  // not replay one client's values to another, so only what the render set or changed is kept.
-  const preset = res.getHeaderNames().length === 0 ? undefined : res.getHeaders();
-  let chunks: Buffer[] = [];
-  let bytes = 0;
+  #detached = false;
+  #outliveTimer: NodeJS.Timeout | undefined;
+  /** When the handler last wrote (epoch ms), and the timer that ends a response gone quiet. */
+  #lastWrite = 0;
+  #watchdog: NodeJS.Timeout | undefined;
+  #status = 200;
+  #headers: OutgoingHttpHeaders = {};
+  #chunks: Buffer[] = [];
+  #bytes = 0;
   /** Set while the response is held for a transform: everything written, and the reason phrase. */
-  let transform: ((body: Buffer) => Promise<Buffer>) | undefined;
-  let held: Buffer[] = [];
-  let heldBytes = 0;
-  let heldReason: string | undefined;
-  let released = false;
+  #transform: ((body: Buffer) => Promise<Buffer>) | undefined;
+  #held: Buffer[] = [];
+  #heldBytes = 0;
+  #heldReason: string | undefined;
+  #released = false;
+  readonly #onFinish = (): void => this.end();
+  readonly #onClose = (): void => this.#closed();
 
-  const finish = (result: CaptureResult): void => {
-    if (done) return;
-    done = true;
-    chunks = [];
-    if (outliveTimer !== undefined) clearTimeout(outliveTimer);
-    res.removeListener('finish', onFinish);
-    res.removeListener('close', onClose);
-    hooks.onDone(result);
-  };
+  constructor(res: ServerResponse, hooks: CaptureHooks, maxBytes: number) {
+    this.#res = res;
+    this.#hooks = hooks;
+    this.#maxBytes = maxBytes;
+    this.#writeHead = res.writeHead as WriteHead;
+    this.#write = res.write as Write;
+    this.#end = res.end as End;
+    this.#socket = res.socket;
+    this.#preset = res.getHeaderNames().length === 0 ? undefined : res.getHeaders();
+    const capture = this;
+    res.writeHead = function writeHead(this: ServerResponse, code: number, ...rest: unknown[]) {
+      return capture.#onWriteHead(this, code, rest);
+    } as WriteHead;
+    res.write = function write(this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
+      return capture.#onWrite(this, chunk, rest);
+    } as Write;
+    res.end = function end(this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
+      return capture.#onEnd(this, chunk, rest);
+    } as End;
+    res.once('finish', this.#onFinish);
+    res.once('close', this.#onClose);
+  }
 
-  const decide = (code: number): void => {
-    if (decided) return;
-    decided = true;
-    status = code;
-    headers = res.getHeaders();
-    keeping = hooks.onHeaders(code, headers);
+  /** head: the status and headers are decided (once), just before they would be sent. */
+  head(code: number): void {
+    if (this.#decided) return;
+    this.#decided = true;
+    this.#watch();
+    this.#status = code;
+    this.#headers = this.#res.getHeaders();
+    this.#keeping = this.#hooks.onHeaders(code, this.#headers);
     // A diverted response is replaced whole: nothing of the handler's is held or transformed.
-    if (!diverted) transform = hooks.transform?.(code, headers);
-  };
+    if (!this.#diverted) this.#transform = this.#hooks.transform?.(code, this.#headers);
+  }
+
+  /** data: a chunk the handler wrote, kept (copied) while the body may still be stored. */
+  data(chunk: unknown, encoding: unknown): void {
+    if (!this.#keeping || chunk === undefined || chunk === null || typeof chunk === 'function') return;
+    const buf = copyOf(chunk, encoding);
+    if (buf === undefined) return;
+    this.#bytes += buf.length;
+    if (this.#bytes > this.#maxBytes) {
+      debug('pass: body over %d bytes', this.#maxBytes);
+      this.#keeping = false;
+      this.#chunks = [];
+      return;
+    }
+    this.#chunks.push(buf);
+  }
+
+  /** end: the response finished; what was kept is the result (or why nothing was). */
+  end(): void {
+    if (!this.#decided) this.head(this.#res.statusCode);
+    if (!this.#keeping) return this.#finish({ ok: false, reason: this.#bytes > this.#maxBytes ? 'too large' : 'not kept' });
+    const body = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#bytes);
+    const declared = this.#headers['content-length'];
+    if (declared !== undefined && Number(declared) !== body.length) return this.#finish({ ok: false, reason: 'content-length mismatch' });
+    const headers = this.#preset === undefined ? this.#headers : withoutPreset(this.#headers, this.#preset);
+    this.#finish({ ok: true, status: this.#status, headers, body });
+  }
+
+  /** error: the handler failed (threw, its stream broke); the response is never stored. */
+  abort(reason: string, error?: unknown): void {
+    this.#keeping = false;
+    // A held response is no longer transformed: whatever the caller writes next (a 500) goes out as is.
+    this.#transform = undefined;
+    this.#held = [];
+    this.#finish({ ok: false, reason, error });
+  }
 
   /**
-   * A copy of a written chunk. Never the caller's memory: a handler may reuse its Buffer (or the
-   * memory under a Uint8Array view) once the write callback ran, and what is kept must stay the
-   * bytes that were sent. A string is encoded into new memory; anything else is copied.
+   * abandon: the response went quiet for too long. Once its client left: `abandoned` (the
+   * handler stopped when it went); before: `stalled`, and the client's connection is destroyed
+   * so it sees a cut response, never a complete-looking one.
    */
-  const copyOf = (chunk: unknown, encoding: unknown): Buffer | undefined =>
-    typeof chunk === 'string'
-      ? Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8')
-      : chunk instanceof Uint8Array
-        ? Buffer.copyBytesFrom(chunk)
-        : undefined;
+  abandon(quietMs: number): void {
+    if (this.#detached) return this.#finish({ ok: false, reason: 'abandoned' });
+    debug('stalled: no byte for %d ms, the response is cut', quietMs);
+    this.#finish({ ok: false, reason: 'stalled' });
+    this.#res.destroy();
+  }
+
+  answer(code: number, text: string, extra: Record<string, string> = {}): boolean {
+    const res = this.#res;
+    const socket = res.socket;
+    // Only a real connection: a synthetic one (fetch adapter, background render) has no wire.
+    if (this.#done || this.#diverted || this.#detached || res.headersSent || !(socket instanceof Socket) || socket.destroyed) return false;
+    // Written on the connection itself, so the handler's response object stays untouched (it
+    // may still set headers and end); the connection closes after it (no keep-alive reuse).
+    const body = Buffer.from(text);
+    let head = `HTTP/1.1 ${code} ${STATUS_TEXT[code] ?? 'Error'}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n`;
+    for (const [name, value] of Object.entries(extra)) head += `${name}: ${value}\r\n`;
+    this.#detach(this.#hooks.outlive ?? 0, false);
+    res.removeListener('close', this.#onClose);
+    socket.end(Buffer.concat([Buffer.from(`${head}\r\n`, 'latin1'), body]));
+    if ((this.#hooks.outlive ?? 0) <= 0) this.#finish({ ok: false, reason: 'answered' });
+    return true;
+  }
+
+  divert(write: () => void): boolean {
+    if (this.#done || this.#diverted || this.#detached || this.#res.headersSent) return false;
+    this.#diverted = true;
+    this.#keeping = false;
+    this.#chunks = [];
+    this.#transform = undefined;
+    this.#held = [];
+    // The replacement's own finish/close are not the handler's: the capture now ends when the
+    // handler calls end().
+    this.#res.removeListener('finish', this.#onFinish);
+    this.#res.removeListener('close', this.#onClose);
+    debug('divert');
+    this.#passthrough = true;
+    try {
+      write();
+    } finally {
+      this.#passthrough = false;
+    }
+    return true;
+  }
+
+  #finish(result: CaptureResult): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#chunks = [];
+    if (this.#outliveTimer !== undefined) clearTimeout(this.#outliveTimer);
+    if (this.#watchdog !== undefined) clearTimeout(this.#watchdog);
+    this.#res.removeListener('finish', this.#onFinish);
+    this.#res.removeListener('close', this.#onClose);
+    this.#hooks.onDone(result);
+  }
+
+  /** The longest quiet time allowed now (0: none). */
+  #quietLimit(): number {
+    const idle = this.#hooks.idle ?? 0;
+    return this.#detached ? Math.min(ABANDON_AFTER, idle || ABANDON_AFTER) : idle;
+  }
+
+  /** Starts watching for a quiet response (from the headers on, and again when the client leaves). */
+  #watch(): void {
+    const limit = this.#quietLimit();
+    if (limit <= 0 || this.#done) return;
+    this.#lastWrite = Date.now();
+    if (this.#watchdog !== undefined) clearTimeout(this.#watchdog);
+    this.#watchdog = setTimeout(() => this.#checkQuiet(), limit).unref();
+  }
+
+  /** The watchdog fired: re-armed for the rest of the limit when there was a write since, else abandon. */
+  #checkQuiet(): void {
+    this.#watchdog = undefined;
+    if (this.#done || this.#diverted) return;
+    const limit = this.#quietLimit();
+    const quiet = Date.now() - this.#lastWrite;
+    if (quiet < limit) this.#watchdog = setTimeout(() => this.#checkQuiet(), limit - quiet).unref();
+    else this.abandon(quiet);
+  }
 
   /**
    * Holds a chunk for the transform; calls a write callback as if it had been written. Past
    * `maxBytes` held, the response is sent as written from then on (the transform is skipped)
    * rather than buffered without bound. Returns whether the response is still held.
    */
-  const hold = (chunk: unknown, rest: unknown[]): boolean => {
+  #hold(chunk: unknown, rest: unknown[]): boolean {
     if (chunk !== undefined && chunk !== null && typeof chunk !== 'function') {
       const buf = copyOf(chunk, rest[0]);
-      if (buf !== undefined) (held.push(buf), (heldBytes += buf.length));
+      if (buf !== undefined) (this.#held.push(buf), (this.#heldBytes += buf.length));
     }
-    const cb = [chunk, ...rest].find((a) => typeof a === 'function') as (() => void) | undefined;
-    if (cb !== undefined) process.nextTick(cb);
-    if (heldBytes <= maxBytes) return true;
-    debug('transform skipped: body over %d bytes', maxBytes);
-    transform = undefined;
-    if (heldReason === undefined) (origWriteHead as (c: number) => ServerResponse).call(res, status);
-    else (origWriteHead as (c: number, r: string) => ServerResponse).call(res, status, heldReason);
-    for (const buf of held) (origWrite as (c: Buffer) => boolean).call(res, buf);
-    held = [];
+    callLater([chunk, ...rest]);
+    if (this.#heldBytes <= this.#maxBytes) return true;
+    debug('transform skipped: body over %d bytes', this.#maxBytes);
+    this.#transform = undefined;
+    this.#sendHead(this.#status, this.#heldReason);
+    for (const buf of this.#held) (this.#write as (c: Buffer) => boolean).call(this.#res, buf);
+    this.#held = [];
     return false;
-  };
+  }
+
+  /** Writes the status line and headers through the original method. */
+  #sendHead(code: number, reason: string | undefined): void {
+    if (reason === undefined) (this.#writeHead as (c: number) => ServerResponse).call(this.#res, code);
+    else (this.#writeHead as (c: number, r: string) => ServerResponse).call(this.#res, code, reason);
+  }
 
   /** Sends the held response, transformed: its real headers now, then the new body. */
-  const release = (): void => {
-    const fn = transform!;
-    const body = held.length === 1 ? held[0]! : Buffer.concat(held);
-    held = [];
+  #release(): void {
+    const fn = this.#transform!;
+    const res = this.#res;
+    const body = this.#held.length === 1 ? this.#held[0]! : Buffer.concat(this.#held);
+    this.#held = [];
     fn(body).then(
       (out) => {
         if (res.destroyed) return;
@@ -176,9 +345,8 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
         res.setHeader('content-length', out.length);
         res.removeHeader('etag');
         res.removeHeader('last-modified');
-        if (heldReason === undefined) (origWriteHead as (c: number) => ServerResponse).call(res, status);
-        else (origWriteHead as (c: number, r: string) => ServerResponse).call(res, status, heldReason);
-        (origEnd as (chunk: Buffer) => ServerResponse).call(res, out);
+        this.#sendHead(this.#status, this.#heldReason);
+        (this.#end as (chunk: Buffer) => ServerResponse).call(res, out);
       },
       (error: unknown) => {
         debug('transform failed: %O', error);
@@ -187,29 +355,15 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
         for (const name of res.getHeaderNames()) res.removeHeader(name);
         res.setHeader('content-type', 'text/plain; charset=utf-8');
         res.setHeader('content-length', Buffer.byteLength(ERROR_TEXT[500]));
-        (origWriteHead as (c: number) => ServerResponse).call(res, 500);
-        (origEnd as (chunk: string) => ServerResponse).call(res, ERROR_TEXT[500]);
+        this.#sendHead(500, undefined);
+        (this.#end as (chunk: string) => ServerResponse).call(res, ERROR_TEXT[500]);
       },
     );
-  };
+  }
 
-  const keep = (chunk: unknown, encoding: unknown): void => {
-    if (!keeping || chunk === undefined || chunk === null || typeof chunk === 'function') return;
-    const buf = copyOf(chunk, encoding);
-    if (buf === undefined) return;
-    bytes += buf.length;
-    if (bytes > maxBytes) {
-      debug('pass: body over %d bytes', maxBytes);
-      keeping = false;
-      chunks = [];
-      return;
-    }
-    chunks.push(buf);
-  };
-
-  res.writeHead = function writeHead(this: ServerResponse, code: number, ...rest: unknown[]) {
-    if (passthrough) return (origWriteHead as (...a: unknown[]) => ServerResponse).call(this, code, ...rest);
-    if (diverted) return this;
+  #onWriteHead(res: ServerResponse, code: number, rest: unknown[]): ServerResponse {
+    if (this.#passthrough) return (this.#writeHead as (...a: unknown[]) => ServerResponse).call(res, code, ...rest);
+    if (this.#diverted) return res;
     // Apply headers passed to writeHead through setHeader, so getHeaders() sees all of them
     // (the same technique as the on-headers package).
     let reason: string | undefined;
@@ -218,145 +372,109 @@ export function captureResponse(res: ServerResponse, hooks: CaptureHooks, maxByt
       reason = obj;
       obj = rest[1];
     }
-    if (!this.headersSent && obj !== undefined && obj !== null) {
+    if (!res.headersSent && obj !== undefined && obj !== null) {
       if (Array.isArray(obj)) {
-        if (obj.length > 0 && Array.isArray(obj[0])) for (const [k, v] of obj as Array<[string, string]>) this.appendHeader(k, v);
-        else for (let i = 0; i + 1 < obj.length; i += 2) this.appendHeader(String(obj[i]), obj[i + 1] as string);
+        if (obj.length > 0 && Array.isArray(obj[0])) for (const [k, v] of obj as Array<[string, string]>) res.appendHeader(k, v);
+        else for (let i = 0; i + 1 < obj.length; i += 2) res.appendHeader(String(obj[i]), obj[i + 1] as string);
       } else {
-        for (const [k, v] of Object.entries(obj as OutgoingHttpHeaders)) if (v !== undefined) this.setHeader(k, v);
+        for (const [k, v] of Object.entries(obj as OutgoingHttpHeaders)) if (v !== undefined) res.setHeader(k, v);
       }
     }
-    if (!this.headersSent) decide(code);
-    if (diverted || detached) return this;
-    if (transform !== undefined && !this.headersSent) {
-      status = code;
-      heldReason = reason;
-      return this;
+    if (!res.headersSent) this.head(code);
+    if (this.#diverted || this.#detached) return res;
+    if (this.#transform !== undefined && !res.headersSent) {
+      this.#status = code;
+      this.#heldReason = reason;
+      return res;
     }
-    return reason === undefined ? origWriteHead.call(this, code) : (origWriteHead as (c: number, r: string) => ServerResponse).call(this, code, reason);
-  } as WriteHead;
+    this.#sendHead(code, reason);
+    return res;
+  }
 
-  res.write = function write(this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
-    if (passthrough) return (origWrite as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
-    if (!diverted && !this.headersSent && !decided) decide(this.statusCode);
-    if (diverted) {
+  #onWrite(res: ServerResponse, chunk: unknown, rest: unknown[]): boolean {
+    if (this.#passthrough) return (this.#write as (...a: unknown[]) => boolean).call(res, chunk, ...rest);
+    if (this.#watchdog !== undefined) this.#lastWrite = Date.now();
+    if (!this.#diverted && !res.headersSent && !this.#decided) this.head(res.statusCode);
+    if (this.#diverted) {
       callLater(rest);
       return true;
     }
-    if (detached) {
-      if (!done) keep(chunk, rest[0]);
+    if (this.#detached) {
+      if (!this.#done) this.data(chunk, rest[0]);
       callLater(rest);
       return true;
     }
-    if (!done && !this.writableEnded) keep(chunk, rest[0]);
-    if (transform !== undefined && !this.headersSent) {
-      hold(chunk, rest);
+    if (!this.#done && !res.writableEnded) this.data(chunk, rest[0]);
+    if (this.#transform !== undefined && !res.headersSent) {
+      this.#hold(chunk, rest);
       return true;
     }
-    return (origWrite as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
-  } as Write;
+    return (this.#write as (...a: unknown[]) => boolean).call(res, chunk, ...rest);
+  }
 
-  res.end = function end(this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
-    if (passthrough) return (origEnd as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
-    if (!diverted && !this.headersSent && !decided) decide(this.statusCode);
-    if (diverted) {
-      callLater(typeof chunk === 'function' ? [chunk] : rest);
-      finish({ ok: false, reason: 'diverted' });
-      return this;
+  #onEnd(res: ServerResponse, chunk: unknown, rest: unknown[]): ServerResponse {
+    if (this.#passthrough) return (this.#end as (...a: unknown[]) => ServerResponse).call(res, chunk, ...rest);
+    if (!this.#diverted && !res.headersSent && !this.#decided) this.head(res.statusCode);
+    const callbackArgs = typeof chunk === 'function' ? [chunk] : rest;
+    if (this.#diverted) {
+      callLater(callbackArgs);
+      this.#finish({ ok: false, reason: 'diverted' });
+      return res;
     }
-    if (detached) {
-      if (!done && typeof chunk !== 'function') keep(chunk, rest[0]);
-      callLater(typeof chunk === 'function' ? [chunk] : rest);
-      onFinish();
-      return this;
+    if (this.#detached) {
+      if (!this.#done && typeof chunk !== 'function') this.data(chunk, rest[0]);
+      callLater(callbackArgs);
+      this.end();
+      return res;
     }
-    if (!done && !this.writableEnded) keep(chunk, rest[0]);
-    if (transform !== undefined && !this.headersSent) {
-      if (released) return this;
-      released = true;
-      if (hold(chunk, rest)) release();
-      else (origEnd as () => ServerResponse).call(this);
-      return this;
+    if (!this.#done && !res.writableEnded) this.data(chunk, rest[0]);
+    if (this.#transform !== undefined && !res.headersSent) {
+      if (this.#released) return res;
+      this.#released = true;
+      if (this.#hold(chunk, rest)) this.#release();
+      else (this.#end as () => ServerResponse).call(res);
+      return res;
     }
-    return (origEnd as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
-  } as End;
+    return (this.#end as (...a: unknown[]) => ServerResponse).call(res, chunk, ...rest);
+  }
 
-  const onFinish = (): void => {
-    if (!decided) decide(res.statusCode);
-    if (!keeping) return finish({ ok: false, reason: bytes > maxBytes ? 'too large' : 'not kept' });
-    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes);
-    const declared = headers['content-length'];
-    if (declared !== undefined && Number(declared) !== body.length) {
-      return finish({ ok: false, reason: 'content-length mismatch' });
-    }
-    finish({ ok: true, status, headers: preset === undefined ? headers : withoutPreset(headers, preset), body });
-  };
-  // 'close' before 'finish': the client went away or the response was destroyed mid-body. A
-  // render that may still be kept goes on without its client, for at most `outlive` ms; but
-  // not when this side destroyed the connection (a framework does so when a handler fails
-  // after its headers went out): only a client that closed or reset it has "left".
-  const socket = res.socket;
-  const onClose = (): void => {
-    if (done) return;
-    const maxMs = hooks.outlive ?? 0;
+  /**
+   * 'close' before 'finish': the client went away or the response was destroyed mid-body. A
+   * render that may still be kept goes on without its client, for at most `outlive` ms; but not
+   * when this side destroyed the connection (a framework does so when a handler fails after its
+   * headers went out): only a client that closed or reset it has "left".
+   */
+  #closed(): void {
+    if (this.#done) return;
+    const maxMs = this.#hooks.outlive ?? 0;
+    const socket = this.#socket;
     const clientLeft = socket !== null && (socket.readableEnded || socket.errored !== null);
-    if (!clientLeft || maxMs <= 0 || (decided && !keeping) || res.writableEnded || transform !== undefined) return finish({ ok: false, reason: 'aborted' });
-    detach(maxMs);
-  };
-  const detach = (maxMs: number): void => {
-    if (detached) return;
-    detached = true;
-    debug('client gone: the render goes on without it');
-    outliveTimer = setTimeout(() => finish({ ok: false, reason: 'aborted' }), maxMs);
-    outliveTimer.unref();
-  };
-  res.once('finish', onFinish);
-  res.once('close', onClose);
+    if (!clientLeft || maxMs <= 0 || (this.#decided && !this.#keeping) || this.#res.writableEnded || this.#transform !== undefined) {
+      return this.#finish({ ok: false, reason: 'aborted' });
+    }
+    this.#detach(maxMs);
+  }
 
-  return {
-    abort(reason, error) {
-      keeping = false;
-      // A held response is no longer transformed: whatever the caller writes next (a 500) goes out as is.
-      transform = undefined;
-      held = [];
-      finish({ ok: false, reason, error });
-    },
-    answer(code, text, extra = {}) {
-      const socket = res.socket;
-      // Only a real connection: a synthetic one (fetch adapter, background render) has no wire.
-      if (done || diverted || detached || res.headersSent || !(socket instanceof Socket) || socket.destroyed) return false;
-      // Written on the connection itself, so the handler's response object stays untouched (it
-      // may still set headers and end); the connection closes after it (no keep-alive reuse).
-      const body = Buffer.from(text);
-      let head = `HTTP/1.1 ${code} ${STATUS_TEXT[code] ?? 'Error'}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n`;
-      for (const [name, value] of Object.entries(extra)) head += `${name}: ${value}\r\n`;
-      detach(hooks.outlive ?? 0);
-      res.removeListener('close', onClose);
-      socket.end(Buffer.concat([Buffer.from(`${head}\r\n`, 'latin1'), body]));
-      if ((hooks.outlive ?? 0) <= 0) finish({ ok: false, reason: 'answered' });
-      return true;
-    },
-    divert(write) {
-      if (done || diverted || detached || res.headersSent) return false;
-      diverted = true;
-      keeping = false;
-      chunks = [];
-      transform = undefined;
-      held = [];
-      // The replacement's own finish/close are not the handler's: the capture now ends when the
-      // handler calls end().
-      res.removeListener('finish', onFinish);
-      res.removeListener('close', onClose);
-      debug('divert');
-      passthrough = true;
-      try {
-        write();
-      } finally {
-        passthrough = false;
-      }
-      return true;
-    },
-  };
+  /** `left`: the client went away (a handler may stop then: watched); else it was answered here. */
+  #detach(maxMs: number, left = true): void {
+    if (this.#detached) return;
+    this.#detached = true;
+    debug('client gone: the render goes on without it');
+    if (left) this.#watch();
+    else if (this.#watchdog !== undefined) (clearTimeout(this.#watchdog), (this.#watchdog = undefined));
+    this.#outliveTimer = setTimeout(() => this.#finish({ ok: false, reason: 'aborted' }), maxMs);
+    this.#outliveTimer.unref();
+  }
+}
+
+/**
+ * A copy of a written chunk. Never the caller's memory: a handler may reuse its Buffer (or the
+ * memory under a Uint8Array view) once the write callback ran, and what is kept must stay the
+ * bytes that were sent. A string is encoded into new memory; anything else is copied.
+ */
+function copyOf(chunk: unknown, encoding: unknown): Buffer | undefined {
+  if (typeof chunk === 'string') return Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+  return chunk instanceof Uint8Array ? Buffer.copyBytesFrom(chunk) : undefined;
 }
 
 /** Reason phrases of the statuses {@link CaptureControl.answer} is used with. */
@@ -379,128 +497,3 @@ function withoutPreset(headers: OutgoingHttpHeaders, preset: OutgoingHttpHeaders
   return out;
 }
 
-/** A socket that accepts and discards everything: the "connection" of a background render. */
-class NullSocket extends Duplex {
-  remoteAddress: string | undefined = '127.0.0.1';
-  readonly remotePort = 0;
-  readonly remoteFamily = 'IPv4';
-  readonly localAddress = '127.0.0.1';
-  readonly localPort = 0;
-  readonly encrypted = false;
-  override _read(): void {}
-  override _write(_chunk: unknown, _enc: BufferEncoding, cb: (error?: Error | null) => void): void {
-    cb();
-  }
-  setTimeout(): this {
-    return this;
-  }
-  setNoDelay(): this {
-    return this;
-  }
-  setKeepAlive(): this {
-    return this;
-  }
-}
-
-/**
- * Feeds a body into a synthetic request as it arrives (its reader limits what it takes, as the
- * flush endpoint does); a failing body destroys the request.
- */
-async function pump(body: AsyncIterable<Uint8Array>, req: IncomingMessage): Promise<void> {
-  try {
-    for await (const chunk of body) {
-      if (req.destroyed) return;
-      req.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    }
-    req.complete = true;
-    req.push(null);
-  } catch (error) {
-    req.destroy(error as Error);
-  }
-}
-
-/** What a background render requests. */
-export interface SyntheticRequest {
-  method?: string;
-  url: string;
-  headers: Record<string, string>;
-  /** The request body (default: none). */
-  body?: AsyncIterable<Uint8Array> | null;
-  /** The client address the request reports (default: loopback, the cache itself). */
-  remoteAddress?: string | undefined;
-}
-
-/**
- * The head of a synthetic request on `socket` (a stand-in: nothing is read from it): method,
- * target and `headers` as given (names already lower-case), no raw headers, no body.
- */
-export function requestHead(init: { method?: string; url: string; headers: Record<string, string> }, socket: object): IncomingMessage {
-  const req = new IncomingMessage(socket as never);
-  req.method = init.method ?? 'GET';
-  req.url = init.url;
-  req.httpVersion = '1.1';
-  req.httpVersionMajor = 1;
-  req.httpVersionMinor = 1;
-  req.headers = init.headers;
-  return req;
-}
-
-/** A whole request built from `init` on `socket`: its head, raw headers and body. */
-function syntheticRequest(init: SyntheticRequest, socket: object): IncomingMessage {
-  const headers: Record<string, string> = {};
-  const raw: string[] = [];
-  for (const [k, v] of Object.entries(init.headers)) {
-    headers[k.toLowerCase()] = v;
-    raw.push(k, v);
-  }
-  const req = requestHead({ method: init.method, url: init.url, headers }, socket);
-  req.rawHeaders = raw;
-  if (init.body === undefined || init.body === null) {
-    req.complete = true;
-    req.push(null);
-  } else void pump(init.body, req);
-  return req;
-}
-
-/** Takes the response off its socket and closes the socket. */
-function disposer(res: ServerResponse, socket: NullSocket): () => void {
-  return () => {
-    if (res.socket) res.detachSocket(socket as never);
-    socket.destroy();
-  };
-}
-
-/**
- * A real IncomingMessage/ServerResponse pair with no client behind it, so any Node handler
- * (raw, Express, Connect, Koa) can render in the background exactly as for a client.
- */
-export function syntheticExchange(init: SyntheticRequest): { req: IncomingMessage; res: ServerResponse; dispose(): void } {
-  const socket = new NullSocket();
-  if ('remoteAddress' in init) socket.remoteAddress = init.remoteAddress;
-  const req = syntheticRequest(init, socket);
-  const res = new ServerResponse(req);
-  res.assignSocket(socket as never);
-  return { req, res, dispose: disposer(res, socket) };
-}
-
-/**
- * The same pair, but the response gets its socket only on `connect()`: until then what is
- * written is buffered by Node (as for a pipelined response waiting for the socket) and nothing
- * is sent. An adapter whose client is not a Node socket (the Fetch adapter reads what is written
- * through the response's methods) connects only when the response outlives the current call, so
- * a hit, written at once, costs no socket at all. `connect()` returns the disposer. The request
- * carries an address-only stand-in for its socket (`remoteAddress`, for the flush endpoint's guard).
- */
-export function deferredExchange(init: SyntheticRequest): { req: IncomingMessage; res: ServerResponse; connect(): () => void } {
-  const req = syntheticRequest(init, { remoteAddress: init.remoteAddress });
-  const res = new ServerResponse(req);
-  return {
-    req,
-    res,
-    connect() {
-      const socket = new NullSocket();
-      res.assignSocket(socket as never);
-      return disposer(res, socket);
-    },
-  };
-}

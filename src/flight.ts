@@ -1,6 +1,8 @@
 /**
  * Single flight: one in-flight computation per key, which later callers join instead of starting
- * their own (groupcache's `singleflight`). Shared by the response engine and the data cache.
+ * their own (groupcache's `singleflight`), for the data cache; and the deferred promise the
+ * engine's flights are made of too (the engine keeps them in its per-key records,
+ * `engine/records.ts`).
  */
 
 /** A promise with its resolver exposed, settled by whoever leads the flight. */

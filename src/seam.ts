@@ -5,7 +5,8 @@
  * wires them.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CaptureResult, SyntheticRequest } from './capture.js';
+import type { CaptureResult } from './capture.js';
+import type { SyntheticRequest } from './synthetic.js';
 import type { Entry } from './entry.js';
 import type { PeerCluster } from './peers/cluster.js';
 import type { PeerEndpoint } from './peers/endpoint.js';

@@ -8,7 +8,7 @@
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import { deferredExchange, requestHead } from '../capture.js';
+import { deferredExchange, requestHead } from '../synthetic.js';
 import type { Engine, Exchange, Runner } from '../engine/types.js';
 import { HitResponse, ResponseBridge } from './fetch-response.js';
 import { internalError } from './node.js';

@@ -6,7 +6,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
-import { captureResponse, syntheticExchange, type CaptureResult, type SyntheticRequest } from '../capture.js';
+import { captureResponse, type CaptureResult } from '../capture.js';
+import { syntheticExchange, type SyntheticRequest } from '../synthetic.js';
 import type { Entry } from '../entry.js';
 import { RegenerateError } from '../errors.js';
 import { primaryKey } from '../key.js';
@@ -43,10 +44,13 @@ export class Background {
 
   /**
    * Renders a URL in the background, with no client connection, and stores the result; one
-   * render per key at a time (a second call joins the first). Resolves to the stored entry, or
-   * undefined when the response was not storable or the render failed (reported as `error`).
+   * render per key at a time (a second call joins the first, unless an invalidation covers that
+   * one since it began). With `fresh` (a refetch asked for after a flush) it never joins a render
+   * already in flight: it renders after the flush, and later requests join it instead. Resolves
+   * to the stored entry, or undefined when the response was not storable, the render failed
+   * (reported as `error`), or an invalidation covered it while it rendered.
    */
-  regenerate(target: RenderTarget, runner?: Runner): Promise<Entry | undefined> {
+  regenerate(target: RenderTarget, runner?: Runner, options: { fresh?: boolean } = {}): Promise<Entry | undefined> {
     const ctx = this.#ctx;
     const regen = runner ?? ctx.runner;
     if (regen === undefined || ctx.closed) return Promise.resolve(undefined);
@@ -59,12 +63,12 @@ export class Background {
       return Promise.resolve(undefined);
     }
     const key = this.#variants.keyFor(primary, exchange.req.headers);
-    const existing = ctx.flights.get(key);
+    const existing = options.fresh === true ? undefined : ctx.records.joinable(primary, key, target.url);
     if (existing !== undefined) {
       exchange.dispose();
-      return existing.promise.then((r) => (r.stale ? undefined : r.entry));
+      return existing.promise.then((r) => (r.outcome === 'stored' ? r.entry : undefined));
     }
-    const flight = ctx.flights.start(key);
+    const flight = ctx.records.start(primary, key);
     const ticket: RenderTicket = { kind: 'render', flight, key, primary, used: false };
     this.#tickets.set(exchange.req, ticket);
     ctx.counters.regenerations++;
@@ -72,14 +76,14 @@ export class Background {
     const { res } = exchange;
     // A render that never reaches this cache's middleware (or ends before it) must still settle.
     const settleUnused = (): void => {
-      if (!ticket.used) ctx.flights.settle(key, flight, {});
+      if (!ticket.used) ctx.records.settle(primary, key, flight, { outcome: 'abandoned' });
     };
     res.once('finish', settleUnused);
     res.once('close', settleUnused);
     this.#run(regen, exchange.req, res);
     return flight.promise.then((result) => {
       exchange.dispose();
-      if (result.entry === undefined || result.stale) {
+      if (result.outcome !== 'stored') {
         ctx.report.fail(new RegenerateError(`background render of ${target.url} stored nothing`));
         return undefined;
       }

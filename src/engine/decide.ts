@@ -37,7 +37,7 @@ export interface RequestFlags {
   passReason: string | undefined;
   /** A leader would ask the peers (a cluster is configured, the request carries no peer signature). */
   askPeers: boolean;
-  /** It may still wait and look again (a request looks again at most twice). */
+  /** It may still wait and look again (a request looks up a bounded number of times). */
   mayWait: boolean;
   /** A render of its primary key failed within `errorBackoff` (a stale copy answered it). */
   originFailing: boolean;
@@ -138,7 +138,8 @@ function next(req: RequestFlags, fallback: Entry | undefined): Decision {
   if (fallback === undefined && !req.authorized && req.mayWait && req.peerRefetch) return { action: 'wait', on: 'peer-refetch' };
   // Authorization requests neither wait for nor lead a shared flight: their response may be theirs alone.
   if (req.authorized) return { action: 'lead', fallback };
-  if (req.inFlight) return { action: 'wait', on: 'flight' };
+  // A request that already looked up as often as it may renders alone rather than wait again.
+  if (req.inFlight) return req.mayWait ? { action: 'wait', on: 'flight' } : { action: 'miss', reason: 'waited enough', fallback };
   return { action: req.askPeers ? 'peer' : 'lead', fallback };
 }
 

@@ -19,6 +19,7 @@ import type { Renderer } from './render.js';
 import type { HitSink } from '../serve.js';
 import type { SharedFlight } from './shared.js';
 import type { Tiers } from './tiers.js';
+import { WAITER_ACTIONS } from './outcome.js';
 import type { CacheEvent, EngineContext, Exchange, FlightResult, RenderTicket } from './types.js';
 import { invalidateOnSuccess } from './unsafe.js';
 import type { Variants } from './variants.js';
@@ -49,9 +50,10 @@ interface Lookup {
   primary: string;
   key: string;
   entry: Entry | undefined;
-  /** How many times this request looked again (after a wait); at most 2. */
-  attempt: number;
 }
+
+/** How many times one request looks up (the first time, then after each wait) before it renders alone. */
+const MAX_LOOKUPS = 4;
 
 /** Handles requests for one cache. */
 export class RequestPath {
@@ -76,22 +78,33 @@ export class RequestPath {
     // A background render or sub-request this cache started, back through the app.
     const ticket = background.ticketOf(req);
     if (ticket !== undefined) return ticket.kind === 'sub' ? renderer.invoke(req, res, ex) : this.#resume(req, res, ex, ticket);
-    // recv: only GET and HEAD are looked up.
+    const primary = this.#recv(req);
+    if (typeof primary !== 'string') {
+      // A successful unsafe method invalidates what it changed (RFC 9111 §4.4).
+      if (primary.unsafe) invalidateOnSuccess(req, res, { options, remove: (p) => variants.removePrimary(p) });
+      return renderer.pass(req, res, ex, { key: '', reason: primary.pass });
+    }
+    const key = variants.keyOf(primary, req);
+    return tracing.lookup.hasSubscribers ? traceLookup(req, res, key, () => this.#find(req, res, ex, primary, key)) : this.#find(req, res, ex, primary, key);
+  }
+
+  /**
+   * recv and hash, for {@link handle} and {@link serveFresh} alike: the primary key of a GET or
+   * HEAD the cache looks up, or why the request passes (allocated only then: a hit allocates
+   * nothing here).
+   */
+  #recv(req: IncomingMessage): string | { pass: string; unsafe: boolean } {
     const method = req.method;
     // RFC 9112 §3.2.2: an absolute-form target's authority wins over Host (see request.ts).
     const adopted = adoptAbsoluteForm(req);
-    if (method !== 'GET' && method !== 'HEAD') {
-      invalidateOnSuccess(req, res, { options, remove: (primary) => variants.removePrimary(primary) });
-      return renderer.pass(req, res, ex, { key: '', reason: `method ${method ?? ''}` });
-    }
-    if (options.bypass !== undefined && options.bypass(req)) return renderer.pass(req, res, ex, { key: '', reason: 'bypass' });
+    // Only GET and HEAD are looked up.
+    if (method !== 'GET' && method !== 'HEAD') return { pass: `method ${method ?? ''}`, unsafe: true };
+    const bypass = this.#ctx.options.bypass;
+    if (bypass !== undefined && bypass(req)) return { pass: 'bypass', unsafe: false };
     const refused = adopted ? refusal(req) : 'invalid target';
-    if (refused !== undefined) return renderer.pass(req, res, ex, { key: '', reason: refused });
-    // hash
+    if (refused !== undefined) return { pass: refused, unsafe: false };
     const primary = this.#primaryKey(req);
-    if (primary === undefined) return renderer.pass(req, res, ex, { key: '', reason: 'uncacheable target' });
-    const key = variants.keyOf(primary, req);
-    return tracing.lookup.hasSubscribers ? traceLookup(req, res, key, () => this.#find(req, res, ex, primary, key)) : this.#find(req, res, ex, primary, key);
+    return primary ?? { pass: 'uncacheable target', unsafe: false };
   }
 
   /** lookup in memory: a fresh hit is served synchronously, with one clock read; anything else goes on in {@link #lookup}. */
@@ -104,7 +117,7 @@ export class RequestPath {
       const assembling = this.#p.deliver.serve(req, res, entry, 'HIT', now, ex);
       return assembling ?? true;
     }
-    return this.#lookup(req, res, ex, { primary, key, entry, attempt: 0 });
+    return this.#lookup(req, res, ex, { primary, key, entry });
   }
 
   /**
@@ -121,10 +134,8 @@ export class RequestPath {
     // While lookups are traced, hits take the traced path of handle() (with a real response).
     if (options.bypass !== undefined || options.keyFunction !== undefined || tracing.lookup.hasSubscribers) return false;
     if (this.#p.background.ticketOf(req) !== undefined) return false;
-    const method = req.method;
-    if ((method !== 'GET' && method !== 'HEAD') || !adoptAbsoluteForm(req) || refusal(req) !== undefined) return false;
-    const primary = this.#primaryKey(req);
-    if (primary === undefined) return false;
+    const primary = this.#recv(req);
+    if (typeof primary !== 'string') return false;
     const now = Date.now();
     const key = this.#p.variants.keyOf(primary, req);
     const entry = this.#p.tiers.memory.get(key, now);
@@ -143,70 +154,148 @@ export class RequestPath {
     if (report.listens('hit')) report.emit('hit', { key, url: req.url ?? '', status: 'HIT' } satisfies CacheEvent);
   }
 
-  /** Everything that is not a fresh memory hit: lower tiers, then decide and act. */
+  /**
+   * Everything that is not a fresh memory hit, as a loop of steps with no recursion: look up
+   * (lower tiers the first time, memory after a wait), decide, act. Serving, rendering and
+   * leading end the request; waiting for a flight ends in its outcome, and the outcome's action
+   * (`WAITER_ACTIONS`) either ends the request too or names the next lookup. A request looks up
+   * at most {@link MAX_LOOKUPS} times, then renders alone: it never waits without bound.
+   */
   async #lookup(req: IncomingMessage, res: ServerResponse, ex: Exchange, at: Lookup): Promise<boolean> {
-    const { counters, flights } = this.#ctx;
+    const { counters, records } = this.#ctx;
     const { tiers, variants, invalidation, renderer, deliver } = this.#p;
     const { primary } = at;
     let { key, entry } = at;
+    counters.gets++;
+    if (ex.regen !== undefined) this.#ctx.runner = ex.regen;
     /** The lower tier that answered, for Cache-Status detail. */
     let via: Via | undefined;
-    if (at.attempt === 0) counters.gets++;
-    if (ex.regen !== undefined) this.#ctx.runner = ex.regen;
-    if (entry === undefined) {
-      let tier: string | undefined;
-      ({ key, entry, tier } = await tiers.findLower(
-        key,
-        (found, k) => variants.fromMarker(primary, k, found, req),
-        (found) => Date.now() < found.staleAt && invalidation.verdict(found) === undefined,
-      ));
-      if (tier !== undefined) via = { tier };
-    }
-    const flags = this.#flags(req, ex, { primary, key, attempt: at.attempt });
-    const judge = (found: Entry | undefined, now: number): Decision => decide(found, flags, { now, verdict: found === undefined ? undefined : invalidation.verdict(found), ...this.#rules });
-    let now = Date.now();
-    let decision = judge(entry, now);
-    // A large entry whose body is still in its file (see Tiers.findLower) is streamed when it is
-    // served; an entry held for anything else (a fallback, validators to merge a 304 into, a
-    // template) is read whole first, and decided again as what was read.
-    if (entry?.source !== undefined && (!SERVES.has(decision.action) || deliver.isTemplate(entry))) {
-      if (decision.action === 'wait') entry.source.release();
-      else {
-        entry = await tiers.whole(entry);
-        decision = judge(entry, (now = Date.now()));
+    let retried = false;
+    for (let lookups = 1; ; lookups++) {
+      if (lookups === 1 && entry === undefined) {
+        let tier: string | undefined;
+        ({ key, entry, tier } = await tiers.findLower(
+          key,
+          (found, k) => variants.fromMarker(primary, k, found, req),
+          (found) => Date.now() < found.staleAt && invalidation.verdict(found) === undefined,
+        ));
+        if (tier !== undefined) via = { tier };
+      } else if (lookups > 1) {
+        (entry = tiers.memory.get(key)), (via = undefined);
+      }
+      const flags = this.#flags(req, ex, { primary, key, mayWait: lookups < MAX_LOOKUPS });
+      const judge = (found: Entry | undefined, now: number): Decision => decide(found, flags, { now, verdict: found === undefined ? undefined : invalidation.verdict(found), ...this.#rules });
+      let now = Date.now();
+      let decision = judge(entry, now);
+      // A large entry whose body is still in its file (see Tiers.findLower) is streamed when it is
+      // served; an entry held for anything else (a fallback, validators to merge a 304 into, a
+      // template) is read whole first, and decided again as what was read.
+      if (entry?.source !== undefined && (!SERVES.has(decision.action) || deliver.isTemplate(entry))) {
+        if (decision.action === 'wait') entry.source.release();
+        else {
+          entry = await tiers.whole(entry);
+          decision = judge(entry, (now = Date.now()));
+        }
+      }
+      if (decision.drop) tiers.delete(key);
+      const url = req.url ?? '';
+      switch (decision.action) {
+        case 'hit': {
+          counters.hits++;
+          const assembling = deliver.serve(req, res, entry!, 'HIT', now, ex, via);
+          this.#ctx.report.emit('hit', { key, url, status: 'HIT' } satisfies CacheEvent);
+          return assembling ?? true;
+        }
+        case 'stale':
+        case 'revalidate': {
+          counters.stale++;
+          if (decision.rescue) counters.staleOnError++;
+          const assembling = deliver.serve(req, res, entry!, 'STALE', now, ex, via);
+          this.#ctx.report.emit('stale', { key, url, status: 'STALE', reason: decision.reason } satisfies CacheEvent);
+          if (decision.action === 'revalidate') this.#refresh(req, ex, { primary, key, entry: entry! });
+          return assembling ?? true;
+        }
+        case 'miss':
+          return renderer.render(req, res, ex, { primary, key, ticket: undefined, flight: undefined, fallback: decision.fallback, solo: true });
+        case 'peer':
+          return this.#p.peerFill!.lead(req, res, ex, { primary, key, flight: records.start(primary, key), fallback: decision.fallback, revalidate: decision.revalidate });
+        case 'lead': {
+          // Authorization requests lead no shared flight: their response may be theirs alone.
+          const flight = req.headers.authorization === undefined ? records.start(primary, key) : undefined;
+          // Nodes sharing a tier render a cold key once between them.
+          if (flight !== undefined && this.#p.shared !== undefined) return this.#p.shared.lead(req, res, ex, { primary, key, flight, fallback: decision.fallback, revalidate: decision.revalidate });
+          return renderer.render(req, res, ex, { primary, key, ticket: undefined, flight, fallback: decision.fallback, revalidate: decision.revalidate });
+        }
+        case 'wait': {
+          counters.loadsDeduped++;
+          if (decision.on === 'peer-refetch') {
+            // Another node refetches this page for the cluster: wait for its copy (at most
+            // PEER_REFETCH_WAIT) rather than render it a second time, then look again.
+            await invalidation.publications.waitFor(primary);
+            continue;
+          }
+          // Single flight: wait for the leader, then act on how its flight ended.
+          const flight = records.flight(primary, key);
+          if (flight === undefined) continue;
+          const result = await flight.promise;
+          const next = this.#afterFlight(req, res, ex, { primary, key, result, retried });
+          if (typeof next !== 'string') return next;
+          if (WAITER_ACTIONS[result.outcome] === 'retry') retried = true;
+          key = next;
+        }
       }
     }
-    if (decision.drop) tiers.delete(key);
+  }
+
+  /**
+   * A waiter's step once its flight settled, by the outcome's action (see `outcome.ts`): the
+   * request's answer, or the variant key to look up next.
+   */
+  #afterFlight(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ex: Exchange,
+    at: { primary: string; key: string; result: FlightResult; retried: boolean },
+  ): boolean | Promise<boolean> | string {
+    const { primary, key, result } = at;
+    const { counters, report } = this.#ctx;
     const url = req.url ?? '';
-    switch (decision.action) {
-      case 'hit': {
+    switch (WAITER_ACTIONS[result.outcome]) {
+      case 'serve': {
+        const entry = result.entry!;
+        const mine = this.#p.variants.variantOf(primary, entry.vary, req);
+        // Another variant: look up (and perhaps lead) under this request's own variant key.
+        if (mine !== result.key) return mine;
+        const verdict = this.#p.invalidation.verdict(entry);
+        if (result.outcome === 'stale') {
+          if (verdict?.hard === true) return key;
+          // The leader's render failed: its waiters get the old copy too, never the error.
+          counters.stale++;
+          counters.staleOnError++;
+          const assembling = this.#p.deliver.serve(req, res, entry, 'STALE', Date.now(), ex, COLLAPSED_FAILED);
+          report.emit('stale', { key: mine, url, status: 'STALE', reason: 'origin failed (coalesced)' } satisfies CacheEvent);
+          return assembling ?? true;
+        }
+        // Invalidated since (after the flight settled): never served as fresh; look again.
+        if (verdict !== undefined) return key;
         counters.hits++;
-        const assembling = deliver.serve(req, res, entry!, 'HIT', now, ex, via);
-        this.#ctx.report.emit('hit', { key, url, status: 'HIT' } satisfies CacheEvent);
+        const assembling = this.#p.deliver.serve(req, res, entry, result.outcome === 'peer' ? 'PEER' : 'HIT', Date.now(), ex, COLLAPSED);
+        report.emit('hit', { key: mine, url, status: 'HIT', reason: 'coalesced' } satisfies CacheEvent);
         return assembling ?? true;
       }
-      case 'stale':
-      case 'revalidate': {
-        counters.stale++;
-        if (decision.rescue) counters.staleOnError++;
-        const assembling = deliver.serve(req, res, entry!, 'STALE', now, ex, via);
-        this.#ctx.report.emit('stale', { key, url, status: 'STALE', reason: decision.reason } satisfies CacheEvent);
-        if (decision.action === 'revalidate') this.#refresh(req, ex, { primary, key, entry: entry! });
-        return assembling ?? true;
-      }
-      case 'miss':
-        return renderer.render(req, res, ex, { primary, key, ticket: undefined, flight: undefined, fallback: decision.fallback, solo: true });
-      case 'wait':
-        return this.#wait(req, res, ex, { primary, key, decision, attempt: at.attempt });
-      case 'peer':
-        return this.#p.peerFill!.lead(req, res, ex, { primary, key, flight: flights.start(key), fallback: decision.fallback, revalidate: decision.revalidate });
-      case 'lead': {
-        // Authorization requests lead no shared flight: their response may be theirs alone.
-        const flight = req.headers.authorization === undefined ? flights.start(key) : undefined;
-        // Nodes sharing a tier render a cold key once between them.
-        if (flight !== undefined && this.#p.shared !== undefined) return this.#p.shared.lead(req, res, ex, { primary, key, flight, fallback: decision.fallback, revalidate: decision.revalidate });
-        return renderer.render(req, res, ex, { primary, key, ticket: undefined, flight, fallback: decision.fallback, revalidate: decision.revalidate });
-      }
+      case 'answer':
+        // The origin's own error response, which the leader kept for its waiters (never stored).
+        counters.passes++;
+        return this.#p.deliver.serve(req, res, result.entry!, 'MISS', Date.now(), ex, COLLAPSED) ?? true;
+      case 'render':
+        return this.#p.renderer.render(req, res, ex, { primary, key, ticket: undefined, flight: undefined, fallback: undefined, solo: true });
+      case 'retry':
+        // One retry between the waiters: the first leads a new flight, the others wait for it.
+        return at.retried ? this.#p.deliver.failure(res, 500) : key;
+      case '504':
+        return this.#p.deliver.failure(res, 504);
+      case 'lookup':
+        return key;
     }
   }
 
@@ -215,59 +304,6 @@ export class RequestPath {
     const { background, shared } = this.#p;
     if (shared === undefined) void background.refresh(at.entry, req, ex.regen);
     else this.#ctx.report.track(shared.refresh(at, () => background.refresh(at.entry, req, ex.regen)));
-  }
-
-  /** Waits for the peer refetching the page, or for the render in flight, then looks again or serves its result. */
-  async #wait(req: IncomingMessage, res: ServerResponse, ex: Exchange, at: { primary: string; key: string; decision: Decision; attempt: number }): Promise<boolean> {
-    const { counters, flights, report } = this.#ctx;
-    const { primary, key } = at;
-    counters.loadsDeduped++;
-    if (at.decision.on === 'peer-refetch') {
-      // Another node refetches this page for the cluster: wait for its copy (at most
-      // PEER_REFETCH_WAIT) rather than render it a second time, then look again.
-      await this.#p.invalidation.publications.waitFor(primary);
-      return this.#lookup(req, res, ex, { primary, key, entry: this.#p.tiers.memory.get(key), attempt: at.attempt + 1 });
-    }
-    // Single flight: wait for the leader, then look again (groupcache's load).
-    const result = await flights.get(key)!.promise;
-    if (result.entry !== undefined) {
-      const mine = this.#p.variants.variantOf(primary, result.entry.vary, req);
-      const url = req.url ?? '';
-      if (mine === result.key && result.stale) {
-        // The leader's render failed: its waiters get the old copy too, never the error.
-        counters.stale++;
-        counters.staleOnError++;
-        const assembling = this.#p.deliver.serve(req, res, result.entry, 'STALE', Date.now(), ex, COLLAPSED_FAILED);
-        report.emit('stale', { key: mine, url, status: 'STALE', reason: 'origin failed (coalesced)' } satisfies CacheEvent);
-        return assembling ?? true;
-      }
-      if (mine === result.key) {
-        counters.hits++;
-        const assembling = this.#p.deliver.serve(req, res, result.entry, result.peer ? 'PEER' : 'HIT', Date.now(), ex, COLLAPSED);
-        report.emit('hit', { key: mine, url, status: 'HIT', reason: 'coalesced' } satisfies CacheEvent);
-        return assembling ?? true;
-      }
-      // Another variant: look up (and perhaps lead) under this request's own variant key.
-      if (at.attempt < 2) return this.#lookup(req, res, ex, { primary, key: mine, entry: this.#p.tiers.memory.get(mine), attempt: at.attempt + 1 });
-    }
-    return this.#afterUnstored(req, res, ex, { primary, key, result, attempt: at.attempt });
-  }
-
-  /**
-   * A waiter whose leader stored nothing. Event trace: leader L renders k, W1..Wn wait ->
-   * - L timed out (no headers after originTimeout, no old copy): each W answers 504 at once;
-   * - L failed or its response was not storable for a reason of its own request: W1..Wn look
-   *   again once (the first leads a new flight, the others wait for it: one retry between them);
-   *   if that one fails too, each W answers 500: the origin sees at most 2 renders, not n + 1;
-   * - L's response is of a kind never stored (sticky: the key is now remembered, hit-for-miss):
-   *   each W renders alone, stored if its own response is storable.
-   */
-  #afterUnstored(req: IncomingMessage, res: ServerResponse, ex: Exchange, at: { primary: string; key: string; result: FlightResult; attempt: number }): boolean | Promise<boolean> {
-    const { primary, key, result } = at;
-    if (result.timedOut) return this.#p.deliver.failure(res, 504);
-    if (!result.sticky && at.attempt === 0) return this.#lookup(req, res, ex, { primary, key, entry: this.#p.tiers.memory.get(key), attempt: 1 });
-    if (result.failed) return this.#p.deliver.failure(res, 500);
-    return this.#p.renderer.render(req, res, ex, { primary, key, ticket: undefined, flight: undefined, fallback: undefined, solo: true });
   }
 
   /** A background render (its ticket) comes back through the app: render it for its flight. */
@@ -283,21 +319,23 @@ export class RequestPath {
     return this.#p.renderer.render(req, res, { ...ex, rethrow: ex.rethrow ?? false }, { primary, key, ticket, flight, fallback, revalidate });
   }
 
-  /** What decide() needs to know about the request and its key. */
-  #flags(req: IncomingMessage, ex: Exchange, at: { primary: string; key: string; attempt: number }): RequestFlags {
+  /** What decide() needs to know about the request and its key (read from the key's record). */
+  #flags(req: IncomingMessage, ex: Exchange, at: { primary: string; key: string; mayWait: boolean }): RequestFlags {
     const { invalidation } = this.#p;
+    const records = this.#ctx.records;
     return {
       authorized: req.headers.authorization !== undefined,
       refetchPending: invalidation.refetchPending(at.primary),
       peerRefetch: invalidation.publications.awaiting(at.primary),
       canRefresh: ex.regen !== undefined || this.#ctx.runner !== undefined,
-      inFlight: this.#ctx.flights.has(at.key),
-      passReason: this.#p.renderer.passReason(at.primary),
+      // A render begun before an invalidation that covers it is joined by nobody.
+      inFlight: records.joinable(at.primary, at.key, req.url ?? '') !== undefined,
+      passReason: records.passReason(at.primary),
       // Not a request carrying a peer signature: whatever reaches here with one (an endpoint
       // path rewritten by a mount) must not cascade to peers.
       askPeers: this.#p.peerFill !== undefined && req.headers[SIGNATURE_HEADER] === undefined,
-      mayWait: at.attempt < 2,
-      originFailing: this.#p.renderer.originFailing(at.primary),
+      mayWait: at.mayWait,
+      originFailing: records.failing(at.primary),
     };
   }
 

@@ -58,7 +58,7 @@ export class PeerFill {
       if (res.destroyed) {
         // The client left during the lookup: a render on a closed response would never settle
         // the flight. Settle it empty; waiters render for themselves.
-        ctx.flights.settle(key, flight, {});
+        ctx.records.settle(primary, key, flight, { outcome: 'abandoned' });
         return true;
       }
       return this.#renderer.render(req, res, ex, { primary, key, ticket: undefined, flight, fallback: fallback ?? stale, revalidate });
@@ -68,7 +68,7 @@ export class PeerFill {
     // Copied locally only when the memory tier can hold it (the same bound as a local render's).
     const copy = ctx.options.peers.updateLocalCache && entrySize(entry) <= ctx.options.maxSize;
     const stored = copy ? this.#variants.store(primary, entry, viewHeaders) : this.#variants.storedKey(primary, entry, viewHeaders);
-    ctx.flights.settle(key, flight, { entry, key: stored, peer: true });
+    ctx.records.settle(primary, key, flight, { outcome: 'peer', entry, key: stored });
     const assembling = this.#deliver.serve(req, res, entry, 'PEER', Date.now(), ex, ctx.statusDetail === undefined ? undefined : { peer: { url: hit.peer, stored: copy } });
     ctx.report.emit('peer-hit', { key: stored, url: req.url ?? '', status: 'PEER', peer: hit.peer } satisfies CacheEvent);
     return assembling ?? true;

@@ -5,7 +5,6 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
-import { LRUCache } from 'lru-cache';
 import { captureResponse, type CaptureControl, type CaptureHooks, type CaptureResult } from '../capture.js';
 import { entrySize, headerOf, type Entry } from '../entry.js';
 import { CacheError, HandlerError, IncludeError } from '../errors.js';
@@ -16,6 +15,9 @@ import { alignWithKey } from '../request.js';
 import { answerError, ERROR_TEXT, setStatusHeaders } from '../serve.js';
 import { isPromise } from '../stores/store.js';
 import type { Deliver } from './deliver.js';
+import type { EpochVerdict } from '../invalidation/epochs.js';
+import type { ResolvedOptions } from '../options/types.js';
+import type { FlightOutcome } from './outcome.js';
 import type { CacheEvent, EngineContext, Exchange, FlightResult, Lead, Runner } from './types.js';
 import { CONDITIONAL_HEADERS, type Variants } from './variants.js';
 import { traceRender, tracing, type RenderContext } from '../observe/tracing.js';
@@ -32,40 +34,22 @@ export class Renderer {
   readonly #variants: Variants;
   readonly #deliver: Deliver;
   readonly #renderTime: () => number;
-  /**
-   * Primary keys whose last response was not storable, remembered for `passTtl` (hit-for-miss):
-   * rendered without a flight (nobody queues), stored again as soon as a response is storable.
-   */
-  readonly #passKeys: LRUCache<string, string> | undefined;
-  /** Primary keys whose last render failed (a stale copy answered), remembered for `errorBackoff`. */
-  readonly #failing: LRUCache<string, true> | undefined;
+  /** The newest invalidation that covers an entry (a render that raced one is never served fresh). */
+  readonly #verdict: (entry: Entry) => EpochVerdict | undefined;
   readonly #transformFor: ((req: IncomingMessage, runner: Runner | undefined) => NonNullable<CaptureHooks['transform']>) | undefined;
 
-  constructor(ctx: EngineContext, parts: { variants: Variants; deliver: Deliver; renderTime: () => number }) {
+  constructor(ctx: EngineContext, parts: { variants: Variants; deliver: Deliver; renderTime: () => number; verdict: (entry: Entry) => EpochVerdict | undefined }) {
     this.#ctx = ctx;
     this.#variants = parts.variants;
     this.#deliver = parts.deliver;
     this.#renderTime = parts.renderTime;
+    this.#verdict = parts.verdict;
     const includes = ctx.includes;
     // The capture transform that assembles an HTML response for its client: only with includes.
     this.#transformFor =
       includes === undefined
         ? undefined
         : (req, runner) => (_status, headers) => (includes.isHtml(headers['content-type']) ? (body) => this.#assembleFresh(includes, body, req, runner) : undefined);
-    const passTtl = ctx.options.passTtl;
-    this.#passKeys = passTtl > 0 ? new LRUCache<string, string>({ max: 100_000, ttl: passTtl }) : undefined;
-    const errorBackoff = ctx.options.errorBackoff;
-    this.#failing = errorBackoff > 0 ? new LRUCache<string, true>({ max: 100_000, ttl: errorBackoff }) : undefined;
-  }
-
-  /** Whether a render of `primary` failed within `errorBackoff` (its stale copy answers meanwhile). */
-  originFailing(primary: string): boolean {
-    return this.#failing !== undefined && this.#failing.has(primary);
-  }
-
-  /** Why `primary` is remembered as pass, if it is. */
-  passReason(primary: string): string | undefined {
-    return this.#passKeys?.get(primary);
   }
 
   /**
@@ -115,25 +99,28 @@ export class Renderer {
     const hooks = ctx.hooks;
     const runner = ex.regen ?? ctx.runner;
     const scope = hooks.openScope(req, runner);
-    let failed = false;
     let settled = false;
-    /** The client (and the waiters) got a 504 at originTimeout; the render goes on, to be stored. */
+    /** The origin answered an error status that the old copy could not replace (its waiters still get it). */
+    let erred = false;
+    /**
+     * The flight was given its outcome early (504 at originTimeout: to the client and the
+     * waiters; or a background render's timeout); the render goes on, to be stored.
+     */
     let answered = false;
     let timer: NodeJS.Timeout | undefined;
-    const settle = (outcome: FlightResult): void => {
+    const settle = (result: FlightResult): void => {
       if (settled) return;
       settled = true;
       if (timer !== undefined) clearTimeout(timer);
-      // A failure answered by the old copy starts the backoff; a stored render ends it.
-      if (outcome.stale === true) this.#failing?.set(primary, true);
-      else if (outcome.entry !== undefined) this.#failing?.delete(primary);
+      // A failure answered by the old copy starts the backoff.
+      if (result.outcome === 'stale') ctx.records.rememberFailing(primary);
       if (span !== undefined) {
-        span.context.stored = outcome.entry !== undefined && outcome.stale !== true;
+        span.context.stored = result.outcome === 'stored';
         span.finish();
       }
-      if (flight !== undefined) ctx.flights.settle(key, flight, outcome);
+      if (flight !== undefined) ctx.records.settle(primary, key, flight, result);
     };
-    const staleOutcome = (): FlightResult => ({ entry: fallback, key, stale: true });
+    const staleOutcome = (): FlightResult => ({ outcome: 'stale', entry: fallback, key });
     /** Replaces the handler's response with `entry` (what middleware in front had set is kept). */
     const serveInstead = (entry: Entry, status: 'STALE' | 'REVALIDATED', via?: Via): boolean =>
       control.divert(() => {
@@ -168,13 +155,13 @@ export class Renderer {
             // RFC 9111 §4.3.4: the stored response, freshened by the 304's header fields.
             const { entry, stored } = this.#notModified(req, revalidate, { primary, headers, startedAt });
             if (ticket === undefined) serveInstead(entry, stored ? 'REVALIDATED' : 'STALE');
-            settle(stored ? { entry, key: stored } : {});
+            if (stored !== undefined) ctx.records.stored(primary);
+            settle(stored === undefined ? { outcome: 'stale', entry, key } : { outcome: 'stored', entry, key: stored });
             return false;
           }
           if (fallback !== undefined && options.staleOnErrorStatuses.has(status)) {
             // The error response never replaces the good entry (RFC 5861 §4).
-            failed = true;
-            rescue(`origin ${status}`, status);
+            if (!rescue(`origin ${status}`, status)) erred = true;
             return false;
           }
           verdict = evaluateResponse(policyReq, { status, headers }, options, Date.now());
@@ -199,28 +186,36 @@ export class Renderer {
           }
           if (!verdict.storable) debug('pass: %s %s', verdict.reason, key);
           else this.#variants.varyResponse(res, headers);
-          return verdict.storable;
+          // An error response is kept for the waiters too (never stored): they get the origin's own answer.
+          return verdict.storable || (status >= 400 && !PERSONAL.has(verdict.reason));
         },
         // With includes on, an HTML response is held and its client gets the assembled page.
         transform: this.#transformFor?.(req, runner),
         // The render goes on when its client leaves (or was answered 504), so its waiters and
-        // later clients get it; bounded by originTimeout (30 s when that is 0).
+        // later clients get it; bounded by originTimeout (30 s when that is 0). A handler that
+        // stops when its client leaves is found out within ABANDON_AFTER (capture.ts).
         outlive: ticket === undefined ? options.originTimeout || DETACHED_LIMIT : undefined,
+        // No byte for originTimeout once the headers are out: the response is cut, nothing stored.
+        idle: options.originTimeout,
         onDone: (result) => {
           hooks.closeScope(scope);
           if (settled && !answered) return;
-          let outcome = this.#complete(req, primary, result, { verdict, scope, startedAt });
-          if (!result.ok && result.reason !== 'diverted') outcome.failed = true;
-          if (outcome.entry === undefined && fallback !== undefined && (failed || !result.ok)) outcome = staleOutcome();
+          let outcome = erred ? staleOutcome() : this.#conclude(req, primary, result, { key, verdict, scope, startedAt });
+          if (fallback !== undefined && (outcome.outcome === 'failed' || outcome.outcome === 'timed-out')) outcome = staleOutcome();
           settle(outcome);
         },
       },
       options.maxEntrySize,
     );
-    if (ticket === undefined && options.originTimeout > 0) {
+    if (options.originTimeout > 0) {
       // No headers after originTimeout: the old copy answers (stale-if-error), or else a 504
       // does, to the client and its waiters at once; the render goes on and is stored if it can be.
+      // A background render has nobody to answer: its waiters get the timeout, it goes on.
       timer = setTimeout(() => {
+        if (ticket !== undefined) {
+          answered = true;
+          return settle(fallback === undefined ? { outcome: 'timed-out' } : staleOutcome());
+        }
         if (rescue('origin timeout')) return;
         const { names, values } = ctx.statusHeaders;
         if (control.answer(504, ERROR_TEXT[504], Object.fromEntries(names.map((name, i) => [name, values.MISS[i]!])))) {
@@ -230,7 +225,7 @@ export class Renderer {
           // No connection of its own to answer on (fetch adapter): the 504 replaces the render.
           debug('timeout: %s answered 504 in place of the render', key);
         } else return;
-        settle({ timedOut: true });
+        settle({ outcome: 'timed-out' });
       }, options.originTimeout);
       timer.unref();
     }
@@ -320,59 +315,78 @@ export class Renderer {
     return { entry, stored: this.#variants.store(at.primary, entry, req.headers) };
   }
 
-  /** Turns a finished capture into a stored entry (or a remembered pass). */
-  #complete(
+  /** Turns a finished capture into the flight's outcome, storing the entry when it may be stored. */
+  #conclude(
     req: IncomingMessage,
     primary: string,
     result: CaptureResult,
-    at: { verdict: Verdict | undefined; scope: RenderScope | undefined; startedAt: number },
+    at: { key: string; verdict: Verdict | undefined; scope: RenderScope | undefined; startedAt: number },
   ): FlightResult {
     const { verdict, scope } = at;
-    const options = this.#ctx.options;
+    const ctx = this.#ctx;
+    const options = ctx.options;
     if (result.ok && verdict?.storable) {
-      const headers = storedHeaders(result.headers, options);
-      const entry: Entry = {
-        status: result.status,
-        headers,
-        body: result.body,
-        storedAt: at.startedAt,
-        initialAge: verdict.initialAge,
-        staleAt: verdict.staleAt,
-        swrUntil: verdict.swrUntil,
-        sieUntil: verdict.sieUntil,
-        expiresAt: verdict.keepUntil,
-        etag: headerOf(headers, 'etag'),
-        lastModified: headerOf(headers, 'last-modified'),
-        shared: verdict.shared,
-        url: req.url ?? '/',
-        host: req.headers.host ?? '',
-        vary: verdict.vary,
-        tags: tagsOf(result.headers[options.tagHeader]),
-      };
-      if (scope !== undefined && scope.reads.size > 0) entry.deps = [...scope.reads];
-      // A data key this render read changed while it ran: stored stale at birth, and served as
-      // such (one background refresh) until it would have gone stale anyway.
-      if (scope?.tainted) (entry.staleAt = entry.storedAt), (entry.swrUntil = Math.max(entry.swrUntil, verdict.staleAt));
-      const includes = this.#ctx.includes;
-      if (includes !== undefined && includes.isHtml(headerOf(headers, 'content-type')) && includes.isTemplate(result.body)) entry.esi = true;
+      const entry = this.#entryOf(req, result, { verdict, scope, startedAt: at.startedAt });
+      // Begun before an invalidation that covers it: never fresh. Hard: not stored at all;
+      // soft: stored, stale by its verdict (served only where grace allows, revalidated at once).
+      const covering = this.#verdict(entry);
+      if (covering?.hard === true) {
+        debug('not stored: %s was invalidated (hard) while it rendered', at.key);
+        return { outcome: 'invalidated' };
+      }
       // Headers and overhead count against the memory budget too: an entry the memory tier would
       // refuse is "too large", not a store.
       if (entrySize(entry) <= options.maxSize) {
         const key = this.#variants.store(primary, entry, req.headers);
-        // Hit-for-miss ends with the first storable response.
-        this.#passKeys?.delete(primary);
-        return { entry, key };
+        // Hit-for-miss and the failing backoff end with the first storable response.
+        ctx.records.stored(primary);
+        return { outcome: covering === undefined ? 'stored' : 'invalidated', entry, key };
       }
     }
     // The verdict (taken at header time) explains a response that was never kept; otherwise the
-    // capture's own reason does (too large, aborted, handler error, length mismatch).
+    // capture's own reason does (too large, aborted, handler error, length mismatch, stalled).
     const judged = verdict !== undefined && !verdict.storable ? verdict : undefined;
-    const reason = judged?.reason ?? (result.ok ? 'too large' : result.reason);
-    const sticky = judged?.sticky ?? reason === 'too large';
-    if (sticky && this.#passKeys !== undefined) this.#passKeys.set(primary, reason);
+    const ending = result.ok ? 'too large' : result.reason;
+    const reason = judged?.reason ?? ending;
+    if (judged?.sticky ?? reason === 'too large') ctx.records.rememberPass(primary, reason);
     if (!result.ok && result.error !== undefined) debug('render failed: %s %s', reason, primary);
-    this.#ctx.report.emit('pass', { key: primary, url: req.url ?? '', reason } satisfies CacheEvent);
-    return { sticky };
+    ctx.report.emit('pass', { key: primary, url: req.url ?? '', reason } satisfies CacheEvent);
+    if (judged !== undefined && PERSONAL.has(judged.reason)) return { outcome: 'personal' };
+    if (judged !== undefined && result.ok) return result.status >= 400 ? { outcome: 'error', entry: answerOf(req, result, options), key: at.key } : { outcome: 'uncacheable' };
+    if (ending === 'too large' || ending === 'not kept') return { outcome: 'uncacheable' };
+    return { outcome: CAPTURE_OUTCOMES[ending] ?? (verdict === undefined && ending === 'aborted' ? 'abandoned' : 'failed') };
+  }
+
+  /** The entry a storable capture makes. */
+  #entryOf(req: IncomingMessage, result: CaptureResult & { ok: true }, at: { verdict: Verdict & { storable: true }; scope: RenderScope | undefined; startedAt: number }): Entry {
+    const { verdict, scope } = at;
+    const options = this.#ctx.options;
+    const headers = storedHeaders(result.headers, options);
+    const entry: Entry = {
+      status: result.status,
+      headers,
+      body: result.body,
+      storedAt: at.startedAt,
+      initialAge: verdict.initialAge,
+      staleAt: verdict.staleAt,
+      swrUntil: verdict.swrUntil,
+      sieUntil: verdict.sieUntil,
+      expiresAt: verdict.keepUntil,
+      etag: headerOf(headers, 'etag'),
+      lastModified: headerOf(headers, 'last-modified'),
+      shared: verdict.shared,
+      url: req.url ?? '/',
+      host: req.headers.host ?? '',
+      vary: verdict.vary,
+      tags: tagsOf(result.headers[options.tagHeader]),
+    };
+    if (scope !== undefined && scope.reads.size > 0) entry.deps = [...scope.reads];
+    // A data key this render read changed while it ran: stored stale at birth, and served as
+    // such (one background refresh) until it would have gone stale anyway.
+    if (scope?.tainted) (entry.staleAt = entry.storedAt), (entry.swrUntil = Math.max(entry.swrUntil, verdict.staleAt));
+    const includes = this.#ctx.includes;
+    if (includes !== undefined && includes.isHtml(headerOf(headers, 'content-type')) && includes.isTemplate(result.body)) entry.esi = true;
+    return entry;
   }
 
   /**
@@ -404,6 +418,42 @@ export class Renderer {
       throw error;
     });
   }
+}
+
+/**
+ * Reasons a response is not storable that come from the leader's request or are the leader's
+ * alone (its credentials, its own no-store, a personalised answer): its waiters render their own.
+ */
+const PERSONAL: ReadonlySet<string> = new Set(['private', 'set-cookie', 'cookie', 'authorization', 'request no-store']);
+
+/** Capture endings that name their outcome (the rest are `failed`). */
+const CAPTURE_OUTCOMES: Readonly<Record<string, FlightOutcome>> = Object.freeze({ stalled: 'timed-out', abandoned: 'abandoned', answered: 'timed-out' });
+
+/**
+ * The origin's own answer (an error status, not stored) as a transient entry its waiters are
+ * served: stale at once, without validators (a 304 or a Range never applies to it).
+ */
+function answerOf(req: IncomingMessage, result: CaptureResult & { ok: true }, options: ResolvedOptions): Entry {
+  const now = Date.now();
+  const headers = storedHeaders(result.headers, options);
+  return {
+    status: result.status,
+    headers: headers.filter(([name]) => name !== 'etag' && name !== 'last-modified'),
+    body: result.body,
+    storedAt: now,
+    initialAge: 0,
+    staleAt: now,
+    swrUntil: now,
+    sieUntil: now,
+    expiresAt: now,
+    etag: undefined,
+    lastModified: undefined,
+    shared: true,
+    url: req.url ?? '/',
+    host: req.headers.host ?? '',
+    vary: [],
+    tags: [],
+  };
 }
 
 /** Puts the stored copy's validators on a request that renders (RFC 9111 §4.3.1). */

@@ -29,8 +29,6 @@ export class SharedFlight {
   readonly #deliver: Deliver;
   readonly #tiers: Tiers;
   readonly #judge: InvalidationJudge;
-  /** Keys this node refreshes (or waits for another node to refresh) in the background. */
-  readonly #refreshing = new Set<string>();
 
   constructor(ctx: EngineContext, parts: { leases: RenderLeases; renderer: Renderer; deliver: Deliver; tiers: Tiers; judge: InvalidationJudge }) {
     this.#ctx = ctx;
@@ -55,7 +53,7 @@ export class SharedFlight {
       const entry = await this.#leases.waitFor(key, key, this.#usable(primary, key));
       if (entry !== undefined) {
         this.#tiers.keep(key, entry);
-        ctx.flights.settle(key, flight, { entry, key });
+        ctx.records.settle(primary, key, flight, { outcome: 'stored', entry, key });
         ctx.counters.hits++;
         // Cache-Status detail: collapsed into another node's render.
         const assembling = this.#deliver.serve(req, res, entry, 'HIT', Date.now(), ex, COLLAPSED);
@@ -65,7 +63,7 @@ export class SharedFlight {
     }
     if (res.destroyed) {
       // The client left while waiting: settle the flight empty; its waiters render for themselves.
-      ctx.flights.settle(key, flight, {});
+      ctx.records.settle(primary, key, flight, { outcome: 'abandoned' });
       return true;
     }
     // The store write (when the response is stored) precedes the settle, so the release follows it.
@@ -83,8 +81,7 @@ export class SharedFlight {
    */
   async refresh(at: { primary: string; key: string }, regenerate: () => Promise<unknown>): Promise<void> {
     const { primary, key } = at;
-    if (this.#refreshing.has(key)) return;
-    this.#refreshing.add(key);
+    if (!this.#ctx.records.beginRefresh(primary, key)) return;
     try {
       const grant = await this.#leases.acquire(key);
       if (grant === 'held') {
@@ -100,7 +97,7 @@ export class SharedFlight {
         if (grant === 'lead') await this.#leases.release(key);
       }
     } finally {
-      this.#refreshing.delete(key);
+      this.#ctx.records.endRefresh(primary, key);
     }
   }
 

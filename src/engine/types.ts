@@ -4,7 +4,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Entry } from '../entry.js';
-import type { Deferred, Flights } from '../flight.js';
+import type { Flight } from './outcome.js';
+import type { KeyRecords } from './records.js';
 import type { ResolvedOptions } from '../options/types.js';
 import type { Reporter } from '../report.js';
 import type { EngineHooks, IncludeHooks, Runner } from '../seam.js';
@@ -13,6 +14,7 @@ import type { ResponseCounters } from '../stats.js';
 import type { StatusDetailer } from '../observe/cache-status.js';
 
 export type { Runner } from '../seam.js';
+export type { Flight, FlightResult } from './outcome.js';
 
 /** How an adapter hands a request to the engine. */
 export interface Exchange {
@@ -58,24 +60,6 @@ export interface CacheEvent {
   peer?: string;
 }
 
-/** What a flight resolves to, for its waiters. */
-export interface FlightResult {
-  entry?: Entry | undefined;
-  key?: string;
-  /** The response is of a kind never stored (remembered as pass); waiters render themselves. */
-  sticky?: boolean;
-  /** The entry came from a peer (waiters are served with status `PEER`). */
-  peer?: boolean;
-  /** `entry` is the old copy, served because the render failed (waiters serve it as STALE). */
-  stale?: boolean;
-  /** The render failed (threw, broke off, length mismatch): waiters retry once between them, then share the failure. */
-  failed?: boolean;
-  /** The render had no headers after `originTimeout` and no old copy answered: waiters answer 504. */
-  timedOut?: boolean;
-}
-
-export type Flight = Deferred<FlightResult>;
-
 /** A synthetic request's instructions: render for this flight. */
 export interface RenderTicket {
   kind: 'render';
@@ -112,7 +96,8 @@ export interface EngineContext {
   readonly options: ResolvedOptions;
   readonly counters: ResponseCounters;
   readonly report: Reporter;
-  readonly flights: Flights<FlightResult>;
+  /** Everything known of each key: flights, hit-for-miss, failing backoff, refreshes. */
+  readonly records: KeyRecords;
   readonly statusHeaders: StatusHeaders;
   /** Cache-Status detail (`cacheStatusDetail`); undefined when off, so the plain paths stay as they are. */
   readonly statusDetail: StatusDetailer | undefined;

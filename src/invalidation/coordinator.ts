@@ -74,7 +74,7 @@ export interface CoordinatorParts {
   self: string | undefined;
   refetchConcurrency: number;
   /** Renders a target in the background (with `runner`, else the last adapter's). */
-  regenerate(target: { url: string; host: string }, runner?: Runner): Promise<Entry | undefined>;
+  regenerate(target: { url: string; host: string }, runner?: Runner, options?: { fresh?: boolean }): Promise<Entry | undefined>;
   /** Builds the publications tracker around this coordinator's refetcher. */
   publications(refetcher: Refetcher): Publications;
   report: { fail(error: CacheError): void; emit(event: string, payload: unknown): void; listens(event: string): boolean; track(p: Promise<unknown>): void };
@@ -94,7 +94,8 @@ export class InvalidationCoordinator {
     this.#parts = parts;
     this.#epochs = parts.epochs;
     this.refetcher = new Refetcher(parts.refetchConcurrency, {
-      render: (t) => parts.regenerate({ url: t.url, host: t.host }),
+      // A refetch renders after the flush that asked for it: it never joins a render already in flight.
+      render: (t) => parts.regenerate({ url: t.url, host: t.host }, undefined, { fresh: true }),
       settled: (t, entry, error) => this.#refetchSettled(t, entry, error),
     });
     this.publications = parts.publications(this.refetcher);
@@ -121,6 +122,15 @@ export class InvalidationCoordinator {
    */
   renderTime(): number {
     return Math.max(Date.now(), this.#epochs.newest);
+  }
+
+  /**
+   * Whether an invalidation applied since `startedAt` (the invalidation clock, see
+   * {@link renderTime}) may cover a render of `url` begun then: such a render is joined by no
+   * later request and served to nobody as fresh.
+   */
+  coversRender(url: string, startedAt: number): boolean {
+    return this.#epochs.coversSince(url, startedAt);
   }
 
   /** True while a refetch of `primary` is queued or rendering here. */

@@ -145,6 +145,7 @@ export class Epochs {
   readonly #hardResource: EpochMap;
   readonly #tags: EpochMap;
   #newest = 0;
+  #newestTag = 0;
 
   constructor(options: EpochsOptions) {
     this.#statLevel = options.statLevel;
@@ -166,6 +167,15 @@ export class Epochs {
     return this.#newest;
   }
 
+  /**
+   * Whether an invalidation since `startedAt` may cover a render of `url` begun then, whose
+   * tags are not known yet: one of its path (or an ancestor, or its stat level), or any tag.
+   */
+  coversSince(url: string, startedAt: number): boolean {
+    if (startedAt >= this.#newest) return false;
+    return this.#newestTag > startedAt || this.check({ url, storedAt: startedAt, tags: [] }) !== undefined;
+  }
+
   /** Records one invalidation at `at`. */
   record(input: EpochInput, at: number): void {
     const scope = input.scope ?? 'tree';
@@ -179,6 +189,7 @@ export class Epochs {
       debug('invalidate %s (%s%s) at %d', path === '' ? '/' : path, scope, input.hard ? ', hard' : '', at);
     }
     for (const tag of input.tags ?? []) this.#tags.set(tag, at);
+    if ((input.tags?.length ?? 0) > 0 && at > this.#newestTag) this.#newestTag = at;
     if (at > this.#newest) this.#newest = at;
   }
 

@@ -77,14 +77,23 @@ export interface RefetchContext {
   settled(target: RefetchTarget, entry: Entry | undefined, error?: unknown): void;
 }
 
+/** A refetch of one key: queued, then rendering. */
+interface Job {
+  promise: Promise<boolean>;
+  /** Its render began: a refetch asked for now must render again after it. */
+  started: boolean;
+}
+
 /**
- * A queue of background renders, at most `concurrency` at once, one per primary key at a time
- * (a key queued twice renders once).
+ * A queue of background renders, at most `concurrency` at once, one per primary key at a time.
+ * A key asked for again while it is still queued renders once; asked for again while its render
+ * runs (that render may predate the new flush), it renders once more after it, so the last flush
+ * always gets a render that began after it.
  */
 export class Refetcher {
   readonly #limit: ReturnType<typeof pLimit>;
   readonly #ctx: RefetchContext;
-  readonly #pending = new Map<string, Promise<boolean>>();
+  readonly #pending = new Map<string, Job>();
 
   constructor(concurrency: Count, ctx: RefetchContext) {
     this.#limit = pLimit(concurrency);
@@ -110,21 +119,27 @@ export class Refetcher {
 
   #enqueue(target: RefetchTarget): Promise<boolean> {
     const existing = this.#pending.get(target.primary);
-    if (existing !== undefined) return existing;
-    debug('queue %s', target.primary);
-    const p = this.#limit(async () => {
-      let entry: Entry | undefined;
-      let error: unknown;
-      try {
-        entry = await this.#ctx.render(target);
-      } catch (e) {
-        error = e;
-      }
-      // Settle before leaving the pending set: a request arriving in between must find the new entry.
-      this.#ctx.settled(target, entry, error);
-      return entry !== undefined;
-    }).finally(() => this.#pending.delete(target.primary));
-    this.#pending.set(target.primary, p);
-    return p;
+    if (existing !== undefined && !existing.started) return existing.promise;
+    debug(existing === undefined ? 'queue %s' : 'queue %s again, after the render under way', target.primary);
+    const job: Job = { promise: Promise.resolve(false), started: false };
+    const render = (): Promise<boolean> =>
+      this.#limit(async () => {
+        job.started = true;
+        let entry: Entry | undefined;
+        let error: unknown;
+        try {
+          entry = await this.#ctx.render(target);
+        } catch (e) {
+          error = e;
+        }
+        // Settle before leaving the pending set: a request arriving in between must find the new entry.
+        this.#ctx.settled(target, entry, error);
+        return entry !== undefined;
+      });
+    job.promise = (existing === undefined ? render() : existing.promise.then(render, render)).finally(() => {
+      if (this.#pending.get(target.primary) === job) this.#pending.delete(target.primary);
+    });
+    this.#pending.set(target.primary, job);
+    return job.promise;
   }
 }

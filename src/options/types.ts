@@ -221,9 +221,14 @@ export interface CacheOptions {
    */
   staleWhileRevalidate?: Milliseconds;
   /**
-   * How long in ms a render may take to send its headers before a stale copy (one within its
-   * stale-if-error window) is served instead; the late output is discarded. Without a stale copy
-   * the render simply continues. `0`: never time out.
+   * How long in ms a render may go without progress. No headers within it: a stale copy (one
+   * within its stale-if-error window) is served instead, or else the client and the render's
+   * waiters get 504 Gateway Timeout (the render goes on and is stored if it can be; a background
+   * render's waiters get the same). No byte for this long once the headers are out: the response
+   * is cut (the client's connection is closed, so it can tell), its waiters get 504 or the stale
+   * copy, and nothing is stored. A render whose client left goes on for its waiters for at most
+   * this long (30 s when `0`), and ends within 1 s of its handler stopping writing. `0`: no bound
+   * on headers or on a stalled body.
    * @default 30000
    */
   originTimeout?: Milliseconds;

@@ -13,6 +13,7 @@ import { test } from 'node:test';
 import { createCache, DiskStore, type CacheOptions } from '../../src/index.js';
 import { countingOrigin, HOST, startCluster } from '../helpers/cluster.js';
 import { closedAfterFile, listen, request } from '../helpers/http.js';
+import { until } from '../helpers/origin.js';
 
 const tracked = closedAfterFile();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -37,7 +38,7 @@ async function site(options: CacheOptions) {
 }
 
 test('misses, hits, collapsed waiters and passes say why, how long and from where', async () => {
-  const { get, state } = await site({ cacheStatusDetail: true });
+  const { get, state, cache } = await site({ cacheStatusDetail: true });
   const miss = await get('/a');
   assert.equal(miss.headers['x-cache'], 'MISS');
   assert.match(String(miss.headers['cache-status']), /^stratacache; fwd=uri-miss; fwd-status=200; ttl=(5\d|60); stored$/);
@@ -49,7 +50,9 @@ test('misses, hits, collapsed waiters and passes say why, how long and from wher
   let open!: () => void;
   state.gate = new Promise<void>((r) => (open = r));
   const all = Promise.all([get('/b'), get('/b'), get('/b')]);
-  await sleep(50);
+  // Open the gate once both waiters joined (a fixed sleep loses the race on a busy machine).
+  const deduped = cache.stats().loadsDeduped;
+  assert.ok(await until(() => cache.stats().loadsDeduped >= deduped + 2), 'two requests waited for the render');
   open();
   state.gate = undefined;
   const statuses = (await all).map((r) => String(r.headers['cache-status'])).sort();

@@ -28,7 +28,7 @@ function connectApp(cache: StrataCache, origin: Origin, withApp: boolean): conne
   return app;
 }
 
-adapterSuite('Connect', (cache, origin) => listen(connectApp(cache, origin, true)));
+adapterSuite('Connect', (cache, origin) => listen(connectApp(cache, origin, true)), { answersThrows: true });
 
 describe('Connect specifics', { timeout: 15_000 }, () => {
   test('without { app }, a stale entry is re-rendered in the foreground instead of served STALE', async (t) => {

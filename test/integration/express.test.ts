@@ -41,9 +41,9 @@ function originApp(origin: Origin, before?: (app: Express) => void): Express {
 /** Express's final handler logs errors to stderr outside tests only; keep test output clean. */
 process.env.NODE_ENV = 'test';
 
-adapterSuite('Express middleware', (cache: StrataCache, origin: Origin) => listen(originApp(origin, (app) => app.use(cache.middleware()))));
+adapterSuite('Express middleware', (cache: StrataCache, origin: Origin) => listen(originApp(origin, (app) => app.use(cache.middleware()))), { answersThrows: true });
 
-adapterSuite('Express behind wrap(app)', (cache: StrataCache, origin: Origin) => listen(http.createServer(cache.wrap(originApp(origin)))));
+adapterSuite('Express behind wrap(app)', (cache: StrataCache, origin: Origin) => listen(http.createServer(cache.wrap(originApp(origin)))), { answersThrows: true });
 
 describe('Express specifics', { timeout: 15_000 }, () => {
   test('http.createServer(cache.wrap(expressApp)): hits never reach Express', async (t) => {

@@ -47,7 +47,7 @@ function fastifyApp(cache: StrataCache, origin: Origin): FastifyInstance {
   return app;
 }
 
-adapterSuite('Fastify', (cache, origin) => serve(fastifyApp(cache, origin)));
+adapterSuite('Fastify', (cache, origin) => serve(fastifyApp(cache, origin)), { answersThrows: true });
 
 describe('Fastify specifics', { timeout: 15_000 }, () => {
   async function start(t: TestContext, setup: (app: FastifyInstance, cache: StrataCache) => void | Promise<void>) {
