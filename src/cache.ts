@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import { middleware, type ConnectMiddleware, type MiddlewareOptions } from './adapters/connect.js';
-import { internalRoute, peerHandler, withInternalRoutes } from './adapters/internal.js';
+import { adminRoute, internalRoute, peerHandler, withInternalRoutes, type InternalRoute } from './adapters/internal.js';
 import { fastifyPlugin, type FastifyCachePlugin } from './adapters/fastify.js';
 import { fetchAdapter, type FetchHandler } from './adapters/fetch.js';
 import { koa, type KoaMiddleware } from './adapters/koa.js';
@@ -172,6 +172,8 @@ export class StrataCache extends EventEmitter<CacheEvents> {
   readonly #endpoint: PeerEndpoint | undefined;
   /** The flush endpoint (undefined with `flush: false`); the operator console posts to it and shares its guard. */
   readonly #flush: FlushEndpoint | undefined;
+  /** The admin routes (flush endpoint, PURGE, stats) behind the flush guard; undefined with `flush: false`. */
+  readonly #admin: InternalRoute | undefined;
   /** Recent events and chart samples for the console; started by the first {@link consoleHandler}. */
   #recorder: Recorder | undefined;
   /** Removes this cache's metrics from `options.metrics.registry` (on close). */
@@ -267,6 +269,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
         subrequest: (init, runner) => background.subrequest(init, runner),
         isInvalidated: (entry) => invalidation.isInvalidated(entry),
         onInvalidate: (hook) => invalidation.onInvalidate(hook),
+        invalidateTags: (tags, hard) => void invalidation.invalidate({ tags, hard }),
         peers,
         endpoint,
       },
@@ -307,16 +310,16 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       useRunner: (runner) => void (ctx.runner ??= runner),
       serveFresh: (req, sink) => path.serveFresh(req, sink),
     };
-    this.#engine = withInternalRoutes(
-      engine,
-      internalRoute({
-        endpoint,
-        flush,
-        ours: (req) => background.ticketOf(req) !== undefined,
-        purge: ({ path, scope, host }) => ({ id: invalidation.invalidate({ paths: [path], scope, hard: true }, { host }).record.id }),
-        stats: () => this.#observed(),
-      }),
-    );
+    const admin = (this.#admin =
+      flush === undefined || o.flush === undefined
+        ? undefined
+        : adminRoute({
+            flush,
+            flushPath: o.flush.path,
+            purge: ({ path, scope, host }) => ({ id: invalidation.invalidate({ paths: [path], scope, hard: true }, { host }).record.id }),
+            stats: () => this.#observed(),
+          }));
+    this.#engine = withInternalRoutes(engine, internalRoute({ endpoint, admin, ours: (req) => background.ticketOf(req) !== undefined }));
     this.#unregisterMetrics = o.metricsRegistry === undefined ? undefined : registerMetrics(o.metricsRegistry, () => this.#observed());
     this.#parts = {
       options: o,
@@ -375,6 +378,24 @@ export class StrataCache extends EventEmitter<CacheEvents> {
   peerHandler(): (req: IncomingMessage, res: ServerResponse) => void {
     if (this.#endpoint === undefined) throw new TypeError('cache.peerHandler() needs options.peers.secret');
     return peerHandler(this.#endpoint);
+  }
+
+  /**
+   * The admin routes alone (the flush endpoint at `flush.path`, `PURGE` on any path, and
+   * `/_stratacache/stats`), behind the flush guard, to serve on an admin port
+   * (`http.createServer(cache.adminHandler()).listen(9000, '127.0.0.1')`) as well as on the
+   * wrapped app's. Other requests get 404, or go to `next` when one is given (Connect style).
+   * @throws TypeError with `flush: false` (there are no admin routes).
+   */
+  adminHandler(): (req: IncomingMessage, res: ServerResponse, next?: () => void) => void {
+    const admin = this.#admin;
+    if (admin === undefined) throw new TypeError('cache.adminHandler() needs the flush endpoint: options.flush is false');
+    return (req, res, next) => {
+      if (admin(req, res) !== undefined) return;
+      if (next !== undefined) return next();
+      req.resume();
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }).end('Not Found');
+    };
   }
 
   /**

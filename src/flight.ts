@@ -1,8 +1,7 @@
 /**
- * Single flight: one in-flight computation per key, which later callers join instead of starting
- * their own (groupcache's `singleflight`), for the data cache; and the deferred promise the
- * engine's flights are made of too (the engine keeps them in its per-key records,
- * `engine/records.ts`).
+ * The deferred promise flights are made of (the engine keeps its flights in its per-key records,
+ * `engine/records.ts`; the data cache in `data/flights.ts`), and a bounded wait for background
+ * work.
  */
 
 /** A promise with its resolver exposed, settled by whoever leads the flight. */
@@ -16,54 +15,6 @@ export function deferred<T>(): Deferred<T> {
   let resolve!: (value: T) => void;
   const promise = new Promise<T>((r) => (resolve = r));
   return { promise, resolve };
-}
-
-/** A map of flights by key. */
-export class Flights<T> {
-  readonly #flights = new Map<string, Deferred<T>>();
-
-  /** The flight in progress for `key`, if any. */
-  get(key: string): Deferred<T> | undefined {
-    return this.#flights.get(key);
-  }
-
-  has(key: string): boolean {
-    return this.#flights.has(key);
-  }
-
-  /** Starts a flight for `key` (replacing none: callers check {@link get} first). */
-  start(key: string): Deferred<T> {
-    const flight = deferred<T>();
-    this.#flights.set(key, flight);
-    return flight;
-  }
-
-  /**
-   * Ends `flight` with `value`. The key is freed only if it still belongs to this flight, so a
-   * late settle never removes a newer flight for the same key.
-   */
-  settle(key: string, flight: Deferred<T>, value: T): void {
-    if (this.#flights.get(key) === flight) this.#flights.delete(key);
-    flight.resolve(value);
-  }
-
-  /**
-   * Runs `load` as the leader of `key`, or joins the flight in progress. `joined` tells the
-   * caller whether it waited for another caller's load (for `loadsDeduped`). A load that throws
-   * or rejects settles the flight with `recover(error)`, so no joiner ever waits forever.
-   */
-  run(key: string, load: () => Promise<T>, recover: (error: unknown) => T): { promise: Promise<T>; joined: boolean } {
-    const existing = this.#flights.get(key);
-    if (existing !== undefined) return { promise: existing.promise, joined: true };
-    const flight = this.start(key);
-    void Promise.resolve()
-      .then(load)
-      .then(
-        (value) => this.settle(key, flight, value),
-        (error: unknown) => this.settle(key, flight, recover(error)),
-      );
-    return { promise: flight.promise, joined: false };
-  }
 }
 
 /**

@@ -8,12 +8,18 @@ import type { ResolvedOptions } from './options/types.js';
 /** Separates the parts of a key; cannot occur in a request target or a header value. */
 const SEP = '\n';
 
-/** Lower-cases a Host header and drops the scheme's default port. */
+/**
+ * Lower-cases a Host header, drops the scheme's default port and the trailing dot of a fully
+ * qualified name (`SITE.TEST`, `site.test:80` and `site.test.` are all `site.test`: RFC 9110
+ * §4.2.3 makes them one origin, and a DNS name is the same with or without its root dot).
+ */
 export function normalizeHost(host: string | undefined, encrypted: boolean): string {
   if (host === undefined) return '';
-  const lower = host.toLowerCase();
-  if (encrypted ? lower.endsWith(':443') : lower.endsWith(':80')) return lower.slice(0, lower.lastIndexOf(':'));
-  return lower;
+  let lower = host.toLowerCase();
+  if (encrypted ? lower.endsWith(':443') : lower.endsWith(':80')) lower = lower.slice(0, lower.lastIndexOf(':'));
+  if (lower.endsWith('.')) return lower.slice(0, -1);
+  // `site.test.:8080` (an IPv6 literal never has a '.' before a ':').
+  return lower.includes('.:') ? lower.replace('.:', ':') : lower;
 }
 
 /**

@@ -10,10 +10,10 @@
  *   request with a body, is never keyed (the caller passes it to the handler, nothing stored).
  * - {@link alignWithKey}, before a render whose response will be stored: the handler sees the
  *   normalized target the key was built from (sorted query, ignored parameters removed, one
- *   percent-encoding), and under a fixed `key.host` that host as `Host`.
+ *   percent-encoding) and the Host the key names (normalized, or a fixed `key.host`).
  */
 import type { IncomingMessage } from 'node:http';
-import { normalizeTarget } from './key.js';
+import { hostPart, normalizeTarget } from './key.js';
 import type { ResolvedOptions } from './options/types.js';
 
 /**
@@ -70,7 +70,8 @@ export function refusal(req: IncomingMessage): string | undefined {
  * Before a render whose response will be stored: rewrites `req.url` to the normalized target its
  * key was built from (sorted query, `ignoreUrlParams` removed, one percent-encoding form), so a
  * handler reflecting the raw query renders exactly what every request sharing the key would get;
- * and under a fixed `key.host`, sets `Host` to it. A custom key function keys what it chooses:
+ * and sets `Host` to the one the key names: the header normalized by `normalizeHost` (lower case,
+ * no default port, no trailing dot), or a fixed `key.host`. A custom key function keys what it chooses:
  * nothing is rewritten for it.
  */
 export function alignWithKey(req: IncomingMessage, options: ResolvedOptions): void {
@@ -83,8 +84,12 @@ export function alignWithKey(req: IncomingMessage, options: ResolvedOptions): vo
       followRewrite(req, url);
     }
   }
-  const host = options.keyHost;
-  if (host !== 'header' && host !== false && req.headers.host !== host) setHost(req, host);
+  if (options.keyHost === false || (options.keyHost === 'header' && req.headers.host === undefined)) return;
+  // The Host the key names: a fixed `key.host`, or the header normalized (lower case, no default
+  // port, no trailing dot), so a vhost that matches names exactly cannot render a 404 for
+  // `SITE.TEST` that is then served to everyone asking for `site.test`.
+  const host = hostPart(req, options);
+  if (req.headers.host !== host) setHost(req, host);
 }
 
 /**

@@ -62,7 +62,12 @@ export interface ResponseServices {
   /** Whether an invalidation applied here reaches `entry` (judges peer copies and tagged values). */
   isInvalidated(entry: Entry): boolean;
   /** Calls `hook` with every invalidation applied here (local, flush or peer); returns an unsubscribe. */
-  onInvalidate(hook: (record: { readonly tags: readonly string[] }) => void): () => void;
+  onInvalidate(hook: (record: { readonly tags: readonly string[]; readonly hard: boolean }) => void): () => void;
+  /**
+   * Invalidates `tags` as `cache.invalidateTags` does (`hard`: what carries them must not be
+   * served at all), through the same propagation to peers and shared stores.
+   */
+  invalidateTags(tags: readonly string[], hard: boolean): void;
   /** The cluster (undefined without `peers.nodes`). */
   readonly peers: PeerCluster | undefined;
   /** The peer endpoint (undefined without `peers.secret`), to register the data namespace on. */

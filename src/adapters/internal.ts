@@ -1,12 +1,13 @@
 /**
  * The cache's own endpoints, answered before any cache logic: the peer protocol (`peers.path`),
  * the flush endpoint (`flush.path`), `PURGE` on any path and the stats endpoint ({@link STATS_PATH}),
- * on the app's own port; and the peer endpoint alone, to mount on an internal port. PURGE and stats
- * are behind the flush endpoint's guard and exist only with it.
+ * on the app's own port; and the peer endpoint alone, to mount on an internal port. The admin
+ * routes (flush, PURGE, stats) are behind the flush endpoint's guard and exist only with it; they
+ * can also be answered alone, on an admin port ({@link adminRoute}).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Engine, Exchange } from '../engine/types.js';
-import type { FlushEndpoint } from '../invalidation/flush-endpoint.js';
+import { isFlushTarget, type FlushEndpoint } from '../invalidation/flush-endpoint.js';
 import type { PeerEndpoint } from '../peers/endpoint.js';
 
 /** Where the stats endpoint answers (JSON counters of both caches and the tiers; flush guard). */
@@ -18,37 +19,66 @@ export type Purge = (target: { path: string; scope: 'resource' | 'tree'; host: s
 /** Answers a request when it is for an internal endpoint; undefined when it is not. */
 export type InternalRoute = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean> | undefined;
 
+/** The admin routes: the flush endpoint, `PURGE` on any path, the stats endpoint. */
+export type AdminRoute = 'flush' | 'purge' | 'stats';
+
+/**
+ * Which admin route a request is for (the flush endpoint at `flushPath`, PURGE, the stats
+ * endpoint), or undefined for any other request. Every GET passes here: the target is parsed only
+ * when it can name the stats path (a URL parse costs a hit about 0.3 us; dot segments still reach
+ * it, percent-encoded letters never did).
+ */
+export function adminRouteOf(req: IncomingMessage, flushPath: string): AdminRoute | undefined {
+  if (isFlushTarget(req.url, flushPath)) return 'flush';
+  // PURGE is never forwarded to the handler (nor upstream), as Varnish and nginx users expect.
+  // (Varnish's BAN method cannot reach a Node server: its HTTP parser refuses unknown methods with
+  // 400, so a prefix is banned with nginx cache_purge's form, `PURGE /path/*`.)
+  if (req.method === 'PURGE') return 'purge';
+  const url = req.url ?? '/';
+  if ((req.method === 'GET' || req.method === 'HEAD') && url.includes('stats') && pathOf(url) === STATS_PATH) return 'stats';
+  return undefined;
+}
+
+/** What the admin routes act on. */
+export interface AdminTargets {
+  flush: FlushEndpoint;
+  flushPath: string;
+  purge: Purge;
+  stats: () => unknown;
+}
+
+/** Answers a request for an admin route, each behind the flush endpoint's guard; undefined for any other. */
+export function adminRoute(at: AdminTargets): InternalRoute {
+  const { flush, flushPath, purge, stats } = at;
+  return (req, res) => {
+    const route = adminRouteOf(req, flushPath);
+    if (route === undefined) return undefined;
+    if (route === 'flush') return flush.handle(req, res);
+    if (route === 'purge') return answerPurge(req, res, { flush, purge });
+    return answerGuarded(req, res, flush, () => reply(req, res, 200, 'application/json', JSON.stringify(stats())));
+  };
+}
+
 /**
  * The route to the internal endpoints that are configured, or undefined when none is (then the
  * request path carries no check for them). `ours` recognises this cache's own synthetic requests
- * (background renders), which always go to the cache.
+ * (background renders), which always go to the cache. `admin` is undefined without a flush
+ * endpoint, or when the admin routes are served elsewhere.
  */
 export function internalRoute(at: {
   endpoint: PeerEndpoint | undefined;
-  flush: FlushEndpoint | undefined;
+  admin: InternalRoute | undefined;
   ours: (req: IncomingMessage) => boolean;
-  purge: Purge;
-  stats: () => unknown;
 }): InternalRoute | undefined {
-  const { endpoint, flush, ours, purge, stats } = at;
-  if (endpoint === undefined && flush === undefined) return undefined;
+  const { endpoint, admin, ours } = at;
+  if (endpoint === undefined && admin === undefined) return undefined;
   return (req, res) => {
     if (ours(req)) return undefined;
     if (endpoint !== undefined && endpoint.handles(req.url ?? '')) {
       void endpoint.handle(req, res);
       return true;
     }
-    if (flush === undefined) return undefined;
-    if (flush.matches(req.url)) return flush.handle(req, res);
-    // PURGE is never forwarded to the handler (nor upstream), as Varnish and nginx users expect.
-    // (Varnish's BAN method cannot reach a Node server: its HTTP parser refuses unknown methods with
-    // 400, so a prefix is banned with nginx cache_purge's form, `PURGE /path/*`.)
-    if (req.method === 'PURGE') return answerPurge(req, res, { flush, purge });
-    // Every GET passes here: parse the target only when it can name the stats path (a URL parse
-    // costs a hit about 0.3 us; dot segments still reach it, percent-encoded letters never did).
-    const url = req.url ?? '/';
-    if ((req.method === 'GET' || req.method === 'HEAD') && url.includes('stats') && pathOf(url) === STATS_PATH) return answerGuarded(req, res, flush, () => reply(req, res, 200, 'application/json', JSON.stringify(stats())));
-    return undefined;
+    return admin?.(req, res);
   };
 }
 

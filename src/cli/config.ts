@@ -16,7 +16,7 @@ import { convertUnits, parseDuration, parseInteger, parseSize, show, UsageError 
 export const CONFIG_FILES = ['stratacache.config.mjs', 'stratacache.config.js', 'stratacache.config.json'] as const;
 
 /** Fields of a config file that belong to the server, not to the cache. */
-const SERVE_FIELDS = new Set(['upstream', 'port', 'host', 'proxy', 'disk', 'accessLog', 'drainTimeout', 'secretEnv']);
+const SERVE_FIELDS = new Set(['upstream', 'port', 'host', 'proxy', 'disk', 'accessLog', 'drainTimeout', 'secretEnv', 'adminOnMain']);
 
 /** Everything `serve` needs, validated. */
 export interface ServePlan {

@@ -144,7 +144,7 @@ export async function runDemo(argv: readonly string[], io: Io): Promise<number> 
   const servers = await Promise.all([0, 1, 2].map(() => listen(() => {})));
   const nodes = servers.map((s) => s.url);
   const secret = 'stratacache-demo-secret-0123456789';
-  const caches = nodes.map((self) => createCache({ gracePeriod: 2_000, errorBackoff: 1_000, peers: { self, nodes, secret, queryTimeout: 1_000 }, data: { defaultTtl: 60_000 } }));
+  const caches = nodes.map((self) => createCache({ gracePeriod: 2_000, errorBackoff: 1_000, peers: { self, nodes, secret, queryTimeout: 1_000 }, data: { defaultTtl: 60_000 }, flush: { hosts: [HOST] } }));
   caches.forEach((cache, i) => servers[i]!.server.on('request', cache.wrap(app(origin, () => cache, apiServer.url, renderMs))));
   // Failures are part of the story (the outage): counted and told, not logged line by line.
   let failures = 0;
@@ -170,7 +170,8 @@ export async function runDemo(argv: readonly string[], io: Io): Promise<number> 
     io.out(`   data cache: ${origin.apiCalls} API calls and ${origin.fragmentRenders} nav fragment render(s) for ${renders1} page renders`);
     io.out(`   answers: ${[...burst.byCache].map(([k, v]) => `${v} ${k}`).join(', ')}; latency p50 ${percentile(burst.ms, 50)}, p99 ${percentile(burst.ms, 99)}`);
 
-    // 2. A publication: /products/1 changed; the flush endpoint of node1 is told to refetch it.
+    // 2. A publication: /products/1 changed; the flush endpoint of node1 is told to refetch it
+    // (under the site's name, an admin host by flush.hosts, so the refetch renders for that site).
     origin.version = 2;
     const before2 = origin.pageRenders;
     const flushed = await send(new URL('/dispatcher/invalidate.cache', nodes[0]!), {

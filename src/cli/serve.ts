@@ -10,7 +10,7 @@ import { resolveOptions } from '../options/resolve.js';
 import { DiskStore } from '../stores/disk.js';
 import { createProxy } from '../proxy/upstream.js';
 import { withAccessLog } from './access-log.js';
-import { adminHandler, parseAdmin, type AdminAddress } from './admin.js';
+import { adminHandler, parseAdmin, parseAdminOnMain, unguardedWarning, withoutAdminRoutes, type AdminAddress } from './admin.js';
 import { buildServePlan, findConfigFile, loadConfigFile, type ServePlan } from './config.js';
 import { parseFlags, UsageError } from './units.js';
 import type { Io } from './io.js';
@@ -52,7 +52,10 @@ Sizes take units (64mb, 1gb), durations too (250ms, 10s, 5m, 1h, 1d).
   --flush-allow CIDR,...      clients allowed to flush (default loopback)
   --access-log [clf|json]     one line per request on stdout
   --drain-timeout DURATION    on SIGTERM, wait this long for in-flight requests (default 10s)
-  --admin [HOST:]PORT         serve /metrics (Prometheus) and the operator console (/console/) there
+  --admin [HOST:]PORT         serve /metrics (Prometheus), the operator console (/console/) and the
+                              admin routes (flush endpoint, PURGE, /_stratacache/stats) there
+  --admin-on-main             also serve the admin routes on --port (config: adminOnMain: true);
+                              behind a proxy they then need --flush-token
   -h, --help                  this text
 
 Environment: STRATACACHE_PEER_SECRET (peer secret), DEBUG=stratacache:* (diagnostics).`;
@@ -88,10 +91,11 @@ const FLAGS = {
   'access-log': { type: 'string' },
   'drain-timeout': { type: 'string' },
   admin: { type: 'string' },
+  'admin-on-main': { type: 'boolean' },
 } as const;
 
 /** Parses `serve` arguments and the config file into a plan. Exported for tests. */
-export async function parseServe(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: string): Promise<(ServePlan & { admin?: AdminAddress }) | 'help'> {
+export async function parseServe(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: string): Promise<(ServePlan & { admin?: AdminAddress; adminOnMain: boolean }) | 'help'> {
   // `--access-log` alone means the common log format.
   const args = argv.flatMap((a, i) => (a === '--access-log' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('-')) ? ['--access-log=clf'] : [a]));
   const values: Record<string, string | boolean | undefined> = parseFlags(args, FLAGS).values;
@@ -100,8 +104,10 @@ export async function parseServe(argv: readonly string[], env: NodeJS.ProcessEnv
   const configFile = findConfigFile(values.config as string | undefined, cwd);
   const file = configFile === undefined ? {} : await loadConfigFile(configFile);
   const admin = typeof values.admin === 'string' ? parseAdmin(values.admin) : undefined;
+  const adminOnMain = parseAdminOnMain(values['admin-on-main'], file.adminOnMain);
   delete values.admin;
-  const plan = buildServePlan(file, values, { configFile, env });
+  delete values['admin-on-main'];
+  const plan = { ...buildServePlan(file, values, { configFile, env }), adminOnMain };
   return admin === undefined ? plan : { ...plan, admin };
 }
 
@@ -150,7 +156,8 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
     });
     handler(req, res);
   };
-  const wrapped = cache.wrap(proxy);
+  const flushOptions = resolveOptions(plan.cache).flush;
+  const wrapped = plan.adminOnMain ? cache.wrap(proxy) : withoutAdminRoutes(cache.wrap(proxy), flushOptions?.path);
   const handler = plan.accessLog === undefined ? wrapped : withAccessLog(wrapped, plan.accessLog, (line) => io.out(line));
   const server = http.createServer(tracked);
 
@@ -169,6 +176,7 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
   const shownHost = plan.host.includes(':') ? `[${plan.host}]` : plan.host;
   io.out(`stratacache listening on http://${shownHost}:${port}/ -> ${plan.upstream}; ${describe(plan)}${plan.configFile !== undefined ? `; config ${plan.configFile}` : ''}`);
   const admin = plan.admin === undefined ? undefined : http.createServer(adminHandler(cache));
+  const adminListeners = plan.adminOnMain ? [{ url: `http://${shownHost}:${port}/`, host: plan.host }] : [];
   if (admin !== undefined && plan.admin !== undefined) {
     const at = plan.admin;
     await new Promise<void>((resolve, reject) => {
@@ -182,7 +190,10 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
     const a = admin.address();
     const adminUrl = `http://${at.host.includes(':') ? `[${at.host}]` : at.host}:${typeof a === 'object' && a !== null ? a.port : at.port}`;
     io.out(`stratacache admin on ${adminUrl}/ : metrics ${adminUrl}/metrics, console ${adminUrl}/console/`);
+    adminListeners.push({ url: `${adminUrl}/`, host: at.host });
   }
+  const warning = flushOptions === undefined ? undefined : unguardedWarning(flushOptions.token, adminListeners);
+  if (warning !== undefined) io.err(warning);
 
   let drained: () => void = () => {};
   const stopped = new Promise<void>((resolve) => (drained = resolve));

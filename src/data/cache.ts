@@ -1,55 +1,70 @@
 /**
  * The data cache (`cache.data`): values and sub-responses a handler needs while it renders, each
  * with its own lifetime, in their own byte-bounded memory tier. Same engine pieces as the
- * response cache: entries ({@link Entry}, serialized to bytes), single flight ({@link Flights}),
+ * response cache: entries ({@link Entry}, serialized to bytes), single flight (flights.ts),
  * RFC 9111 through policy.ts, errors as CacheError subclasses counted and emitted. It also
  * records which data each render read, so a change to the data makes those responses stale.
  *
- * This file is the public facade: get and fetch with their fresh / stale windows, delete, stats
- * and close. Its parts: storage.ts (tiers and dependencies), loads.ts (single flight, peers,
- * background refreshes), requests.ts (fetch's requests and stored responses), includes.ts
- * (engine hooks and ESI), entries.ts, keys.ts and types.ts.
+ * This file is the public facade: get, fetch with its fresh / stale windows, namespaces, delete,
+ * stats and close. Its parts: values.ts (get: timeouts, early refresh, the loader's context),
+ * storage.ts (tiers and dependencies), flights.ts (loads in flight and the invalidations that
+ * overtake them), loads.ts (single flight, peers, background refreshes), requests.ts (fetch's
+ * requests and stored responses), namespace.ts, includes.ts (engine hooks and ESI), entries.ts,
+ * keys.ts and types.ts.
  */
 import type { EventEmitter } from 'node:events';
 import createDebug from 'debug';
 import type { ResponseServices } from '../seam.js';
 import type { Entry } from '../entry.js';
-import type { Flights } from '../flight.js';
-import { type CacheError, DataLoadError, DataLoopError, DataSerializeError } from '../errors.js';
-import type { ResolvedDataOptions } from './options.js';
+import { type CacheError, DataLoopError } from '../errors.js';
 import type { ResolvedOptions } from '../options/types.js';
 import type { CacheStore } from '../stores/store.js';
 import { Reporter } from '../report.js';
-import { newEntry, SERVER_ERRORS, toResponse } from './entries.js';
+import { SERVER_ERRORS, toResponse } from './entries.js';
+import type { DataFlight } from './flights.js';
 import { DataIncludes } from './includes.js';
-import { VALUE } from './keys.js';
 import { DataLoads } from './loads.js';
+import { DataNamespace, type NamespaceHost, type NamespaceScope } from './namespace.js';
 import { DATA_NAMESPACE } from './peers.js';
 import { DataRequests } from './requests.js';
-import { serializeValue } from './serialize.js';
 import { DataStorage } from './storage.js';
-import type { Counters, DataFetchOptions, DataGetOptions, DataResponse, DataStats, Lifetimes, Outcome } from './types.js';
+import type { Counters, DataFetchOptions, DataGetOptions, DataLoader, DataResponse, DataStats, Outcome } from './types.js';
+import { DataValues } from './values.js';
 
-export type { DataGetOptions, DataFetchOptions, DataStatus, DataResponse, DataStats } from './types.js';
+export type { DataGetOptions, DataFetchOptions, DataStatus, DataResponse, DataStats, DataLoader, DataLoaderContext } from './types.js';
+export { DataNamespace } from './namespace.js';
 
 const debug = createDebug('stratacache:data');
 
 /** The data cache behind `cache.data`. */
 export class DataCache {
   readonly #engine: ResponseServices;
-  readonly #options: ResolvedDataOptions;
   /** Closed by the response side: not closed twice. */
   readonly #responseStores: readonly CacheStore[];
-  readonly #counters: Counters = { gets: 0, hits: 0, misses: 0, loads: 0, loadsDeduped: 0, stale: 0, errors: 0 };
+  readonly #counters: Counters = {
+    gets: 0,
+    hits: 0,
+    misses: 0,
+    loads: 0,
+    loadsDeduped: 0,
+    stale: 0,
+    errors: 0,
+    softTimeouts: 0,
+    hardTimeouts: 0,
+    earlyRefreshes: 0,
+    invalidatedLoads: 0,
+    skipped: 0,
+  };
   readonly #storage: DataStorage;
   readonly #loads: DataLoads;
   readonly #requests: DataRequests;
+  readonly #values: DataValues;
+  readonly #namespaceHost: NamespaceHost;
   readonly #report: Reporter;
 
   /** @internal Built by the cache (`cache.data`), over the response side's services. */
   constructor(engine: ResponseServices, o: ResolvedOptions, events: EventEmitter) {
     this.#engine = engine;
-    this.#options = o.data;
     this.#responseStores = o.stores;
     // The data cache's failures reach their callers (loaders, fetches, includes) as well: counted,
     // logged and emitted, but not written to stderr when nobody listens.
@@ -58,10 +73,17 @@ export class DataCache {
     this.#storage = new DataStorage(engine, o, fail);
     this.#loads = new DataLoads(engine, o, this.#storage, { counters: this.#counters, report: this.#report });
     this.#requests = new DataRequests(engine, o, this.#storage, this.#counters, fail);
+    this.#values = new DataValues(engine, o.data, { storage: this.#storage, loads: this.#loads, counters: this.#counters, report: this.#report });
+    this.#namespaceHost = {
+      get: (key, loader, options, ns) => this.#values.get(ns.prefix + key, loader, options, ns.tags),
+      fetch: (url, options, ns) => this.#fetch(url, options, ns),
+      delete: (key, ns) => this.#storage.delete(/^https?:\/\//i.test(key) || key.startsWith('/') ? key : ns.prefix + key),
+      invalidateTags: (tags) => engine.invalidateTags(tags, true),
+    };
     const includes = new DataIncludes(this.#storage, o.data, (src) => this.fetch(src), fail);
     engine.attach(includes.hooks());
     engine.onInvalidate((record) => {
-      if (record.tags.length > 0) this.#storage.tagsInvalidated(record.tags);
+      if (record.tags.length > 0) this.#storage.tagsInvalidated(record.tags, record.hard);
     });
     // Peers look up data keys here: from the data memory tier only, never a loader or a request.
     engine.endpoint?.register(DATA_NAMESPACE, (query) => this.#loads.answerPeer(query));
@@ -70,53 +92,26 @@ export class DataCache {
   /**
    * The value under `key`, from the cache or from `loader` (run once for concurrent callers).
    * Inside a render, the read is recorded: when the value is deleted or changes, the response
-   * becomes stale.
-   * @throws DataSerializeError when the loaded value cannot be stored as bytes; the loader's own
-   * error, unchanged, when it throws and no stale value may be served.
+   * becomes stale. The loader is called with a {@link DataLoaderContext} (`ctx.options` to change
+   * this answer's lifetimes and tags, `ctx.skip()` not to store it); `() => value` loaders work
+   * as before. A load overtaken by `delete(key)` or a hard tag invalidation answers the callers
+   * that joined it before, and is not stored; by a tag invalidation or a change of what it read,
+   * it is stored already stale; callers after the invalidation load again.
+   * @throws DataSerializeError when the loaded value cannot be stored as bytes; DataTimeoutError
+   * after the call's `hardTimeout`; the loader's own error, unchanged, when it throws and no
+   * stale value may be served; TypeError for a bad key, loader or option (naming it).
    */
-  async get<T>(key: string, loader: () => T | Promise<T>, options: DataGetOptions = {}): Promise<T> {
-    if (typeof key !== 'string' || key === '') throw new TypeError(`expected key to be a non-empty string, got ${String(key)}`);
-    if (typeof loader !== 'function') throw new TypeError(`expected loader to be a function, got ${typeof loader}`);
-    const life = {
-      ttl: checkDuration('options.ttl', options.ttl ?? this.#options.defaultTtl),
-      swr: checkDuration('options.staleWhileRevalidate', options.staleWhileRevalidate ?? 0),
-      sie: checkDuration('options.staleIfError', options.staleIfError ?? 0),
-      tags: [...(options.tags ?? [])],
-    };
-    const k = VALUE + key;
-    const link = `get(${key})`;
-    const chain = this.#storage.als.getStore()?.chain;
-    // A loader that (through others) asks for its own key would join its own flight and wait forever.
-    if (chain?.includes(link)) throw new DataLoopError([...chain, link]);
-    this.#counters.gets++;
-    this.#storage.read(k);
-    const entry = this.#storage.memory.get(k);
-    const now = Date.now();
-    // A value stored before an invalidation of one of its tags (cache.invalidateTags) is loaded
-    // again; it still answers if that load fails within its stale-if-error window.
-    const invalidated = entry !== undefined && entry.tags.length > 0 && this.#engine.isInvalidated(entry);
-    if (entry !== undefined && !invalidated && now < entry.staleAt) {
-      this.#counters.hits++;
-      return this.#storage.value(entry, key) as T;
-    }
-    if (entry !== undefined && !invalidated && now < entry.swrUntil) {
-      this.#counters.stale++;
-      if (!this.#loads.loading(k)) this.#loads.backgroundLoad(k, () => this.#loadValue(k, key, loader, life));
-      return this.#storage.value(entry, key) as T;
-    }
-    this.#counters.misses++;
-    const load = (): Promise<Outcome> => this.#loadValue(k, key, loader, life);
-    const outcome = await this.#loads.join(k, () => this.#loads.lead(k, load, true));
-    if (outcome.ok) {
-      if (outcome.res.cache === 'STALE') this.#loads.servedStalePeerCopy(k, load);
-      return this.#storage.value(outcome.res, key) as T;
-    }
-    if (!(outcome.error instanceof DataSerializeError) && entry !== undefined && Date.now() < entry.sieUntil) {
-      this.#counters.stale++;
-      debug('stale: loader failed, serving %s', key);
-      return this.#storage.value(entry, key) as T;
-    }
-    throw outcome.error;
+  get<T>(key: string, loader: DataLoader<T>, options: DataGetOptions = {}): Promise<T> {
+    return this.#values.get(key, loader, options, []);
+  }
+
+  /**
+   * A namespace: the same get / fetch / delete over keys prefixed with `<name>:`, and `clear()`,
+   * which invalidates all of them on every node (see namespace.ts).
+   * @throws TypeError when `name` is empty or contains whitespace.
+   */
+  namespace(name: string): DataNamespace {
+    return new DataNamespace(this.#namespaceHost, name);
   }
 
   /**
@@ -128,28 +123,37 @@ export class DataCache {
    * @throws DataLoopError when the path is already being rendered above this call;
    * DataTimeoutError; DataFetchError when no response came; TypeError for any other URL.
    */
-  async fetch(url: string, options: DataFetchOptions = {}): Promise<DataResponse> {
-    const target = this.#requests.target(url, options);
+  fetch(url: string, options: DataFetchOptions = {}): Promise<DataResponse> {
+    return this.#fetch(url, options, undefined);
+  }
+
+  async #fetch(url: string, options: DataFetchOptions, ns: NamespaceScope | undefined): Promise<DataResponse> {
+    const target = this.#requests.target(url, options, ns);
     this.#counters.gets++;
-    this.#storage.read(target.key);
     const entry = this.#storage.memory.get(target.key);
     const now = Date.now();
-    if (entry !== undefined && now < entry.staleAt) {
+    const invalidated = entry !== undefined && entry.tags.length > 0 && this.#engine.isInvalidated(entry);
+    if (entry !== undefined && !invalidated && now < entry.staleAt) {
       this.#counters.hits++;
+      this.#storage.read(target.key);
       return toResponse(entry, 'HIT');
     }
-    if (entry !== undefined && now < entry.swrUntil) {
+    const load = (flight: DataFlight): Promise<Outcome> => this.#requests.loadUrl(target, entry, options, flight);
+    if (entry !== undefined && !invalidated && now < entry.swrUntil) {
       this.#counters.stale++;
-      if (!this.#loads.loading(target.key)) this.#loads.backgroundLoad(target.key, () => this.#requests.loadUrl(target, entry, options));
+      this.#storage.read(target.key);
+      if (!this.#loads.loading(target.key)) this.#loads.backgroundLoad(target.key, target.tags, load);
       return toResponse(entry, 'STALE');
     }
     this.#counters.misses++;
     // Credentials sent with a request stay on this node: they would travel in the lookup's key.
     const shareable = target.headers.authorization === undefined && target.headers.cookie === undefined;
-    const outcome = await this.#loads.join(target.key, () => this.#loads.lead(target.key, () => this.#requests.loadUrl(target, entry, options), shareable));
+    const flight = this.#loads.join(target.key, target.tags, load, shareable);
+    const outcome = await flight.promise;
+    this.#loads.readThrough(target.key, flight);
     if (outcome.ok && outcome.res.cache === 'STALE') {
       const copy = outcome.res.entry;
-      this.#loads.servedStalePeerCopy(target.key, () => this.#requests.loadUrl(target, copy, options));
+      this.#loads.servedStalePeerCopy(target.key, target.tags, (flight) => this.#requests.loadUrl(target, copy, options, flight));
     }
     const servable = entry !== undefined && Date.now() < entry.sieUntil;
     if (outcome.ok) {
@@ -186,45 +190,10 @@ export class DataCache {
     await this.#storage.close(this.#responseStores);
   }
 
-  // ---------------------------------------------------------------- loads
-
-  /** Runs a loader in its own scope (what it reads becomes this value's dependencies) and stores its value. */
-  async #loadValue(k: string, key: string, loader: () => unknown, life: Lifetimes): Promise<Outcome> {
-    this.#counters.loads++;
-    // The load's start, never before an invalidation already applied: a value whose load
-    // straddled a tag invalidation counts as older than it.
-    const startedAt = this.#engine.renderTime();
-    const parent = this.#storage.als.getStore();
-    const scope = this.#storage.deps.open({ chain: [...(parent?.chain ?? []), `get(${key})`], host: parent?.host ?? '', runner: parent?.runner });
-    try {
-      const value = await this.#storage.als.run(scope, loader);
-      const { body, contentType } = serializeValue(value, key);
-      const now = Date.now();
-      const staleAt = now + life.ttl;
-      const times = { now, storedAt: startedAt, staleAt, swrUntil: staleAt + life.swr, sieUntil: staleAt + life.sie };
-      const entry = newEntry({ status: 200, headers: [['content-type', contentType]], body, url: key, tags: life.tags }, times);
-      this.#storage.put(k, entry, scope);
-      return { ok: true, res: { status: 200, headers: entry.headers, body, cache: 'MISS' } };
-    } catch (error) {
-      if (!(error instanceof DataSerializeError)) this.#report.fail(new DataLoadError(`loader of ${JSON.stringify(key)} failed`, { cause: error }));
-      else this.#report.fail(error);
-      return { ok: false, error };
-    } finally {
-      this.#storage.deps.close(scope);
-    }
-  }
-
   #staleOnError(entry: Entry, k: string): DataResponse {
     this.#counters.stale++;
     debug('stale: load failed, serving %s', k);
     return toResponse(entry, 'STALE');
   }
 
-}
-
-function checkDuration(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-    throw new TypeError(`expected ${name} to be a non-negative integer of ms, got ${String(value)}`);
-  }
-  return value;
 }

@@ -6,12 +6,12 @@
 import createDebug from 'debug';
 import type { ResponseServices } from '../seam.js';
 import type { Entry } from '../entry.js';
-import { Flights } from '../flight.js';
 import type { Reporter } from '../report.js';
 import type { ResolvedOptions } from '../options/types.js';
 import type { PeerCounters } from '../peers/cluster.js';
 import type { LookupQuery } from '../peers/protocol.js';
 import { deletionNames, URLKEY, VALUE } from './keys.js';
+import type { DataFlight } from './flights.js';
 import { DATA_NAMESPACE, judgePeerData } from './peers.js';
 import { digest } from './scope.js';
 import { detachedScope, type DataStorage } from './storage.js';
@@ -27,7 +27,6 @@ export class DataLoads {
   readonly #cacheStatuses: ReadonlySet<number>;
   readonly #maxEntrySize: number;
   readonly #counters: Counters;
-  readonly #flights = new Flights<Outcome>();
   readonly #report: Reporter;
   readonly peerCounters: PeerCounters = { peerLoads: 0, peerHits: 0, peerMisses: 0, peerErrors: 0, peerTimeouts: 0 };
 
@@ -43,7 +42,7 @@ export class DataLoads {
 
   /** Whether a load of `k` is in flight. */
   loading(k: string): boolean {
-    return this.#flights.has(k);
+    return this.#storage.flights.has(k);
   }
 
   /** Settles once every background refresh did, or after `waitMs`. */
@@ -59,9 +58,9 @@ export class DataLoads {
    * window) / miss, error, timeout, refusal: the loader runs (or the request is made) once.
    * Background refreshes never come here: they exist to get the source's current value.
    */
-  async lead(k: string, load: () => Promise<Outcome>, shareable: boolean): Promise<Outcome> {
+  async lead(k: string, flight: DataFlight, load: (flight: DataFlight) => Promise<Outcome>, shareable: boolean): Promise<Outcome> {
     const peers = this.#engine.peers;
-    if (this.#storage.lower.empty && (peers === undefined || !shareable)) return load();
+    if (this.#storage.lower.empty && (peers === undefined || !shareable)) return load(flight);
     const value = k.startsWith(VALUE);
     const url = k.slice(value ? VALUE.length : URLKEY.length);
     const names = deletionNames(k);
@@ -83,17 +82,18 @@ export class DataLoads {
     if (!this.#storage.lower.empty) {
       const found = await this.#storage.lower.find(k, acceptable);
       if (found !== undefined) {
-        this.#storage.put(k, found, detachedScope(), false);
+        if (flight.invalidated === undefined) this.#storage.put(k, found, detachedScope(), false);
         const fresh = Date.now() < found.staleAt;
         debug('lower tier %s: %s', fresh ? 'hit' : 'stale hit', k);
         return { ok: true, res: { status: found.status, headers: found.headers, body: found.body, cache: fresh ? 'HIT' : 'STALE', entry: found } };
       }
     }
-    if (peers === undefined || !shareable) return load();
+    if (peers === undefined || !shareable) return load(flight);
     const hit = await peers.find({ ns: DATA_NAMESPACE, key: k, headers: {}, freshAt: undefined }, acceptable, this.peerCounters);
-    if (hit === undefined) return load();
+    if (hit === undefined) return load(flight);
     const { entry } = hit;
-    if (this.#peerOptions.updateLocalCache) this.#storage.put(k, entry, detachedScope());
+    if (flight.invalidated !== undefined) debug('not stored: %s invalidated during the peer lookup', k);
+    else if (this.#peerOptions.updateLocalCache) this.#storage.put(k, entry, detachedScope());
     else this.#storage.peerDigests.set(k, digest(entry.body));
     const fresh = Date.now() < entry.staleAt;
     debug('peer %s: %s %s', fresh ? 'hit' : 'stale hit', k, hit.peer);
@@ -101,9 +101,9 @@ export class DataLoads {
   }
 
   /** A caller got a peer's stale copy: counted, and refreshed once in the background (here, not from peers). */
-  servedStalePeerCopy(k: string, load: () => Promise<Outcome>): void {
+  servedStalePeerCopy(k: string, tags: readonly string[], load: (flight: DataFlight) => Promise<Outcome>): void {
     this.#counters.stale++;
-    if (!this.#flights.has(k)) this.backgroundLoad(k, load);
+    if (!this.loading(k)) this.backgroundLoad(k, tags, load);
   }
 
   /**
@@ -118,19 +118,37 @@ export class DataLoads {
     return entry;
   }
 
-  /** Joins or leads the load of `k`. */
-  async join(k: string, load: () => Promise<Outcome>): Promise<Outcome> {
-    const { promise, joined } = this.#flights.run(k, load, (error) => ({ ok: false, error }));
+  /**
+   * Joins the load of `k` in flight, or leads a new one (asking lower tiers and peers first, see
+   * {@link lead}). `tags` are the tags its value will carry (for invalidations while it runs).
+   */
+  join(k: string, tags: readonly string[], load: (flight: DataFlight) => Promise<Outcome>, shareable: boolean): DataFlight {
+    const { flight, joined } = this.#storage.flights.run(k, tags, (f) => this.lead(k, f, load, shareable), failed);
     if (joined) this.#counters.loadsDeduped++;
-    return promise;
+    return flight;
   }
 
-  /** One background refresh of `k` (stale-while-revalidate); its failure is counted, never thrown. */
-  backgroundLoad(k: string, load: () => Promise<Outcome>): void {
+  /**
+   * The render or load in progress (if any) read `k` through `flight`: recorded once the flight
+   * settled (a read recorded before would be tainted by the flight's own store). A flight an
+   * invalidation overtook taints it: what it stores is stale at birth.
+   */
+  readThrough(k: string, flight: DataFlight): void {
+    this.#storage.read(k);
+    if (flight.invalidated !== undefined) this.#storage.taint();
+  }
+
+  /** One background refresh of `k` (stale-while-revalidate, early refresh); its failure is counted, never thrown. */
+  backgroundLoad(k: string, tags: readonly string[], load: (flight: DataFlight) => Promise<Outcome>): void {
     // Outside the caller's scope: the refresh is not part of the render that triggered it.
-    const p = this.#storage.als.exit(() => this.#flights.run(k, load, (error) => ({ ok: false, error })).promise);
+    const p = this.#storage.als.exit(() => this.#storage.flights.run(k, tags, load, failed).flight.promise);
     this.#report.track(p);
   }
+}
+
+/** The outcome of a load that threw. */
+function failed(error: unknown): Outcome {
+  return { ok: false, error };
 }
 
 /** True when `decode` does not throw. */

@@ -2,8 +2,8 @@
  * Options of the data cache (`options.data`) and their resolver. The defaults are in
  * `DEFAULTS.data` (`options/defaults.ts`).
  */
-import type { Bytes, Count, Milliseconds } from '../options/units.js';
-import { fail, integerOption, knownOptions, objectOption, stripUndefined } from '../options/validate.js';
+import type { Bytes, Count, Fraction, Milliseconds } from '../options/units.js';
+import { fail, functionOption, integerOption, knownOptions, objectOption, stripUndefined } from '../options/validate.js';
 import type { CacheStore } from '../stores/store.js';
 import { resolveTiers } from '../stores/tiers.js';
 
@@ -72,6 +72,51 @@ export interface DataOptions {
    * @default []
    */
   stores?: readonly (CacheStore | PromiseLike<CacheStore>)[];
+  /**
+   * Default soft timeout of `cache.data.get` in ms (a call's own `softTimeout` wins): a caller
+   * that waited this long for a load while a stale value is at hand (inside its
+   * `staleIfError` window) gets the stale value at once; the load goes on in the background and
+   * its value is stored. Without a stale value at hand it has no effect. `0`: no soft timeout.
+   * @default 0
+   */
+  softTimeout?: Milliseconds;
+  /**
+   * Default hard timeout of `cache.data.get` in ms (a call's own `hardTimeout` wins): a caller
+   * that waited this long for a load gets a `DataTimeoutError` (code `ERR_DATA_TIMEOUT`); the
+   * load goes on and its value is stored when it settles. `0`: no hard timeout.
+   * @default 0
+   */
+  hardTimeout?: Milliseconds;
+  /**
+   * Default refresh-ahead fraction of `cache.data.get` (a call's own `refreshAhead` wins): once
+   * this fraction of a value's `ttl` has passed, a get still answers the fresh value at once
+   * and starts one background load, so a key read often never expires under its callers.
+   * Between 0 and 1 exclusive of 1; `0`: no refresh ahead.
+   * @default 0
+   */
+  refreshAhead?: Fraction;
+  /**
+   * Default XFetch factor (beta) of `cache.data.get`'s probabilistic early refresh (a call's
+   * own `earlyRefresh` wins): each get of a fresh value starts a background load with a
+   * probability that grows as expiry nears and with how long the last load took (Vattani,
+   * Chierichetti, Lowenstein: "Optimal Probabilistic Cache Stampede Prevention", 2015); `1` is
+   * the paper's choice, larger refreshes earlier. `0`: no early refresh.
+   * @default 0
+   */
+  earlyRefresh?: number;
+  /**
+   * Default TTL jitter of `cache.data.get` (a call's own `ttlJitter` wins): each stored value's
+   * `ttl` is shortened by a random part of up to this fraction, so keys loaded together do not
+   * all expire together. Between 0 and 1 exclusive of 1; `0`: every value lives its whole `ttl`.
+   * @default 0
+   */
+  ttlJitter?: Fraction;
+  /**
+   * The random source of `earlyRefresh` and `ttlJitter`: a function returning a number in
+   * [0, 1), as `Math.random` (inject a seeded one in tests). `undefined`: `Math.random`.
+   * @default undefined
+   */
+  random?: () => number;
 }
 
 /** Data options after {@link resolveOptions}. */
@@ -86,6 +131,18 @@ export interface ResolvedDataOptions {
   readonly maxTrackedKeys: Count;
   readonly maxDependents: Count;
   readonly stores: readonly CacheStore[];
+  /** The per-call defaults of `cache.data.get` (see {@link DataOptions}). */
+  readonly get: GetDefaults;
+  readonly random: () => number;
+}
+
+/** The defaults of a `cache.data.get` call, from `options.data`. */
+export interface GetDefaults {
+  readonly softTimeout: Milliseconds;
+  readonly hardTimeout: Milliseconds;
+  readonly refreshAhead: Fraction;
+  readonly earlyRefresh: number;
+  readonly ttlJitter: Fraction;
 }
 
 /** `DEFAULTS.data`'s shape. */
@@ -99,6 +156,12 @@ export interface DataDefaults {
   readonly maxTrackedKeys: Count;
   readonly maxDependents: Count;
   readonly stores: readonly CacheStore[];
+  readonly softTimeout: Milliseconds;
+  readonly hardTimeout: Milliseconds;
+  readonly refreshAhead: Fraction;
+  readonly earlyRefresh: number;
+  readonly ttlJitter: Fraction;
+  readonly random: (() => number) | undefined;
 }
 
 /**
@@ -128,5 +191,39 @@ export function resolveDataOptions(data: unknown, defaults: DataDefaults): Resol
     maxTrackedKeys: integerOption('data.maxTrackedKeys', d.maxTrackedKeys, 1),
     maxDependents: integerOption('data.maxDependents', d.maxDependents, 1),
     stores: resolveTiers('data.stores', d.stores).all,
+    get: Object.freeze(getDefaults('data', d)),
+    random: functionOption<() => number>('data.random', d.random) ?? Math.random,
   });
+}
+
+/**
+ * Validates the timeouts and early-refresh fields of `options.data` (`path` `'data'`) or of one
+ * get call's options (`path` `''`: named `options.<field>`, as the call's argument is).
+ * @throws TypeError or RangeError naming `options.<path>.<field>` and the value it got.
+ */
+export function getDefaults(path: string, o: Record<keyof GetDefaults, unknown>): GetDefaults {
+  const at = (field: keyof GetDefaults): string => (path === '' ? field : `${path}.${field}`);
+  const softTimeout = integerOption(at('softTimeout'), o.softTimeout, 0);
+  const hardTimeout = integerOption(at('hardTimeout'), o.hardTimeout, 0);
+  if (hardTimeout > 0 && softTimeout >= hardTimeout) fail(RangeError, at('softTimeout'), `less than options.${at('hardTimeout')} (${hardTimeout})`, softTimeout);
+  return {
+    softTimeout,
+    hardTimeout,
+    refreshAhead: fractionOption(at('refreshAhead'), o.refreshAhead),
+    earlyRefresh: numberOption(at('earlyRefresh'), o.earlyRefresh, 0, 100),
+    ttlJitter: fractionOption(at('ttlJitter'), o.ttlJitter),
+  };
+}
+
+/** A fraction in [0, 1). */
+function fractionOption(path: string, value: unknown): number {
+  return numberOption(path, value, 0, 1, true);
+}
+
+/** A finite number in [min, max] (or [min, max) when `openMax`). */
+function numberOption(path: string, value: unknown, min: number, max: number, openMax = false): number {
+  const expected = `a number from ${min} to ${max}${openMax ? ' (exclusive)' : ''}`;
+  if (typeof value !== 'number' || Number.isNaN(value)) fail(TypeError, path, expected, value);
+  if (value < min || value > max || (openMax && value === max)) fail(RangeError, path, expected, value);
+  return value;
 }

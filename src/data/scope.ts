@@ -23,6 +23,8 @@ export interface Scope {
   readonly runner: Runner | undefined;
   /** Set when a key this scope read changed before it finished: what it stores is stale at birth. */
   tainted: boolean;
+  /** Called when the scope is tainted (a loader's scope detaches its flight). */
+  readonly onTaint?: () => void;
 }
 
 /** Prefix of a dependent that is a response entry (the rest is its engine key). */
@@ -117,7 +119,11 @@ export class DependencyIndex {
    * would store a v1 page as fresh. The taint makes that page stale at birth instead.
    */
   take(key: string): string[] {
-    for (const scope of this.#active) if (scope.reads.has(key)) scope.tainted = true;
+    for (const scope of this.#active) {
+      if (!scope.reads.has(key)) continue;
+      scope.tainted = true;
+      scope.onTaint?.();
+    }
     const node = this.#nodes.peek(key);
     if (node === undefined) return [];
     this.#nodes.delete(key);

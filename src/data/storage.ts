@@ -13,6 +13,7 @@ import type { ResolvedOptions } from '../options/types.js';
 import { MemoryStore } from '../stores/memory.js';
 import type { CacheStore } from '../stores/store.js';
 import { resolveTiers } from '../stores/tiers.js';
+import { DataFlights } from './flights.js';
 import { DataTiers } from './tiers.js';
 import { DataDeletions } from './peers.js';
 import { PATHNAME, pathOf, URLKEY, VALUE } from './keys.js';
@@ -30,6 +31,8 @@ export class DataStorage {
   readonly lower: DataTiers;
   readonly deps: DependencyIndex;
   readonly als = new AsyncLocalStorage<Scope>();
+  /** Loads in flight, detached by the invalidations covering them. */
+  readonly flights = new DataFlights();
   readonly #digests = new WeakMap<Entry, string>();
   /** Local deletions a peer copy must not undo (recorded only in a cluster). */
   readonly deletions: DataDeletions;
@@ -79,10 +82,12 @@ export class DataStorage {
       if (path !== undefined) matches = (k) => k.startsWith(URLKEY + '//') && pathOf(k) === path;
       if (clustered && path !== undefined) this.deletions.record(PATHNAME + path, at);
     }
-    if (matches !== undefined) for (const k of this.memory.keys()) if (matches(k)) keys.push(k);
+    if (matches !== undefined) for (const k of [...this.memory.keys(), ...this.flights.keys()]) if (matches(k)) keys.push(k);
     let deleted = false;
     for (const k of keys) {
       if (this.memory.get(k) !== undefined) deleted = true;
+      // A load in flight is not stored, and later callers load again (see flights.ts).
+      this.flights.invalidate(k, 'hard');
       if (clustered) this.deletions.record(k, at);
       this.peerDigests.delete(k);
       this.drop(k);
@@ -143,15 +148,23 @@ export class DataStorage {
   }
 
   /**
-   * Tags were invalidated (cache.invalidateTags, a flush, a peer): what was rendered from data
-   * carrying one of them turns stale, as after delete(). The values themselves are loaded again
-   * on their next read (see get). Scans the data keys (O(entries)).
+   * Tags were invalidated (cache.invalidateTags, a flush, a peer, a namespace's clear()): what
+   * was rendered from data carrying one of them turns stale, as after delete(), and so does what
+   * is being rendered from a load of such data still in flight (its value is stored already
+   * stale; not at all when `hard`). The values themselves are loaded again on their next read
+   * (see get); a `hard` invalidation drops them at once (not even served on error). Scans the
+   * data keys (O(entries)).
    */
-  tagsInvalidated(tags: readonly string[]): void {
+  tagsInvalidated(tags: readonly string[], hard: boolean): void {
     const wanted = new Set(tags);
     const reached: string[] = [];
-    for (const k of this.memory.keys()) if (this.memory.get(k)?.tags.some((t) => wanted.has(t))) reached.push(k);
-    for (const k of reached) this.changed(k, new Set());
+    // A snapshot of the keys: get() moves a key to the front, which a live iteration would meet again.
+    for (const k of [...this.memory.keys()]) if (this.memory.get(k)?.tags.some((t) => wanted.has(t))) reached.push(k);
+    reached.push(...this.flights.invalidateTagged(wanted, hard ? 'hard' : 'soft'));
+    for (const k of reached) {
+      if (hard) this.drop(k);
+      this.changed(k, new Set());
+    }
   }
 
   digestOf(k: string): string | undefined {
@@ -165,6 +178,14 @@ export class DataStorage {
   /** Records that the render in progress (if any) read `k`. */
   read(k: string): void {
     this.als.getStore()?.reads.add(k);
+  }
+
+  /** The render or load in progress (if any) read data an invalidation overtook: stale at birth. */
+  taint(): void {
+    const scope = this.als.getStore();
+    if (scope === undefined) return;
+    scope.tainted = true;
+    scope.onTaint?.();
   }
 
   /** Decodes a stored value (get). */

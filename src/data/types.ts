@@ -4,8 +4,9 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Entry } from '../entry.js';
-import type { Milliseconds } from '../options/units.js';
+import type { Fraction, Milliseconds } from '../options/units.js';
 import type { PeerCounters } from '../peers/cluster.js';
+import type { GetDefaults } from './options.js';
 
 /** Options of one `cache.data.get` call. */
 export interface DataGetOptions {
@@ -23,7 +24,60 @@ export interface DataGetOptions {
   staleIfError?: Milliseconds;
   /** Tags stored with the value (for tag invalidation). @default [] */
   tags?: readonly string[];
+  /**
+   * After this many ms of waiting for a load, the caller gets the stale value at once when one
+   * is at hand (inside its `staleIfError` window); the load goes on in the background and is
+   * stored. No stale value at hand: no effect. `0`: none. Must be less than `hardTimeout`.
+   * @default options.data.softTimeout
+   */
+  softTimeout?: Milliseconds;
+  /**
+   * After this many ms of waiting for a load, the caller gets a `DataTimeoutError`; the load goes
+   * on and its value is stored when it settles. `0`: none.
+   * @default options.data.hardTimeout
+   */
+  hardTimeout?: Milliseconds;
+  /**
+   * Fraction of `ttl` after which a get of the fresh value also starts one background load.
+   * `0`: none. @default options.data.refreshAhead
+   */
+  refreshAhead?: Fraction;
+  /** XFetch factor of the probabilistic early refresh; `0`: none. @default options.data.earlyRefresh */
+  earlyRefresh?: number;
+  /** Up to this fraction of `ttl` is cut at random from the stored lifetime; `0`: none. @default options.data.ttlJitter */
+  ttlJitter?: Fraction;
 }
+
+/**
+ * What a `cache.data.get` loader is called with. A loader written as `() => value` ignores it.
+ * Event trace: get(key) misses -> the loader runs with `ctx.options` set to the call's lifetimes
+ * -> it may change them from what it loaded (an API's own `Cache-Control`, a record's
+ * `updatedAt`) or call `ctx.skip()` -> its value is answered to every caller of the load and
+ * stored with the lifetimes as they are when it returns (unless skipped).
+ */
+export interface DataLoaderContext {
+  /** The key being loaded (inside a namespace: the key as the namespace was given it). */
+  readonly key: string;
+  /**
+   * The lifetimes this answer is stored with; writable. Checked when the loader returns: an
+   * invalid one fails the load with a TypeError naming `ctx.options.<field>`.
+   */
+  readonly options: {
+    /** Freshness lifetime in ms. */
+    ttl: Milliseconds;
+    /** Stale-while-revalidate window in ms after `ttl`. */
+    staleWhileRevalidate: Milliseconds;
+    /** Stale-if-error window in ms after `ttl`. */
+    staleIfError: Milliseconds;
+    /** Tags stored with the value. */
+    tags: string[];
+  };
+  /** Answer this value to the callers of the load but do not store it (the stored one, if any, stays). */
+  skip(): void;
+}
+
+/** A loader of `cache.data.get`: `() => value` loaders keep working. */
+export type DataLoader<T> = (ctx: DataLoaderContext) => T | Promise<T>;
 
 /** Options of one `cache.data.fetch` call. */
 export interface DataFetchOptions {
@@ -81,6 +135,19 @@ export interface DataStats extends PeerCounters {
   stale: number;
   /** Failed loads, background refreshes and includes; each also emitted as `error`. */
   errors: number;
+  /** Callers answered the stale value at their soft timeout while the load went on. */
+  softTimeouts: number;
+  /** Callers that got a `DataTimeoutError` at their hard timeout. */
+  hardTimeouts: number;
+  /** Background loads started by `refreshAhead` or `earlyRefresh` while the value was still fresh. */
+  earlyRefreshes: number;
+  /**
+   * Loads that settled after a delete, tag invalidation or dependency change covering their key:
+   * their value was not stored (hard) or stored already stale (soft).
+   */
+  invalidatedLoads: number;
+  /** Loads whose loader called `ctx.skip()` (answered, not stored). */
+  skipped: number;
   /** Entries in the data memory tier. */
   entries: number;
   /** Bytes charged in the data memory tier. */
@@ -104,7 +171,16 @@ export interface Lifetimes {
   ttl: number;
   swr: number;
   sie: number;
-  tags: string[];
+  tags: readonly string[];
+}
+
+/** One get() call's options after validation (lifetimes, timeouts, early refresh). */
+export interface GetPlan {
+  /** Timeouts and early refresh: `options.data`'s own object when the call sets none. */
+  timing: GetDefaults;
+  life: Lifetimes;
+  /** Tags added to the value and hidden from its loader (its namespaces'). */
+  scopeTags: readonly string[];
 }
 
 /** A fetch target, resolved once per call. */
@@ -119,6 +195,8 @@ export interface Target {
   path: string | undefined;
   host: string;
   headers: Record<string, string>;
+  /** Tags its stored response carries (its namespaces'). */
+  tags: readonly string[];
 }
 
 /** The data cache's own counters (`DataStats` without the peer counters and the tier size). */

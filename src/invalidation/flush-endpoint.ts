@@ -1,13 +1,12 @@
 /**
  * The HTTP flush endpoint. Speaks the AEM dispatcher flush-agent protocol (`CQ-Action`,
  * `CQ-Handle`, `CQ-Path`, `CQ-Action-Scope`, a body listing URIs to refetch one per line) and a
- * JSON form (`{ paths, tags, refetch }`). Guarded by allowed client addresses and an optional
- * bearer token; a refused request changes nothing. Answered before the wrapped handler runs.
+ * JSON form (`{ paths, tags, refetch }`). Behind the admin guard (`admin-guard.ts`); a refused
+ * request changes nothing. Answered before the wrapped handler runs.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { BlockList, isIP } from 'node:net';
 import createDebug from 'debug';
+import { adminGuard, type FlushRefusal } from './admin-guard.js';
 import type { ResolvedFlushOptions } from './options.js';
 import type { InvalidationScope } from './epochs.js';
 import { isTag, isTarget } from './targets.js';
@@ -26,13 +25,7 @@ export interface FlushRequest {
   hard: boolean;
 }
 
-/** A refused or malformed request: the status and a short reason for the body. */
-export interface FlushRefusal {
-  status: number;
-  reason: string;
-  /** The client may come in but gave no valid token: a browser can be asked for it (401 Basic). */
-  challenge?: boolean;
-}
+export type { FlushRefusal } from './admin-guard.js';
 
 /** What the endpoint does with a valid request: apply it and report what was queued. */
 export type FlushApply = (request: FlushRequest, context: { host: string }) => { id: number; refetch: number };
@@ -126,69 +119,28 @@ function parseJson(text: string, maxItems: number): FlushRequest | FlushRefusal 
   return { action: 'json', paths: p, tags: t, refetch: r, scope: (o.scope as InvalidationScope | undefined) ?? 'tree', hard: o.hard === true };
 }
 
-/** A predicate on client addresses built from `allowedClients` (IPv4-mapped IPv6 counts as IPv4). */
-export function clientFilter(allowed: readonly string[]): (address: string | undefined) => boolean {
-  const list = new BlockList();
-  for (const item of allowed) {
-    const slash = item.indexOf('/');
-    const address = unmap(slash === -1 ? item : item.slice(0, slash));
-    const type = isIP(address) === 4 ? 'ipv4' : 'ipv6';
-    if (slash === -1) list.addAddress(address, type);
-    else {
-      let prefix = Number(item.slice(slash + 1));
-      // '::ffff:10.0.0.0/104' is the IPv4 range 10.0.0.0/8.
-      if (type === 'ipv4' && address !== item.slice(0, slash)) prefix -= 96;
-      list.addSubnet(address, Math.max(0, prefix), type);
-    }
-  }
-  return (raw) => {
-    if (raw === undefined) return false;
-    const address = unmap(raw);
-    const family = isIP(address);
-    if (family === 0) return false;
-    return list.check(address, family === 4 ? 'ipv4' : 'ipv6');
-  };
-}
-
-/** `::ffff:a.b.c.d` (IPv4-mapped IPv6, RFC 4291 §2.5.5.2) as `a.b.c.d`; anything else unchanged. */
-function unmap(address: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return m !== null && isIP(m[1]!) === 4 ? m[1]! : address;
-}
-
-const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
-
-/** The token in `Authorization: Bearer <token>`, or the password of `Authorization: Basic`. */
-function presentedToken(auth: string): string | undefined {
-  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(auth);
-  if (bearer !== null) return bearer[1];
-  const basic = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(auth);
-  if (basic === null) return undefined;
-  const pair = Buffer.from(basic[1]!, 'base64').toString('utf8');
-  const colon = pair.indexOf(':');
-  return colon === -1 ? undefined : pair.slice(colon + 1);
+/** True when the request target `url` is `path` (the flush endpoint's), with or without a query. */
+export function isFlushTarget(url: string | undefined, path: string): boolean {
+  return url !== undefined && url.startsWith(path) && (url.length === path.length || url.charCodeAt(path.length) === 63 /* ? */);
 }
 
 /** The flush endpoint of one cache. */
 export class FlushEndpoint {
   readonly #options: ResolvedFlushOptions;
-  readonly #allowed: (address: string | undefined) => boolean;
-  readonly #token: Buffer | undefined;
+  readonly #guard: (req: IncomingMessage) => FlushRefusal | undefined;
   readonly #apply: FlushApply;
   readonly #count: (outcome: 'ok' | 'refused') => void;
 
   constructor(options: ResolvedFlushOptions, context: { apply: FlushApply; count(outcome: 'ok' | 'refused'): void }) {
     this.#options = options;
-    this.#allowed = clientFilter(options.allowedClients);
-    this.#token = options.token === undefined ? undefined : digest(options.token);
+    this.#guard = adminGuard(options);
     this.#apply = context.apply;
     this.#count = context.count;
   }
 
   /** True when `url` is the endpoint's path (with or without a query). */
   matches(url: string | undefined): boolean {
-    const path = this.#options.path;
-    return url !== undefined && url.startsWith(path) && (url.length === path.length || url.charCodeAt(path.length) === 63 /* ? */);
+    return isFlushTarget(url, this.#options.path);
   }
 
   /** Answers a flush request. Resolves to true (the handler never runs for it). */
@@ -228,27 +180,12 @@ export class FlushEndpoint {
   }
 
   /**
-   * The endpoint's guard, also used by the operator console: the socket address must be in
-   * `allowedClients`, and when `token` is set the request must carry it as
-   * `Authorization: Bearer <token>` or as the password of `Authorization: Basic` (what a browser
-   * sends after its login prompt, and what AEM flush agents configured with a user send).
-   * Undefined when allowed, else the 403 refusal.
+   * The guard of every admin route (this endpoint, PURGE, the stats endpoint, the console): see
+   * `admin-guard.ts` for its rules (admin Host, same origin, allowed client, token through a
+   * proxy, token when set). Undefined when allowed, else the 403 refusal.
    */
   guard(req: IncomingMessage): FlushRefusal | undefined {
-    if (!this.#allowed(req.socket?.remoteAddress)) {
-      debug('refused: client %s not allowed', req.socket?.remoteAddress);
-      return { status: 403, reason: 'Forbidden' };
-    }
-    if (this.#token !== undefined) {
-      const auth = req.headers.authorization ?? '';
-      const given = presentedToken(auth);
-      // Compare digests: equal length, constant time, and the token's length is not revealed.
-      if (given === undefined || !timingSafeEqual(digest(given), this.#token)) {
-        debug('refused: bad or missing token');
-        return { status: 403, reason: 'Forbidden', challenge: true };
-      }
-    }
-    return undefined;
+    return this.#guard(req);
   }
 
   #readBody(req: IncomingMessage): Promise<string | FlushRefusal> {
@@ -293,7 +230,7 @@ export class FlushEndpoint {
   /** Answers as the dispatcher does: a short HTML body. */
   #reply(req: IncomingMessage, res: ServerResponse, status: number, message: string): void {
     const title = TITLES[status] ?? 'Bad Request';
-    const text = status === 200 ? '<H1>OK</H1>' : status === 403 ? '<H1>Forbidden</H1>' : `<H1>${title}</H1>\n${escapeHtml(message)}`;
+    const text = status === 200 ? '<H1>OK</H1>' : `<H1>${title}</H1>\n${escapeHtml(message)}`;
     const headers: Record<string, string> = {
       'content-type': 'text/html; charset=utf-8',
       'content-length': String(Buffer.byteLength(text)),

@@ -14,16 +14,36 @@ export interface FlushOptions {
   path?: string;
   /**
    * Client addresses (IPv4/IPv6, or CIDR ranges such as `10.0.0.0/8`, `fd00::/8`) allowed to
-   * flush, checked against the socket's address (IPv4-mapped IPv6 addresses such as
-   * `::ffff:127.0.0.1` count as their IPv4 form; `X-Forwarded-For` is not trusted). Anyone else
-   * gets 403. `['0.0.0.0/0', '::/0']` allows every address (then set a token).
+   * use the admin routes (flush endpoint, PURGE, stats, console), checked against the socket's
+   * address (IPv4-mapped IPv6 addresses such as `::ffff:127.0.0.1` count as their IPv4 form;
+   * `X-Forwarded-For` is never believed). Anyone else gets 403. `['0.0.0.0/0', '::/0']` allows
+   * every address (then set a token).
    * @default ['127.0.0.0/8', '::1'] (loopback only)
    */
   allowedClients?: readonly string[];
   /**
-   * Bearer token (`Authorization: Bearer <token>`). When set, a request without it gets 403 even
-   * from an allowed client.
-   * @default undefined (no token required)
+   * Addresses (IPv4/IPv6 or CIDR ranges, as `allowedClients`) of the proxies in front of this
+   * cache (nginx, a TLS terminator, a load balancer) that may relay a request without adding a
+   * proxy header. A request from one of them, like any request carrying `Forwarded`,
+   * `X-Forwarded-For`, `X-Real-IP` or `Via`, is some other client's: its socket address proves
+   * nothing, so an admin route answers it only with the token (403 when no token is set).
+   * An empty list means only the proxy headers mark a proxied request.
+   * @default []
+   */
+  trustProxy?: readonly string[];
+  /**
+   * Host names (lower case, no port) the admin routes answer to besides IP addresses and
+   * `localhost`, e.g. `['cache.internal']`. A request whose `Host` names anything else gets 403:
+   * a page on an attacker's domain that rebinds its name to this machine (DNS rebinding) sends
+   * that domain as Host. An empty list admits IP addresses and `localhost` only.
+   * @default []
+   */
+  hosts?: readonly string[];
+  /**
+   * Bearer token (`Authorization: Bearer <token>`, or the password of `Authorization: Basic`).
+   * When set, a request without it gets 403 even from an allowed client; a request through a
+   * proxy (see `trustProxy`) needs it in any case.
+   * @default undefined (no token required from a direct, allowed client; proxied requests refused)
    */
   token?: string | undefined;
   /**
@@ -65,10 +85,15 @@ export interface InvalidationOptions {
 export interface ResolvedFlushOptions {
   readonly path: string;
   readonly allowedClients: readonly string[];
+  readonly trustProxy: readonly string[];
+  readonly hosts: readonly string[];
   readonly token: string | undefined;
   readonly maxBodyBytes: Bytes;
   readonly maxLines: Count;
 }
+
+/** A DNS name: labels of letters, digits and hyphens, dot-separated (a trailing dot allowed). */
+const HOST_NAME = /^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
 
 /**
  * Validates `options.flush` (`false` turns the endpoint off). `defaults` is `DEFAULTS.flush`.
@@ -79,9 +104,16 @@ export function resolveFlushOptions(value: unknown, defaults: ResolvedFlushOptio
   objectOption('flush', value, 'an object or false');
   const f = { ...defaults, ...stripUndefined(value as FlushOptions) };
   if (typeof f.path !== 'string' || !f.path.startsWith('/') || /[?#\s]/.test(f.path)) fail(TypeError, 'flush.path', "a path starting with '/' (no query)", f.path);
-  if (!Array.isArray(f.allowedClients)) fail(TypeError, 'flush.allowedClients', 'an array of addresses or CIDR ranges', f.allowedClients);
-  f.allowedClients.forEach((c, i) => {
-    if (typeof c !== 'string' || !isAddressOrCidr(c)) fail(TypeError, `flush.allowedClients[${i}]`, 'an IP address or CIDR range', c);
+  for (const name of ['allowedClients', 'trustProxy'] as const) {
+    const list: unknown = f[name];
+    if (!Array.isArray(list)) fail(TypeError, `flush.${name}`, 'an array of addresses or CIDR ranges', list);
+    list.forEach((c: unknown, i) => {
+      if (typeof c !== 'string' || !isAddressOrCidr(c)) fail(TypeError, `flush.${name}[${i}]`, 'an IP address or CIDR range', c);
+    });
+  }
+  if (!Array.isArray(f.hosts)) fail(TypeError, 'flush.hosts', 'an array of host names', f.hosts);
+  f.hosts.forEach((h: unknown, i) => {
+    if (typeof h !== 'string' || !HOST_NAME.test(h)) fail(TypeError, `flush.hosts[${i}]`, "a host name without port (e.g. 'cache.internal')", h);
   });
   if (f.token !== undefined && (typeof f.token !== 'string' || f.token === '' || /\s/.test(f.token))) {
     fail(TypeError, 'flush.token', 'a non-empty string without spaces', f.token);
@@ -89,6 +121,8 @@ export function resolveFlushOptions(value: unknown, defaults: ResolvedFlushOptio
   return Object.freeze({
     path: f.path,
     allowedClients: Object.freeze([...f.allowedClients]),
+    trustProxy: Object.freeze([...f.trustProxy]),
+    hosts: Object.freeze(f.hosts.map((h) => h.toLowerCase().replace(/\.$/, ''))),
     token: f.token,
     maxBodyBytes: integerOption('flush.maxBodyBytes', f.maxBodyBytes, 1),
     maxLines: integerOption('flush.maxLines', f.maxLines, 1),

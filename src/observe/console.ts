@@ -3,17 +3,14 @@
  * nothing loaded from elsewhere) with live charts, tiers, peers, recent invalidations and a flush
  * form, plus the JSON it polls. Mounted anywhere (`http.createServer(cache.consoleHandler())`,
  * `app.use('/console', cache.consoleHandler())`): every URL it uses is relative to its page.
- * Everything is behind the flush endpoint's own guard (allowed clients, token), and its form posts
- * to the flush endpoint itself.
+ * Everything is behind the admin guard the flush endpoint uses (admin Host, same origin, allowed
+ * clients, token; `invalidation/admin-guard.ts`), and its form posts to the flush endpoint itself.
  */
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import createDebug from 'debug';
 import type { FlushEndpoint } from '../invalidation/flush-endpoint.js';
 import type { ObservedState } from './metrics.js';
 import type { RecentEvent, StatsSample } from './recent.js';
-
-const debug = createDebug('stratacache:console');
 
 /** What the console's `stats.json` returns. */
 export interface ConsoleState extends ObservedState {
@@ -85,15 +82,10 @@ export function consoleHandler(source: ConsoleSource): ConsoleHandler {
         res.setHeader('www-authenticate', 'Basic realm="stratacache console", charset="UTF-8"');
         return send(res, 401, 'text/plain; charset=utf-8', 'Unauthorized: the flush token is the password');
       }
-      return send(res, 403, 'text/plain; charset=utf-8', 'Forbidden');
+      return send(res, refusal.status, 'text/plain; charset=utf-8', refusal.reason);
     }
     if (route === 'flush') {
-      // A page elsewhere must not flush with the operator's browser credentials.
-      if (!sameOrigin(req)) {
-        req.resume();
-        debug('flush refused: Origin %s', req.headers.origin);
-        return send(res, 403, 'text/plain; charset=utf-8', 'Forbidden: cross-origin');
-      }
+      // The guard refused a page elsewhere (its Origin is not this Host's): post to the endpoint.
       void source.flush.handle(req, res);
       return;
     }
@@ -116,17 +108,6 @@ export function consoleHandler(source: ConsoleSource): ConsoleHandler {
     const asset = assets.get(route)!;
     send(res, 200, asset.type, asset.body, req.method === 'HEAD');
   };
-}
-
-/** True without an `Origin` header (same-origin GETs omit it) or when it names the request's own Host. */
-function sameOrigin(req: IncomingMessage): boolean {
-  const origin = req.headers.origin;
-  if (origin === undefined) return true;
-  try {
-    return new URL(origin).host === req.headers.host;
-  } catch {
-    return false;
-  }
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string | Buffer, head = false): void {

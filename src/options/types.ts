@@ -265,7 +265,7 @@ export interface CacheOptions {
   /**
    * The HTTP flush endpoint (AEM dispatcher flush-agent protocol and a JSON form), answered
    * before the handler on its path; `false` disables it. See {@link FlushOptions}.
-   * @default { path: '/dispatcher/invalidate.cache', allowedClients: ['127.0.0.0/8', '::1'], maxBodyBytes: 1048576, maxLines: 10000 }
+   * @default { path: '/dispatcher/invalidate.cache', allowedClients: ['127.0.0.0/8', '::1'], trustProxy: [], hosts: [], maxBodyBytes: 1048576, maxLines: 10000 }
    */
   flush?: FlushOptions | false;
   /**
@@ -291,7 +291,8 @@ export interface CacheOptions {
    * with their own byte budget and lifetimes. See {@link DataOptions}.
    * @default { maxSize: 16777216, maxEntrySize: 1048576, defaultTtl: 60000, fetch: { timeout: 10000,
    * maxConcurrentPerOrigin: 8 }, maxIncludeDepth: 3, includeErrors: 'fail', maxTrackedKeys: 100000,
-   * maxDependents: 10000, stores: [] }
+   * maxDependents: 10000, stores: [], softTimeout: 0, hardTimeout: 0, refreshAhead: 0, earlyRefresh: 0,
+   * ttlJitter: 0 } (random undefined: Math.random)
    */
   data?: DataOptions;
   /**

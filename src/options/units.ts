@@ -8,4 +8,5 @@ export type Milliseconds = number;
 export type Bytes = number;
 /** A whole count. */
 export type Count = number;
-
+/** A fraction between 0 and 1 (0.8 = 80 %). */
+export type Fraction = number;

@@ -216,3 +216,39 @@ describe('unkeyed forwarding headers', () => {
     assert.doesNotMatch(victim.body, /6\.6\.6\.6|evil/);
   });
 });
+
+describe('Host case, default port and trailing dot (issue 19)', () => {
+  test('an origin that matches virtual hosts exactly renders every spelling as Host: site.test; no 404 reaches site.test', async () => {
+    let renders = 0;
+    const seen: string[] = [];
+    const cache = createCache();
+    tracked.caches.push(cache);
+    // A name-based virtual host as nginx or Apache matches it: exactly, anything else is 404.
+    const server = await listen(
+      cache.wrap((req, res) => {
+        renders++;
+        seen.push(String(req.headers.host));
+        const ok = req.headers.host === 'site.test';
+        res.writeHead(ok ? 200 : 404, { 'cache-control': 'public, max-age=60', 'content-type': 'text/plain' });
+        res.end(ok ? 'the site' : 'no such site');
+      }),
+    );
+    tracked.servers.push(server);
+    for (const host of ['SITE.TEST', 'site.test:80', 'site.test.', 'Site.Test.:80']) {
+      const r = await request(`${server.url}/home`, { headers: { host } });
+      assert.equal(r.status, 200, host);
+      assert.equal(r.body, 'the site', host);
+    }
+    const victim = await request(`${server.url}/home`, { headers: { host: 'site.test' } });
+    assert.equal(victim.status, 200);
+    assert.equal(victim.body, 'the site');
+    assert.equal(victim.headers['x-cache'], 'HIT');
+    // One render, and it saw the normalized Host.
+    assert.equal(renders, 1);
+    assert.deepEqual(seen, ['site.test']);
+    // Written on the wire by hand, as a scanner sends it.
+    const raw = await rawRequest(server.port, 'GET /raw HTTP/1.1\r\nHost: SITE.test.');
+    assert.equal(raw.status, 200);
+    assert.equal(raw.body, 'the site');
+  });
+});

@@ -91,7 +91,8 @@ export async function startCluster(
     // Exact render counts must not depend on machine load: a generous queryTimeout unless a test sets one.
     const peerOptions = options.peers ? options.peers(i, allUrls) : { nodes: allUrls, secret: SECRET };
     if (peerOptions !== null) peerOptions.queryTimeout ??= 2_000;
-    const cache = createCache({ ...options.cache, ...options.perNode?.(i), ...(peerOptions === null ? {} : { peers: { self: s.url, ...peerOptions } }) });
+    // The site's name is an admin host: tests flush under it as an AEM agent configured with it does.
+    const cache = createCache({ flush: { hosts: [HOST] }, ...options.cache, ...options.perNode?.(i), ...(peerOptions === null ? {} : { peers: { self: s.url, ...peerOptions } }) });
     const wrapped = cache.wrap(origin.handler);
     const node: Node = {
       url: s.url,

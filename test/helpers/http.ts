@@ -77,3 +77,12 @@ export function untilTestEnds<C extends { close(): Promise<void> }>(t: TestConte
   });
   return { cache, url: running.url };
 }
+
+/** A port that was free on 127.0.0.1 a moment ago (for a child process that must be told its port). */
+export async function freePort(): Promise<number> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}

@@ -95,10 +95,10 @@ export class Origin {
   }
 }
 
-/** Resolves when `condition` holds (polled every 5 ms), or after `timeoutMs` so a broken test fails instead of hanging. */
-export async function until(condition: () => boolean, timeoutMs = 5_000): Promise<boolean> {
+/** Resolves when `condition` holds (polled every 5 ms; it may be async), or after `timeoutMs` so a broken test fails instead of hanging. */
+export async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, 5));
   }

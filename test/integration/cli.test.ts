@@ -167,7 +167,7 @@ describe('stratacache serve', () => {
   test('every option from a config file (JSON, with units), flags winning; an .mjs config too', async () => {
     const up = await upstream();
     const dir = mkdtempSync(join(tmpdir(), 'stratacache-config-'));
-    writeFileSync(join(dir, 'stratacache.config.json'), JSON.stringify({ upstream: up.url, maxSize: '16mb', gracePeriod: '2s', accessLog: 'json', ignoreUrlParams: ['utm_*'], flush: { token: 'file-token-123' } }));
+    writeFileSync(join(dir, 'stratacache.config.json'), JSON.stringify({ upstream: up.url, maxSize: '16mb', gracePeriod: '2s', accessLog: 'json', ignoreUrlParams: ['utm_*'], flush: { token: 'file-token-123' }, adminOnMain: true }));
     const s = await serve(['--max-size', '8mb'], { cwd: dir });
     assert.match(s.output().stdout, /tiers: memory 8 MiB; peers: none; config .*stratacache\.config\.json/);
     await request(`${s.url}/page?utm_source=x`);
@@ -177,7 +177,7 @@ describe('stratacache serve', () => {
     assert.equal(line.path, '/page');
     assert.equal(line.status, 200);
     assert.equal(typeof line.ms, 'number');
-    // The token from the file guards the flush endpoint.
+    // The token from the file guards the stats endpoint (served on the site by adminOnMain).
     assert.equal((await request(`${s.url}/_stratacache/stats`)).status, 403);
     assert.equal((await request(`${s.url}/_stratacache/stats`, { headers: { authorization: 'Bearer file-token-123' } })).status, 200);
     s.child.kill('SIGTERM');
@@ -399,7 +399,7 @@ describe('stratacache serve: shipped config examples and process supervision', (
     const env = { STRATACACHE_PEER_SECRET: 'a-test-secret-of-enough-length' };
     // The files name fixed ports (3101-3103) and an upstream on 8080: a test moves them by flags.
     const procs = await Promise.all(
-      [1, 2, 3].map((n, i) => serve(['--config', join(dir, `node${n}.json`), '--upstream', up.url, '--port', String(ports[i]), '--self', nodes[i]!, '--peers', nodes.join(',')], { env })),
+      [1, 2, 3].map((n, i) => serve(['--config', join(dir, `node${n}.json`), '--upstream', up.url, '--port', String(ports[i]), '--self', nodes[i]!, '--peers', nodes.join(','), '--admin-on-main'], { env })),
     );
     assert.match(procs[0]!.output().stdout, /peers: http:\/\/127\.0\.0\.1:\d+, http:\/\/127\.0\.0\.1:\d+ \(self http:\/\/127\.0\.0\.1:\d+, all\)/);
     // Behind a load balancer every node sees the site's Host (part of the key).

@@ -107,9 +107,10 @@ describe('AEM flush agent protocol', () => {
   });
 
   test('a plain (GET, no body) Activate invalidates; Test answers OK and changes nothing', async () => {
-    const s = await site({ gracePeriod: 0 });
+    // The agent's transport URI names the dispatcher host (http://dispatcher/...): an admin host by flush.hosts.
+    const s = await site({ gracePeriod: 0, flush: { hosts: ['dispatcher'] } });
     await s.get('/g/page.html');
-    const test = await raw(s.srv.port, 'GET /dispatcher/invalidate.cache HTTP/1.1\r\nCQ-Action: Test\r\nCQ-Handle: /\r\nContent-Length: 0\r\nHost: x\r\n\r\n');
+    const test = await raw(s.srv.port, 'GET /dispatcher/invalidate.cache HTTP/1.1\r\nCQ-Action: Test\r\nCQ-Handle: /\r\nContent-Length: 0\r\nHost: dispatcher\r\n\r\n');
     assert.match(test, /^HTTP\/1\.1 200 /);
     assert.equal((await s.get('/g/page.html')).headers['x-cache'], 'HIT');
     const r = await request(`${s.srv.url}/dispatcher/invalidate.cache`, { headers: { 'CQ-Action': 'Activate', 'CQ-Handle': '/g/page' } });

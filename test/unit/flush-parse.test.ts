@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { clientFilter, parseFlush } from '../../src/invalidation/flush-endpoint.js';
+import { clientFilter } from '../../src/invalidation/admin-guard.js';
+import { parseFlush } from '../../src/invalidation/flush-endpoint.js';
 
 const body = (text: string, maxLines = 100) => ({ text, maxLines });
 

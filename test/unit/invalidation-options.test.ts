@@ -15,7 +15,7 @@ describe('invalidation and stale options', () => {
     assert.equal(o.statLevel, 0);
     assert.ok(o.autoInvalidate?.('/a/b.html') && o.autoInvalidate('/a.json') && !o.autoInvalidate('/a.png'));
     assert.equal(o.tagHeader, 'surrogate-key');
-    assert.deepEqual(o.flush, { path: '/dispatcher/invalidate.cache', allowedClients: ['127.0.0.0/8', '::1'], token: undefined, maxBodyBytes: 1048576, maxLines: 10000 });
+    assert.deepEqual(o.flush, { path: '/dispatcher/invalidate.cache', allowedClients: ['127.0.0.0/8', '::1'], trustProxy: [], hosts: [], token: undefined, maxBodyBytes: 1048576, maxLines: 10000 });
     assert.equal(o.refetchConcurrency, 4);
     assert.equal(o.propagate, true);
     assert.ok(Object.isFrozen(DEFAULTS.flush) && Object.isFrozen(DEFAULTS.refetch) && Object.isFrozen(DEFAULTS.invalidation));
@@ -27,6 +27,9 @@ describe('invalidation and stale options', () => {
     assert.deepEqual([...resolveOptions({ serveStaleOnError: false }).staleOnErrorStatuses], []);
     assert.deepEqual([...resolveOptions({ serveStaleOnError: [429, 503] }).staleOnErrorStatuses], [429, 503]);
     assert.equal(resolveOptions({ flush: { token: 's3cret' } }).flush?.path, '/dispatcher/invalidate.cache');
+    // Admin host names are compared in lower case, without a trailing dot.
+    assert.deepEqual(resolveOptions({ flush: { hosts: ['Cache.Internal.', 'admin'] } }).flush?.hosts, ['cache.internal', 'admin']);
+    assert.deepEqual(resolveOptions({ flush: { trustProxy: ['10.0.0.2', 'fd00::/8'] } }).flush?.trustProxy, ['10.0.0.2', 'fd00::/8']);
   });
 
   test('bad values name the option path', () => {
@@ -46,6 +49,12 @@ describe('invalidation and stale options', () => {
       [{ flush: { allowedClients: ['localhost'] } }, /options\.flush\.allowedClients\[0\]/],
       [{ flush: { allowedClients: ['10.0.0.0/33'] } }, /options\.flush\.allowedClients\[0\]/],
       [{ flush: { token: '' } }, /options\.flush\.token/],
+      [{ flush: { trustProxy: '127.0.0.1' as never } }, /options\.flush\.trustProxy/],
+      [{ flush: { trustProxy: ['127.0.0.1', 'nginx'] } }, /options\.flush\.trustProxy\[1\].*'nginx'/],
+      [{ flush: { trustProxy: ['10.0.0.0/40'] } }, /options\.flush\.trustProxy\[0\]/],
+      [{ flush: { hosts: 'cache.internal' as never } }, /options\.flush\.hosts/],
+      [{ flush: { hosts: ['cache.internal:9000'] } }, /options\.flush\.hosts\[0\].*'cache\.internal:9000'/],
+      [{ flush: { hosts: ['bad host'] } }, /options\.flush\.hosts\[0\]/],
       [{ flush: { maxBodyBytes: 0 } }, /options\.flush\.maxBodyBytes/],
       [{ flush: { maxLines: 0 } }, /options\.flush\.maxLines/],
       [{ refetch: { concurrency: 0 } }, /options\.refetch\.concurrency/],

@@ -83,6 +83,13 @@ describe('normalizeHost', () => {
   test('no Host gives an empty host part', () => {
     assert.equal(normalizeHost(undefined, false), '');
   });
+
+  test('drops the trailing dot of a fully qualified name, with or without a port', () => {
+    assert.equal(normalizeHost('site.test.', false), 'site.test');
+    assert.equal(normalizeHost('SITE.TEST.:80', false), 'site.test');
+    assert.equal(normalizeHost('site.test.:8080', false), 'site.test:8080');
+    assert.equal(normalizeHost('[::ffff:10.0.0.1]:8080', false), '[::ffff:10.0.0.1]:8080');
+  });
 });
 
 describe('primaryKey', () => {
