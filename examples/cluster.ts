@@ -1,8 +1,12 @@
 /**
  * Three cache nodes in front of one origin, in one process: each node lists the others as
- * peers, requests go round-robin across the nodes (as a load balancer would send them), and
- * every page is rendered once for the whole cluster. Then one node is stopped: the others keep
- * answering, and its breaker opens.
+ * peers, requests go round-robin across the nodes, each reached on its own port, and every page
+ * is rendered once for the whole cluster. A flush on one node reaches the others. Then one node
+ * is stopped: the others keep answering, and its breaker opens.
+ *
+ * The request's Host is part of the cache key, and each node here is asked under its own
+ * host:port: without `key.host` no node would find the others' pages. `key: { host }` keys every
+ * page under the site's one public name (see docs/cluster.md, "What Host does to keys in a cluster").
  *
  *   npx tsx examples/cluster.ts
  */
@@ -33,17 +37,17 @@ const servers = await Promise.all(
 );
 const nodes = servers.map((s) => s.url);
 const caches: StrataCache[] = servers.map(({ server, url }) => {
-  const cache = createCache({ peers: { self: url, nodes, secret, failureThreshold: 2 } });
+  const cache = createCache({ key: { host: 'www.example.com' }, peers: { self: url, nodes, secret, failureThreshold: 2 } });
   server.on('request', cache.wrap(origin));
   return cache;
 });
 const name = (url: string): string => `node${nodes.indexOf(url) + 1}`;
 
 function get(node: string, path: string): Promise<string> {
-  // Every node sees the same public Host, as behind a load balancer: it is part of the key.
+  // Each node is asked under its own Host (127.0.0.1:port); key.host makes them one site.
   return new Promise((resolve, reject) => {
     http
-      .get(node + path, { headers: { host: 'www.example.com' } }, (res) => {
+      .get(node + path, (res) => {
         res.resume();
         res.on('end', () => resolve(`${res.statusCode} ${String(res.headers['x-cache']).padEnd(4)}`));
       })
@@ -61,6 +65,14 @@ for (const path of ['/', '/products', '/about']) {
   i++;
 }
 console.log(`origin renders: ${[...renders.values()].reduce((a, b) => a + b, 0)} for ${renders.size} pages`);
+
+console.log('\nnode1 flushes /products; the invalidation reaches node2 and node3:');
+await caches[0]!.invalidate('/products');
+while (caches.slice(1).some((c) => c.stats().invalidationsReceived < 1)) await new Promise((r) => setTimeout(r, 10));
+for (const node of nodes) console.log(`  GET /products  -> ${name(node)}  ${await get(node, '/products')}`);
+// Each node answered with its stale copy and refreshes it in the background (the grace period).
+for (const node of nodes) while (!(await get(node, '/products')).includes('HIT')) await new Promise((r) => setTimeout(r, 10));
+console.log(`  every node has the new /products (origin renders of /products: ${renders.get('/products')})`);
 
 console.log('\nnode3 stops; requests go on to node1 and node2:');
 servers[2]!.server.closeAllConnections();

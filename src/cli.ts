@@ -14,7 +14,8 @@ const USAGE = `usage: stratacache <command> [options]
 A layered HTTP cache in front of any upstream, and the tools to run it.
 
 Commands:
-  serve    run the caching reverse proxy in front of an upstream (the default command)
+  serve    run the caching reverse proxy in front of an upstream (the default command:
+           'stratacache' alone serves the stratacache.config.* file of the folder)
   flush    invalidate paths or tags on a running node (and refetch pages)
   prime    warm a node from a file of URLs or a sitemap
   stats    show a node's hit ratio, entries, renders saved, peers
@@ -44,6 +45,8 @@ function version(): string {
 /** Runs the bin with `argv` (without node and the script); resolves with the exit status. */
 export async function run(argv: readonly string[], io: Io): Promise<number> {
   const [first, ...rest] = argv;
+  // `stratacache` alone in a folder with a config file serves it; elsewhere it shows the usage.
+  if (first === undefined && (await import('./cli/config.js')).findConfigFile(undefined, io.cwd) !== undefined) return run(['serve'], io);
   if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
     io.out(USAGE);
     return first === undefined ? 1 : 0;

@@ -1,7 +1,7 @@
 /**
  * The access log of `stratacache serve`: one line per finished request with method, path,
- * status, cache status, body bytes and milliseconds, in the common log format plus those fields,
- * or as JSON lines.
+ * status, cache status, body bytes and milliseconds (and the upstream failure's cause when the
+ * request had one), in the common log format plus those fields, or as JSON lines.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
@@ -47,6 +47,7 @@ export function withAccessLog(
   handler: (req: IncomingMessage, res: ServerResponse) => void,
   format: AccessLogFormat,
   write: (line: string) => void,
+  upstreamError: (req: IncomingMessage) => string | undefined = () => undefined,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const started = performance.now();
@@ -78,10 +79,13 @@ export function withAccessLog(
       const path = req.url ?? '/';
       const method = req.method ?? '-';
       const cache = cacheStatus(res, written);
+      const failure = upstreamError(req);
       if (format === 'json') {
-        write(JSON.stringify({ time: new Date().toISOString(), remote: req.socket?.remoteAddress ?? '-', method, path, status, cache, bytes, ms, complete: res.writableFinished }));
+        const line = { time: new Date().toISOString(), remote: req.socket?.remoteAddress ?? '-', method, path, status, cache, bytes, ms, complete: res.writableFinished };
+        write(JSON.stringify(failure === undefined ? line : { ...line, upstreamError: failure }));
       } else {
-        write(`${req.socket?.remoteAddress ?? '-'} - - [${clfTime(new Date())}] "${method} ${path} HTTP/${req.httpVersion}" ${status} ${bytes} ${cache} ${ms}ms${res.writableFinished ? '' : ' aborted'}`);
+        const cause = failure === undefined ? '' : ` upstream-error="${failure.replace(/["\\]/g, '\\$&')}"`;
+        write(`${req.socket?.remoteAddress ?? '-'} - - [${clfTime(new Date())}] "${method} ${path} HTTP/${req.httpVersion}" ${status} ${bytes} ${cache} ${ms}ms${res.writableFinished ? '' : ' aborted'}${cause}`);
       }
     });
     handler(req, res);

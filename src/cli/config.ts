@@ -10,13 +10,14 @@ import { pathToFileURL } from 'node:url';
 import type { CacheOptions } from '../options/types.js';
 import { resolveOptions } from '../options/resolve.js';
 import type { ProxyOptions } from '../proxy/upstream.js';
+import type { RedisStoreOptions } from '../stores/redis.js';
 import { convertUnits, parseDuration, parseInteger, parseSize, show, UsageError } from './units.js';
 
 /** Config file names looked for in the working directory, in this order. */
 export const CONFIG_FILES = ['stratacache.config.mjs', 'stratacache.config.js', 'stratacache.config.json'] as const;
 
 /** Fields of a config file that belong to the server, not to the cache. */
-const SERVE_FIELDS = new Set(['upstream', 'port', 'host', 'proxy', 'disk', 'accessLog', 'drainTimeout', 'secretEnv', 'adminOnMain']);
+const SERVE_FIELDS = new Set(['upstream', 'port', 'host', 'proxy', 'disk', 'redis', 'accessLog', 'drainTimeout', 'secretEnv', 'adminOnMain']);
 
 /** Everything `serve` needs, validated. */
 export interface ServePlan {
@@ -26,6 +27,8 @@ export interface ServePlan {
   proxy: Omit<ProxyOptions, 'upstream'>;
   cache: CacheOptions;
   disk: { dir: string; maxSize: number } | undefined;
+  /** The shared Redis tier's options (`url` set), from `--redis URL` or the file's `redis` (a URL or an object). */
+  redis: (RedisStoreOptions & { url: string }) | undefined;
   accessLog: 'clf' | 'json' | undefined;
   /** How long in ms in-flight requests may take to finish after SIGTERM. */
   drainTimeout: number;
@@ -89,6 +92,8 @@ function cacheFlags(flags: ServeFlags, into: Record<string, unknown>): void {
     if (v.trim() === '' || !(n >= 0 && n <= 1)) throw new UsageError(`expected ${f} to be a fraction from 0 to 1, got '${v}'`);
     return n;
   });
+  // `--compress` turns on the default codings unless the file configured compression already.
+  if (flags.compress === true && (into.compress === undefined || into.compress === false)) into.compress = true;
   const keyHost = str(flags['key-host']);
   if (keyHost !== undefined) into.key = { ...(into.key as object | undefined), host: keyHost === 'false' ? false : keyHost };
   const token = str(flags['flush-token']);
@@ -164,18 +169,35 @@ function plan(file: Record<string, unknown>, flags: ServeFlags, env: NodeJS.Proc
   const diskDir = str(flags.disk) ?? fileDisk?.dir;
   if (diskDir !== undefined) {
     if (typeof diskDir !== 'string' || diskDir === '') throw new UsageError(`expected config.disk.dir to be a directory, got ${show(diskDir)}`);
-    const size = str(flags['disk-size']) !== undefined ? parseSize('--disk-size', flags['disk-size']) : parseSize('config.disk.maxSize', fileDisk?.maxSize ?? '1gb');
+    // The file's value was converted (and checked) by convertUnits.
+    const size = str(flags['disk-size']) !== undefined ? parseSize('--disk-size', flags['disk-size']) : ((fileDisk?.maxSize as number | undefined) ?? 1024 ** 3);
     disk = { dir: diskDir, maxSize: size };
   }
+
+  const redis = redisPlan(str(flags.redis), converted.redis);
 
   const accessLogRaw = flags['access-log'] ?? converted.accessLog;
   let accessLog: ServePlan['accessLog'];
   if (accessLogRaw === true || accessLogRaw === 'clf') accessLog = 'clf';
   else if (accessLogRaw === 'json') accessLog = 'json';
   else if (accessLogRaw !== undefined && accessLogRaw !== false) throw new UsageError(`expected accessLog to be 'clf', 'json' or false, got ${show(accessLogRaw)}`);
-  const drainTimeout = parseDuration(flags['drain-timeout'] !== undefined ? '--drain-timeout' : 'config.drainTimeout', flags['drain-timeout'] ?? converted.drainTimeout ?? 10_000);
+  const drainTimeout = str(flags['drain-timeout']) !== undefined ? parseDuration('--drain-timeout', flags['drain-timeout']) : ((converted.drainTimeout as number | undefined) ?? 10_000);
 
   // Validate the cache options now, so a mistake is one line at startup, naming the field.
   resolveOptions(cache as CacheOptions);
-  return { upstream, port, host, proxy, cache: cache as CacheOptions, disk, accessLog, drainTimeout, configFile };
+  return { upstream, port, host, proxy, cache: cache as CacheOptions, disk, redis, accessLog, drainTimeout, configFile };
+}
+
+/** The Redis tier from `--redis URL` (wins for the URL) and the file's `redis`: a URL, or an object of redisStore options. */
+function redisPlan(flag: string | undefined, file: unknown): ServePlan['redis'] {
+  if (flag === undefined && file === undefined) return undefined;
+  if (file !== undefined && typeof file !== 'string' && (file === null || typeof file !== 'object' || Array.isArray(file))) {
+    throw new UsageError(`expected config.redis to be a redis:// URL or an object of Redis store options, got ${show(file)}`);
+  }
+  const options = (typeof file === 'object' ? { ...file } : typeof file === 'string' ? { url: file } : {}) as RedisStoreOptions;
+  if ('client' in options) throw new UsageError('config.redis cannot hold a client: give its url');
+  const url = flag ?? options.url;
+  const field = flag !== undefined ? '--redis' : typeof file === 'string' ? 'config.redis' : 'config.redis.url';
+  if (typeof url !== 'string' || !/^rediss?:\/\/[^/]/.test(url) || !URL.canParse(url)) throw new UsageError(`expected ${field} to be a redis:// or rediss:// URL, got ${show(url)}`);
+  return { ...options, url };
 }

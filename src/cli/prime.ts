@@ -1,21 +1,24 @@
 /**
- * `stratacache prime <file | sitemap URL> --url NODE`: warms a node by requesting every URL through
+ * `stratacache prime <file | sitemap.xml | sitemap URL> --url NODE`: warms a node by requesting every URL through
  * it with bounded concurrency. A progress bar on a terminal, a plain line every few seconds
  * otherwise, and a summary: done, failed, bytes, time.
  */
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pLimit from 'p-limit';
 import { formatBytes, nodeUrl, send } from './client.js';
 import type { Io } from './io.js';
 import { parseDuration, parseFlags, parseInteger, UsageError } from './units.js';
 
-export const PRIME_HELP = `usage: stratacache prime <file-of-URLs | sitemap URL> --url NODE [--concurrency N]
+export const PRIME_HELP = `usage: stratacache prime <file-of-URLs | sitemap.xml | sitemap URL> --url NODE [--concurrency N]
 
 Requests every URL through the node so that its cache holds them. The list is a file with one
-URL or path per line (blank lines and # comments skipped), or a sitemap (or sitemap index) URL.
+URL or path per line (blank lines and # comments skipped), or a sitemap (or sitemap index), as a
+file (sitemap.xml) or a URL; an index's sitemaps are read too (from a local index, a relative
+<loc> is a file beside it).
 An absolute URL is requested from the node with its own Host, so it is cached under the name
 clients use.
 
@@ -36,30 +39,56 @@ export function sitemapLocations(xml: string): { pages: string[]; sitemaps: stri
   return { pages, sitemaps };
 }
 
-/** The URLs to prime: from a file, or from a sitemap (an index is followed one level). */
-async function loadTargets(source: string, io: Io): Promise<string[]> {
-  if (/^https?:\/\//i.test(source)) {
-    const fetchXml = async (url: string): Promise<string> => {
-      let reply;
-      try {
-        reply = await send(new URL(url), { timeout: 30_000 });
-      } catch (error) {
-        throw new UsageError(`cannot read the sitemap ${url}: ${(error as Error).message}`);
-      }
-      if (reply.status !== 200) throw new UsageError(`cannot read the sitemap ${url}: status ${reply.status}`);
-      return reply.body.toString('utf8');
-    };
-    const top = sitemapLocations(await fetchXml(source));
-    const pages = [...top.pages];
-    for (const nested of top.sitemaps) pages.push(...sitemapLocations(await fetchXml(nested)).pages);
-    if (pages.length === 0) throw new UsageError(`the sitemap ${source} lists no <loc> URLs`);
-    return pages;
-  }
-  let text: string;
+/** True when a file's text is a sitemap or sitemap index (XML), not a list of URLs. */
+const isSitemap = (text: string): boolean => /^\s*(<\?xml|<urlset\b|<sitemapindex\b)/.test(text);
+
+/** A sitemap's text: fetched when `where` is an http(s) URL, else read from a file (a path or `file:` URL). */
+async function readSitemap(where: string): Promise<string> {
+  if (!/^https?:\/\//i.test(where)) return readText(where.startsWith('file:') ? fileURLToPath(where) : where, where);
+  let reply;
   try {
-    text = readFileSync(resolve(io.cwd, source), 'utf8');
+    reply = await send(new URL(where), { timeout: 30_000 });
   } catch (error) {
-    throw new UsageError(`cannot read ${source}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new UsageError(`cannot read the sitemap ${where}: ${(error as Error).message}`);
+  }
+  if (reply.status !== 200) throw new UsageError(`cannot read the sitemap ${where}: status ${reply.status}`);
+  return reply.body.toString('utf8');
+}
+
+/** A local file's text; `shown` names it in the error. */
+function readText(path: string, shown: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read ${shown}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+}
+
+/**
+ * The pages of a sitemap whose text is `xml`, read from `where` (a URL or a file path); an index's
+ * sitemaps are followed one level, a relative one from a local index as a file beside it.
+ */
+async function sitemapPages(xml: string, where: string): Promise<string[]> {
+  const top = sitemapLocations(xml);
+  const pages = [...top.pages];
+  const remote = /^https?:\/\//i.test(where);
+  for (const nested of top.sitemaps) {
+    const at = remote || /^(https?|file):/i.test(nested) ? nested : resolve(dirname(where), nested);
+    pages.push(...sitemapLocations(await readSitemap(at)).pages);
+  }
+  if (pages.length === 0) throw new UsageError(`the sitemap ${where} lists no <loc> URLs`);
+  return pages;
+}
+
+/** The URLs to prime: from a file of URLs, or from a sitemap file or URL (an index is followed one level). */
+async function loadTargets(source: string, io: Io): Promise<string[]> {
+  if (/^https?:\/\//i.test(source)) return sitemapPages(await readSitemap(source), source);
+  const path = resolve(io.cwd, source);
+  const text = readText(path, source);
+  if (isSitemap(text)) {
+    const pages = await sitemapPages(text, path);
+    for (const p of pages) if (!/^https?:\/\//i.test(p) && !p.startsWith('/')) throw new UsageError(`${source}: expected each <loc> to be a URL or a path starting with /, got '${p}'`);
+    return pages;
   }
   const lines = text
     .split('\n')
@@ -76,7 +105,7 @@ export async function runPrime(argv: readonly string[], io: Io): Promise<number>
     io.out(PRIME_HELP);
     return 0;
   }
-  if (positionals.length !== 1) throw new UsageError('expected one file of URLs or one sitemap URL (see stratacache prime --help)');
+  if (positionals.length !== 1) throw new UsageError('expected one file of URLs, one sitemap file or one sitemap URL (see stratacache prime --help)');
   const node = nodeUrl(values.url);
   const concurrency = parseInteger('--concurrency', values.concurrency ?? '4', 1, 1024);
   const timeout = parseDuration('--timeout', values.timeout ?? '30s');

@@ -8,9 +8,13 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { createCache, type StrataCache } from '../cache.js';
 import { resolveOptions } from '../options/resolve.js';
 import { DiskStore } from '../stores/disk.js';
+import { redisStore, type RedisStoreOptions } from '../stores/redis.js';
+import { INSTALL_HINT } from '../stores/redis-client.js';
+import type { CacheStore } from '../stores/store.js';
 import { createProxy } from '../proxy/upstream.js';
 import { withAccessLog } from './access-log.js';
 import { adminHandler, parseAdmin, parseAdminOnMain, unguardedWarning, withoutAdminRoutes, type AdminAddress } from './admin.js';
+import { UpstreamErrorLog } from './error-log.js';
 import { buildServePlan, findConfigFile, loadConfigFile, type ServePlan } from './config.js';
 import { parseFlags, UsageError } from './units.js';
 import type { Io } from './io.js';
@@ -19,8 +23,9 @@ export const SERVE_HELP = `usage: stratacache serve --upstream URL [--port N] [o
 
 Runs the cache in front of an upstream. Options come from a config file (stratacache.config.mjs,
 .js or .json in the working directory, or --config FILE: every library option, plus upstream,
-port, host, proxy, disk, accessLog, drainTimeout, secretEnv) and from these flags, which win.
-Sizes take units (64mb, 1gb), durations too (250ms, 10s, 5m, 1h, 1d).
+port, host, proxy, disk, redis, accessLog, drainTimeout, secretEnv) and from these flags, which win.
+Sizes and durations need a unit, in flags and files alike: 512kb, 64mb, 1gb; 500ms, 10s, 5m, 1h, 1d
+(a bare number is refused, but 0).
 
   --upstream URL              where misses go, e.g. http://127.0.0.1:8080 (required)
   --port N                    listen port (default 3000; 0 picks a free one)
@@ -41,6 +46,10 @@ Sizes take units (64mb, 1gb), durations too (250ms, 10s, 5m, 1h, 1d).
                               (default cdn-cache-control; '' obeys Cache-Control only)
   --disk DIR                  add a disk tier in DIR that survives restarts
   --disk-size SIZE            its budget (default 1gb)
+  --redis URL                 add the tier shared by every node on this Redis or Valkey:
+                              redis://[user:password@]host:port[/db] (needs the ioredis package)
+  --compress                  compress text responses for clients that accept it (br, gzip; zstd
+                              where Node has it), each coding stored once
   --preserve-host             send the client's Host upstream (default: the upstream's host)
   --upstream-timeout DURATION wait this long for upstream headers, then 504 / stale (default 30s)
   --max-sockets N             keep-alive connections to the upstream at most (default 64)
@@ -78,6 +87,8 @@ const FLAGS = {
   'key-host': { type: 'string' },
   'targeted-cache-control': { type: 'string' },
   disk: { type: 'string' },
+  redis: { type: 'string' },
+  compress: { type: 'boolean' },
   'disk-size': { type: 'string' },
   'preserve-host': { type: 'boolean' },
   'upstream-timeout': { type: 'string' },
@@ -111,16 +122,36 @@ export async function parseServe(argv: readonly string[], env: NodeJS.ProcessEnv
   return admin === undefined ? plan : { ...plan, admin };
 }
 
+/** A URL as a log may show it: without its password. */
+function redactUrl(url: string): string {
+  const u = new URL(url);
+  if (u.password !== '') u.password = '***';
+  return u.href.replace(/\/$/, '');
+}
+
 /** What the startup line says about the tiers and peers. */
 function describe(plan: ServePlan): string {
   const options = resolveOptions(plan.cache);
   const mb = (n: number): string => (n >= 1024 ** 3 ? `${+(n / 1024 ** 3).toFixed(1)} GiB` : `${+(n / 1024 ** 2).toFixed(1)} MiB`);
   const tiers = [`memory ${mb(options.maxSize)}`];
   if (plan.disk !== undefined) tiers.push(`disk ${plan.disk.dir} ${mb(plan.disk.maxSize)}`);
+  if (plan.redis !== undefined) tiers.push(`redis ${redactUrl(plan.redis.url)}`);
   const peers = options.peers;
   const nodes = typeof peers.nodes === 'function' ? 'discovered' : peers.nodes.filter((n) => n !== peers.self).join(', ');
   const peerText = peers.secret === undefined || nodes === '' ? 'peers: none' : `peers: ${nodes} (self ${peers.self ?? '?'}, ${peers.strategy})`;
-  return `tiers: ${tiers.join(', ')}; ${peerText}`;
+  const compress = options.compress === undefined ? '' : `; compress ${options.compress.encodings.join(', ')}`;
+  return `tiers: ${tiers.join(', ')}; ${peerText}${compress}`;
+}
+
+/** The Redis tier; a missing ioredis is one line saying how to install it. */
+async function redisTier(options: RedisStoreOptions): Promise<CacheStore> {
+  try {
+    return await redisStore(options);
+  } catch (error) {
+    if ((error as Error).message === INSTALL_HINT) throw new UsageError('--redis needs the ioredis package: run `npm install ioredis` next to stratacache');
+    if (error instanceof TypeError || error instanceof RangeError) throw new UsageError(`redis: ${error.message}`);
+    throw error;
+  }
 }
 
 /** Runs `serve`; resolves with the exit status once the server has stopped. */
@@ -132,10 +163,14 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
   }
   let cache: StrataCache;
   let proxy: ReturnType<typeof createProxy>;
+  // Upstream failures on stderr, whatever DEBUG says (one line per cause a minute).
+  const errorLog = new UpstreamErrorLog((line) => io.err(line));
   try {
-    const stores = plan.disk === undefined ? [] : [new DiskStore({ dir: plan.disk.dir, maxSize: plan.disk.maxSize })];
+    // Local tiers before the shared one: memory (built in), disk, then Redis.
+    const stores: CacheStore[] = plan.disk === undefined ? [] : [new DiskStore({ dir: plan.disk.dir, maxSize: plan.disk.maxSize })];
+    if (plan.redis !== undefined) stores.push(await redisTier(plan.redis));
     cache = createCache({ ...plan.cache, ...(stores.length > 0 ? { stores: [...(plan.cache.stores ?? []), ...stores] } : {}) });
-    proxy = createProxy({ upstream: plan.upstream, ...plan.proxy });
+    proxy = createProxy({ upstream: plan.upstream, ...plan.proxy, onError: (failure, req) => errorLog.report(failure, req) });
   } catch (error) {
     // Options the plan could not check alone (the disk tier's, the proxy's): still one line.
     if (error instanceof TypeError || error instanceof RangeError) throw new UsageError(error.message);
@@ -158,7 +193,7 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
   };
   const flushOptions = resolveOptions(plan.cache).flush;
   const wrapped = plan.adminOnMain ? cache.wrap(proxy) : withoutAdminRoutes(cache.wrap(proxy), flushOptions?.path);
-  const handler = plan.accessLog === undefined ? wrapped : withAccessLog(wrapped, plan.accessLog, (line) => io.out(line));
+  const handler = plan.accessLog === undefined ? wrapped : withAccessLog(wrapped, plan.accessLog, (line) => io.out(line), (req) => errorLog.causeOf(req));
   const server = http.createServer(tracked);
 
   await new Promise<void>((resolve, reject) => {
@@ -174,8 +209,8 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : plan.port;
   const shownHost = plan.host.includes(':') ? `[${plan.host}]` : plan.host;
-  io.out(`stratacache listening on http://${shownHost}:${port}/ -> ${plan.upstream}; ${describe(plan)}${plan.configFile !== undefined ? `; config ${plan.configFile}` : ''}`);
   const admin = plan.admin === undefined ? undefined : http.createServer(adminHandler(cache));
+  let adminUrl: string | undefined;
   const adminListeners = plan.adminOnMain ? [{ url: `http://${shownHost}:${port}/`, host: plan.host }] : [];
   if (admin !== undefined && plan.admin !== undefined) {
     const at = plan.admin;
@@ -188,10 +223,13 @@ export async function runServe(argv: readonly string[], io: Io): Promise<number>
       admin.listen(at.port, at.host, () => resolve());
     });
     const a = admin.address();
-    const adminUrl = `http://${at.host.includes(':') ? `[${at.host}]` : at.host}:${typeof a === 'object' && a !== null ? a.port : at.port}`;
-    io.out(`stratacache admin on ${adminUrl}/ : metrics ${adminUrl}/metrics, console ${adminUrl}/console/`);
+    adminUrl = `http://${at.host.includes(':') ? `[${at.host}]` : at.host}:${typeof a === 'object' && a !== null ? a.port : at.port}`;
     adminListeners.push({ url: `${adminUrl}/`, host: at.host });
   }
+  // One startup line says everything that runs: address, upstream, every tier, peers, admin, config.
+  const adminText = adminUrl === undefined ? 'admin: none (--admin to serve metrics and the console)' : `admin ${adminUrl}/`;
+  io.out(`stratacache listening on http://${shownHost}:${port}/ -> ${plan.upstream}; ${describe(plan)}; ${adminText}${plan.configFile !== undefined ? `; config ${plan.configFile}` : ''}`);
+  if (adminUrl !== undefined) io.out(`stratacache admin on ${adminUrl}/ : metrics ${adminUrl}/metrics, console ${adminUrl}/console/`);
   const warning = flushOptions === undefined ? undefined : unguardedWarning(flushOptions.token, adminListeners);
   if (warning !== undefined) io.err(warning);
 

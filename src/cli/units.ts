@@ -1,7 +1,7 @@
 /**
  * What an operator types, checked: sizes and durations with units (`64mb`, `1gib`, `10s`, `1h`,
- * `250ms`) parsed into the library's units (bytes, milliseconds; a bare number is already in
- * them), flags, and the one-line {@link UsageError} every mistake becomes.
+ * `250ms`) parsed into the library's units (bytes, milliseconds; a bare number is refused, as its
+ * unit would be a guess), flags, and the one-line {@link UsageError} every mistake becomes.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
@@ -10,29 +10,50 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
-const DURATION_UNITS: Record<string, number> = { '': 1, ms: 1, s: 1000, m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000 };
+const SIZE_UNITS: Record<string, number> = { b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000 };
 
+/** What an error says the accepted forms are. */
+const SIZE_FORMS = 'a unit: b, kb, mb or gb (64mb, 512kb, 1gb)';
+const DURATION_FORMS = 'a unit: ms, s, m, h or d (500ms, 10s, 5m, 1h)';
+
+/**
+ * The number a value with a unit stands for, in the unit's base (bytes, ms). A bare number is
+ * refused (`--grace 10`: seconds to an nginx user, ms to the library), except `0`, which is the
+ * same in every unit. `undefined` when the value is not of the form.
+ */
 function withUnit(units: Record<string, number>, value: unknown): number | undefined {
-  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
+  if (value === 0 || value === '0') return 0;
   if (typeof value !== 'string') return undefined;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(value);
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$/i.exec(value);
   if (m === null) return undefined;
   const factor = units[m[2]!.toLowerCase()];
   return factor === undefined ? undefined : Math.round(Number(m[1]) * factor);
 }
 
-/** Bytes from `64mb`, `512KiB`, `1g` or a number (units are powers of 1024). @throws UsageError naming `field`. */
+/** The end of a unit error: what was given, and a word when it was a bare number. */
+function got(value: unknown): string {
+  const bare = typeof value === 'number' || (typeof value === 'string' && /^\s*\d+(?:\.\d+)?\s*$/.test(value));
+  return `got ${show(value)}${bare ? ' (a bare number has no unit)' : ''}`;
+}
+
+/**
+ * Bytes from `64mb`, `512KiB`, `1g`, `100b` (units are powers of 1024). A bare number is refused
+ * (but `0`). @throws UsageError naming `field` and the units.
+ */
 export function parseSize(field: string, value: unknown): number {
   const n = withUnit(SIZE_UNITS, value);
-  if (n === undefined) throw new UsageError(`expected ${field} to be a size such as 64mb or 1048576, got ${show(value)}`);
+  if (n === undefined) throw new UsageError(`expected ${field} to be a size with ${SIZE_FORMS}, ${got(value)}`);
   return n;
 }
 
-/** Milliseconds from `10s`, `1h`, `250ms`, `2m`, `1d` or a number of ms. @throws UsageError naming `field`. */
+/**
+ * Milliseconds from `10s`, `1h`, `250ms`, `2m`, `1d`. A bare number is refused (but `0`).
+ * @throws UsageError naming `field` and the units.
+ */
 export function parseDuration(field: string, value: unknown): number {
   const n = withUnit(DURATION_UNITS, value);
-  if (n === undefined) throw new UsageError(`expected ${field} to be a duration such as 10s, 1h or 250ms, got ${show(value)}`);
+  if (n === undefined) throw new UsageError(`expected ${field} to be a duration with ${DURATION_FORMS}, ${got(value)}`);
   return n;
 }
 
@@ -58,21 +79,24 @@ export function show(value: unknown): string {
 
 /** Option names (at any depth) whose value is a size, and those whose value is a duration. */
 const SIZE_NAME = /(size|bytes)$/i;
-const DURATION_NAME = /(ttl|timeout|interval|period|cooldown|staleiferror|stalewhilerevalidate)$/i;
+const DURATION_NAME = /(ttl|timeout|interval|period|cooldown|backoff|wait|staleiferror|stalewhilerevalidate)$/i;
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
 
 /**
- * Returns a copy of a plain options object (from a config file) where every string given for a
- * size or duration option is converted to bytes or ms; functions, arrays and other values pass
- * through for the library's own validation. `path` names fields in errors (`config.peers.coolDown`).
+ * Returns a copy of a plain options object (from a config file) where every size or duration
+ * option is converted to bytes or ms; it must be given with a unit (`"10s"`, `"64mb"`: a bare
+ * number is refused, but `0`). Booleans (`staleIfError: false`), functions, arrays and other
+ * values pass through for the library's own validation. `path` names fields in errors
+ * (`config.peers.coolDown`).
  */
 export function convertUnits(value: Record<string, unknown>, path: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [name, v] of Object.entries(value)) {
     const field = `${path}.${name}`;
-    if (typeof v === 'string' && SIZE_NAME.test(name)) out[name] = parseSize(field, v);
-    else if (typeof v === 'string' && DURATION_NAME.test(name)) out[name] = parseDuration(field, v);
+    const unitless = typeof v === 'string' || typeof v === 'number';
+    if (unitless && SIZE_NAME.test(name)) out[name] = parseSize(field, v);
+    else if (unitless && DURATION_NAME.test(name)) out[name] = parseDuration(field, v);
     else if (isPlainObject(v)) out[name] = convertUnits(v, field);
     // A list of objects (`rules`): each converted in turn (`config.rules[0].ttl`).
     else if (Array.isArray(v) && v.some(isPlainObject)) out[name] = v.map((item: unknown, i) => (isPlainObject(item) ? convertUnits(item, `${field}[${i}]`) : item));

@@ -27,7 +27,7 @@ import { DataLoads } from './loads.js';
 import { DataNamespace, type NamespaceHost, type NamespaceScope } from './namespace.js';
 import { DATA_NAMESPACE } from './peers.js';
 import { DataRequests } from './requests.js';
-import { DataStorage } from './storage.js';
+import { DataStorage, detachedScope } from './storage.js';
 import type { Counters, DataFetchOptions, DataGetOptions, DataLoader, DataResponse, DataStats, Outcome } from './types.js';
 import { DataValues } from './values.js';
 
@@ -35,6 +35,9 @@ export type { DataGetOptions, DataFetchOptions, DataStatus, DataResponse, DataSt
 export { DataNamespace } from './namespace.js';
 
 const debug = createDebug('stratacache:data');
+
+/** What a lookup that never loads settles with when nobody has the key. */
+const NOT_FOUND: Outcome = { ok: false, error: undefined };
 
 /** The data cache behind `cache.data`. */
 export class DataCache {
@@ -173,6 +176,34 @@ export class DataCache {
    */
   delete(key: string): boolean {
     return this.#storage.delete(key);
+  }
+
+  /**
+   * @internal For `stratacache/next`: the entry {@link keep} stored under the data key `k`, from
+   * the data memory tier (unless an invalidation reached it there), else its lower tiers, else
+   * the peers (one lookup for concurrent
+   * callers; a copy found below memory or on a peer is judged by the local rules and kept in
+   * memory). Never loads: undefined when nobody has it. Store and peer failures and timeouts are
+   * a miss, never an error. Inside a render, the read is recorded (see {@link get}).
+   */
+  async peek(k: string): Promise<Entry | undefined> {
+    this.#storage.read(k);
+    const entry = this.#storage.memory.get(k);
+    if (entry !== undefined && !this.#engine.isInvalidated(entry)) return entry;
+    // Invalidated here: another node may have stored the new one already (else the old one is
+    // returned, for the caller to judge: a soft invalidation still lets it answer once more).
+    const outcome = await this.#loads.join(k, entry?.tags ?? [], () => Promise.resolve(NOT_FOUND), true).promise;
+    return outcome.ok ? outcome.res.entry : entry;
+  }
+
+  /**
+   * @internal For `stratacache/next`: stores `entry` under the data key `k` in the data memory
+   * tier and (in the background) its lower tiers, where {@link peek} and the peers find it.
+   * Inside a render, recorded as a read; a response that read other bytes under `k` turns stale.
+   */
+  keep(k: string, entry: Entry): void {
+    this.#storage.read(k);
+    this.#storage.put(k, entry, detachedScope());
   }
 
   /** Counters and the size of the data memory tier. */

@@ -19,7 +19,7 @@ export interface EpochInput {
   paths?: readonly string[];
   /** `'resource'`: only the resource itself, no auto-invalidation (`CQ-Action-Scope: ResourceOnly`). */
   scope?: InvalidationScope;
-  /** Entries of these paths are removed, not only made stale. */
+  /** Entries of these paths and tags are removed, not only made stale. */
   hard?: boolean;
   /** Tags (surrogate keys). */
   tags?: readonly string[];
@@ -144,6 +144,8 @@ export class Epochs {
   readonly #hardTree: EpochMap;
   readonly #hardResource: EpochMap;
   readonly #tags: EpochMap;
+  /** Hard tag invalidations: the tagged entries are gone, not only stale. */
+  readonly #hardTags: EpochMap;
   #newest = 0;
   #newestTag = 0;
 
@@ -157,6 +159,7 @@ export class Epochs {
     this.#hardTree = new EpochMap(max);
     this.#hardResource = new EpochMap(max);
     this.#tags = new EpochMap(max);
+    this.#hardTags = new EpochMap(max);
   }
 
   /**
@@ -188,7 +191,10 @@ export class Epochs {
       if (scope === 'tree' && this.#auto !== undefined) this.#stat.set(ancestor(path, Math.min(depthOf(path), this.#statLevel)), at);
       debug('invalidate %s (%s%s) at %d', path === '' ? '/' : path, scope, input.hard ? ', hard' : '', at);
     }
-    for (const tag of input.tags ?? []) this.#tags.set(tag, at);
+    for (const tag of input.tags ?? []) {
+      if (input.hard) this.#hardTags.set(tag, at);
+      this.#tags.set(tag, at);
+    }
     if ((input.tags?.length ?? 0) > 0 && at > this.#newestTag) this.#newestTag = at;
     if (at > this.#newest) this.#newest = at;
   }
@@ -224,9 +230,12 @@ export class Epochs {
     }
     if (entry.tags.length > 0) {
       if (this.#tags.floor > soft) soft = this.#tags.floor;
+      if (this.#hardTags.floor > hard) hard = this.#hardTags.floor;
       for (const tag of entry.tags) {
         const t = this.#tags.get(tag);
         if (t > soft) soft = t;
+        const h = this.#hardTags.get(tag);
+        if (h > hard) hard = h;
       }
     }
     // Strictly older than the invalidation: the engine stamps invalidations strictly after every
@@ -238,6 +247,6 @@ export class Epochs {
 
   /** Number of epochs held (for tests and stats). */
   get size(): number {
-    return this.#tree.size + this.#resource.size + this.#stat.size + this.#hardTree.size + this.#hardResource.size + this.#tags.size;
+    return this.#tree.size + this.#resource.size + this.#stat.size + this.#hardTree.size + this.#hardResource.size + this.#tags.size + this.#hardTags.size;
   }
 }

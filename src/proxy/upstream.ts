@@ -40,6 +40,30 @@ export interface UpstreamOptions {
    * @default 64
    */
   maxSockets?: number;
+  /**
+   * Called once per upstream failure a client or the cache sees: a connection that failed, a
+   * timeout, a response cut short. For logs (the CLI writes an error log line from it); what it
+   * throws is ignored, and it cannot change the answer (502, 504, or the cut response).
+   * @default undefined (failures go to `DEBUG=stratacache:proxy` only)
+   */
+  onError?: ((failure: UpstreamFailure, req: IncomingMessage) => void) | undefined;
+}
+
+/** One upstream failure, as {@link UpstreamOptions.onError} receives it. */
+export interface UpstreamFailure {
+  /**
+   * The cause, short and the same for every failure of one kind: `timeout`, `cut` (the body
+   * stopped short), or the error's code (`ECONNREFUSED`, `ECONNRESET`, `ENOTFOUND`), else its message.
+   */
+  cause: string;
+  /** The cause as a log says it: `connect ECONNREFUSED 127.0.0.1:9`, `timed out (no response headers within 30000 ms)`. */
+  message: string;
+  /** What the client was answered: 502, 504, or `undefined` when the response had started and was cut. */
+  status: 502 | 504 | undefined;
+  /** The request's method. */
+  method: string;
+  /** The upstream URL asked: the upstream base and the request's path. */
+  url: string;
 }
 
 /** Options of {@link createProxy}. */
@@ -114,6 +138,19 @@ export function createProxy(options: ProxyOptions): (req: IncomingMessage, res: 
   const maxSockets = integerOption('maxSockets', options.maxSockets ?? 64, 1);
   const preserveHost = options.preserveHost ?? false;
   if (typeof preserveHost !== 'boolean') throw new TypeError(`expected options.preserveHost to be a boolean, got ${describeValue(preserveHost)}`);
+  const onError = options.onError;
+  if (onError !== undefined && typeof onError !== 'function') throw new TypeError(`expected options.onError to be a function, got ${describeValue(onError)}`);
+  /** Tells `onError` (never throwing into the proxy) and the debug log. */
+  const report = (req: IncomingMessage, target: string, status: 502 | 504 | undefined, error: { cause: string; message: string }): void => {
+    debug('upstream %s: %s %s', error.message, req.method, target);
+    if (onError === undefined) return;
+    try {
+      onError({ ...error, status, method: req.method ?? 'GET', url: base.origin + target }, req);
+    } catch (thrown) {
+      debug('onError threw: %s', (thrown as Error).message);
+    }
+  };
+  const causeOf = (error: Error): { cause: string; message: string } => ({ cause: (error as NodeJS.ErrnoException).code ?? error.message, message: error.message });
   const transport = base.protocol === 'https:' ? https : http;
   const agent = new transport.Agent({ keepAlive: true, maxSockets });
   const prefix = base.pathname.replace(/\/$/, '');
@@ -135,12 +172,22 @@ export function createProxy(options: ProxyOptions): (req: IncomingMessage, res: 
     let answered = false;
     let current: http.ClientRequest | undefined;
 
-    const fail = (status: 502 | 504, reason: string): void => {
-      debug('upstream %s: %s %s', reason, req.method, target);
+    // One report per request: the first failure is the cause (a timeout's destroyed socket or a
+    // cut body's reset that follows is its consequence). A client that left is no upstream
+    // failure (the upstream connection is destroyed on purpose).
+    let reported = false;
+    let left = false;
+    const tell = (status: 502 | 504 | undefined, reason: { cause: string; message: string }): void => {
+      if (!reported && !left) report(req, target, status, reason);
+      reported = true;
+    };
+    const fail = (status: 502 | 504, reason: { cause: string; message: string }): void => {
       if (answered || res.headersSent) {
+        tell(undefined, reason);
         res.destroy();
         return;
       }
+      tell(status, reason);
       answered = true;
       res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
       res.end(ERROR_TEXT[status]);
@@ -148,7 +195,7 @@ export function createProxy(options: ProxyOptions): (req: IncomingMessage, res: 
     const timer =
       timeout > 0
         ? setTimeout(() => {
-            fail(504, 'timeout');
+            fail(504, { cause: 'timeout', message: `timed out (no response headers within ${timeout} ms)` });
             current?.destroy();
           }, timeout)
         : undefined;
@@ -172,9 +219,13 @@ export function createProxy(options: ProxyOptions): (req: IncomingMessage, res: 
         res.writeHead(incoming.statusCode ?? 502, endToEnd(incoming.headers));
         incoming.pipe(res);
         // A body cut short upstream must not look complete downstream (nor be stored).
-        incoming.on('aborted', () => res.destroy());
+        const cut = (): void => {
+          tell(undefined, { cause: 'cut', message: 'response body cut short' });
+          res.destroy();
+        };
+        incoming.on('aborted', cut);
         incoming.on('error', () => {
-          if (!incoming.complete) res.destroy();
+          if (!incoming.complete) cut();
         });
       });
       upstreamReq.on('error', (error) => {
@@ -192,7 +243,7 @@ export function createProxy(options: ProxyOptions): (req: IncomingMessage, res: 
           return;
         }
         if (timer !== undefined) clearTimeout(timer);
-        fail(502, error.message);
+        fail(502, causeOf(error));
       });
       if (withBody) req.pipe(upstreamReq);
       else upstreamReq.end();
@@ -200,7 +251,9 @@ export function createProxy(options: ProxyOptions): (req: IncomingMessage, res: 
     // The client left: stop the upstream work too.
     res.on('close', () => {
       if (timer !== undefined) clearTimeout(timer);
-      if (!res.writableFinished) current?.destroy();
+      if (res.writableFinished) return;
+      left = !reported;
+      current?.destroy();
     });
     send(false);
   };

@@ -4,65 +4,21 @@
  * prime (a file and a sitemap), stats, demo, and every command's --help.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { buildServePlan } from '../../src/cli/config.js';
 import { runPrime } from '../../src/cli/prime.js';
 import { createCache, createProxy } from '../../src/index.js';
+import { CLI, TSX, runCli, serveCli } from '../helpers/bin.js';
 import { closedAfterFile, listen, request, type Running } from '../helpers/http.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
-const TSX = import.meta.resolve('tsx');
 const tracked = closedAfterFile();
-const children = new Set<ChildProcessWithoutNullStreams>();
-after(() => {
-  for (const c of children) c.kill('SIGKILL');
-});
-
-/** Starts the bin; `exited` resolves with the status and everything it printed. */
-function start(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}) {
-  const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], { cwd: options.cwd ?? process.cwd(), env: { ...process.env, DEBUG: '', ...options.env } });
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.on('exit', (code) => {
-      children.delete(child);
-      resolve({ code, stdout, stderr });
-    }),
-  );
-  /** Resolves with the first match of `pattern` in stdout. */
-  const waitFor = (pattern: RegExp, ms = 30_000): Promise<RegExpExecArray> =>
-    new Promise((resolve, reject) => {
-      const check = (): void => {
-        const m = pattern.exec(stdout);
-        if (m !== null) {
-          child.stdout.off('data', check);
-          resolve(m);
-        }
-      };
-      child.stdout.on('data', check);
-      check();
-      void exited.then(() => reject(new Error(`exited before ${pattern}: ${stdout} ${stderr}`)));
-      setTimeout(() => reject(new Error(`no ${pattern} within ${ms} ms: ${stdout} ${stderr}`)), ms).unref();
-    });
-  return { child, exited, waitFor, output: () => ({ stdout, stderr }) };
-}
-
-const run = (args: string[], options?: { cwd?: string; env?: Record<string, string> }) => start(args, options).exited;
-
-/** A serve child on a free port; resolves with its URL. */
-async function serve(args: string[], options?: { cwd?: string; env?: Record<string, string> }) {
-  const s = start(['serve', '--port', '0', ...args], options);
-  const m = await s.waitFor(/listening on (http:\/\/[^/\s]+)\//);
-  return { ...s, url: m[1]!, line: m[0] };
-}
+const run = runCli;
+const serve = serveCli;
 
 /** An upstream counting renders per path; `/slow` answers after `slowMs`. */
 async function upstream(slowMs = 1_000): Promise<Running & { renders: Map<string, number>; arrived: Set<string> }> {
@@ -116,7 +72,7 @@ describe('stratacache --help, --version and every command\'s --help', () => {
     assert.match(version!.stdout, /^\d+\.\d+\.\d+\n$/);
     assert.match(serveHelp!.stdout, /usage: stratacache serve --upstream URL[\s\S]*--config FILE[\s\S]*--drain-timeout/);
     assert.match(flushHelp!.stdout, /usage: stratacache flush <path\.\.\.>/);
-    assert.match(primeHelp!.stdout, /usage: stratacache prime <file-of-URLs \| sitemap URL>/);
+    assert.match(primeHelp!.stdout, /usage: stratacache prime <file-of-URLs \| sitemap\.xml \| sitemap URL>/);
     assert.match(statsHelp!.stdout, /usage: stratacache stats --url NODE/);
     assert.match(demoHelp!.stdout, /usage: stratacache demo/);
     assert.equal(unknown!.code, 1);
@@ -169,7 +125,7 @@ describe('stratacache serve', () => {
     const dir = mkdtempSync(join(tmpdir(), 'stratacache-config-'));
     writeFileSync(join(dir, 'stratacache.config.json'), JSON.stringify({ upstream: up.url, maxSize: '16mb', gracePeriod: '2s', accessLog: 'json', ignoreUrlParams: ['utm_*'], flush: { token: 'file-token-123' }, adminOnMain: true }));
     const s = await serve(['--max-size', '8mb'], { cwd: dir });
-    assert.match(s.output().stdout, /tiers: memory 8 MiB; peers: none; config .*stratacache\.config\.json/);
+    assert.match(s.output().stdout, /tiers: memory 8 MiB; peers: none; admin: none \(--admin to serve metrics and the console\); config .*stratacache\.config\.json/);
     await request(`${s.url}/page?utm_source=x`);
     assert.equal((await request(`${s.url}/page`)).headers['x-cache'], 'HIT');
     const line = JSON.parse((await s.waitFor(/\{"time"[^\n]*"cache":"HIT"[^\n]*\}/))[0]) as Record<string, unknown>;
@@ -200,7 +156,7 @@ describe('stratacache serve', () => {
     const badMjs = mkdtempSync(join(tmpdir(), 'stratacache-config-'));
     writeFileSync(join(badMjs, 'stratacache.config.mjs'), `export default { upstream: ${JSON.stringify(up.url)}, maxSize: 'lots' };\n`);
     const badOption = mkdtempSync(join(tmpdir(), 'stratacache-config-'));
-    writeFileSync(join(badOption, 'settings.json'), JSON.stringify({ upstream: up.url, gracePeriod: -5 }));
+    writeFileSync(join(badOption, 'settings.json'), JSON.stringify({ upstream: up.url, statLevel: -1 }));
     const taken = await listen(() => {});
     tracked.servers.push(taken);
     const results = await Promise.all([
@@ -215,10 +171,10 @@ describe('stratacache serve', () => {
     ]);
     const expected = [
       /stratacache\.config\.json: not valid JSON/,
-      /stratacache\.config\.mjs: expected config\.maxSize to be a size such as 64mb or 1048576, got 'lots'/,
-      /settings\.json: expected options\.gracePeriod to be a non-negative integer, got -5/,
+      /stratacache\.config\.mjs: expected config\.maxSize to be a size with a unit: b, kb, mb or gb \(64mb, 512kb, 1gb\), got 'lots'/,
+      /settings\.json: expected options\.statLevel to be a non-negative integer, got -1/,
       /expected --port to be an integer from 0 to 65535, got '99999'/,
-      /expected --max-size to be a size such as 64mb or 1048576, got '64 potatoes'/,
+      /expected --max-size to be a size with a unit: b, kb, mb or gb \(64mb, 512kb, 1gb\), got '64 potatoes'/,
       new RegExp(`port ${taken.port} on 127\\.0\\.0\\.1 is already in use`),
       /--upstream is required/,
       /Unknown option '--nope'/,
@@ -391,7 +347,7 @@ describe('stratacache serve: shipped config examples and process supervision', (
     assert.equal((await s.exited).code, 0);
   });
 
-  test('examples/cluster-processes: three processes from the config files answer each other as peers', async () => {
+  test('examples/cluster-processes: three processes from the config files, each reached on its own port, answer each other as peers; a flush reaches all', async () => {
     const up = await upstream();
     const ports = await Promise.all([0, 1, 2].map(() => freePort()));
     const nodes = ports.map((p) => `http://127.0.0.1:${p}`);
@@ -402,13 +358,23 @@ describe('stratacache serve: shipped config examples and process supervision', (
       [1, 2, 3].map((n, i) => serve(['--config', join(dir, `node${n}.json`), '--upstream', up.url, '--port', String(ports[i]), '--self', nodes[i]!, '--peers', nodes.join(','), '--admin-on-main'], { env })),
     );
     assert.match(procs[0]!.output().stdout, /peers: http:\/\/127\.0\.0\.1:\d+, http:\/\/127\.0\.0\.1:\d+ \(self http:\/\/127\.0\.0\.1:\d+, all\)/);
-    // Behind a load balancer every node sees the site's Host (part of the key).
-    const site = { host: 'www.example.com' };
-    const first = await request(`${procs[0]!.url}/shared`, { headers: site });
+    // Each node is asked under its own Host (127.0.0.1:port): the files' key.host makes them one site.
+    const first = await request(`${procs[0]!.url}/shared`);
     assert.equal(first.headers['x-cache'], 'MISS');
-    assert.equal((await request(`${procs[1]!.url}/shared`, { headers: site })).headers['x-cache'], 'PEER');
-    assert.equal((await request(`${procs[2]!.url}/shared`, { headers: site })).headers['x-cache'], 'PEER');
+    assert.equal((await request(`${procs[1]!.url}/shared`)).headers['x-cache'], 'PEER');
+    assert.equal((await request(`${procs[2]!.url}/shared`)).headers['x-cache'], 'PEER');
     assert.equal(up.renders.get('/shared'), 1);
+    // A flush on node 1 reaches the others: each serves its copy stale while it refreshes.
+    const flushed = await run(['flush', '/shared', '--url', procs[0]!.url]);
+    assert.equal(flushed.code, 0, flushed.stderr);
+    for (const p of procs.slice(1)) {
+      let status = 'PEER';
+      for (let i = 0; i < 100 && status !== 'STALE'; i++) {
+        status = String((await request(`${p.url}/shared`)).headers['x-cache']);
+        if (status !== 'STALE') await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(status, 'STALE', `${p.url} never saw the flush`);
+    }
     // stats shows each peer's breaker.
     const table = await run(['stats', '--url', procs[0]!.url]);
     assert.match(table.stdout, /peer lookups\s+\d+/);

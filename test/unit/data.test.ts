@@ -320,3 +320,19 @@ describe('documented defaults of DataOptions', () => {
     assertDocumentedDefaults('data/options.ts', 'DataOptions', DEFAULTS.data, 'options.data');
   });
 });
+
+describe('tag invalidation of data values', () => {
+  test('invalidating a tag several values carry ends, and each value is loaded again', async () => {
+    // Regression: the scan of the data memory tier read each key while iterating lru-cache's
+    // keys, which moved it to the front and looped forever once two values were stored.
+    const cache = createCache();
+    let loads = 0;
+    const load = (v: string) => () => (loads++, v);
+    for (const k of ['a', 'b', 'c']) await cache.data.get(k, load(k), { tags: ['t'] });
+    assert.equal(loads, 3);
+    await cache.invalidateTags(['t']);
+    for (const k of ['a', 'b', 'c']) assert.equal(await cache.data.get(k, load(`${k}2`), { tags: ['t'] }), `${k}2`);
+    assert.equal(loads, 6);
+    await cache.close();
+  });
+});

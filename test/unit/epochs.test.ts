@@ -88,6 +88,16 @@ describe('Epochs', () => {
     assert.equal(e.check(entry('/p/42', 10, ['product-42'])), undefined);
   });
 
+  test('hard tags remove the tagged entries; a later soft one of the same tag does not undo it', () => {
+    const e = new Epochs({ statLevel: 0, autoInvalidate: undefined });
+    e.record({ tags: ['posts'], hard: true }, 10);
+    assert.deepEqual(e.check(entry('/blog', 5, ['posts'])), { at: 10, hard: true });
+    assert.equal(e.check(entry('/about', 5, ['pages'])), undefined);
+    e.record({ tags: ['posts'] }, 20);
+    assert.deepEqual(e.check(entry('/blog', 5, ['posts'])), { at: 10, hard: true });
+    assert.deepEqual(e.check(entry('/blog', 15, ['posts'])), { at: 20, hard: false });
+  });
+
   test('bounded: an evicted epoch folds into a floor, never forgotten', () => {
     const e = new Epochs({ statLevel: 0, autoInvalidate: undefined, maxEpochs: 2 });
     e.record({ paths: ['/a'] }, 10);
