@@ -14,6 +14,9 @@ import { wrap, type NodeHandler } from './adapters/node.js';
 import { DataCache } from './data/cache.js';
 import { Background, primaryOfTarget } from './engine/background.js';
 import { StoredCompression } from './engine/compress.js';
+import { CdnPurger } from './cdn/purger.js';
+import { dataTag, purgeTags, tagHeaderWriter, TAG_LIMITS } from './cdn/tags.js';
+import { entryDecorator } from './engine/decorate.js';
 import { Deliver } from './engine/deliver.js';
 import { RequestPath } from './engine/handle.js';
 import { leasesOf, shareInvalidations, SharedFlight } from './engine/shared.js';
@@ -40,6 +43,7 @@ import { integerOption } from './options/validate.js';
 import { StatusDetailer } from './observe/cache-status.js';
 import { consoleHandler, type ConsoleHandler } from './observe/console.js';
 import { metricsHandler, observedState, registerMetrics, type ObservedState } from './observe/metrics.js';
+import { explain, Outcomes } from './observe/explain.js';
 import { Recorder, sampleOf } from './observe/recent.js';
 import { PeerCluster } from './peers/cluster.js';
 import { PeerEndpoint } from './peers/endpoint.js';
@@ -176,9 +180,13 @@ export class StrataCache extends EventEmitter<CacheEvents> {
   readonly #admin: InternalRoute | undefined;
   /** Recent events and chart samples for the console; started by the first {@link consoleHandler}. */
   #recorder: Recorder | undefined;
+  /** The last outcome per key, for explain (with the flush endpoint only). */
+  readonly #outcomes: Outcomes | undefined;
   /** Removes this cache's metrics from `options.metrics.registry` (on close). */
   readonly #unregisterMetrics: (() => void) | undefined;
   readonly #propagator: Propagator | undefined;
+  /** Purges sent to the CDN (undefined without `options.cdn`, or with its `'header'` provider). */
+  readonly #purger: CdnPurger | undefined;
   readonly #parts: EngineParts;
 
   constructor(options: CacheOptions = {}) {
@@ -204,7 +212,8 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     this.#endpoint = endpoint;
     this.#peers = peers;
 
-    const epochs = new Epochs({ statLevel: o.statLevel, autoInvalidate: o.autoInvalidate });
+    const pathTagging = { statLevel: o.statLevel, autoInvalidate: o.autoInvalidate };
+    const epochs = new Epochs(pathTagging);
     const targets = new TargetIndex({
       normalize: (url) => normalizeTarget(url, o.ignoreParam),
       primaryOf: (url, host) => primaryOfTarget(url, host, o),
@@ -233,6 +242,17 @@ export class StrataCache extends EventEmitter<CacheEvents> {
         }),
     });
     this.#invalidation = invalidation;
+    // The CDN fan-out: local invalidations only (a peer's reached the CDN from its own node), each
+    // after its refetches settled, so the CDN refills from the new page.
+    const cdn = o.cdn;
+    const purger = (this.#purger = cdn === undefined || cdn.provider === 'header' ? undefined : new CdnPurger(cdn, (error) => report.fail(error)));
+    if (purger !== undefined && cdn !== undefined) {
+      invalidation.onApplied((record, refetched) => {
+        if (record.origin !== 'local' || record.duplicate === true) return;
+        const tags = purgeTags(record, TAG_LIMITS[cdn.provider], pathTagging);
+        void refetched.then(() => purger.purge(tags));
+      });
+    }
     if (endpoint !== undefined) {
       // Ships local invalidation records to peers and applies theirs.
       const propagator = new Propagator({
@@ -266,6 +286,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
         attach: (h) => void (hooks = h),
         renderTime: () => invalidation.renderTime(),
         markStale: (key) => tiers.markStale(key),
+        dataChanged: (key) => purger?.purge([dataTag(key)]),
         subrequest: (init, runner) => background.subrequest(init, runner),
         isInvalidated: (entry) => invalidation.isInvalidated(entry),
         onInvalidate: (hook) => invalidation.onInvalidate(hook),
@@ -286,7 +307,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       records: new KeyRecords({ passTtl: o.passTtl, errorBackoff: o.errorBackoff, covers: (url, startedAt) => invalidation.coversRender(url, startedAt), renderTime: () => invalidation.renderTime() }),
       statusHeaders: headers,
       // Switched in here: without it the hit path writes precomputed values only.
-      statusDetail: o.cacheStatusDetail ? StatusDetailer.create(headers, o.cacheName) : undefined,
+      statusDetail: o.cacheStatusDetail ? StatusDetailer.create(headers, o.cacheName, o.rules) : undefined,
       hooks,
       // Optional features are switched in here, once: without includes no part looks for templates.
       includes: o.includes ? hooks.includes : undefined,
@@ -296,7 +317,10 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     this.#ctx = ctx;
     const tiers = (this.#tiers = new Tiers(ctx));
     const compression = o.compress === undefined ? undefined : new StoredCompression(ctx, tiers, o.compress);
-    const variants = new Variants(ctx, tiers, targets, compression);
+    const variants = new Variants(ctx, tiers, targets, {
+      compression,
+      decorate: entryDecorator(o.rules, o.cdn && tagHeaderWriter(o.cdn.header, TAG_LIMITS[o.cdn.provider], pathTagging)),
+    });
     const deliver = new Deliver(ctx);
     const background = (this.#background = new Background(ctx, variants));
     const renderer = new Renderer(ctx, { variants, deliver, renderTime: () => invalidation.renderTime(), verdict: (entry) => invalidation.verdict(entry) });
@@ -310,14 +334,34 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       useRunner: (runner) => void (ctx.runner ??= runner),
       serveFresh: (req, sink) => path.serveFresh(req, sink),
     };
+    // The last outcome per key, for explain (which exists with the flush endpoint's guard).
+    const outcomes = (this.#outcomes = flush === undefined ? undefined : new Outcomes(this));
     const admin = (this.#admin =
-      flush === undefined || o.flush === undefined
+      flush === undefined || o.flush === undefined || outcomes === undefined
         ? undefined
         : adminRoute({
             flush,
             flushPath: o.flush.path,
             purge: ({ path, scope, host }) => ({ id: invalidation.invalidate({ paths: [path], scope, hard: true }, { host }).record.id }),
             stats: () => this.#observed(),
+            explain: (req) => {
+              const wanted = new URL(req.url ?? '/', 'http://x').searchParams.get('url') ?? '/';
+              return explain(
+                {
+                  options: o,
+                  memory: tiers.memory,
+                  lower: tiers.lower,
+                  variants,
+                  primaryOf: (url, host) => primaryOfTarget(url, host, o),
+                  verdict: (entry) => invalidation.verdict(entry),
+                  log: () => invalidation.log.since(0),
+                  passReason: (primary) => ctx.records.passReason(primary),
+                  outcomes,
+                  peers,
+                },
+                { url: wanted, host: req.headers.host ?? '', headers: req.headers },
+              );
+            },
           }));
     this.#engine = withInternalRoutes(engine, internalRoute({ endpoint, admin, ours: (req) => background.ticketOf(req) !== undefined }));
     this.#unregisterMetrics = o.metricsRegistry === undefined ? undefined : registerMetrics(o.metricsRegistry, () => this.#observed());
@@ -459,6 +503,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       peers: peers?.states() ?? [],
       ...(this.#propagator?.counters ?? { invalidationsSent: 0, invalidationsReceived: 0, propagationErrors: 0, propagationResets: 0 }),
       ...this.#invalidation.publications.counters,
+      ...(this.#purger?.counters ?? { cdnPurges: 0, cdnPurgedTags: 0, cdnPurgeErrors: 0, cdnPurgesDropped: 0 }),
       tiers: this.#tiers.lower.flatMap((store) => (store.stats === undefined ? [] : [{ name: store.name, ...store.stats() }])),
     };
   }
@@ -513,12 +558,22 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     const timeout = options.timeout === undefined ? this.#ctx.options.closeTimeout : integerOption('close options.timeout', options.timeout, 0);
     const deadline = Date.now() + timeout;
     this.#recorder?.close();
+    this.#outcomes?.close();
     this.#unregisterMetrics?.();
     await this.data.close(timeout);
     this.#ctx.closed = true;
     this.#peers?.close();
     this.#propagator?.close();
+
     if (!(await this.#ctx.report.settled(Math.max(0, deadline - Date.now())))) debug('close: background work abandoned after %d ms', timeout);
+    // Purges queued by the last invalidations (and their refetches) get what is left of the timeout.
+    const purger = this.#purger;
+    if (purger !== undefined) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([purger.idle(), new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
+      clearTimeout(timer);
+      purger.close();
+    }
     await this.#tiers.close();
   }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `stratacache` bin: `serve` (the caching reverse proxy), `flush`, `prime`, `stats` and `demo`.
+ * The `stratacache` bin: `serve` (the caching reverse proxy), `flush`, `prime`, `stats`, `explain` and `demo`.
  * Each command lives in `cli/`; this file only dispatches. A user mistake (bad flag, bad config
  * field, port in use) prints one line and exits 1; nothing prints a stack for it.
  */
@@ -19,6 +19,7 @@ Commands:
   flush    invalidate paths or tags on a running node (and refetch pages)
   prime    warm a node from a file of URLs or a sitemap
   stats    show a node's hit ratio, entries, renders saved, peers
+  explain  why one page is (not) cached on a node: key, variants, tiers, rule, invalidations
   demo     a 3-node cluster in front of a slow origin: traffic, a flush, an outage, in numbers
 
 Run 'stratacache <command> --help' for a command's options.
@@ -32,6 +33,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   flush: async () => (await import('./cli/flush.js')).runFlush,
   prime: async () => (await import('./cli/prime.js')).runPrime,
   stats: async () => (await import('./cli/stats.js')).runStats,
+  explain: async () => (await import('./cli/explain.js')).runExplain,
   demo: async () => (await import('./cli/demo.js')).runDemo,
 };
 

@@ -17,7 +17,8 @@ export type CacheErrorCode =
   | 'ERR_DATA_FETCH'
   | 'ERR_DATA_TIMEOUT'
   | 'ERR_DATA_LOOP'
-  | 'ERR_DATA_INCLUDE';
+  | 'ERR_DATA_INCLUDE'
+  | 'ERR_CDN';
 
 /** Base class of every error stratacache raises at run time. */
 export class CacheError extends Error {
@@ -131,5 +132,12 @@ export class DataLoopError extends CacheError {
 export class IncludeError extends CacheError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ERR_DATA_INCLUDE', message, options);
+  }
+}
+
+/** A purge request to the CDN (`options.cdn`) failed or was refused; it is retried with backoff, or dropped. */
+export class CdnError extends CacheError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_CDN', message, options);
   }
 }

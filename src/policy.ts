@@ -29,7 +29,9 @@ export type PolicyOptions = Pick<ResolvedOptions, 'cacheStatuses' | 'defaultTtl'
   // The response cache's stale windows; absent (the data cache), only the RFC 5861 directives count.
   Partial<Pick<ResolvedOptions, 'staleWhileRevalidate' | 'staleIfError' | 'staleOnErrorStatuses' | 'staleOnErrorExplicit' | 'heuristicFreshness'>> &
   // Cookie names that do not personalise, and the targeted cache-control fields obeyed (RFC 9213).
-  Partial<Pick<ResolvedOptions, 'ignoreCookie' | 'targetedCacheControl'>>;
+  Partial<Pick<ResolvedOptions, 'ignoreCookie' | 'targetedCacheControl'>> &
+  // Per-route rules (the response cache's): lifetimes and windows where the origin gives none.
+  Partial<Pick<ResolvedOptions, 'rules'>>;
 
 /** The verdict on one response. */
 export type Verdict =
@@ -46,6 +48,8 @@ export type Verdict =
       initialAge: number;
       shared: boolean;
       vary: string[];
+      /** The name of the per-route rule that applied, if one did. */
+      rule?: string;
     }
   | {
       storable: false;
@@ -274,6 +278,32 @@ function staleWindow(cc: Map<string, string>, directive: string, optionMs: numbe
 }
 
 /**
+ * What a per-route rule changes for one response: the lifetime where the origin gives none (or,
+ * with `override`, in place of the origin's), the stale windows, the statuses stored.
+ */
+interface RuleTerms {
+  name: string | undefined;
+  ttl: number | undefined;
+  override: boolean;
+  staleWhileRevalidate: number | undefined;
+  staleIfError: number | undefined;
+  cacheStatuses: ReadonlySet<number>;
+}
+
+/** The rule terms for `req` (the first matching rule), or the global options' when none matches. */
+function ruleTerms(req: PolicyRequest, options: PolicyOptions): RuleTerms {
+  const rule = options.rules?.match(req.method, req.headers.host, req.url);
+  return {
+    name: rule?.name,
+    ttl: rule?.ttl,
+    override: rule?.override === true,
+    staleWhileRevalidate: rule?.staleWhileRevalidate ?? options.staleWhileRevalidate,
+    staleIfError: rule?.staleIfError ?? options.staleIfError,
+    cacheStatuses: rule?.cacheStatuses ?? options.cacheStatuses,
+  };
+}
+
+/**
  * Judges a response for storage in the shared cache and computes its absolute times.
  * Pure: the clock is a parameter.
  */
@@ -283,10 +313,14 @@ export function evaluateResponse(req: PolicyRequest, res: PolicyResponse, option
   if (raw['set-cookie'] !== undefined) return { storable: false, reason: 'set-cookie', sticky: true };
   const view = policyView(req, raw, options);
   const { cc, res: headers } = view;
+  const rule = ruleTerms(req, options);
+  // A rule with `override` and a ttl puts its own freshness in place of the origin's: the
+  // response is then judged as if it had no explicit freshness (stale windows included).
+  const overridden = rule.override && rule.ttl !== undefined;
   // RFC 9111 §4.2.1: explicit freshness. §3: with it, any final status may be stored; without it,
   // only the heuristically cacheable statuses (§4.2.2) listed in cacheStatuses get the default TTL.
-  const explicit = cc.has('max-age') || cc.has('s-maxage') || headers.expires !== undefined;
-  if (NEVER_STORED(status) || (!explicit && !options.cacheStatuses.has(status))) return { storable: false, reason: `status ${status}`, sticky: status < 500 };
+  const explicit = !overridden && (cc.has('max-age') || cc.has('s-maxage') || headers.expires !== undefined);
+  if (NEVER_STORED(status) || (!explicit && !rule.cacheStatuses.has(status))) return { storable: false, reason: `status ${status}`, sticky: status < 500 };
   const vary = headerList(headers.vary);
   // RFC 9111 §4.1: "Vary: *" never matches a later request.
   if (vary.includes('*')) return { storable: false, reason: 'vary *', sticky: true };
@@ -336,6 +370,7 @@ export function evaluateResponse(req: PolicyRequest, res: PolicyResponse, option
   if (explicit) freshMs = view.invalidExpires && !cc.has('max-age') && !cc.has('s-maxage') ? 0 : Math.max(0, (policy.maxAge() - policy.age()) * 1000);
   // Heuristic and default freshness are freshness the origin did not give: never for a personalised request.
   else if (credentialed) freshMs = 0;
+  else if (rule.ttl !== undefined) freshMs = rule.ttl;
   else if (heuristic) freshMs = Math.max(0, (policy.maxAge() - policy.age()) * 1000);
   else freshMs = options.defaultTtl;
   freshMs = noCache ? 0 : Math.min(freshMs, options.maxTtl);
@@ -345,10 +380,12 @@ export function evaluateResponse(req: PolicyRequest, res: PolicyResponse, option
   // §5.2.2.10: s-maxage implies proxy-revalidate, so the cache's own stale windows do not apply;
   // the origin's own RFC 5861 directives still do, and so does stale-on-error when the operator
   // configured it explicitly (RFC 5861 §4: serving stale on error is the operator's choice).
-  const sMaxage = cc.has('s-maxage');
-  const swrMs = revalidate ? 0 : staleWindow(cc, 'stale-while-revalidate', sMaxage ? undefined : options.staleWhileRevalidate, freshMs);
-  const sieOption = sMaxage && options.staleOnErrorExplicit !== true ? undefined : options.staleIfError;
-  const sieMs = revalidate || options.staleOnErrorStatuses?.size === 0 ? 0 : staleWindow(cc, 'stale-if-error', sieOption, freshMs);
+  // With an overriding rule the origin's directives give way to the rule's windows.
+  const windows = overridden ? new Map<string, string>() : cc;
+  const sMaxage = windows.has('s-maxage');
+  const swrMs = revalidate ? 0 : staleWindow(windows, 'stale-while-revalidate', sMaxage ? undefined : rule.staleWhileRevalidate, freshMs);
+  const sieOption = sMaxage && options.staleOnErrorExplicit !== true ? undefined : rule.staleIfError;
+  const sieMs = revalidate || options.staleOnErrorStatuses?.size === 0 ? 0 : staleWindow(windows, 'stale-if-error', sieOption, freshMs);
   // Already stale with nothing to serve it stale for: kept only when a validator lets it be revalidated.
   if (freshMs <= 0 && swrMs <= 0 && sieMs <= 0 && !validated) return { storable: false, reason: 'expired', sticky: !credentialed };
 
@@ -364,6 +401,7 @@ export function evaluateResponse(req: PolicyRequest, res: PolicyResponse, option
     // RFC 9111 §3.5: these directives make a response to an authenticated request shareable.
     shared: cc.has('public') || cc.has('s-maxage') || cc.has('must-revalidate'),
     vary,
+    ...(rule.name === undefined ? {} : { rule: rule.name }),
   };
 }
 

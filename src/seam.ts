@@ -57,6 +57,8 @@ export interface ResponseServices {
   renderTime(): number;
   /** Marks the response entry under `key` stale because data it was rendered from changed. */
   markStale(key: string): boolean;
+  /** The data key `key`, which some responses were rendered from, was deleted or changed (the CDN purges its tag). */
+  dataChanged(key: string): void;
   /** Runs a GET through the wrapped app without the response cache (a relative `fetch`). */
   subrequest(init: SyntheticRequest, runner: Runner | undefined): Promise<CaptureResult>;
   /** Whether an invalidation applied here reaches `entry` (judges peer copies and tagged values). */

@@ -3,6 +3,7 @@
  * `cache.stats()`, which adds the peer, propagation and publication counters kept by their areas.
  */
 import type { PeerCounters, PeerState } from './peers/cluster.js';
+import type { CdnCounters } from './cdn/purger.js';
 import type { PropagationCounters } from './peers/propagation.js';
 
 /** The response cache's own counters, incremented by the engine's parts. */
@@ -62,7 +63,7 @@ export interface PublicationCounters {
 }
 
 /** Counters, named like groupcache's Stats: what `cache.stats()` returns. */
-export interface CacheStats extends ResponseCounters, PeerCounters, PropagationCounters, PublicationCounters {
+export interface CacheStats extends ResponseCounters, PeerCounters, PropagationCounters, PublicationCounters, CdnCounters {
   /** Entries in the memory tier. */
   entries: number;
   /** Bytes charged in the memory tier. */

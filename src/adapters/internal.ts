@@ -8,6 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Engine, Exchange } from '../engine/types.js';
 import { isFlushTarget, type FlushEndpoint } from '../invalidation/flush-endpoint.js';
+import { EXPLAIN_PATH } from '../observe/explain.js';
 import type { PeerEndpoint } from '../peers/endpoint.js';
 
 /** Where the stats endpoint answers (JSON counters of both caches and the tiers; flush guard). */
@@ -20,7 +21,7 @@ export type Purge = (target: { path: string; scope: 'resource' | 'tree'; host: s
 export type InternalRoute = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean> | undefined;
 
 /** The admin routes: the flush endpoint, `PURGE` on any path, the stats endpoint. */
-export type AdminRoute = 'flush' | 'purge' | 'stats';
+export type AdminRoute = 'flush' | 'purge' | 'stats' | 'explain';
 
 /**
  * Which admin route a request is for (the flush endpoint at `flushPath`, PURGE, the stats
@@ -36,6 +37,7 @@ export function adminRouteOf(req: IncomingMessage, flushPath: string): AdminRout
   if (req.method === 'PURGE') return 'purge';
   const url = req.url ?? '/';
   if ((req.method === 'GET' || req.method === 'HEAD') && url.includes('stats') && pathOf(url) === STATS_PATH) return 'stats';
+  if ((req.method === 'GET' || req.method === 'HEAD') && url.includes('explain') && pathOf(url) === EXPLAIN_PATH) return 'explain';
   return undefined;
 }
 
@@ -45,16 +47,19 @@ export interface AdminTargets {
   flushPath: string;
   purge: Purge;
   stats: () => unknown;
+  /** Explains the URL a request's `url` query parameter names (JSON-serializable). */
+  explain: (req: IncomingMessage) => Promise<unknown>;
 }
 
 /** Answers a request for an admin route, each behind the flush endpoint's guard; undefined for any other. */
 export function adminRoute(at: AdminTargets): InternalRoute {
-  const { flush, flushPath, purge, stats } = at;
+  const { flush, flushPath, purge, stats, explain } = at;
   return (req, res) => {
     const route = adminRouteOf(req, flushPath);
     if (route === undefined) return undefined;
     if (route === 'flush') return flush.handle(req, res);
     if (route === 'purge') return answerPurge(req, res, { flush, purge });
+    if (route === 'explain') return answerGuarded(req, res, flush, () => answerExplain(req, res, explain));
     return answerGuarded(req, res, flush, () => reply(req, res, 200, 'application/json', JSON.stringify(stats())));
   };
 }
@@ -103,6 +108,17 @@ function answerGuarded(req: IncomingMessage, res: ServerResponse, flush: FlushEn
   const refusal = flush.guard(req);
   if (refusal !== undefined) return reply(req, res, refusal.status, 'text/plain', `${refusal.reason}\n`);
   return allowed();
+}
+
+/** Explains `?url=` (absolute, or a path on the request's Host): 400 without it, 500 (reported in the body) when it failed. */
+function answerExplain(req: IncomingMessage, res: ServerResponse, explain: (req: IncomingMessage) => Promise<unknown>): true {
+  const wanted = new URL(req.url ?? '/', 'http://x').searchParams.get('url');
+  if (wanted === null || wanted === '' || !(wanted.startsWith('/') || /^https?:\/\/[^/]/i.test(wanted))) return reply(req, res, 400, 'text/plain', 'Bad Request: ?url= needs a path or an http(s) URL\n');
+  explain(req).then(
+    (answer) => reply(req, res, 200, 'application/json', JSON.stringify(answer)),
+    (error: unknown) => reply(req, res, 500, 'text/plain', `explain failed: ${error instanceof Error ? error.message : String(error)}\n`),
+  );
+  return true;
 }
 
 /** PURGE removes the request's path, `PURGE /path/*` the path and everything under it (on every host, every variant). */

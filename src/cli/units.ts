@@ -81,6 +81,8 @@ export function show(value: unknown): string {
 const SIZE_NAME = /(size|bytes)$/i;
 const DURATION_NAME = /(ttl|timeout|interval|period|cooldown|backoff|wait|staleiferror|stalewhilerevalidate)$/i;
 
+const isPlainObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
+
 /**
  * Returns a copy of a plain options object (from a config file) where every size or duration
  * option is converted to bytes or ms; it must be given with a unit (`"10s"`, `"64mb"`: a bare
@@ -95,7 +97,9 @@ export function convertUnits(value: Record<string, unknown>, path: string): Reco
     const unitless = typeof v === 'string' || typeof v === 'number';
     if (unitless && SIZE_NAME.test(name)) out[name] = parseSize(field, v);
     else if (unitless && DURATION_NAME.test(name)) out[name] = parseDuration(field, v);
-    else if (v !== null && typeof v === 'object' && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype) out[name] = convertUnits(v as Record<string, unknown>, field);
+    else if (isPlainObject(v)) out[name] = convertUnits(v, field);
+    // A list of objects (`rules`): each converted in turn (`config.rules[0].ttl`).
+    else if (Array.isArray(v) && v.some(isPlainObject)) out[name] = v.map((item: unknown, i) => (isPlainObject(item) ? convertUnits(item, `${field}[${i}]`) : item));
     else out[name] = v;
   }
   return out;

@@ -133,9 +133,10 @@ export class DataStorage {
   changed(k: string, seen: Set<string>): void {
     if (seen.has(k)) return;
     seen.add(k);
+    let responses = false;
     for (const dependent of this.deps.take(k)) {
       const key = dependent.slice(1);
-      if (dependent.startsWith(RESPONSE)) this.#engine.markStale(key);
+      if (dependent.startsWith(RESPONSE)) (this.#engine.markStale(key), (responses = true));
       else {
         debug('dropped: %s read %s, which changed', key, k);
         // A peer's copy read the old bytes too: it must not come back in its place.
@@ -145,6 +146,7 @@ export class DataStorage {
         this.changed(key, seen);
       }
     }
+    if (responses) this.#engine.dataChanged(k);
   }
 
   /**

@@ -46,12 +46,15 @@ export class Variants {
   /** Compression of stored entries, when configured. */
   readonly #compression: VariantCompression | undefined;
   readonly #encodings: EncodingKeys;
+  /** Completes an entry before it is stored (rule tags, the CDN's tag header), when configured. */
+  readonly #decorate: ((entry: Entry) => void) | undefined;
 
-  constructor(ctx: EngineContext, tiers: Tiers, targets: TargetIndex, compression?: VariantCompression) {
+  constructor(ctx: EngineContext, tiers: Tiers, targets: TargetIndex, hooks: { compression?: VariantCompression | undefined; decorate?: ((entry: Entry) => void) | undefined } = {}) {
     this.#ctx = ctx;
     this.#tiers = tiers;
     this.#targets = targets;
-    this.#compression = compression;
+    this.#compression = hooks.compression;
+    this.#decorate = hooks.decorate;
     this.#encodings = new EncodingKeys(ctx.options.compress?.encodings ?? []);
     this.#stripped = new Set([...CONDITIONAL_HEADERS, ...ctx.options.unkeyedHeaders]);
   }
@@ -102,6 +105,11 @@ export class Variants {
     return key;
   }
 
+  /** The variant keys stored under `primary` (empty when its responses do not vary), oldest first. */
+  keysOf(primary: string): readonly string[] {
+    return this.#vary.get(primary)?.variants ?? [];
+  }
+
   /** The Vary names known for `primary`. */
   names(primary: string): string[] | undefined {
     return this.#vary.get(primary)?.names;
@@ -150,6 +158,8 @@ export class Variants {
    * the same primary key replaces the old variants; past maxVariants the oldest is dropped.
    */
   store(primary: string, entry: Entry, requestHeaders: IncomingMessage['headers']): string {
+    // In place: the render's waiters are handed this same object.
+    this.#decorate?.(entry);
     const spec = this.#vary.get(primary);
     const { key, encoding } = this.#storedKey(primary, entry, requestHeaders, spec);
     const tiers = this.#tiers;

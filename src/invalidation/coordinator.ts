@@ -89,6 +89,7 @@ export class InvalidationCoordinator {
   readonly #parts: CoordinatorParts;
   readonly #epochs: Epochs;
   readonly #hooks = new Set<(record: InvalidationRecord) => void>();
+  readonly #applied: Array<(record: InvalidationRecord, refetched: Promise<RefetchSummary>) => void> = [];
 
   constructor(parts: CoordinatorParts) {
     this.#parts = parts;
@@ -145,6 +146,15 @@ export class InvalidationCoordinator {
   onInvalidate(hook: (record: InvalidationRecord) => void): () => void {
     this.#hooks.add(hook);
     return () => this.#hooks.delete(hook);
+  }
+
+  /**
+   * Registers a hook called with every applied record and the promise of its refetches (settled
+   * once each refetched page is stored here, or failed): the CDN fan-out purges after it, so the
+   * CDN refills from the new page.
+   */
+  onApplied(hook: (record: InvalidationRecord, refetched: Promise<RefetchSummary>) => void): void {
+    this.#applied.push(hook);
   }
 
   /**
@@ -232,6 +242,7 @@ export class InvalidationCoordinator {
     const targets = duplicate ? [] : this.#parts.targets.resolve(refetch, host);
     const refetched = targets.length === 0 ? Promise.resolve({ ok: 0, failed: 0 }) : this.publications.refetch(targets, group);
     report.track(refetched);
+    for (const hook of this.#applied) hook(record, refetched);
     return { record, refetched };
   }
 

@@ -5,6 +5,7 @@
  * (`fwd-status`), and which tier answered (`detail`). Pure; the engine passes what it knows.
  */
 import type { Entry } from '../entry.js';
+import type { RuleSet } from '../rules.js';
 import type { CacheStatus, StatusHeaders } from '../serve.js';
 
 /**
@@ -28,10 +29,15 @@ export interface StatusDetail {
   collapsed?: boolean;
   /** The tier that answered (`memory`, a store's name, `peer`), or a short reason for a pass. */
   detail?: string;
+  /** The per-route rule (`options.rules`) that applied: this cache's extension parameter `rule`. */
+  rule?: string;
 }
 
 /** RFC 8941 token characters: a `detail` that is not one is sent as a quoted string. */
 const TOKEN = /^[A-Za-z*][A-Za-z0-9:/!#$%&'*+\-.^_`|~]*$/;
+
+/** An RFC 8941 String (printable ASCII, `\\` and `"` escaped; anything else as `?`). */
+const sfString = (s: string): string => `"${s.replace(/[\\"]/g, (c) => `\\${c}`).replace(/[^\x20-\x7e]/g, '?')}"`;
 
 /** The list member for one response: `name; hit; ttl=42; detail=memory`. */
 export function cacheStatusValue(name: string, d: StatusDetail): string {
@@ -42,7 +48,8 @@ export function cacheStatusValue(name: string, d: StatusDetail): string {
   if (d.ttl !== undefined) v += `; ttl=${d.ttl}`;
   if (d.stored === true) v += '; stored';
   if (d.collapsed === true) v += '; collapsed';
-  if (d.detail !== undefined && d.detail !== '') v += `; detail=${TOKEN.test(d.detail) ? d.detail : `"${d.detail.replace(/[\\"]/g, (c) => `\\${c}`).replace(/[^\x20-\x7e]/g, '?')}"`}`;
+  if (d.detail !== undefined && d.detail !== '') v += `; detail=${TOKEN.test(d.detail) ? d.detail : sfString(d.detail)}`;
+  if (d.rule !== undefined) v += `; rule=${sfString(d.rule)}`;
   return v;
 }
 
@@ -80,19 +87,22 @@ export class StatusDetailer {
   readonly #headers: StatusHeaders;
   readonly #index: number;
   readonly #name: string;
+  /** The rules, to name the one that applied to a served entry (undefined without rules). */
+  readonly #rules: RuleSet | undefined;
 
-  private constructor(base: StatusHeaders, index: number, name: string) {
+  private constructor(base: StatusHeaders, index: number, name: string, rules: RuleSet | undefined) {
     const values = {} as Record<CacheStatus, string[]>;
     for (const [status, v] of Object.entries(base.values)) values[status as CacheStatus] = [...v];
     this.#headers = { names: base.names, values };
     this.#index = index;
     this.#name = name;
+    this.#rules = rules;
   }
 
   /** A detailer for `base`, or undefined when it sends no `Cache-Status` (nothing to detail). */
-  static create(base: StatusHeaders, name: string): StatusDetailer | undefined {
+  static create(base: StatusHeaders, name: string, rules?: RuleSet): StatusDetailer | undefined {
     const index = base.names.indexOf('cache-status');
-    return index === -1 ? undefined : new StatusDetailer(base, index, name);
+    return index === -1 ? undefined : new StatusDetailer(base, index, name, rules);
   }
 
   /** The headers for `status` with `detail` in Cache-Status; valid until the next call. */
@@ -102,15 +112,16 @@ export class StatusDetailer {
   }
 
   /** The headers for an entry served as `status` at `now`. */
-  served(status: CacheStatus, entry: Pick<Entry, 'staleAt'>, now: number, via: Via | undefined): StatusHeaders {
+  served(status: CacheStatus, entry: Pick<Entry, 'staleAt' | 'url' | 'host'>, now: number, via: Via | undefined): StatusHeaders {
     const ttl = ttlOf(entry, now);
     const detail = via?.tier ?? 'memory';
-    if (status === 'PEER') return this.headers(status, { fwd: 'peer', ttl, stored: via?.peer?.stored === true, collapsed: via?.collapsed, detail: via?.peer?.url ?? 'peer' });
+    const rule = this.#rules?.match('GET', entry.host, entry.url)?.name;
+    if (status === 'PEER') return this.headers(status, { fwd: 'peer', ttl, stored: via?.peer?.stored === true, collapsed: via?.collapsed, detail: via?.peer?.url ?? 'peer', rule });
     // RFC 9111 §4.3.4: the origin confirmed the stale copy with a 304; it was stored freshened.
-    if (status === 'REVALIDATED') return this.headers(status, { fwd: 'stale', fwdStatus: 304, ttl, stored: true, collapsed: via?.collapsed, detail });
-    if (via?.failed !== undefined) return this.headers(status, { fwd: 'stale', fwdStatus: via.failed.status, ttl, collapsed: via.collapsed, detail });
-    if (via?.collapsed === true) return this.headers(status, { fwd: 'uri-miss', collapsed: true, ttl, detail });
+    if (status === 'REVALIDATED') return this.headers(status, { fwd: 'stale', fwdStatus: 304, ttl, stored: true, collapsed: via?.collapsed, detail, rule });
+    if (via?.failed !== undefined) return this.headers(status, { fwd: 'stale', fwdStatus: via.failed.status, ttl, collapsed: via.collapsed, detail, rule });
+    if (via?.collapsed === true) return this.headers(status, { fwd: 'uri-miss', collapsed: true, ttl, detail, rule });
     // A stale copy served while one background render refreshes it is still a hit (ttl < 0).
-    return this.headers(status, { hit: true, ttl, detail });
+    return this.headers(status, { hit: true, ttl, detail, rule });
   }
 }

@@ -141,6 +141,12 @@ export const METRICS: readonly MetricDefinition[] = Object.freeze([
   one('invalidations_sent_total', 'counter', 'Invalidation records a peer acknowledged (one per record per peer).', (s) => s.stats.invalidationsSent),
   one('invalidations_received_total', 'counter', "Peers' invalidation records applied here.", (s) => s.stats.invalidationsReceived),
   one('propagation_errors_total', 'counter', 'Invalidation sends to peers that failed (each retried).', (s) => s.stats.propagationErrors),
+  by('cdn_purge_requests_total', 'counter', 'Purge requests to the CDN (options.cdn) by outcome: accepted, or failed (retried while retryable).', 'outcome', ({ stats: s }) => ({
+    accepted: s.cdnPurges,
+    failed: s.cdnPurgeErrors,
+  })),
+  one('cdn_purged_tags_total', 'counter', 'Tags named in purge requests the CDN accepted.', (s) => s.stats.cdnPurgedTags),
+  one('cdn_purge_tags_dropped_total', 'counter', 'Tags never purged at the CDN: queue full, refused, or failing after every attempt.', (s) => s.stats.cdnPurgesDropped),
   one('propagation_resets_total', 'counter', 'Peers that fell behind the invalidation log and got a soft invalidation of / instead.', (s) => s.stats.propagationResets),
   by('data_requests_total', 'counter', 'Data cache get/fetch calls by status.', 'status', ({ data: d }) => ({ hit: d.hits, stale: d.stale, miss: d.misses })),
   one('data_loads_total', 'counter', 'Data cache loader calls and requests made.', (s) => s.data.loads),

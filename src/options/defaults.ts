@@ -123,6 +123,8 @@ export const DEFAULTS = Object.freeze({
   cacheStatusDetail: false,
   metrics: Object.freeze({ registry: undefined }),
   compress: COMPRESS_DEFAULTS,
+  rules: Object.freeze([]),
+  cdn: undefined,
 });
 
 /** The statuses `serveStaleOnError: true` covers (RFC 9110 §15.6 server errors that signal a failing origin). */

@@ -9,6 +9,8 @@ import { resolveDataOptions } from '../data/options.js';
 import { resolveFlushOptions } from '../invalidation/options.js';
 import { resolveMetricsOptions } from '../observe/options.js';
 import { resolvePeersOptions } from '../peers/options.js';
+import { resolveCdnOptions } from '../cdn/options.js';
+import { resolveRules } from '../rules.js';
 import { resolveTiers } from '../stores/tiers.js';
 import { DEFAULTS, STALE_ON_ERROR_STATUSES } from './defaults.js';
 import type { CacheOptions, IgnoreParamFunction, KeyFunction, ResolvedOptions } from './types.js';
@@ -57,7 +59,12 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     keyHeaders = headerNamesOption('key.headers', o.key.headers ?? []);
   } else fail(TypeError, 'key', 'an object or a function', o.key);
 
-  const bypass = functionOption<(req: IncomingMessage) => boolean>('bypass', o.bypass);
+  const userBypass = functionOption<(req: IncomingMessage) => boolean>('bypass', o.bypass);
+  const rules = resolveRules(o.rules);
+  // A bypassing rule joins the bypass predicate (so the request path asks one function); without
+  // one the predicate stays the user's, or none (the fresh-hit fast path needs none).
+  const bypass =
+    rules?.bypassing !== true ? userBypass : userBypass === undefined ? (req: IncomingMessage) => rules.bypasses(req) : (req: IncomingMessage) => userBypass(req) || rules.bypasses(req);
   if (o.statusHeader !== false && !['x-cache', 'cache-status', 'both'].includes(o.statusHeader as string)) {
     fail(TypeError, 'statusHeader', "'x-cache', 'cache-status', 'both' or false", o.statusHeader);
   }
@@ -119,6 +126,8 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     cacheStatusDetail: o.cacheStatusDetail,
     metricsRegistry,
     compress: resolveCompressOptions(options.compress),
+    rules,
+    cdn: resolveCdnOptions(o.cdn),
     maxSize,
     maxEntrySize,
     defaultTtl,

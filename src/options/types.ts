@@ -9,6 +9,8 @@ import type { DataOptions, ResolvedDataOptions } from '../data/options.js';
 import type { FlushOptions, InvalidationOptions, RefetchOptions, ResolvedFlushOptions } from '../invalidation/options.js';
 import type { MetricsOptions, MetricsRegistry } from '../observe/options.js';
 import type { PeersOptions, ResolvedPeersOptions } from '../peers/options.js';
+import type { CdnOptions, ResolvedCdnOptions } from '../cdn/options.js';
+import type { RouteRule, RuleSet } from '../rules.js';
 import type { CacheStore } from '../stores/store.js';
 import type { Bytes, Count, Milliseconds } from './units.js';
 
@@ -330,6 +332,23 @@ export interface CacheOptions {
    * @default { encodings: [], minSize: 1024, types: ['text/*', 'application/json', 'application/*+json', 'application/javascript', 'application/x-javascript', 'application/ecmascript', 'application/xml', 'application/*+xml', 'image/svg+xml', 'application/manifest+json'], level: { br: 9, gzip: 9, zstd: 12 } }
    */
   compress?: CompressOptions | boolean;
+  /**
+   * Per-route rules: lifetimes, stale windows, stored statuses, bypass and tags by path glob
+   * (optionally method and host). The first matching rule applies; its freshness applies where the
+   * origin gives none (the origin's `Cache-Control` wins unless the rule says `override: true`).
+   * The rule that applied shows in `Cache-Status` detail and in explain. See {@link RouteRule}.
+   * `[]`: the global options apply everywhere.
+   * @default []
+   */
+  rules?: readonly RouteRule[];
+  /**
+   * The CDN in front of this cache: stored responses carry their tags (and hashed path and
+   * data-dependency tags) in the provider's header, and every invalidation applied here (path,
+   * prefix, tag, data dependency, PURGE, flush) is sent to its purge API, batched and retried.
+   * See {@link CdnOptions} (`docs/cdn.md`).
+   * @default undefined (no CDN)
+   */
+  cdn?: CdnOptions | undefined;
 }
 
 /** Options after {@link resolveOptions}: every field present and validated. */
@@ -378,4 +397,8 @@ export interface ResolvedOptions {
   readonly metricsRegistry: MetricsRegistry | undefined;
   /** Undefined when compression is off. */
   readonly compress: ResolvedCompressOptions | undefined;
+  /** The compiled rules; undefined when there are none. */
+  readonly rules: RuleSet | undefined;
+  /** Undefined without a CDN. */
+  readonly cdn: ResolvedCdnOptions | undefined;
 }

@@ -13,7 +13,7 @@ const root = new URL('../../', import.meta.url);
 const pages = ['README.md', ...readdirSync(new URL('docs/', root)).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
 const text = new Map(pages.map((page) => [page, readFileSync(new URL(page, root), 'utf8')]));
 const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { scripts: Record<string, string> };
-const commands = new Set(['serve', 'flush', 'prime', 'stats', 'demo', '--help', '--version']);
+const commands = new Set(['serve', 'flush', 'prime', 'stats', 'explain', 'demo', '--help', '--version']);
 
 test('the README has TypeScript examples', () => {
   const blocks = [...text.get('README.md')!.matchAll(/```ts\n([\s\S]*?)```/g)];
