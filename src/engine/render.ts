@@ -180,6 +180,8 @@ export class Renderer {
                     fwdStatus: status,
                     ttl: verdict.storable ? ttlOf(verdict, Date.now()) : undefined,
                     stored: verdict.storable,
+                    // The per-route rule that gave the lifetime, as hits name it.
+                    rule: verdict.storable ? verdict.rule : undefined,
                   }),
               missStatus,
             );

@@ -40,6 +40,7 @@ test('a rule gives its lifetime to silent responses and names itself in Cache-St
   });
   const miss = await get('/static/app.js');
   assert.equal(miss.headers['x-cache'], 'MISS');
+  assert.match(String(miss.headers['cache-status']), /^stratacache; fwd=uri-miss; fwd-status=200; ttl=(359\d|3600); stored; rule="static"$/);
   const hit = await get('/static/app.js');
   assert.equal(hit.body, '/static/app.js render 1');
   assert.equal(hit.headers['x-cache'], 'HIT');
