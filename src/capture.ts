@@ -171,6 +171,9 @@ class ResponseCapture implements CaptureControl {
     } as End;
     res.once('finish', this.#onFinish);
     res.once('close', this.#onClose);
+    // The client may have left before the render began (its request waited): 'close' came and
+    // went, and a destroyed response never emits 'finish'. Act on it now, as on a late 'close'.
+    if (res.destroyed) this.#closed();
   }
 
   /** head: the status and headers are decided (once), just before they would be sent. */

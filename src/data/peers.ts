@@ -4,7 +4,8 @@
  * values out: testable without sockets. The asking, the breakers and the counters are the
  * response cache's {@link PeerCluster}, shared.
  */
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { boundedLru } from '../lru.js';
 import type { Entry } from '../entry.js';
 
 /** The peer namespace of the data cache. */
@@ -69,8 +70,7 @@ export class DataDeletions {
   #floor = 0;
 
   constructor(max: number) {
-    this.#times = new LRUCache<string, number>({
-      max,
+    this.#times = boundedLru<string, number>(max, {
       dispose: (at, _name, reason) => {
         if (reason === 'evict' && at > this.#floor) this.#floor = at;
       },

@@ -5,7 +5,8 @@
  * data entries that read it, so a change to the key makes them stale.
  */
 import { createHash } from 'node:crypto';
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { boundedLru } from '../lru.js';
 import type { Runner } from '../seam.js';
 
 /** One render in progress: a response render, a loader, a sub-request or an include assembly. */
@@ -53,7 +54,7 @@ export class DependencyIndex {
 
   /** `onIdle` runs each time the last open scope closes. */
   constructor(options: { maxKeys: number; maxDependents: number; onIdle?: () => void }) {
-    this.#nodes = new LRUCache<string, Node>({ max: options.maxKeys });
+    this.#nodes = boundedLru<string, Node>(options.maxKeys);
     this.#maxDependents = options.maxDependents;
     this.#onIdle = options.onIdle;
   }

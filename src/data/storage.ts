@@ -4,7 +4,8 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import createDebug from 'debug';
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { boundedLru } from '../lru.js';
 import type { ResponseServices } from '../seam.js';
 import type { Entry } from '../entry.js';
 import type { StoreError } from '../errors.js';
@@ -57,7 +58,7 @@ export class DataStorage {
     // last scope closes; the next run() switches it on again.
     this.deps = new DependencyIndex({ maxKeys: o.data.maxTrackedKeys, maxDependents: o.data.maxDependents, onIdle: () => this.als.disable() });
     this.deletions = new DataDeletions(o.data.maxTrackedKeys);
-    this.peerDigests = new LRUCache<string, string>({ max: o.data.maxTrackedKeys });
+    this.peerDigests = boundedLru<string, string>(o.data.maxTrackedKeys);
   }
 
   /**

@@ -4,7 +4,7 @@
  * with their variants in every tier.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { LRUCache } from 'lru-cache';
+import { boundedLru } from '../lru.js';
 import type { Entry } from '../entry.js';
 import { EncodingKeys, type EncodingState } from './encoding-keys.js';
 import type { TargetIndex } from '../invalidation/targets.js';
@@ -39,7 +39,7 @@ export class Variants {
   readonly #ctx: EngineContext;
   readonly #tiers: Tiers;
   readonly #targets: TargetIndex;
-  readonly #vary = new LRUCache<string, VarySpec>({ max: 100_000 });
+  readonly #vary = boundedLru<string, VarySpec>(100_000);
   /** Request headers removed before a render that will be stored (validators, Range, unkeyed). */
   readonly #stripped: ReadonlySet<string>;
 

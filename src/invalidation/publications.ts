@@ -5,7 +5,7 @@
  * each URL's rendezvous owner among live nodes, and the other nodes wait for the owner's copy.
  */
 import createDebug from 'debug';
-import { LRUCache } from 'lru-cache';
+import { boundedLru } from '../lru.js';
 import { ageOf, type Entry } from '../entry.js';
 import type { PeerCluster } from '../peers/cluster.js';
 import { acceptPeerEntry } from '../peers/judge.js';
@@ -74,7 +74,7 @@ export class Publications {
   readonly counters: PublicationCounters = { invalidationDuplicates: 0, peerRefetches: 0 };
   readonly #ctx: PublicationContext;
   /** Publications seen recently, by content (see {@link DUPLICATE_WINDOW}). */
-  readonly #groups = new LRUCache<string, Publication>({ max: 10_000 });
+  readonly #groups = boundedLru<string, Publication>(10_000);
   /** Primary keys another node is refetching: their old copy stays servable and no local refresh starts. */
   readonly #awaiting = new Map<string, { group: Publication; deadline: number; done: Promise<void> }>();
 

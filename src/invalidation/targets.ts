@@ -4,7 +4,7 @@
  * under, so a host-less URI is refetched for each of them. Also the validation of paths, URIs
  * and tag header values shared by the API and the flush endpoint.
  */
-import { LRUCache } from 'lru-cache';
+import { boundedLru } from '../lru.js';
 import type { Entry } from '../entry.js';
 import type { RefetchTarget } from './refetch.js';
 
@@ -61,7 +61,7 @@ export interface TargetContext {
 
 /** Resolves refetch URIs to the hosts and primary keys they are cached under. */
 export class TargetIndex {
-  readonly #hosts = new LRUCache<string, string[]>({ max: 100_000 });
+  readonly #hosts = boundedLru<string, string[]>(100_000);
   readonly #ctx: TargetContext;
 
   constructor(context: TargetContext) {

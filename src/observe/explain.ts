@@ -6,7 +6,7 @@
  * refused) from a small bounded memory fed by the cache's `store` and `pass` events. Read-only:
  * nothing here renders, promotes or counts a request.
  */
-import { LRUCache } from 'lru-cache';
+import { boundedLru } from '../lru.js';
 import type { EventEmitter } from 'node:events';
 import type { Entry } from '../entry.js';
 import { Epochs, type EpochVerdict } from '../invalidation/epochs.js';
@@ -42,7 +42,7 @@ interface OutcomeEvent {
 
 /** A bounded LRU of the last outcome per key, fed by the cache's `store` and `pass` events. */
 export class Outcomes {
-  readonly #last = new LRUCache<string, Outcome>({ max: OUTCOMES_KEPT });
+  readonly #last = boundedLru<string, Outcome>(OUTCOMES_KEPT);
   readonly #off: () => void;
 
   constructor(events: EventEmitter, now: () => number = Date.now) {

@@ -19,7 +19,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import createDebug from 'debug';
-import { LRUCache } from 'lru-cache';
+import { boundedLru } from '../lru.js';
 import { PeerError } from '../errors.js';
 import type { InvalidationScope } from '../invalidation/epochs.js';
 import type { InvalidationLog } from '../invalidation/log.js';
@@ -112,7 +112,7 @@ export class Propagator {
   readonly origin: string;
   readonly #ctx: PropagationContext;
   readonly #cursors = new Map<string, PeerCursor>();
-  readonly #applied = new LRUCache<string, number>({ max: MAX_ORIGINS });
+  readonly #applied = boundedLru<string, number>(MAX_ORIGINS);
   readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 4, timeout: 4_000 });
   readonly #secureAgent = new https.Agent({ keepAlive: true, maxSockets: 4, timeout: 4_000 });
   #closed = false;

@@ -136,6 +136,45 @@ describe('a render that stops', () => {
     assert.ok(took < 2_500, `waiters got the page after ${took} ms`);
   });
 
+  test("a waiter whose own client left leads the next render: the render still ends and its waiters get it, not a 504", async () => {
+    let renders = 0;
+    const { url } = await serve(
+      async (_req, res) => {
+        const n = ++renders;
+        if (n === 1) {
+          // The first render stops when its client leaves: abandoned after a quiet second.
+          await sleep(100);
+          if (res.destroyed) return;
+        }
+        res.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain' });
+        // A slow stream that never looks at res.destroyed.
+        for (const part of ['render ', String(n)]) {
+          res.write(part);
+          await sleep(50);
+        }
+        res.end();
+      },
+      { originTimeout: 400 },
+    );
+    const gone = (): Promise<void> =>
+      new Promise((resolve) => {
+        const req = http.get(`${url}/late`, { agent: false }, () => undefined);
+        req.on('error', () => resolve());
+        setTimeout(() => (req.destroy(), resolve()), 40);
+      });
+    // The leader and the first waiter both leave; the waiter is the one that leads render 2.
+    const leader = gone();
+    await sleep(10);
+    const firstWaiter = gone();
+    await sleep(10);
+    const waiter = request(`${url}/late`);
+    await Promise.all([leader, firstWaiter]);
+    const reply = await waiter;
+    assert.equal(reply.status, 200, 'never a 504 from a render whose client had already left');
+    assert.equal(reply.body, 'render 2');
+    assert.equal((await request(`${url}/late`)).body, 'render 2', 'and it was stored');
+  });
+
   test('a render that sends its headers and 10 bytes then stalls: its client sees a cut response, waiters a 504, nothing stored', async () => {
     let renders = 0;
     const { url } = await serve(
