@@ -47,6 +47,7 @@ import { explain, Outcomes } from './observe/explain.js';
 import { Recorder, sampleOf } from './observe/recent.js';
 import { PeerCluster } from './peers/cluster.js';
 import { PeerEndpoint } from './peers/endpoint.js';
+import { membershipSource, type MembershipChange } from './peers/membership.js';
 import { INVALIDATION_NAMESPACE, Propagator } from './peers/propagation.js';
 import { Reporter } from './report.js';
 import type { EngineHooks } from './seam.js';
@@ -85,6 +86,8 @@ export interface CacheEvents {
    * invalidation could not be sent to a peer (`invalidation.propagate`; it is retried in order).
    */
   'peer-error': [PeerError];
+  /** Peers joined or left the cluster (`peers.nodes` as a function, or `peers.discover`). */
+  membership: [MembershipChange];
   error: [CacheError];
 }
 
@@ -206,8 +209,8 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     const endpoint = po.enabled ? new PeerEndpoint({ secret: po.secret, path: po.path }) : undefined;
     endpoint?.register('r', (query) => tiers.find(variants.keyFor(query.key, query.headers)));
     const peers =
-      po.enabled && (typeof po.nodes === 'function' || po.nodes.length > 0)
-        ? new PeerCluster(po, { onPeerError: (error) => report.emit('peer-error', error), onMembershipError: (error) => report.fail(error) })
+      po.enabled && (typeof po.nodes === 'function' || po.nodes.length > 0 || po.discover !== undefined)
+        ? new PeerCluster(po, { onPeerError: (error) => report.emit('peer-error', error), onMembershipError: (error) => report.fail(error), onMembership: (change) => report.emit('membership', change), source: membershipSource(po, o.stores) })
         : undefined;
     this.#endpoint = endpoint;
     this.#peers = peers;
@@ -501,6 +504,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       bytes,
       ...(peers?.counters ?? { peerLoads: 0, peerHits: 0, peerMisses: 0, peerErrors: 0, peerTimeouts: 0 }),
       peers: peers?.states() ?? [],
+      ...(peers?.membership() ?? { members: 0, peerJoins: 0, peerLeaves: 0 }),
       ...(this.#propagator?.counters ?? { invalidationsSent: 0, invalidationsReceived: 0, propagationErrors: 0, propagationResets: 0 }),
       ...this.#invalidation.publications.counters,
       ...(this.#purger?.counters ?? { cdnPurges: 0, cdnPurgedTags: 0, cdnPurgeErrors: 0, cdnPurgesDropped: 0 }),
@@ -562,7 +566,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     this.#unregisterMetrics?.();
     await this.data.close(timeout);
     this.#ctx.closed = true;
-    this.#peers?.close();
+    const left = this.#peers?.close();
     this.#propagator?.close();
 
     if (!(await this.#ctx.report.settled(Math.max(0, deadline - Date.now())))) debug('close: background work abandoned after %d ms', timeout);
@@ -574,6 +578,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       clearTimeout(timer);
       purger.close();
     }
+    await left; // this node withdrawn from the shared store's members before the store closes
     await this.#tiers.close();
   }
 

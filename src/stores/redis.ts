@@ -25,6 +25,7 @@ import { describeValue, integerOption } from '../options/validate.js';
 import { type Bytes, type Count, type Milliseconds } from '../options/units.js';
 import { connectClient, GuardedClient, SKIPPED, type ClientModuleLoader, type RedisClientLike, type RedisCounters } from './redis-client.js';
 import { RedisLeases } from './redis-lease.js';
+import { RedisMembers } from './redis-members.js';
 import { RedisInvalidations } from './redis-sync.js';
 import type { CacheStore } from './store.js';
 import type { BreakerState } from '../peers/breaker.js';
@@ -47,7 +48,7 @@ export interface RedisStoreOptions {
   url?: string;
   /**
    * Prefix of every key this store writes (`<prefix>e:<key>` entries, `<prefix>inv` invalidations and `<prefix>inv:epoch` its identity,
-   * `<prefix>lease:<key>` render leases). Caches that must not share data use different prefixes.
+   * `<prefix>lease:<key>` render leases, `<prefix>{members}:nodes` the cluster's heartbeats). Caches that must not share data use different prefixes.
    * @default 'stratacache:'
    */
   prefix?: string;
@@ -156,6 +157,8 @@ export class RedisStore implements CacheStore {
   readonly invalidations: RedisInvalidations;
   /** Render leases for cross-node single flight (see {@link RedisLeases}). */
   readonly leases: RedisLeases;
+  /** Heartbeats of the nodes sharing this Redis, for `peers.discover: { redis: true }` (see {@link RedisMembers}). */
+  readonly members: RedisMembers;
   #corrupt = 0;
   #outdated = 0;
 
@@ -165,6 +168,7 @@ export class RedisStore implements CacheStore {
     this.#owned = owned;
     this.#guard = new GuardedClient(client, options);
     this.invalidations = new RedisInvalidations(this.#guard, { key: `${options.prefix}inv`, node: this.node, max: options.maxInvalidations });
+    this.members = new RedisMembers(this.#guard, options.prefix);
     this.leases = new RedisLeases(this.#guard, { prefix: `${options.prefix}lease:`, node: this.node, ttl: options.leaseTtl, wait: options.leaseWait, read: (key) => this.get(key) });
   }
 
