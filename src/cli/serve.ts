@@ -56,6 +56,12 @@ Sizes and durations need a unit, in flags and files alike: 512kb, 64mb, 1gb; 500
   --peers URL,URL,...         cluster nodes (this one may be listed too)
   --self URL                  this node's URL as the peers reach it
   --strategy all|owner        ask every peer, or only the key's owner (default all)
+  --discover-dns NAME         find the nodes in DNS instead of --peers: NAME's A/AAAA records with
+                              --discover-port N, or its SRV records (a Kubernetes headless service)
+  --discover-servers A,B      DNS servers to ask (IP[:port]; default the system's)
+  --discover-redis            find the nodes through heartbeats in the --redis tier
+  --discover-interval D       resolve DNS / heartbeat this often (default 5s / 2s)
+  --discover-ttl DURATION     a node not heard from this long is gone (--discover-redis; default 6s)
   --secret-env NAME           environment variable holding the peer secret (default STRATACACHE_PEER_SECRET)
   --flush-token TOKEN         bearer token for flush, PURGE and stats (or STRATACACHE_FLUSH_TOKEN)
   --flush-allow CIDR,...      clients allowed to flush (default loopback)
@@ -96,6 +102,12 @@ const FLAGS = {
   peers: { type: 'string' },
   self: { type: 'string' },
   strategy: { type: 'string' },
+  'discover-dns': { type: 'string' },
+  'discover-port': { type: 'string' },
+  'discover-servers': { type: 'string' },
+  'discover-redis': { type: 'boolean' },
+  'discover-interval': { type: 'string' },
+  'discover-ttl': { type: 'string' },
   'secret-env': { type: 'string' },
   'flush-token': { type: 'string' },
   'flush-allow': { type: 'string' },
@@ -137,7 +149,8 @@ function describe(plan: ServePlan): string {
   if (plan.disk !== undefined) tiers.push(`disk ${plan.disk.dir} ${mb(plan.disk.maxSize)}`);
   if (plan.redis !== undefined) tiers.push(`redis ${redactUrl(plan.redis.url)}`);
   const peers = options.peers;
-  const nodes = typeof peers.nodes === 'function' ? 'discovered' : peers.nodes.filter((n) => n !== peers.self).join(', ');
+  const found = peers.discover === undefined ? undefined : peers.discover.kind === 'dns' ? `discovered in DNS ${peers.discover.dns}` : 'discovered by Redis heartbeats';
+  const nodes = found ?? (typeof peers.nodes === 'function' ? 'discovered' : peers.nodes.filter((n) => n !== peers.self).join(', '));
   const peerText = peers.secret === undefined || nodes === '' ? 'peers: none' : `peers: ${nodes} (self ${peers.self ?? '?'}, ${peers.strategy})`;
   const compress = options.compress === undefined ? '' : `; compress ${options.compress.encodings.join(', ')}`;
   return `tiers: ${tiers.join(', ')}; ${peerText}${compress}`;

@@ -49,7 +49,7 @@ describe('peers.discover: { redis: true }', { skip: redis === undefined ? NO_RED
     const cut = new Redis(redis!.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 });
     cut.on('error', () => undefined);
     await new Promise((resolve) => cut.once('ready', resolve));
-    const { urls, caches } = await nodes(3, { interval: 100, ttl: 400 }, (i) => (i === 2 ? cut : undefined));
+    const { urls, caches } = await nodes(3, { interval: 100, ttl: 1_000 }, (i) => (i === 2 ? cut : undefined));
     const [a, b, c] = caches as [StrataCache, StrataCache, StrataCache];
     await untilPeers(a, [urls[1]!, urls[2]!]);
     await untilPeers(b, [urls[0]!, urls[2]!]);
