@@ -146,6 +146,7 @@ export class PeerCluster {
         });
         if (!this.#closed) this.#setNodes(urls);
       } catch (error) {
+        if (this.#closed) return; // a read cancelled by close() is no failure
         const from = this.#hooks.source?.name ?? 'options.peers.nodes';
         debug('membership: %s failed, keeping %d peers', from, this.#peers.size);
         this.#hooks.onMembershipError?.(new PeerError(`${from} failed; keeping the previous members`, { peer: '', cause: error }));
