@@ -6,6 +6,8 @@
  * slots with a key's entry and lease in one slot, and a master killed without a failed response.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -194,6 +196,17 @@ describe('the Redis tier on a three-master Redis Cluster', () => {
     assert.equal(renders, 1);
     for (const s of [a, b]) s.child.kill('SIGTERM');
     for (const s of [a, b]) assert.equal((await s.exited).code, 0);
+  });
+
+  test('examples/redis-cluster.ts --check: a miss, then a hit, one render, no Redis error', async (t) => {
+    if (!cluster) return t.skip(NO_REDIS_CLUSTER);
+    const tsx = new URL('../../node_modules/.bin/tsx', import.meta.url).pathname;
+    const { stdout } = await promisify(execFile)(tsx, ['examples/redis-cluster.ts', '--check'], { timeout: 60_000, env: { ...process.env, REDIS_CLUSTER: cluster.urls.join(',') } });
+    const lines = stdout.trim().split('\n');
+    assert.equal(lines[1], '200 MISS');
+    assert.equal(lines[2], '200 HIT');
+    assert.match(stdout, /redis: \{"name":"redis","commands":[1-9]\d*,"errors":0,"timeouts":0,"skipped":0,"breaker":"closed"/);
+    assert.equal(lines.at(-1), 'renders: 1');
   });
 
   // Last: it leaves the cluster with a dead master.
