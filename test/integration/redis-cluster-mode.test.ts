@@ -213,7 +213,7 @@ describe('the Redis tier on a three-master Redis Cluster', () => {
   test('one master killed: every response still comes (200), the store errors are counted', async (t) => {
     if (!cluster) return t.skip(NO_REDIS_CLUSTER);
     const o = origin(0);
-    const [a, b] = await nodes(2, o.handler, { commandTimeout: 200, failureThreshold: 1000 });
+    const [a, b] = await nodes(2, o.handler, { commandTimeout: 1000, failureThreshold: 1000 });
     const errors: unknown[] = [];
     for (const n of [a!, b!]) n.cache.on('error', (e) => errors.push(e));
     // A page on a master that stays, and one on the master that goes.
