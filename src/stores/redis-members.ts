@@ -34,10 +34,10 @@ export class RedisMembers implements SharedMembers {
   /** The one key of the member set. */
   readonly key: string;
 
-  /** `prefix`: the store's key prefix (`stratacache:`). */
-  constructor(guard: GuardedClient, prefix: string) {
+  /** `key`: the set's name (`<prefix>{members}:nodes`, see redis-keys.ts). */
+  constructor(guard: GuardedClient, key: string) {
     this.#guard = guard;
-    this.key = `${prefix}{members}:nodes`;
+    this.key = key;
   }
 
   async announce(self: string, ttl: number): Promise<readonly string[] | undefined> {
