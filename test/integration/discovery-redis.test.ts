@@ -2,13 +2,14 @@
  * Members found through heartbeats in a real redis-server (started here): nodes sharing the Redis
  * tier announce themselves and see each other; one whose heartbeats stop (its connection cut) is
  * dropped once its TTL ran out; one that closes is withdrawn at once; Redis restarted empty keeps
- * the last members meanwhile, then the nodes announce again and see each other again.
+ * the last members meanwhile, then the nodes announce again and see each other again; the same
+ * heartbeats on a three-master Redis Cluster.
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { createCache, type StrataCache } from '../../src/index.js';
-import { redisStore } from '../../src/stores/redis.js';
+import { redisStore, type RedisStore } from '../../src/stores/redis.js';
 import type { RedisDiscoveryOptions } from '../../src/peers/discovery-options.js';
 import type { MembershipChange } from '../../src/peers/membership.js';
 import { HOST, SECRET, countingOrigin, kill, lateServer } from '../helpers/cluster.js';
@@ -16,6 +17,7 @@ import { request } from '../helpers/http.js';
 import { until } from '../helpers/origin.js';
 import { peersOf, untilPeers } from '../helpers/membership.js';
 import { NO_REDIS, startRedis } from '../helpers/redis.js';
+import { NO_REDIS_CLUSTER, startRedisCluster } from '../helpers/redis-cluster.js';
 
 const redis = await startRedis();
 const origin = countingOrigin();
@@ -26,14 +28,17 @@ after(async () => {
 
 let prefixes = 0;
 
-/** `count` nodes (servers and caches) sharing one Redis prefix; `client(i)` gives node i a client of the test's. */
-async function nodes(count: number, discover: Omit<RedisDiscoveryOptions, 'redis'>, client?: (i: number) => Redis | undefined): Promise<{ urls: string[]; caches: StrataCache[]; prefix: string }> {
+/** Node i's store under `prefix`: by default on the test's Redis. */
+type StoreFor = (i: number, prefix: string) => Promise<RedisStore>;
+const onRedis: StoreFor = (_i, prefix) => redisStore({ url: redis!.url, prefix, commandTimeout: 200, coolDown: 100 });
+
+/** `count` nodes (servers and caches) sharing one Redis prefix. */
+async function nodes(count: number, discover: Omit<RedisDiscoveryOptions, 'redis'>, storeFor: StoreFor = onRedis): Promise<{ urls: string[]; caches: StrataCache[]; prefix: string }> {
   const prefix = `m${++prefixes}:`;
   const servers = await Promise.all(Array.from({ length: count }, () => lateServer()));
   const caches = await Promise.all(
     servers.map(async (s, i) => {
-      const own = client?.(i);
-      const store = await redisStore({ ...(own === undefined ? { url: redis!.url } : { client: own }), prefix, commandTimeout: 200, coolDown: 100 });
+      const store = await storeFor(i, prefix);
       const cache = createCache({ stores: [store], peers: { self: s.url, secret: SECRET, queryTimeout: 2_000, discover: { redis: true, ...discover } } });
       cache.on('error', () => undefined); // Redis is cut and restarted here on purpose
       s.bind(cache.wrap(origin.handler));
@@ -49,7 +54,7 @@ describe('peers.discover: { redis: true }', { skip: redis === undefined ? NO_RED
     const cut = new Redis(redis!.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 });
     cut.on('error', () => undefined);
     await new Promise((resolve) => cut.once('ready', resolve));
-    const { urls, caches } = await nodes(3, { interval: 100, ttl: 1_000 }, (i) => (i === 2 ? cut : undefined));
+    const { urls, caches } = await nodes(3, { interval: 100, ttl: 1_000 }, (i, prefix) => (i === 2 ? redisStore({ client: cut, prefix, commandTimeout: 200, coolDown: 100 }) : onRedis(i, prefix)));
     const [a, b, c] = caches as [StrataCache, StrataCache, StrataCache];
     await untilPeers(a, [urls[1]!, urls[2]!]);
     await untilPeers(b, [urls[0]!, urls[2]!]);
@@ -98,5 +103,15 @@ describe('peers.discover: { redis: true }', { skip: redis === undefined ? NO_RED
     assert.ok(await until(async () => (await announced()).length === 3, 15_000), `announced: ${JSON.stringify(await announced())}`);
     assert.deepEqual(await announced(), [...urls].sort());
     for (const [i, cache] of caches.entries()) await untilPeers(cache, urls.filter((_, j) => j !== i));
+  });
+
+  test('on a three-master Redis Cluster: the heartbeats (one key, one slot) list the nodes; a node that closes leaves', async (t) => {
+    const cluster = await startRedisCluster();
+    if (cluster === undefined) return t.skip(NO_REDIS_CLUSTER);
+    const { urls, caches } = await nodes(3, { interval: 100, ttl: 1_000 }, (_i, prefix) => redisStore({ cluster: cluster.urls, prefix, commandTimeout: 500, coolDown: 100 }));
+    for (const [i, cache] of caches.entries()) await untilPeers(cache, urls.filter((_, j) => j !== i));
+    const left = new Promise<MembershipChange>((resolve) => caches[0]!.once('membership', resolve));
+    await caches[2]!.close();
+    assert.deepEqual((await left).left, [urls[2]]);
   });
 });
