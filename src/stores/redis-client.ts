@@ -90,7 +90,18 @@ export async function connectCluster(urls: readonly string[], commandTimeout: nu
   if (first.username !== '') redisOptions.username = decodeURIComponent(first.username);
   if (first.password !== '') redisOptions.password = decodeURIComponent(first.password);
   if (first.protocol === 'rediss:') redisOptions.tls = {};
-  return new Cluster(nodes, { enableOfflineQueue: false, clusterRetryStrategy: backoff, slotsRefreshTimeout: Math.max(1000, commandTimeout * 4), redisOptions });
+  return new Cluster(nodes, {
+    enableOfflineQueue: false,
+    clusterRetryStrategy: backoff,
+    // A command for a dead master's slots fails at once instead of being retried for its whole
+    // timeout (the request goes on without Redis); the slot map is re-read every 5 s and on each
+    // MOVED reply, so a replica that took over is found.
+    retryDelayOnFailover: 0,
+    retryDelayOnClusterDown: 0,
+    slotsRefreshInterval: 5000,
+    slotsRefreshTimeout: Math.max(1000, commandTimeout * 4),
+    redisOptions,
+  });
 }
 
 /**
