@@ -4,7 +4,10 @@
  * (never its credentials; no render at all for a request carrying them).
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
+import { createCache } from '../../src/index.js';
+import { statsTable } from '../../src/cli/stats.js';
+import { observedState } from '../../src/observe/metrics.js';
 import { resolveOptions } from '../../src/options/resolve.js';
 import { DEFAULTS } from '../../src/options/defaults.js';
 import { lookupTarget, parseLookupTarget } from '../../src/peers/protocol.js';
@@ -52,4 +55,13 @@ test('what an asker sends: never Cookie or Authorization; a render only for a re
   // A key computed from a credential header cannot be rendered without it: no render.
   assert.equal(ownerFetchQuery({ url: '/p', headers: { host: 'h' } }, {}, ['authorization']).fill, undefined);
   assert.equal(ownerFetchQuery({ url: '*', headers: { host: 'h' } }, {}, []).fill, undefined);
+});
+
+test('stratacache stats shows what owner-fetch sent and rendered for peers', async () => {
+  const cache = createCache({ peers: { self: 'http://127.0.0.1:1', nodes: ['http://127.0.0.1:1', 'http://127.0.0.1:2'], secret, strategy: 'owner-fetch' } });
+  after(() => cache.close());
+  const fresh = statsTable('n', observedState(cache.stats(), cache.data.stats(), []));
+  assert.doesNotMatch(fresh, /owner-fetch/);
+  const busy = statsTable('n', observedState({ ...cache.stats(), ownerFetches: 3, rendersForPeers: 2 }, cache.data.stats(), []));
+  assert.match(busy, /owner-fetch\s+3 sent, 2 pages rendered here for peers/);
 });
