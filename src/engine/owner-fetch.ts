@@ -71,7 +71,9 @@ export class OwnerAnswers {
    * A peer's lookup: the local copy of the variant its headers select; with `fill`, when that
    * copy is missing, stale (at the asker's `freshAt` or now) or invalidated here, the page
    * rendered now for the cluster (joining a render of the key in flight), or undefined (render
-   * it yourself) when the render did not store it.
+   * it yourself) when the render did not store it. (The endpoint then sends only what is fresh
+   * at `freshAt`; a lookup without it, wanting a stale-if-error copy too, may get the old copy
+   * a failed render fell back to.)
    */
   async answer(query: LookupQuery): Promise<Entry | undefined> {
     const { variants, tiers, background } = this.#p;
@@ -84,7 +86,9 @@ export class OwnerAnswers {
     if (this.#ctx.records.passReason(query.key) !== undefined) return undefined;
     const result = await background.renderForPeer({ url: fill.url, host: fill.host, headers: this.#renderHeaders(query) }, query.key);
     if (result === undefined) return undefined;
-    if ((result.outcome === 'stored' || result.outcome === 'peer') && result.entry !== undefined) return result.entry;
+    // `stale`: the render failed and the old copy answered; it goes back as a stale copy, which
+    // the asker keeps only to answer its own failing render (stale-if-error), never as fresh.
+    if ((result.outcome === 'stored' || result.outcome === 'peer' || result.outcome === 'stale') && result.entry !== undefined) return result.entry;
     debug('render for a peer of %s: %s, not sent', query.key, result.outcome);
     return undefined;
   }

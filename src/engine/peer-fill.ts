@@ -90,9 +90,7 @@ export class PeerFill {
     const { cacheStatuses, maxEntrySize } = this.#ctx.options;
     const isInvalidated = (entry: Entry): boolean => this.#judge.isInvalidated(entry);
     let stale: Entry | undefined;
-    // An owner-fetch wants a fresh copy: the owner renders one rather than send a stale one.
-    const freshAt = wantStale && fill === undefined ? undefined : Date.now();
-    const hit = await this.#peers.find({ ns: 'r', key: primary, headers: sent, freshAt, fill }, (entry) => {
+    const hit = await this.#peers.find({ ns: 'r', key: primary, headers: sent, freshAt: wantStale ? undefined : Date.now(), fill }, (entry) => {
       const ctx = { primary, sent, view, authorized, cacheStatuses, maxEntrySize, isInvalidated, now: Date.now() };
       if (acceptPeerEntry(entry, ctx)) return true;
       if (wantStale && stale === undefined && acceptPeerEntry(entry, { ...ctx, window: 'stale-if-error' })) stale = entry;
