@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, describe, test } from 'node:test';
-import { request } from '../helpers/http.js';
+import { request, sleep } from '../helpers/http.js';
 import { until } from '../helpers/origin.js';
 import { HOST, SECRET, lateServer, kill, startCluster, sum, type Node, type Origin } from '../helpers/cluster.js';
 import { Rendezvous } from '../../src/peers/ring.js';
@@ -31,7 +31,7 @@ const pages = (prefix: string) => Array.from({ length: 60 }, (_, i) => `${prefix
  * with a Set-Cookie (each render numbered, so a user can tell whose page they got).
  */
 function gatedOrigin(cacheControl = 'max-age=60') {
-  const state = { version: 1, held: false, waiting: [] as Array<() => void>, cookies: [] as Array<string | undefined>, serial: 0 };
+  const state = { version: 1, held: false, fail: false, waiting: [] as Array<() => void>, cookies: [] as Array<string | undefined>, serial: 0 };
   const renders = new Map<string, number>();
   const origin: Origin & { state: typeof state; hold(): void; release(): void } = {
     state,
@@ -49,6 +49,10 @@ function gatedOrigin(cacheControl = 'max-age=60') {
       const n = ++state.serial;
       const send = () => {
         if (res.destroyed) return;
+        if (state.fail) {
+          res.writeHead(503, { 'content-type': 'text/plain' });
+          return void res.end('unavailable');
+        }
         if (url.startsWith('/private/')) res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'private, max-age=60' });
         else if (url.startsWith('/session/')) res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60', 'set-cookie': `session=s${n}` });
         else res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': cacheControl });
@@ -246,5 +250,24 @@ describe("strategy 'owner-fetch'", () => {
     assert.ok(await until(everywhere, 10_000), 'every node serves v2');
     assert.equal(origin.total(), 6, `renders: ${JSON.stringify([...origin.renders])}`);
     for (const p of list) assert.equal(origin.renders.get(p), 2, p);
+  });
+
+  test("the owner's render fails: its old copy comes back as the asker's stale-if-error fallback", async () => {
+    const origin = gatedOrigin('max-age=1, stale-if-error=60');
+    const cluster = await startCluster(2, origin, { peers: ownerFetch() });
+    after(() => cluster.close());
+    const [a, b] = cluster.nodes as [Node, Node];
+    const page = ownedBy(a.url, [a.url, b.url], pages('/fails'));
+    assert.equal((await get(a.url, page)).headers['x-cache'], 'MISS');
+    await sleep(1_100); // the owner's copy goes stale (max-age=1)
+    origin.state.fail = true;
+    const res = await get(b.url, page);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers['x-cache'], 'STALE');
+    assert.match(res.body, new RegExp(`^v1 ${page} #1$`));
+    // The owner tried once for the peer, then the asker once for its own client.
+    assert.equal(a.cache.stats().rendersForPeers, 1);
+    assert.equal(origin.total(), 3);
+    assert.equal(b.cache.stats().entries, 0, 'a stale fallback is not stored');
   });
 });
