@@ -92,10 +92,10 @@ export function compactEntry(entry: Entry): Entry {
  * Bytes of heap an entry takes besides its strings, bodies and lists, as measured by
  * `npm run bench:memory` on Node 20 (x64): the entry object and its five boxed times (≈ 230), the
  * body's Buffer and ArrayBuffer objects (≈ 185), and the memory tier's key and LRU bookkeeping and
- * the invalidation index's note of the URL (≈ 225). The key's characters and the header list a hit
+ * the invalidation index's note of the URL (≈ 195). The key's characters and the header list a hit
  * writes are charged by the memory tier as it stores the entry.
  */
-export const ENTRY_OVERHEAD = 640;
+export const ENTRY_OVERHEAD = 610;
 
 /** Heap bytes of a string of `length` characters beyond a pointer to it (header, rounded up). */
 function stringBytes(s: string): number {

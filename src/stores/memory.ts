@@ -12,9 +12,10 @@ import type { CacheStore } from './store.js';
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
   /**
-   * Byte budget: entries are charged by `entrySize`, the heap their compact layout takes (bodies,
-   * strings and a fixed overhead of about 800 bytes; within 10 % of what `npm run bench:memory`
-   * measures). Past it the least recently used entries are dropped. Required: unbounded is refused.
+   * Byte budget: each entry is charged the memory its compact layout takes (`entrySize`: bodies,
+   * strings and a fixed overhead of about 600 bytes; plus its key, and the hit's header list in the
+   * response cache), within 10 % of what `npm run bench:memory` measures for small pages. Past it
+   * the least recently used entries are dropped. Required: unbounded is refused.
    * @default undefined (required)
    */
   maxSize: Bytes;

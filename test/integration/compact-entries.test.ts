@@ -1,5 +1,5 @@
 /**
- * Issue 21: entries in their compact layout. What a hit writes is byte for byte what it wrote
+ * Entries in their compact layout. What a hit writes is byte for byte what it wrote
  * before the layout changed; `stats().bytes` is within 10 % of the heap the entries really take
  * (measured in a child process with forced garbage collection, by the same code as
  * `npm run bench:memory`); `maxSize` bounds the number of entries by that count.

@@ -307,7 +307,7 @@ describe('MemoryStore onEvict (keeps the dependency index in step)', () => {
       assert.deepEqual(left, ['old']);
       store.set('a', entry(9_000));
       store.set('b', entry(9_000));
-      store.set('c', entry(9_000)); // 3 x ~966 B > 2000 B: 'a' is evicted
+      store.set('c', entry(9_000)); // 3 x ~936 B > 2000 B: 'a' is evicted
       assert.deepEqual(left, ['old', 'a']);
     } finally {
       mock.timers.reset();
