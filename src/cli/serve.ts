@@ -57,7 +57,8 @@ Sizes and durations need a unit, in flags and files alike: 512kb, 64mb, 1gb; 500
   --max-sockets N             keep-alive connections to the upstream at most (default 64)
   --peers URL,URL,...         cluster nodes (this one may be listed too)
   --self URL                  this node's URL as the peers reach it
-  --strategy all|owner        ask every peer, or only the key's owner (default all)
+  --strategy NAME             all: ask every peer; owner: only the key's owner; owner-fetch: the
+                              owner, which renders the page once for everyone (default all)
   --discover-dns NAME         find the nodes in DNS instead of --peers: NAME's A/AAAA records with
                               --discover-port N, or its SRV records (a Kubernetes headless service)
   --discover-servers A,B      DNS servers to ask (IP[:port]; default the system's)
