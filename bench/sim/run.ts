@@ -82,19 +82,22 @@ const label: Record<Strategy, string> = {
   'redis+owner-fetch': "Redis + `'owner-fetch'`",
 };
 
-console.log(`## Check against \`npm run bench:cluster\` (3 nodes, 300 URLs each requested once on every node, one request at a time; ${seeds} seeds)\n`);
-console.log('| strategy | renders per URL: mean (min to max) | peer requests per client request: mean (min to max) |');
-console.log('| --- | ---: | ---: |');
-for (const strategy of ['none', 'all', 'owner', 'owner-fetch'] as Strategy[]) {
-  const row = checkRow(strategy, seeds);
-  const cell = (s: { mean: number; min: number; max: number }): string => `${f2(s.mean)} (${f2(s.min)} to ${f2(s.max)})`;
-  console.log(`| ${label[strategy]} | ${cell(row.rendersPerUrl)} | ${cell(row.peerRequestsPerRequest)} |`);
+for (const nodes of [3, 5]) {
+  console.log(`## Check against \`npm run bench:cluster\` (${nodes} nodes, 300 URLs each requested once on every node, one request at a time; ${seeds} seeds)\n`);
+  console.log('| strategy | renders per URL: mean (min to max) | peer requests per client request: mean (min to max) |');
+  console.log('| --- | ---: | ---: |');
+  for (const strategy of ['none', 'all', 'owner', 'owner-fetch'] as Strategy[]) {
+    const row = checkRow(strategy, seeds, nodes);
+    const cell = (s: { mean: number; min: number; max: number }): string => `${f2(s.mean)} (${f2(s.min)} to ${f2(s.max)})`;
+    console.log(`| ${label[strategy]} | ${cell(row.rendersPerUrl)} | ${cell(row.peerRequestsPerRequest)} |`);
+  }
+  console.log('');
 }
 
 if (values.check !== true) {
   const { latency: l } = options;
   console.log(
-    `\nWorkload: Zipf(1.0) over ${options.urls.toLocaleString('en')} URLs, ${options.rate} client req/s for the whole cluster (Poisson), hit window ${options.ttl / 1000} s, ` +
+    `Workload: Zipf(1.0) over ${options.urls.toLocaleString('en')} URLs, ${options.rate} client req/s for the whole cluster (Poisson), hit window ${options.ttl / 1000} s, ` +
       `${options.seconds} s measured after ${options.ttl / 1000} s of warm-up, ${options.memoryEntries} entries of memory per node, ${options.flushRate} flush/s, ` +
       `render ${l.render} ms, local hit ${l.localHit} ms, peer hop +${l.peerHop} ms, Redis command ${l.redisCommand} ms, seed ${options.seed}.`,
   );

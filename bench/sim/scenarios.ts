@@ -8,9 +8,9 @@ import { simulate, type Balancer, type Latencies, type SimConfig, type SimResult
 /**
  * Per-step latencies, ms. localHit and peerHop: `npm run bench:cluster` (docs/performance.md#cluster:
  * local HIT p50 125 µs, a peer hit adds p50 +610 µs). redisCommand: `npx tsx bench/sim/redis-get.ts`
- * (GET of a 20 KB entry over loopback, p50). render: an assumption (a server-rendered page), a parameter.
+ * (GET of a 20 KB entry over loopback, p50 81 µs). render: an assumption (a server-rendered page), a parameter.
  */
-export const MEASURED: Latencies = Object.freeze({ localHit: 0.125, peerHop: 0.61, redisCommand: 0.2, render: 50 });
+export const MEASURED: Latencies = Object.freeze({ localHit: 0.125, peerHop: 0.61, redisCommand: 0.08, render: 50 });
 
 /** The bench's page: a 20 KB body and its encoded metadata. */
 export const ENTRY_BYTES = 20_480 + 512;
@@ -71,10 +71,11 @@ export function sizeConfig(o: SizeOptions, nodes: number, strategy: Strategy, ba
   };
 }
 
-/** bench/cluster.ts part 1: URL i is requested on node (i + j) % 3 for j = 0, 1, 2, one request at a time. */
-export function benchClusterConfig(strategy: Strategy, seed: number, urls = 300): SimConfig {
+/** bench/cluster.ts part 1: URL i is requested on node (i + j) % N for j = 0..N-1, one request at a time. */
+export function benchClusterConfig(strategy: Strategy, seed: number, shape: { nodes?: number; urls?: number } = {}): SimConfig {
+  const { nodes = 3, urls = 300 } = shape;
   return {
-    nodes: 3,
+    nodes,
     strategy,
     balancer: 'round-robin',
     urls,
@@ -82,14 +83,14 @@ export function benchClusterConfig(strategy: Strategy, seed: number, urls = 300)
     ttl: 600_000, // the bench's origin sends max-age=600
     memoryEntries: MEMORY_ENTRIES,
     entryBytes: ENTRY_BYTES,
-    requests: urls * 3,
+    requests: urls * nodes,
     arrivals: { concurrency: 1 },
     measureFrom: 0,
     flushRate: 0,
     down: 0,
     latency: MEASURED,
     seed,
-    sequence: { url: (i) => Math.floor(i / 3), node: (i) => (Math.floor(i / 3) + (i % 3)) % 3 },
+    sequence: { url: (i) => Math.floor(i / nodes), node: (i) => (Math.floor(i / nodes) + (i % nodes)) % nodes },
   };
 }
 
@@ -106,10 +107,10 @@ const spread = (xs: number[]): { mean: number; min: number; max: number } => ({
   max: Math.max(...xs),
 });
 
-/** Runs the bench's workload for `strategy` over `seeds` seeds (1..seeds). */
-export function checkRow(strategy: Strategy, seeds: number): CheckRow {
+/** Runs the bench's workload on `nodes` nodes for `strategy` over `seeds` seeds (1..seeds). */
+export function checkRow(strategy: Strategy, seeds: number, nodes = 3): CheckRow {
   const runs: SimResult[] = [];
-  for (let s = 1; s <= seeds; s++) runs.push(simulate(benchClusterConfig(strategy, s)));
+  for (let s = 1; s <= seeds; s++) runs.push(simulate(benchClusterConfig(strategy, s, { nodes })));
   return {
     strategy,
     rendersPerUrl: spread(runs.map((x) => x.renders / x.distinctUrls)),
