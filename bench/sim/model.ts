@@ -8,9 +8,9 @@
  * What each strategy does on a local miss, as the code does it (the leader of the node's single
  * flight; requests for the same key on the same node meanwhile wait for it):
  * - `none`: render.
- * - `all`: ask every live peer at once; a peer answers from its tiers only (never renders, never
- *   waits for its own flights); the first hit wins and is copied into every local tier; all miss:
- *   render.
+ * - `all`: ask every live peer, `maxConcurrent` (16) at a time; a peer answers from its tiers only
+ *   (never renders, never waits for its own flights); the first hit wins, is copied into every
+ *   local tier, and the asks still queued are not sent; all miss: render.
  * - `owner`: ask only the key's rendezvous owner (none when this node owns it, or when the owner's
  *   breaker is open: it is down); hit: copy; miss: render.
  * - `owner-fetch` (issue 20's design): ask only the owner, which answers from its tiers or renders
@@ -84,14 +84,18 @@ export interface SimConfig {
   sequence?: { url: (i: number) => number; node: (i: number) => number };
   /** Render lease: poll start and cap, and the longest wait (ms), as in src/stores/redis-lease.ts. */
   lease?: { firstPoll: number; maxPoll: number; wait: number };
-  /** The asker writes an owner's answer into Redis too (the engine stores a peer hit in every tier). */
+  /** The asker writes an owner's answer into Redis too (the engine stores a peer hit in every tier). @default true */
   askerWritesShared?: boolean;
+  /** `peers.maxConcurrent`: most peer asks in flight from one node. @default 16 */
+  maxConcurrent?: number;
 }
 
 /** Bytes of a Redis command or reply without an entry in it (key, framing). */
 const COMMAND_BYTES = 64;
 /** Bytes of an invalidation record in the stream or in a propagation call. */
 const RECORD_BYTES = 200;
+/** `peers.queryTimeout` default: asks of strategy 'all' still queued then are dropped. */
+const QUERY_TIMEOUT = 50;
 /** How long one idle XREAD blocks (src/stores/redis-sync.ts). */
 const XREAD_BLOCK = 2000;
 
@@ -229,6 +233,7 @@ export function simulate(config: SimConfig): SimResult {
   const { nodes: N, strategy, ttl, latency, memoryEntries } = config;
   const lease = config.lease ?? { firstPoll: 20, maxPoll: 200, wait: 10_000 };
   const askerWritesShared = config.askerWritesShared ?? true;
+  const maxConcurrent = config.maxConcurrent ?? 16;
   const live = N - config.down;
   if (!(live >= 1 && config.down >= 0)) throw new RangeError(`expected at least one live node, got ${N} nodes and ${config.down} down`);
   const hasRedis = strategy === 'redis' || strategy === 'redis+owner-fetch';
@@ -366,27 +371,36 @@ export function simulate(config: SimConfig): SimResult {
     } else renderAndSettle(o, url, flight, t);
   };
 
+  /**
+   * Strategy 'all': every live peer, at most `maxConcurrent` asks in flight (p-limit), so they go
+   * out in waves of that many; a hit ends the lookup and the asks still queued are never sent;
+   * asks still queued at `queryTimeout` are dropped. The j-th peer of node n is j, or j + 1 from n on.
+   */
   const askAll = (n: number, url: number, flight: Flight, t: number): void => {
     const half = latency.peerHop / 2;
-    const asked = live - 1;
-    if (asked === 0) return renderAndSettle(n, url, flight, t);
-    if (measuring) {
-      r.askingLeaders++;
-      r.peerRequests += asked;
-    }
-    at(t + half, () => {
-      let found: number | undefined;
-      for (let p = 0; p < live; p++) {
-        if (p === n) continue;
-        const hit = tiersFind(nodes[p]!, url, now);
-        if (found === undefined) found = hit;
-      }
-      at(now + half, () => {
-        if (found === undefined) return renderAndSettle(n, url, flight, now);
-        if (measuring) r.peerHits++;
-        settle(n, url, flight, now, found, 'all');
+    const peers = live - 1;
+    if (peers === 0) return renderAndSettle(n, url, flight, t);
+    if (measuring) r.askingLeaders++;
+    const wave = (from: number, start: number): void => {
+      const to = Math.min(peers, from + maxConcurrent);
+      if (measuring) r.peerRequests += to - from;
+      at(start + half, () => {
+        let found: number | undefined;
+        for (let j = from; j < to; j++) {
+          const hit = tiersFind(nodes[j < n ? j : j + 1]!, url, now);
+          if (found === undefined) found = hit;
+        }
+        at(now + half, () => {
+          if (found !== undefined) {
+            if (measuring) r.peerHits++;
+            return settle(n, url, flight, now, found, 'all');
+          }
+          if (to < peers && now < t + QUERY_TIMEOUT) return wave(to, now);
+          renderAndSettle(n, url, flight, now);
+        });
       });
-    });
+    };
+    wave(0, t);
   };
 
   const askOwner = (n: number, url: number, flight: Flight, t: number, fetch: boolean): void => {

@@ -58,8 +58,8 @@ test("'owner-fetch' renders each URL at most once per hit window when no node fa
   assert.ok(simulate(small('owner-fetch', { nodes: 4, down: 1 })).rendersWithinWindow > 0);
 });
 
-test("'all' sends N - 1 peer requests per local miss that asks, whatever N", () => {
-  for (const nodes of [3, 10]) {
+test("'all' sends N - 1 peer requests per local miss that asks, 16 at a time (peers.maxConcurrent)", () => {
+  for (const nodes of [3, 10, 17]) {
     const r = simulate(small('all', { nodes }));
     assert.ok(r.askingLeaders > 0);
     assert.equal(r.peerRequests, (nodes - 1) * r.askingLeaders);
@@ -67,6 +67,11 @@ test("'all' sends N - 1 peer requests per local miss that asks, whatever N", () 
   }
   const down = simulate(small('all', { nodes: 5, down: 2 }));
   assert.equal(down.peerRequests, 2 * down.askingLeaders, 'nodes whose breaker is open are not asked');
+  // Beyond 17 nodes a hit in the first 16 answers stops the asks still queued: a miss nobody has
+  // costs N - 1, one found in the first wave 16.
+  const wide = simulate(small('all', { nodes: 30 }));
+  const misses = wide.askingLeaders - wide.peerHits;
+  assert.ok(wide.peerRequests >= 29 * misses + 16 * wide.peerHits && wide.peerRequests < 29 * wide.askingLeaders, `${wide.peerRequests} for ${wide.askingLeaders}`);
 });
 
 test("'owner' and 'owner-fetch' ask one peer per local miss at most", () => {
