@@ -99,6 +99,8 @@ export interface CheckRow {
   strategy: Strategy;
   rendersPerUrl: { mean: number; min: number; max: number };
   peerRequestsPerRequest: { mean: number; min: number; max: number };
+  /** Per request a node could not answer from its own memory (bench:cluster's "local miss"). */
+  peerRequestsPerLocalMiss: { mean: number; min: number; max: number };
 }
 
 const spread = (xs: number[]): { mean: number; min: number; max: number } => ({
@@ -115,5 +117,6 @@ export function checkRow(strategy: Strategy, seeds: number, nodes = 3): CheckRow
     strategy,
     rendersPerUrl: spread(runs.map((x) => x.renders / x.distinctUrls)),
     peerRequestsPerRequest: spread(runs.map((x) => x.peerRequests / x.requests)),
+    peerRequestsPerLocalMiss: spread(runs.map((x) => x.peerRequests / (x.requests - x.localHits))),
   };
 }
