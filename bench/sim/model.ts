@@ -13,7 +13,7 @@
  *   local tier, and the asks still queued are not sent; all miss: render.
  * - `owner`: ask only the key's rendezvous owner (none when this node owns it, or when the owner's
  *   breaker is open: it is down); hit: copy; miss: render.
- * - `owner-fetch` (issue 20's design): ask only the owner, which answers from its tiers or renders
+ * - `owner-fetch`: ask only the owner, which answers from its tiers or renders
  *   itself, coalesced with its own flight for the key (so one render per key per cluster); the
  *   asker copies the answer into every tier. Owner down: the asker renders.
  * - `redis` (a Redis tier, no peers): Redis GET (hit: promoted to memory); miss: take the render

@@ -44,8 +44,9 @@ export type IgnoreParamFunction = (name: string) => boolean;
 /** Options of {@link createCache}. Every field is optional; {@link DEFAULTS} lists the defaults. */
 export interface CacheOptions {
   /**
-   * Memory budget of the response cache in bytes (body plus headers plus a fixed overhead per
-   * entry), enforced by lru-cache: the least recently used entries are evicted past it.
+   * Memory budget of the response cache in bytes: each entry is charged the memory it takes (body,
+   * headers and a fixed overhead of about 600 bytes; within 10 % of the heap it really takes, as
+   * `npm run bench:memory` measures), and the least recently used entries are evicted past it.
    * Must be a positive integer: an unbounded cache is refused.
    * @default 67108864 (64 MiB)
    */
@@ -284,7 +285,7 @@ export interface CacheOptions {
    * Peer cluster: ask the other nodes before rendering a local miss. See {@link PeersOptions}
    * for each field and its default (`DEFAULTS.peers`).
    * @default { nodes: [], refreshInterval: 10000, path: '/_stratacache/peer', queryTimeout: 50,
-   * fetchTimeout: 2000, strategy: 'all', updateLocalCache: true, maxConcurrent: 16, failureThreshold: 3,
+   * fetchTimeout: 2000, strategy: 'all', ownerTimeout: 5000, updateLocalCache: true, maxConcurrent: 16, failureThreshold: 3,
    * coolDown: 5000 } (self, secret and maxEntrySize undefined: peers off until a secret is set)
    */
   peers?: PeersOptions;
