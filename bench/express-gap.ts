@@ -3,7 +3,7 @@
  * `cache.wrap(handler)` and a plain Node server, all answering the same 20 KB pages for 100 hot
  * URLs, in one run.
  *
- * Run: `npx tsx bench/express-gap.ts` (on a shared machine: `flock /work/notes/suite.lock npx tsx bench/express-gap.ts`).
+ * Run: `npx tsx bench/express-gap.ts` (alone on the machine: other work moves req/s a lot).
  *
  * Targets, each its own child process on 127.0.0.1, fresh processes every round:
  *   a   plain `http.createServer`: writeHead + end(buf), the headers Express would send
