@@ -249,12 +249,3 @@ export function bodiesOf(layout: EntryLayout, payload: Buffer): Entry {
   }
   return entry;
 }
-
-/** Bytes an entry is charged for in a byte-bounded store: body, headers and a fixed overhead. */
-export function entrySize(entry: Entry): number {
-  let size = 256 + entry.body.length + entry.url.length + entry.host.length;
-  if (entry.encoded !== undefined) for (const bytes of Object.values(entry.encoded)) size += bytes.length;
-  for (const [name, value] of entry.headers) size += name.length + value.length + 16;
-  if (entry.deps !== undefined) for (const dep of entry.deps) size += dep.length + 16;
-  return size;
-}

@@ -29,6 +29,7 @@ export type { DiskStoreOptions } from './stores/disk.js';
 export { RedisStore, redisStore, REDIS_DEFAULTS } from './stores/redis.js';
 export type { RedisStoreOptions, RedisStats } from './stores/redis.js';
 export type { RedisClientLike } from './stores/redis-client.js';
+export type { RedisKeyNames } from './stores/redis-keys.js';
 export { CacheError, StoreError, HandlerError, EntryDecodeError, RegenerateError, PeerError, PeerTimeoutError } from './errors.js';
 export { DataSerializeError, DataLoadError, DataFetchError, DataTimeoutError, DataLoopError, IncludeError } from './errors.js';
 export { DataCache } from './data/cache.js';

@@ -64,14 +64,6 @@ export function setStatusHeaders(res: ServerResponse, headers: StatusHeaders, st
   for (let i = 0; i < headers.names.length; i++) res.setHeader(headers.names[i]!, values[i]!);
 }
 
-/** Per-entry flat header list: stored headers, content-length, then slots for age and status. */
-interface Head {
-  flat: Array<string | string[]>;
-  ageSlot: number;
-  statusSlot: number;
-  statusHeaders: StatusHeaders;
-}
-
 /**
  * Stored headers as a flat writeHead list. Repeated names are grouped into one array value:
  * Node's writeHead may apply the list through setHeader (when earlier middleware set a header),
@@ -89,14 +81,25 @@ function flatHeaders(headers: Entry['headers'], keep?: (name: string) => boolean
   return flat;
 }
 
-function buildHead(entry: Entry, status: StatusHeaders): Head {
+/**
+ * The header list a hit writes for `entry`: stored headers, content-length, then the age slot and
+ * the status header slots, last (their values are overwritten for each response).
+ */
+function buildHead(entry: Entry, status: StatusHeaders): Array<string | string[]> {
   const flat = flatHeaders(entry.headers);
-  flat.push('content-length', String(lengthOf(entry)));
-  const ageSlot = flat.length + 1;
-  flat.push('age', '0');
-  const statusSlot = flat.length;
+  flat.push('content-length', String(lengthOf(entry)), 'age', '0');
   for (const name of status.names) flat.push(name, '');
-  return { flat, ageSlot, statusSlot, statusHeaders: status };
+  // Kept for the entry's life: a copy at its exact length (a list grown by push has spare slots).
+  return flat.slice();
+}
+
+/** True when `flat` (built by {@link buildHead}) ends with the age slot and the status header names of `sh`. */
+function fits(flat: Array<string | string[]>, sh: StatusHeaders): boolean {
+  const names = sh.names;
+  const at = flat.length - 2 * names.length;
+  if (flat[at - 2] !== 'age') return false;
+  for (let i = 0; i < names.length; i++) if (flat[at + 2 * i] !== names[i]) return false;
+  return true;
 }
 
 /** Appends the cache-status header pairs to a flat header list built for one response. */
@@ -165,8 +168,25 @@ function weak(tag: string): string {
 /** Headers a 304 carries (RFC 9110 §15.4.5). */
 const NOT_MODIFIED_HEADERS = new Set(['cache-control', 'content-location', 'etag', 'expires', 'vary', 'last-modified']);
 
-/** Each entry's header list, built on its first serve (the stored entry stays plain data). */
-const heads = new WeakMap<Entry, Head>();
+/**
+ * Each entry's header list, built on its first serve (the stored entry stays plain data; the
+ * memory tier's `entrySize` counts this list in an entry's overhead).
+ */
+const heads = new WeakMap<Entry, Array<string | string[]>>();
+
+/** Heap bytes of an entry's hit header list besides its slots: the list's objects, its WeakMap slot, the Content-Length string. */
+const HEAD_OVERHEAD = 128;
+
+/**
+ * Builds the header list a hit writes for `entry` ahead of its first hit (the memory tier calls
+ * it as it stores an entry, so the list's memory is there from the start and counted in the
+ * entry's size). Returns the heap bytes the list takes.
+ */
+export function prepareHead(entry: Entry, sh: StatusHeaders): number {
+  let flat = heads.get(entry);
+  if (flat === undefined || !fits(flat, sh)) heads.set(entry, (flat = buildHead(entry, sh)));
+  return HEAD_OVERHEAD + 8 * flat.length;
+}
 
 /**
  * Writes `entry` to `res` as `status`. Synchronous; allocation-light on the 200 path: the header
@@ -176,14 +196,14 @@ const heads = new WeakMap<Entry, Head>();
 export function serveEntry(req: IncomingMessage, res: HitSink, entry: Entry, context: ServeContext): void {
   const { status, now, statusHeaders: sh } = context;
   noteStatus(res, status);
-  let head = heads.get(entry);
-  if (head === undefined || head.statusHeaders !== sh) heads.set(entry, (head = buildHead(entry, sh)));
+  let flat = heads.get(entry);
+  if (flat === undefined || !fits(flat, sh)) heads.set(entry, (flat = buildHead(entry, sh)));
   const age = String(ageOf(entry, now));
   if ((req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined) && notModified(req, entry)) {
-    const flat = flatHeaders(entry.headers, (name) => NOT_MODIFIED_HEADERS.has(name));
-    flat.push('age', age);
-    pushStatusHeaders(flat, sh, status);
-    res.writeHead(304, flat);
+    const kept = flatHeaders(entry.headers, (name) => NOT_MODIFIED_HEADERS.has(name));
+    kept.push('age', age);
+    pushStatusHeaders(kept, sh, status);
+    res.writeHead(304, kept);
     res.end();
     entry.source?.release();
     return;
@@ -196,10 +216,10 @@ export function serveEntry(req: IncomingMessage, res: HitSink, entry: Entry, con
     const answer = ifRange === undefined || ifRangeMatches(ifRange, entry) ? rangeOf(range, lengthOf(entry)) : undefined;
     if (answer !== undefined && answer.kind !== 'full') return servePart(res, entry, answer, { age, status, sh, onBodyError: context.onBodyError });
   }
-  const flat = head.flat;
-  flat[head.ageSlot] = age;
   const values = sh.values[status];
-  for (let i = 0; i < values.length; i++) flat[head.statusSlot + 2 * i + 1] = values[i]!;
+  const slots = flat.length - 2 * values.length;
+  flat[slots - 1] = age;
+  for (let i = 0; i < values.length; i++) flat[slots + 2 * i + 1] = values[i]!;
   res.writeHead(entry.status, flat);
   // HEAD: Node's ServerResponse knows the request method and sends no body.
   if (entry.source === undefined) res.end(req.method === 'HEAD' ? undefined : entry.body);

@@ -12,7 +12,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
-import { entrySize, type Entry } from './entry.js';
+import { entrySize } from './compact.js';
+import type { Entry } from './entry.js';
 import type { Bytes } from './options/units.js';
 import type { CacheStore } from './stores/store.js';
 
@@ -26,7 +27,7 @@ export interface StoreBudget {
 export interface StoreContractOptions {
   /**
    * Byte budget handed to `make` (and checked by the budget test).
-   * @default 65536
+   * @default 262144
    */
   maxSize?: Bytes;
   /** Runs after each test, after `store.close()`: remove temp directories and the like. */
@@ -103,7 +104,7 @@ export function storeContract(
   make: (budget: StoreBudget) => Promise<CacheStore> | CacheStore,
   opts: StoreContractOptions = {},
 ): void {
-  const maxSize = opts.maxSize ?? 65_536;
+  const maxSize = opts.maxSize ?? 262_144;
 
   /** Runs `body` with a fresh store and always closes and tears it down. */
   const withStore = (body: (store: CacheStore) => Promise<void>) => async (t: TestContext) => {

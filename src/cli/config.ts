@@ -27,8 +27,11 @@ export interface ServePlan {
   proxy: Omit<ProxyOptions, 'upstream'>;
   cache: CacheOptions;
   disk: { dir: string; maxSize: number } | undefined;
-  /** The shared Redis tier's options (`url` set), from `--redis URL` or the file's `redis` (a URL or an object). */
-  redis: (RedisStoreOptions & { url: string }) | undefined;
+  /**
+   * The shared Redis tier's options, `url` or `cluster` set: from `--redis URL`, `--redis-cluster
+   * URL,URL,...` or the file's `redis` (a URL, or an object of Redis store options).
+   */
+  redis: (RedisStoreOptions & ({ url: string; cluster?: undefined } | { cluster: string[]; url?: undefined })) | undefined;
   accessLog: 'clf' | 'json' | undefined;
   /** How long in ms in-flight requests may take to finish after SIGTERM. */
   drainTimeout: number;
@@ -174,7 +177,7 @@ function plan(file: Record<string, unknown>, flags: ServeFlags, env: NodeJS.Proc
     disk = { dir: diskDir, maxSize: size };
   }
 
-  const redis = redisPlan(str(flags.redis), converted.redis);
+  const redis = redisPlan(str(flags.redis), str(flags['redis-cluster']), converted.redis);
 
   const accessLogRaw = flags['access-log'] ?? converted.accessLog;
   let accessLog: ServePlan['accessLog'];
@@ -188,16 +191,33 @@ function plan(file: Record<string, unknown>, flags: ServeFlags, env: NodeJS.Proc
   return { upstream, port, host, proxy, cache: cache as CacheOptions, disk, redis, accessLog, drainTimeout, configFile };
 }
 
-/** The Redis tier from `--redis URL` (wins for the URL) and the file's `redis`: a URL, or an object of redisStore options. */
-function redisPlan(flag: string | undefined, file: unknown): ServePlan['redis'] {
-  if (flag === undefined && file === undefined) return undefined;
+const isRedisUrl = (url: unknown): url is string => typeof url === 'string' && /^rediss?:\/\/[^/]/.test(url) && URL.canParse(url);
+
+/**
+ * The Redis tier from `--redis URL` or `--redis-cluster URL,URL,...` (either wins over the file's
+ * server) and the file's `redis`: a URL, or an object of redisStore options (`url` or `cluster`).
+ */
+function redisPlan(flag: string | undefined, clusterFlag: string | undefined, file: unknown): ServePlan['redis'] {
+  if (flag === undefined && clusterFlag === undefined && file === undefined) return undefined;
+  if (flag !== undefined && clusterFlag !== undefined) throw new UsageError('give --redis (one server) or --redis-cluster (a cluster\'s nodes), not both');
   if (file !== undefined && typeof file !== 'string' && (file === null || typeof file !== 'object' || Array.isArray(file))) {
     throw new UsageError(`expected config.redis to be a redis:// URL or an object of Redis store options, got ${show(file)}`);
   }
-  const options = (typeof file === 'object' ? { ...file } : typeof file === 'string' ? { url: file } : {}) as RedisStoreOptions;
+  const { url: fileUrl, cluster: fileCluster, ...options } = (typeof file === 'object' ? { ...file } : typeof file === 'string' ? { url: file } : {}) as RedisStoreOptions;
   if ('client' in options) throw new UsageError('config.redis cannot hold a client: give its url');
-  const url = flag ?? options.url;
+  const nodes = clusterFlag !== undefined ? list(clusterFlag) : flag === undefined ? fileCluster : undefined;
+  if (nodes !== undefined) {
+    const field = clusterFlag !== undefined ? '--redis-cluster' : 'config.redis.cluster';
+    if (fileUrl !== undefined && clusterFlag === undefined) throw new UsageError('config.redis: give url (one server) or cluster (a cluster\'s nodes), not both');
+    if (!Array.isArray(nodes) || nodes.length === 0) throw new UsageError(`expected ${field} to list redis:// URLs, got ${show(nodes)}`);
+    nodes.forEach((node: unknown, i) => {
+      if (isRedisUrl(node)) return;
+      throw new UsageError(clusterFlag !== undefined ? `expected --redis-cluster to list redis:// or rediss:// URLs, got ${show(node)}` : `expected config.redis.cluster[${i}] to be a redis:// or rediss:// URL, got ${show(node)}`);
+    });
+    return { ...options, cluster: nodes as string[] };
+  }
+  const url = flag ?? fileUrl;
   const field = flag !== undefined ? '--redis' : typeof file === 'string' ? 'config.redis' : 'config.redis.url';
-  if (typeof url !== 'string' || !/^rediss?:\/\/[^/]/.test(url) || !URL.canParse(url)) throw new UsageError(`expected ${field} to be a redis:// or rediss:// URL, got ${show(url)}`);
+  if (!isRedisUrl(url)) throw new UsageError(`expected ${field} to be a redis:// or rediss:// URL, got ${show(url)}`);
   return { ...options, url };
 }

@@ -48,6 +48,8 @@ Sizes and durations need a unit, in flags and files alike: 512kb, 64mb, 1gb; 500
   --disk-size SIZE            its budget (default 1gb)
   --redis URL                 add the tier shared by every node on this Redis or Valkey:
                               redis://[user:password@]host:port[/db] (needs the ioredis package)
+  --redis-cluster URL,URL,... the same on a Redis (or Valkey) Cluster, from some of its nodes:
+                              redis://[user:password@]host:port (keys spread over its slots)
   --compress                  compress text responses for clients that accept it (br, gzip; zstd
                               where Node has it), each coding stored once
   --preserve-host             send the client's Host upstream (default: the upstream's host)
@@ -88,6 +90,7 @@ const FLAGS = {
   'targeted-cache-control': { type: 'string' },
   disk: { type: 'string' },
   redis: { type: 'string' },
+  'redis-cluster': { type: 'string' },
   compress: { type: 'boolean' },
   'disk-size': { type: 'string' },
   'preserve-host': { type: 'boolean' },
@@ -135,7 +138,8 @@ function describe(plan: ServePlan): string {
   const mb = (n: number): string => (n >= 1024 ** 3 ? `${+(n / 1024 ** 3).toFixed(1)} GiB` : `${+(n / 1024 ** 2).toFixed(1)} MiB`);
   const tiers = [`memory ${mb(options.maxSize)}`];
   if (plan.disk !== undefined) tiers.push(`disk ${plan.disk.dir} ${mb(plan.disk.maxSize)}`);
-  if (plan.redis !== undefined) tiers.push(`redis ${redactUrl(plan.redis.url)}`);
+  if (plan.redis?.url !== undefined) tiers.push(`redis ${redactUrl(plan.redis.url)}`);
+  if (plan.redis?.cluster !== undefined) tiers.push(`redis cluster ${plan.redis.cluster.map(redactUrl).join(' ')}`);
   const peers = options.peers;
   const nodes = typeof peers.nodes === 'function' ? 'discovered' : peers.nodes.filter((n) => n !== peers.self).join(', ');
   const peerText = peers.secret === undefined || nodes === '' ? 'peers: none' : `peers: ${nodes} (self ${peers.self ?? '?'}, ${peers.strategy})`;
@@ -148,7 +152,7 @@ async function redisTier(options: RedisStoreOptions): Promise<CacheStore> {
   try {
     return await redisStore(options);
   } catch (error) {
-    if ((error as Error).message === INSTALL_HINT) throw new UsageError('--redis needs the ioredis package: run `npm install ioredis` next to stratacache');
+    if ((error as Error).message === INSTALL_HINT) throw new UsageError(`${options.cluster === undefined ? '--redis' : '--redis-cluster'} needs the ioredis package: run \`npm install ioredis\` next to stratacache`);
     if (error instanceof TypeError || error instanceof RangeError) throw new UsageError(`redis: ${error.message}`);
     throw error;
   }

@@ -3,7 +3,8 @@
  * a local load on error). Peer replies are judged by local rules (`peers/judge.ts`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { entrySize, type Entry } from '../entry.js';
+import { entrySize } from '../compact.js';
+import type { Entry } from '../entry.js';
 import type { PeerCluster, PeerHit } from '../peers/cluster.js';
 import { acceptPeerEntry, forwardedHeaders } from '../peers/judge.js';
 import type { Deliver } from './deliver.js';

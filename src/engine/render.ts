@@ -6,7 +6,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import { captureResponse, type CaptureControl, type CaptureHooks, type CaptureResult } from '../capture.js';
-import { entrySize, headerOf, type Entry } from '../entry.js';
+import { entrySize } from '../compact.js';
+import { headerOf, type Entry } from '../entry.js';
 import { CacheError, HandlerError, IncludeError } from '../errors.js';
 import { tagsOf } from '../invalidation/targets.js';
 import { evaluateResponse, evaluateRevalidation, storedHeaders, type Verdict } from '../policy.js';

@@ -5,6 +5,7 @@
 import createDebug from 'debug';
 import type { Entry } from '../entry.js';
 import { StoreError } from '../errors.js';
+import { prepareHead } from '../serve.js';
 import { MemoryStore } from '../stores/memory.js';
 import { isPromise, type CacheStore } from '../stores/store.js';
 import { resolveTiers } from '../stores/tiers.js';
@@ -25,6 +26,8 @@ export class Tiers {
     const tiers = resolveTiers('stores', ctx.options.stores);
     this.memory = tiers.memory ?? new MemoryStore({ maxSize: ctx.options.maxSize });
     this.memory.listenEvictions((key, entry) => ctx.hooks.onEntry(key, entry, undefined));
+    // A hit writes a header list built once per entry: built as the entry is kept, and counted.
+    this.memory.prepareWith((entry) => prepareHead(entry, ctx.statusHeaders));
     this.#lower = tiers.lower;
   }
 

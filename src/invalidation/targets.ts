@@ -61,7 +61,8 @@ export interface TargetContext {
 
 /** Resolves refetch URIs to the hosts and primary keys they are cached under. */
 export class TargetIndex {
-  readonly #hosts = boundedLru<string, string[]>(100_000);
+  /** Hosts by target: one host as itself (no list per target: most targets have one). */
+  readonly #hosts = boundedLru<string, string | string[]>(100_000);
   readonly #ctx: TargetContext;
 
   constructor(context: TargetContext) {
@@ -74,8 +75,10 @@ export class TargetIndex {
     const target = this.#ctx.normalize(entry.url);
     if (target === undefined) return;
     const hosts = this.#hosts.get(target);
-    if (hosts === undefined) this.#hosts.set(target, [entry.host]);
-    else if (!hosts.includes(entry.host) && hosts.length < 8) hosts.push(entry.host);
+    if (hosts === undefined) this.#hosts.set(target, entry.host);
+    else if (typeof hosts === 'string') {
+      if (hosts !== entry.host) this.#hosts.set(target, [hosts, entry.host]);
+    } else if (!hosts.includes(entry.host) && hosts.length < 8) hosts.push(entry.host);
   }
 
   /**
@@ -94,7 +97,8 @@ export class TargetIndex {
         hosts = [u.host];
       } else {
         const target = this.#ctx.normalize(url);
-        hosts = (target === undefined ? undefined : this.#hosts.get(target)) ?? [fallbackHost];
+        const known = target === undefined ? undefined : this.#hosts.get(target);
+        hosts = known === undefined ? [fallbackHost] : typeof known === 'string' ? [known] : known;
       }
       for (const host of hosts) {
         const primary = this.#ctx.primaryOf(url, host);

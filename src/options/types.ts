@@ -44,8 +44,9 @@ export type IgnoreParamFunction = (name: string) => boolean;
 /** Options of {@link createCache}. Every field is optional; {@link DEFAULTS} lists the defaults. */
 export interface CacheOptions {
   /**
-   * Memory budget of the response cache in bytes (body plus headers plus a fixed overhead per
-   * entry), enforced by lru-cache: the least recently used entries are evicted past it.
+   * Memory budget of the response cache in bytes: each entry is charged the memory it takes (body,
+   * headers and a fixed overhead of about 600 bytes; within 10 % of the heap it really takes, as
+   * `npm run bench:memory` measures), and the least recently used entries are evicted past it.
    * Must be a positive integer: an unbounded cache is refused.
    * @default 67108864 (64 MiB)
    */

@@ -22,12 +22,17 @@ export interface RedisClientLike {
   eval(script: string, numKeys: number, ...args: Array<string | number | Buffer>): Promise<unknown>;
   xadd(key: string, ...args: Array<string | number>): Promise<string | null>;
   xread(...args: Array<string | number>): Promise<unknown>;
-  xinfo(subcommand: 'STREAM', key: string): Promise<unknown>;
-  duplicate(override?: Record<string, unknown>): RedisClientLike;
+  /**
+   * A new connection with the same settings (the invalidation reader's). `ioredis` takes option
+   * overrides, a `Cluster` its startup nodes and then overrides: see {@link readerClient}.
+   */
+  duplicate(...args: never[]): RedisClientLike;
   quit(): Promise<unknown>;
   disconnect(): void;
   on(event: 'error' | 'ready' | 'close' | 'end', listener: (...args: unknown[]) => void): unknown;
   readonly status: string;
+  /** True on an `ioredis`/`iovalkey` `Cluster`: the store then hash-tags its keys (see redis-keys.ts). */
+  readonly isCluster?: boolean;
 }
 
 /** What installing the optional peer dependency looks like, for the error when it is missing. */
@@ -36,6 +41,24 @@ export const INSTALL_HINT = 'redisStore({ url }) needs the optional peer depende
 /** Loads `ioredis` (injectable for tests). */
 export type ClientModuleLoader = () => Promise<unknown>;
 
+/** The reconnection backoff of owned clients (ms after `times` attempts). */
+const backoff = (times: number): number => Math.min(50 * 2 ** Math.min(times, 6), 2000);
+
+async function loadModule(load: ClientModuleLoader): Promise<{ default?: unknown; Redis?: unknown; Cluster?: unknown }> {
+  try {
+    return (await load()) as { default?: unknown; Redis?: unknown; Cluster?: unknown };
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') throw new Error(INSTALL_HINT, { cause });
+    throw cause;
+  }
+}
+
+/** Per-connection settings of owned clients: no retries of a failed command, bounded connects. */
+function connectionOptions(commandTimeout: number): Record<string, unknown> {
+  return { maxRetriesPerRequest: 0, commandTimeout, connectTimeout: Math.max(1000, commandTimeout * 10) };
+}
+
 /**
  * Creates an owned client for `url`: commands fail at once while disconnected (no offline queue:
  * a request must not wait for Redis to come back), and the client reconnects by itself with a
@@ -43,22 +66,43 @@ export type ClientModuleLoader = () => Promise<unknown>;
  * @throws Error with {@link INSTALL_HINT} when `ioredis` is not installed.
  */
 export async function connectClient(url: string, commandTimeout: number, load: ClientModuleLoader): Promise<RedisClientLike> {
-  let mod: { default?: unknown; Redis?: unknown };
-  try {
-    mod = (await load()) as { default?: unknown; Redis?: unknown };
-  } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException | undefined)?.code;
-    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') throw new Error(INSTALL_HINT, { cause });
-    throw cause;
-  }
+  const mod = await loadModule(load);
   const Redis = (mod.Redis ?? mod.default) as new (url: string, options: Record<string, unknown>) => RedisClientLike;
-  return new Redis(url, {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    commandTimeout,
-    connectTimeout: Math.max(1000, commandTimeout * 10),
-    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+  return new Redis(url, { ...connectionOptions(commandTimeout), enableOfflineQueue: false, retryStrategy: backoff });
+}
+
+/**
+ * Creates an owned `ioredis` `Cluster` client from seed node URLs (it learns the other nodes and
+ * the slot map from them). The user name, password and TLS (`rediss://`) of the first URL apply
+ * to every node, as a cluster has one set of credentials. Like {@link connectClient}: no offline
+ * queue, reconnection with a capped backoff.
+ * @throws Error with {@link INSTALL_HINT} when `ioredis` is not installed.
+ */
+export async function connectCluster(urls: readonly string[], commandTimeout: number, load: ClientModuleLoader): Promise<RedisClientLike> {
+  const mod = await loadModule(load);
+  const Cluster = (mod.Cluster ?? (mod.default as { Cluster?: unknown } | undefined)?.Cluster) as new (nodes: Array<{ host: string; port: number }>, options: Record<string, unknown>) => RedisClientLike;
+  const first = new URL(urls[0]!);
+  const nodes = urls.map((u) => {
+    const { hostname, port } = new URL(u);
+    return { host: hostname.replace(/^\[(.*)\]$/, '$1'), port: port === '' ? 6379 : Number(port) };
   });
+  const redisOptions: Record<string, unknown> = { ...connectionOptions(commandTimeout) };
+  if (first.username !== '') redisOptions.username = decodeURIComponent(first.username);
+  if (first.password !== '') redisOptions.password = decodeURIComponent(first.password);
+  if (first.protocol === 'rediss:') redisOptions.tls = {};
+  return new Cluster(nodes, { enableOfflineQueue: false, clusterRetryStrategy: backoff, slotsRefreshTimeout: Math.max(1000, commandTimeout * 4), redisOptions });
+}
+
+/**
+ * A new connection like `client` for the invalidation reader, whose blocking reads may take
+ * `commandTimeout` ms, failing at once while disconnected. A `Cluster` keeps its nodes and
+ * connection settings (credentials, TLS) with the timeout replaced.
+ */
+export function readerClient(client: RedisClientLike, commandTimeout: number): RedisClientLike {
+  const duplicate = client.duplicate.bind(client) as (...args: unknown[]) => RedisClientLike;
+  if (client.isCluster !== true) return duplicate({ commandTimeout, enableOfflineQueue: false });
+  const redisOptions = (client as { options?: { redisOptions?: Record<string, unknown> } }).options?.redisOptions;
+  return duplicate([], { enableOfflineQueue: false, redisOptions: { ...redisOptions, commandTimeout } });
 }
 
 /** Counters of one {@link GuardedClient}. */

@@ -1,6 +1,7 @@
 /**
  * Cross-node single flight through Redis. Before rendering a cold key, a flight leader takes a
- * short lease, `SET <prefix>lease:<key> <node> NX PX <leaseTtl>`:
+ * short lease, `SET <prefix>lease:<key> <node> NX PX <leaseTtl>` (on a Redis Cluster in the slot of
+ * the key's entry: see redis-keys.ts):
  *
  * - taken: this node renders; the entry it stores reaches Redis like any write, then the lease
  *   is released (only if still its own: a compare-and-delete script);
@@ -27,15 +28,15 @@ export class RedisLeases implements RenderLeases {
   /** Waits for another node's render that ended with its entry (no render here). */
   waitHits = 0;
   readonly #guard: GuardedClient;
-  readonly #prefix: string;
+  readonly #name: (key: string) => string;
   readonly #node: string;
   readonly #ttl: number;
   readonly #wait: number;
   readonly #read: (key: string) => Promise<Entry | undefined>;
 
-  constructor(guard: GuardedClient, options: { prefix: string; node: string; ttl: number; wait: number; read: (key: string) => Promise<Entry | undefined> }) {
+  constructor(guard: GuardedClient, options: { name: (key: string) => string; node: string; ttl: number; wait: number; read: (key: string) => Promise<Entry | undefined> }) {
     this.#guard = guard;
-    this.#prefix = options.prefix;
+    this.#name = options.name;
     this.#node = options.node;
     this.#ttl = options.ttl;
     this.#wait = options.wait;
@@ -44,7 +45,7 @@ export class RedisLeases implements RenderLeases {
 
   /** Tries to take the lease of `key`. */
   async acquire(key: string): Promise<'lead' | 'held' | 'unavailable'> {
-    const reply = await this.#guard.run('lease', (c) => c.set(this.#prefix + key, this.#node, 'PX', this.#ttl, 'NX')).catch(() => SKIPPED);
+    const reply = await this.#guard.run('lease', (c) => c.set(this.#name(key), this.#node, 'PX', this.#ttl, 'NX')).catch(() => SKIPPED);
     if (reply === SKIPPED) return 'unavailable';
     if (reply !== 'OK') return 'held';
     this.acquired++;
@@ -53,7 +54,7 @@ export class RedisLeases implements RenderLeases {
 
   /** Gives the lease of `key` back, if this node still holds it. Never rejects. */
   async release(key: string): Promise<void> {
-    await this.#guard.run('unlease', (c) => c.eval(RELEASE, 1, this.#prefix + key, this.#node)).catch(() => undefined);
+    await this.#guard.run('unlease', (c) => c.eval(RELEASE, 1, this.#name(key), this.#node)).catch(() => undefined);
   }
 
   /**
@@ -72,7 +73,7 @@ export class RedisLeases implements RenderLeases {
         this.waitHits++;
         return entry;
       }
-      const held = await this.#guard.run('lease?', (c) => c.getBuffer(this.#prefix + key)).catch(() => SKIPPED);
+      const held = await this.#guard.run('lease?', (c) => c.getBuffer(this.#name(key))).catch(() => SKIPPED);
       if (held === SKIPPED || held === null) {
         // Gone: its holder stored (read once more: the entry may have landed just before) or gave up.
         const last = await this.#read(entryKey).catch(() => undefined);

@@ -12,13 +12,15 @@
  * deleted and written again). A stream's identity is an epoch token next to it,
  * `<prefix>inv:epoch`, made by the first reader that finds none; a reader that comes back to
  * another epoch (or none) than the one it read under has lost whatever was written meanwhile.
+ * The token and the stream's state are read together by one script (on a Redis Cluster both keys
+ * share the hash tag `{inv}`, so one slot: see redis-keys.ts).
  *
  * Records this node could not append (Redis down) wait in order in a bounded queue and are sent
  * when Redis answers again.
  */
 import { randomBytes } from 'node:crypto';
 import createDebug from 'debug';
-import { SKIPPED, type GuardedClient, type RedisClientLike } from './redis-client.js';
+import { readerClient, SKIPPED, type GuardedClient, type RedisClientLike } from './redis-client.js';
 import type { SharedInvalidation, SharedInvalidations } from './store.js';
 
 const debug = createDebug('stratacache:store');
@@ -28,8 +30,12 @@ const BLOCK = 2000;
 /** Records waiting to be appended while Redis is down; past it the oldest are dropped (and counted). */
 const MAX_PENDING = 10_000;
 
-/** The epoch token of KEYS[1], set to ARGV[1] when there is none; returns the token. */
-const EPOCH = "local v = redis.call('GET', KEYS[1]) if v then return v end redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1]";
+/**
+ * The epoch token of the stream KEYS[1] (under KEYS[2], set to ARGV[1] when there is none) and
+ * the stream's `XINFO STREAM` (nil when it is missing). In a script so that a cluster client
+ * sends it to the slot of its keys (`XINFO` alone names no key to route by).
+ */
+const EPOCH = "local v = redis.call('GET', KEYS[2]) if not v then redis.call('SET', KEYS[2], ARGV[1]) v = ARGV[1] end local info = redis.pcall('XINFO', 'STREAM', KEYS[1]) if type(info) == 'table' and info.err then info = false end return {v, info}";
 
 /** The shared invalidation stream of one Redis store. */
 export class RedisInvalidations implements SharedInvalidations {
@@ -41,6 +47,7 @@ export class RedisInvalidations implements SharedInvalidations {
   dropped = 0;
   readonly #guard: GuardedClient;
   readonly #key: string;
+  readonly #epochKey: string;
   readonly #node: string;
   readonly #max: number;
   readonly #pending: SharedInvalidation[] = [];
@@ -55,9 +62,10 @@ export class RedisInvalidations implements SharedInvalidations {
   #cut = false;
   #closed = false;
 
-  constructor(guard: GuardedClient, options: { key: string; node: string; max: number }) {
+  constructor(guard: GuardedClient, options: { stream: string; epoch: string; node: string; max: number }) {
     this.#guard = guard;
-    this.#key = options.key;
+    this.#key = options.stream;
+    this.#epochKey = options.epoch;
     this.#node = options.node;
     this.#max = options.max;
   }
@@ -80,7 +88,7 @@ export class RedisInvalidations implements SharedInvalidations {
   start(apply: (record: SharedInvalidation, node: string) => void): void {
     if (this.#reading !== undefined || this.#closed) return;
     // Its own connection: XREAD BLOCK holds it. Commands may wait a block's length.
-    this.#reader = this.#guard.client.duplicate({ commandTimeout: BLOCK + 5000, enableOfflineQueue: false });
+    this.#reader = readerClient(this.#guard.client, BLOCK + 5000);
     this.#reader.on('error', (error) => debug('redis invalidation reader: %s', (error as Error).message));
     this.#reader.on('close', () => (this.#cut = true));
     this.#reading = this.#read(this.#reader, apply);
@@ -166,19 +174,14 @@ export class RedisInvalidations implements SharedInvalidations {
    * the next attempt).
    */
   async #checkGap(reader: RedisClientLike, apply: (record: SharedInvalidation, node: string) => void): Promise<void> {
-    const epoch = String(await reader.eval(EPOCH, 1, `${this.#key}:epoch`, randomBytes(8).toString('hex')));
+    const [token, info] = (await reader.eval(EPOCH, 2, this.#key, this.#epochKey, randomBytes(8).toString('hex'))) as [unknown, unknown[] | null];
+    const epoch = String(token);
     const known = this.#epoch;
     this.#epoch = epoch;
     if (known === undefined) return;
     if (epoch !== known) return this.#lost(apply, 'the stream was reset', '0');
     if (this.#lastId === '0') return;
-    let info: unknown[];
-    try {
-      info = (await reader.xinfo('STREAM', this.#key)) as unknown[];
-    } catch (error) {
-      if (!/no such key/i.test((error as Error).message)) throw error;
-      return this.#lost(apply, 'the stream is missing', '0');
-    }
+    if (info === null) return this.#lost(apply, 'the stream is missing', '0');
     const field = (name: string): unknown => info[info.indexOf(name) + 1];
     const deleted = field('max-deleted-entry-id');
     const oldest = (field('first-entry') as [string] | null | undefined)?.[0];

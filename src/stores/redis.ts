@@ -4,7 +4,8 @@
  * lease per key, so a cold page is rendered once between them.
  *
  * - Entries are stored whole as {@link encodeEntry} bytes (binary, no base64) under
- *   `<prefix>e:<key>`, with a TTL of the entry's own lifetime (stale windows included: `expiresAt`),
+ *   `<prefix>e:<key>` (on a Redis Cluster hash-tagged, `<prefix>{<tag>}e:<key>`: see
+ *   redis-keys.ts), with a TTL of the entry's own lifetime (stale windows included: `expiresAt`),
  *   so Redis drops them when they are useless. Larger than `maxEntrySize`: not written.
  * - Each value carries the SHA-256 of the Redis key it was written under, checked on read: a value
  *   that does not decode, or that was written for another key (copied, renamed), is removed and
@@ -14,8 +15,10 @@
  *   Redis down or slow costs one timeout, then the tier is skipped (a miss) until a probe
  *   succeeds after `coolDown`. Failures reject (the engine counts them and emits `error`); no
  *   response ever fails because of Redis.
- * - The client reconnects by itself (an owned client, made from `url`); a client passed as
- *   `client` is the caller's to configure and close.
+ * - The client reconnects by itself (an owned client, made from `url` or `cluster`); a client
+ *   passed as `client` is the caller's to configure and close. A Redis Cluster (`cluster`, or an
+ *   `ioredis` `Cluster` as `client`) spreads the keys over its slots; each command names one key
+ *   (or keys of one hash tag), so the client sends it to the master of that slot.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import createDebug from 'debug';
@@ -23,7 +26,8 @@ import { decodeEntry, encodeEntry, type Entry } from '../entry.js';
 import { StoreError } from '../errors.js';
 import { describeValue, integerOption } from '../options/validate.js';
 import { type Bytes, type Count, type Milliseconds } from '../options/units.js';
-import { connectClient, GuardedClient, SKIPPED, type ClientModuleLoader, type RedisClientLike, type RedisCounters } from './redis-client.js';
+import { connectClient, connectCluster, GuardedClient, SKIPPED, type ClientModuleLoader, type RedisClientLike, type RedisCounters } from './redis-client.js';
+import { redisKeyNames, type RedisKeyNames } from './redis-keys.js';
 import { RedisLeases } from './redis-lease.js';
 import { RedisInvalidations } from './redis-sync.js';
 import type { CacheStore } from './store.js';
@@ -31,7 +35,7 @@ import type { BreakerState } from '../peers/breaker.js';
 
 const debug = createDebug('stratacache:store');
 
-/** Options of {@link redisStore}. Give `client` or `url`. */
+/** Options of {@link redisStore}. Give one of `client`, `url` and `cluster`. */
 export interface RedisStoreOptions {
   /**
    * A connected `ioredis` (or `iovalkey`) client to use. The store never closes it. Prefer a
@@ -42,12 +46,24 @@ export interface RedisStoreOptions {
   /**
    * `redis://[user:password@]host:port[/db]` (or `rediss://`): the store creates, owns and closes
    * its client (`ioredis`, an optional peer dependency: `npm install ioredis`).
-   * @default undefined (then `client` is required)
+   * @default undefined (then `client` or `cluster` is required)
    */
   url?: string;
   /**
+   * Seed nodes of a Redis Cluster (or Valkey cluster), `redis://[user:password@]host:port` (or
+   * `rediss://`), at least one: the store creates, owns and closes an `ioredis` `Cluster` client,
+   * which learns the other nodes and the slot map from them. The credentials and TLS of the first
+   * URL apply to every node. Keys are then hash-tagged (see `prefix`). For settings beyond these
+   * (NAT maps, replicas for reads), pass your own `Cluster` as `client`.
+   * @default undefined (then `client` or `url` is required)
+   */
+  cluster?: readonly string[];
+  /**
    * Prefix of every key this store writes (`<prefix>e:<key>` entries, `<prefix>inv` invalidations and `<prefix>inv:epoch` its identity,
-   * `<prefix>lease:<key>` render leases). Caches that must not share data use different prefixes.
+   * `<prefix>lease:<key>` render leases). On a Redis Cluster the names carry a hash tag:
+   * `<prefix>{<tag>}e:<key>` and `<prefix>{<tag>}lease:<key>` (`<tag>`: 16 hex digits of the
+   * SHA-1 of the key, so a key's entry and lease share a slot), `<prefix>{inv}` and
+   * `<prefix>{inv}:epoch`; its prefix may not contain `{` or `}`. Caches that must not share data use different prefixes.
    * @default 'stratacache:'
    */
   prefix?: string;
@@ -79,6 +95,7 @@ export interface RedisStoreOptions {
 export const REDIS_DEFAULTS = Object.freeze({
   client: undefined,
   url: undefined,
+  cluster: undefined,
   prefix: 'stratacache:',
   maxEntrySize: 8 * 1024 * 1024,
   commandTimeout: 250,
@@ -112,6 +129,8 @@ const VALUE_HEAD = VALUE_MAGIC.length + 32;
 /** Deletes KEYS[1] only if its value still has the SHA-1 ARGV[1] (a newer value written meanwhile stays). */
 const DELETE_IF_SAME = "local v = redis.call('GET', KEYS[1]) if v and redis.sha1hex(v) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
+const isRedisUrl = (url: unknown): url is string => typeof url === 'string' && /^rediss?:\/\/[^/]/.test(url) && URL.canParse(url);
+
 const sha256 = (text: string): Buffer => createHash('sha256').update(text).digest();
 
 /** The bytes stored under `redisKey` for `entry`. */
@@ -142,7 +161,7 @@ function readValue(redisKey: string, value: Buffer): Entry | 'outdated' | { refu
   }
 }
 
-type Resolved = Required<Omit<RedisStoreOptions, 'client' | 'url'>>;
+type Resolved = Required<Omit<RedisStoreOptions, 'client' | 'url' | 'cluster'>>;
 
 /** The shared tier. Create it with {@link redisStore}. */
 export class RedisStore implements CacheStore {
@@ -152,6 +171,8 @@ export class RedisStore implements CacheStore {
   readonly options: Resolved;
   readonly #guard: GuardedClient;
   readonly #owned: boolean;
+  /** The names of the keys this store writes (hash-tagged on a cluster). */
+  readonly keys: RedisKeyNames;
   /** Invalidation records shared through Redis (see {@link RedisInvalidations}). */
   readonly invalidations: RedisInvalidations;
   /** Render leases for cross-node single flight (see {@link RedisLeases}). */
@@ -164,8 +185,9 @@ export class RedisStore implements CacheStore {
     this.options = options;
     this.#owned = owned;
     this.#guard = new GuardedClient(client, options);
-    this.invalidations = new RedisInvalidations(this.#guard, { key: `${options.prefix}inv`, node: this.node, max: options.maxInvalidations });
-    this.leases = new RedisLeases(this.#guard, { prefix: `${options.prefix}lease:`, node: this.node, ttl: options.leaseTtl, wait: options.leaseWait, read: (key) => this.get(key) });
+    this.keys = redisKeyNames(options.prefix, client.isCluster === true);
+    this.invalidations = new RedisInvalidations(this.#guard, { stream: this.keys.stream, epoch: this.keys.epoch, node: this.node, max: options.maxInvalidations });
+    this.leases = new RedisLeases(this.#guard, { name: this.keys.lease, node: this.node, ttl: options.leaseTtl, wait: options.leaseWait, read: (key) => this.get(key) });
   }
 
   /**
@@ -230,13 +252,14 @@ export class RedisStore implements CacheStore {
   }
 
   #key(key: string): string {
-    return `${this.options.prefix}e:${key}`;
+    return this.keys.entry(key);
   }
 }
 
 /**
- * Creates the shared Redis/Valkey tier. With `url` it loads `ioredis` (an optional peer
- * dependency) and owns the connection; with `client` it uses yours.
+ * Creates the shared Redis/Valkey tier. With `url` (one server) or `cluster` (a Redis Cluster's
+ * seed nodes) it loads `ioredis` (an optional peer dependency) and owns the connection; with
+ * `client` it uses yours.
  * @throws TypeError or RangeError naming `options.<field>` and the value it got; an Error saying
  * to `npm install ioredis` when `url` is given and the package is missing.
  */
@@ -244,9 +267,14 @@ export async function redisStore(options: RedisStoreOptions, load: ClientModuleL
   if (options === null || typeof options !== 'object') throw new TypeError(`expected options to be an object, got ${describeValue(options)}`);
   const o = { ...REDIS_DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as RedisStoreOptions & Resolved;
   for (const name of Object.keys(options)) if (!(name in REDIS_DEFAULTS)) throw new TypeError(`unknown option options.${name}`);
-  if ((o.client === undefined) === (o.url === undefined)) throw new TypeError(`expected exactly one of options.client and options.url, got ${o.client === undefined ? 'neither' : 'both'}`);
-  if (o.url !== undefined && (typeof o.url !== 'string' || !/^rediss?:\/\//.test(o.url) || !URL.canParse(o.url))) {
-    throw new TypeError(`expected options.url to be a redis:// or rediss:// URL, got ${describeValue(o.url)}`);
+  const given = (['client', 'url', 'cluster'] as const).filter((name) => o[name] !== undefined);
+  if (given.length !== 1) throw new TypeError(`expected exactly one of options.client, options.url and options.cluster, got ${given.length === 0 ? 'none' : given.join(' and ')}`);
+  if (o.url !== undefined && !isRedisUrl(o.url)) throw new TypeError(`expected options.url to be a redis:// or rediss:// URL, got ${describeValue(o.url)}`);
+  if (o.cluster !== undefined) {
+    if (!Array.isArray(o.cluster) || o.cluster.length === 0) throw new TypeError(`expected options.cluster to be a non-empty array of redis:// URLs, got ${describeValue(o.cluster)}`);
+    o.cluster.forEach((url: unknown, i) => {
+      if (!isRedisUrl(url) || !/^\/?$/.test(new URL(url).pathname)) throw new TypeError(`expected options.cluster[${i}] to be a redis:// or rediss:// URL without a database number (a cluster has only database 0), got ${describeValue(url)}`);
+    });
   }
   if (o.client !== undefined && (typeof o.client !== 'object' || typeof o.client.getBuffer !== 'function' || typeof o.client.duplicate !== 'function')) {
     throw new TypeError(`expected options.client to be an ioredis or iovalkey client, got ${describeValue(o.client)}`);
@@ -262,8 +290,11 @@ export async function redisStore(options: RedisStoreOptions, load: ClientModuleL
     leaseWait: integerOption('leaseWait', o.leaseWait, 0),
     maxInvalidations: integerOption('maxInvalidations', o.maxInvalidations, 1, 1_000_000),
   };
+  if ((o.cluster !== undefined || o.client?.isCluster === true) && /[{}]/.test(resolved.prefix)) {
+    throw new RangeError(`expected options.prefix to contain no { or } on a Redis Cluster (the store hash-tags its keys itself), got ${describeValue(resolved.prefix)}`);
+  }
   const owned = o.client === undefined;
-  const client = o.client ?? (await connectClient(o.url!, resolved.commandTimeout, load));
+  const client = o.client ?? (o.cluster !== undefined ? await connectCluster(o.cluster, resolved.commandTimeout, load) : await connectClient(o.url!, resolved.commandTimeout, load));
   // An owned client's connection errors are reported through the commands that fail; without a
   // listener ioredis would print each reconnect attempt.
   if (owned) {

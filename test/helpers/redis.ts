@@ -39,8 +39,12 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function launch(port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice'], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts `redis-server` on `port` (loopback, no persistence, plus `extra` arguments); resolves
+ * once it accepts connections. Killed after the test file if still running.
+ */
+export function launchRedis(port: number, extra: readonly string[] = []): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   child.on('exit', () => running.delete(child));
   return new Promise((resolve, reject) => {
@@ -60,7 +64,8 @@ function launch(port: number): Promise<ChildProcess> {
   });
 }
 
-function stop(child: ChildProcess): Promise<void> {
+/** Kills a server (SIGKILL); resolves once it has exited. */
+export function stopRedis(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     child.once('exit', () => resolve());
@@ -72,14 +77,14 @@ function stop(child: ChildProcess): Promise<void> {
 export async function startRedis(): Promise<RedisServer | undefined> {
   if (!HAVE_REDIS) return undefined;
   const port = await freePort();
-  let child = await launch(port);
+  let child = await launchRedis(port);
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
-    kill: () => stop(child),
+    kill: () => stopRedis(child),
     restart: async () => {
-      await stop(child);
-      child = await launch(port);
+      await stopRedis(child);
+      child = await launchRedis(port);
     },
     pause: () => void child.kill('SIGSTOP'),
     resume: () => void child.kill('SIGCONT'),

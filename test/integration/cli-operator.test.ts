@@ -242,7 +242,7 @@ describe('--compress', () => {
 });
 
 describe('--redis', () => {
-  test('bad forms: not a redis URL (flag or config), no value, a client in a config', async () => {
+  test('bad forms: not a redis URL (flag or config), no value, a client in a config, a server and a cluster at once', async () => {
     const up = await upstream();
     const dir = (redis: unknown): string => {
       const d = tmp();
@@ -257,6 +257,11 @@ describe('--redis', () => {
       runInProcess(['serve'], dir({ prefix: 'x:' })),
       runInProcess(['serve'], dir(42)),
       runInProcess(['serve'], dir({ url: 'redis://127.0.0.1:1', nope: true })),
+      runInProcess(['serve', '--upstream', up.url, '--redis', 'redis://a:1', '--redis-cluster', 'redis://b:1']),
+      runInProcess(['serve', '--upstream', up.url, '--redis-cluster', 'redis://a:7000,b:7001']),
+      runInProcess(['serve'], dir({ cluster: ['redis://a:7000', 'b:7001'] })),
+      runInProcess(['serve'], dir({ cluster: [] })),
+      runInProcess(['serve'], dir({ url: 'redis://a:1', cluster: ['redis://a:7000'] })),
     ]);
     const expected = [
       /expected --redis to be a redis:\/\/ or rediss:\/\/ URL, got 'http:\/\/127\.0\.0\.1:6379'/,
@@ -266,6 +271,11 @@ describe('--redis', () => {
       /stratacache\.config\.json: expected config\.redis\.url to be a redis:\/\/ or rediss:\/\/ URL, got undefined/,
       /stratacache\.config\.json: expected config\.redis to be a redis:\/\/ URL or an object of Redis store options, got 42/,
       /redis: unknown option options\.nope/,
+      /give --redis \(one server\) or --redis-cluster \(a cluster's nodes\), not both/,
+      /expected --redis-cluster to list redis:\/\/ or rediss:\/\/ URLs, got 'b:7001'/,
+      /stratacache\.config\.json: expected config\.redis\.cluster\[1\] to be a redis:\/\/ or rediss:\/\/ URL, got 'b:7001'/,
+      /stratacache\.config\.json: expected config\.redis\.cluster to list redis:\/\/ URLs, got \[\]/,
+      /config\.redis: give url \(one server\) or cluster \(a cluster's nodes\), not both/,
     ];
     results.forEach((r, i) => assertOneLine(r, expected[i]!, `case ${i}`));
   });

@@ -6,12 +6,12 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { createCache, redisStore, type RedisStore } from '../../src/index.js';
+import { createCache, redisStore } from '../../src/index.js';
 import { closedAfterFile, listen, request, sleep } from '../helpers/http.js';
 import { NO_REDIS, startRedis } from '../helpers/redis.js';
+import { countingOrigin, sharedNodes, type CountingOrigin } from '../helpers/shared-nodes.js';
 
 const redis = await startRedis();
 const tracked = closedAfterFile();
@@ -25,36 +25,13 @@ async function until(what: string, check: () => boolean | Promise<boolean>, ms =
   }
 }
 
-/** A render counter and a slow handler that says which render it was. */
-function origin(delayMs: number): { renders: Map<string, number>; handler: (req: IncomingMessage, res: ServerResponse) => Promise<void> } {
-  const renders = new Map<string, number>();
-  return {
-    renders,
-    handler: async (req, res) => {
-      const n = (renders.get(req.url ?? '') ?? 0) + 1;
-      renders.set(req.url ?? '', n);
-      await sleep(delayMs);
-      res.setHeader('content-type', 'text/html; charset=utf-8');
-      res.setHeader('cache-control', 'public, max-age=60');
-      res.end(`<p>${req.url} render ${n}</p>`);
-    },
-  };
-}
+const origin = countingOrigin;
 
 let prefixes = 0;
 /** `count` nodes, each a cache with its own memory over the same Redis prefix, on its own server. */
-async function nodes(count: number, handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>, options: Parameters<typeof redisStore>[0] = {}, cacheOptions = {}) {
+async function nodes(count: number, handler: CountingOrigin['handler'], options: Parameters<typeof redisStore>[0] = {}, cacheOptions = {}) {
   const prefix = `cluster${++prefixes}:`;
-  const out: Array<{ url: string; store: RedisStore; cache: ReturnType<typeof createCache> }> = [];
-  for (let i = 0; i < count; i++) {
-    const store = await redisStore({ url: redis!.url, prefix, ...options });
-    const cache = createCache({ stores: [store], ...cacheOptions });
-    tracked.caches.push(cache);
-    const server = await listen(cache.wrap(handler));
-    tracked.servers.push(server);
-    out.push({ url: server.url, store, cache });
-  }
-  return out;
+  return sharedNodes(count, () => redisStore({ url: redis!.url, prefix, ...options }), handler, cacheOptions);
 }
 
 describe('caches sharing Redis', () => {

@@ -107,7 +107,11 @@ describe('RedisStore', () => {
   });
 
   test('bad options are refused naming the option', async () => {
-    await assert.rejects(redisStore({}), { name: 'TypeError', message: /exactly one of options\.client and options\.url, got neither/ });
+    await assert.rejects(redisStore({}), { name: 'TypeError', message: /exactly one of options\.client, options\.url and options\.cluster, got none/ });
+    await assert.rejects(redisStore({ url: 'redis://x', cluster: ['redis://y'] }), { name: 'TypeError', message: /got url and cluster/ });
+    await assert.rejects(redisStore({ cluster: [] }), { name: 'TypeError', message: /options\.cluster to be a non-empty array of redis:\/\/ URLs, got an array/ });
+    await assert.rejects(redisStore({ cluster: ['redis://a:7000', 'redis://b:7001/2'] }), { name: 'TypeError', message: /options\.cluster\[1\] to be a redis:\/\/ or rediss:\/\/ URL without a database number .* got 'redis:\/\/b:7001\/2'/ });
+    await assert.rejects(redisStore({ cluster: ['redis://a:7000'], prefix: 'app{1}:' }), { name: 'RangeError', message: /options\.prefix to contain no \{ or \} on a Redis Cluster .* got 'app\{1\}:'/ });
     await assert.rejects(redisStore({ url: 'http://x' }), { name: 'TypeError', message: /options\.url to be a redis:\/\/ or rediss:\/\/ URL, got 'http:\/\/x'/ });
     await assert.rejects(redisStore({ url: 'redis://x', commandTimeout: 0 }), { name: 'RangeError', message: /options\.commandTimeout .* got 0/ });
     await assert.rejects(redisStore({ url: 'redis://x', colour: 1 } as never), { name: 'TypeError', message: 'unknown option options.colour' });

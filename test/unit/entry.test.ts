@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { decodeEntry, encodeEntry, entrySize, type Entry } from '../../src/entry.js';
+import { entrySize } from '../../src/compact.js';
+import { decodeEntry, encodeEntry, type Entry } from '../../src/entry.js';
 import { CacheError, EntryDecodeError } from '../../src/errors.js';
 
 function sampleEntry(body: Buffer = Buffer.from('hello, world')): Entry {
