@@ -21,7 +21,9 @@
  * objects is still inherited), and the returned function, called on each request, hands them,
  * once per server, to the server the request came through. Only a server still using Node's own
  * classes is changed (one given its own `IncomingMessage`/`ServerResponse` option is left alone);
- * where the server's slots cannot be found the app works exactly as before.
+ * where the server's slots cannot be found the app works exactly as before. One thing differs: a
+ * sub-app mounted before `cache.wrap(app)` inherits from the old `app.request`, so a property put on
+ * `app.request` after `cache.wrap(app)` is not seen inside it (put extensions on before, as usual).
  */
 import http, { type IncomingMessage } from 'node:http';
 
