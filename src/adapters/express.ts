@@ -9,9 +9,9 @@
  * property access in Node's http code that touches it (`writeHead`, `_storeHeader`, `end`,
  * `_send`, `resOnFinish`, `_dump`, ...). After four or five misses those accesses are megamorphic
  * for good, and every later request pays for it, hits included, although a hit never runs
- * Express: measured by instruction count (valgrind), a hit through `cache.wrap(expressApp)` cost
- * 23% more than one through `cache.wrap(handler)`, almost all of it V8's megamorphic load and
- * store stubs (docs/performance.md, "The Express hit gap").
+ * Express: counted by valgrind, a hit through `cache.wrap(expressApp)` took 1.35 times the
+ * instructions of one through `cache.wrap(handler)`, most of the difference in V8's megamorphic
+ * load and store stubs; with this, 1.11 (docs/performance.md, "The Express hit gap").
  *
  * The cure is for Express's prototype change to change nothing: requests and responses are
  * constructed with the app's prototypes already. For an Express app (its `request` and
