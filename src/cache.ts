@@ -383,10 +383,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
   /**
    * Wraps any `(req, res)` handler (sync or async): hits are answered before it runs.
    * The fastest way to put the cache in front of an app: `http.createServer(cache.wrap(app))`.
-   * For an Express app, `app.request`/`app.response` become subclass prototypes in front of the
-   * old objects, and the server the first request comes through constructs its requests and
-   * responses with them (unless it was given its own classes): Express then no longer changes
-   * their prototypes, which otherwise slows every later hit (docs/performance.md).
+   * An Express app's server then builds requests with the app's prototypes (adapters/express.ts).
    */
   wrap(handler: NodeHandler): (req: IncomingMessage, res: ServerResponse) => void {
     return wrap(this.#engine, handler);
