@@ -13,7 +13,7 @@
  *
  * Targets (see express-gap.ts): b `cache.wrap(handler)`; s the same, its handler changing the
  * prototypes of `req`/`res` as Express does; o `cache.wrap((req, res) => expressApp(req, res))`
- * (the app hidden, so not recognised: the behaviour before the fix); e `cache.wrap(expressApp)`.
+ * (the app hidden behind an arrow: the control for a change that treats Express apps specially); e `cache.wrap(expressApp)`.
  * Each process first renders 100 URLs (misses), then serves hits for them: 50 keep-alive
  * connections, one request in flight each.
  *

@@ -14,7 +14,7 @@
  *   s   `cache.wrap(handler)` whose handler first does what Express does to every request it
  *       renders, `Object.setPrototypeOf(req|res, ...)`, without Express (the mechanism alone)
  *   o   `cache.wrap((req, res) => expressApp(req, res))`: the app hidden behind an arrow, so
- *       cache.wrap cannot tell it is Express (how `cache.wrap(expressApp)` behaved before the fix)
+ *       a cache that treated Express apps specially could not tell (the control for such a change)
  *   e   `http.createServer(cache.wrap(expressApp))`, an Express 5 app (`etag` off) sending the same
  *       body from `app.get('/p/:n')` with `res.set('cache-control', ...).type('text/plain')`
  * Every target is warmed on all the URLs; around each measured run the cached servers' counters
@@ -134,8 +134,8 @@ async function runServer(id: TargetId, bodyBytes: number): Promise<void> {
       app.get('/p/:n', (_req, res) => {
         res.set('cache-control', CACHE_CONTROL).type('text/plain').send(body);
       });
-      // (o) hides the app behind an arrow: cache.wrap cannot tell it is Express, so the server
-      // keeps Node's classes and Express changes every rendered request's prototypes (before the fix).
+      // (o) hides the app behind an arrow: it cannot be told from any other handler, the control
+      // for a change that treats Express apps specially (today both behave alike).
       handler = id === 'e' ? cache!.wrap(app) : cache!.wrap((req, res) => app(req, res));
       break;
     }

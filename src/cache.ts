@@ -383,7 +383,6 @@ export class StrataCache extends EventEmitter<CacheEvents> {
   /**
    * Wraps any `(req, res)` handler (sync or async): hits are answered before it runs.
    * The fastest way to put the cache in front of an app: `http.createServer(cache.wrap(app))`.
-   * An Express app's server then builds its requests with the app's prototypes (faster hits).
    */
   wrap(handler: NodeHandler): (req: IncomingMessage, res: ServerResponse) => void {
     return wrap(this.#engine, handler);

@@ -7,7 +7,6 @@ import createDebug from 'debug';
 import type { Engine, Exchange } from '../engine/types.js';
 import { answerError } from '../serve.js';
 import { isPromise } from '../stores/store.js';
-import { expressAdopter } from './express.js';
 
 const debug = createDebug('stratacache:adapter');
 
@@ -18,20 +17,10 @@ export type NodeHandler = (req: IncomingMessage, res: ServerResponse) => unknown
 export function wrap(engine: Engine, handler: NodeHandler): (req: IncomingMessage, res: ServerResponse) => void {
   if (typeof handler !== 'function') throw new TypeError(`expected handler to be a function, got ${typeof handler}`);
   const ex: Exchange = { run: handler };
-  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+  const wrapped = (req: IncomingMessage, res: ServerResponse): void => {
     const r = engine.handle(req, res, ex);
     if (isPromise(r)) r.catch((error: unknown) => internalError(res, error));
   };
-  // An Express app: its server's requests and responses are born with the app's prototypes
-  // (adapters/express.ts), or every page Express renders slows every later hit.
-  const adopt = expressAdopter(handler);
-  const wrapped =
-    adopt === undefined
-      ? handle
-      : (req: IncomingMessage, res: ServerResponse): void => {
-          adopt(req);
-          handle(req, res);
-        };
   ex.regen = wrapped;
   engine.useRunner(wrapped);
   return wrapped;
