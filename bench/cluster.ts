@@ -1,10 +1,14 @@
 /**
- * Cluster benchmark (issue 4), in one run:
- *  1. origin renders per distinct URL across a 3-node cluster: every URL is requested once on
- *     each node, round-robin, with peers (strategy 'all', then 'owner') and without;
+ * Cluster benchmark (issues 4 and 20), in one run:
+ *  1. origin renders per distinct URL across 3- and 5-node clusters behind a round-robin load
+ *     balancer: every URL is requested once on each node, the first request on a node that
+ *     moves one step per URL, with peers (strategy 'all', 'owner', 'owner-fetch') and without;
+ *     peer requests per client request and per local miss (a request not answered from the
+ *     node's own tiers);
  *  2. the latency a peer hit adds: the same warmed pages requested on the node that holds them
  *     (local HIT) and on a node that does not (PEER, `updateLocalCache: false` so every request
- *     is a peer hit), interleaved, p50/p99 of each.
+ *     is a peer hit), interleaved, p50/p99 of each; for strategy 'all' (the node asks both other
+ *     nodes) and 'owner-fetch' (it asks the owner, which holds the pages).
  *
  * Run: `npx tsx bench/cluster.ts`.
  *
@@ -22,6 +26,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createCache, type StrataCache } from 'stratacache';
 import type { PeersOptions } from '../src/peers/options.js';
+import { Rendezvous } from '../src/peers/ring.js';
 
 const URLS = Number(process.env.BENCH_URLS ?? 300);
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 2000);
@@ -42,9 +47,11 @@ interface Cluster {
   close(): Promise<void>;
 }
 
-async function startCluster(peers: Omit<PeersOptions, 'self' | 'nodes' | 'secret'> | null): Promise<Cluster> {
+type BenchPeers = Omit<PeersOptions, 'self' | 'nodes' | 'secret'> | null;
+
+async function startCluster(peers: BenchPeers, size = 3): Promise<Cluster> {
   const servers = await Promise.all(
-    [0, 1, 2].map(async () => {
+    Array.from({ length: size }, async () => {
       const server = http.createServer();
       server.keepAliveTimeout = 30_000;
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -86,25 +93,31 @@ function get(base: string, path: string): Promise<string> {
   });
 }
 
-async function rendersPerUrl(label: string, peers: Omit<PeersOptions, 'self' | 'nodes' | 'secret'> | null): Promise<void> {
-  const cluster = await startCluster(peers);
+async function rendersPerUrl(label: string, peers: BenchPeers, size: number): Promise<void> {
+  const cluster = await startCluster(peers, size);
   renders = 0;
   for (let i = 0; i < URLS; i++) {
-    for (let j = 0; j < 3; j++) await get(cluster.urls[(i + j) % 3]!, `/r/${i}`);
+    for (let j = 0; j < size; j++) await get(cluster.urls[(i + j) % size]!, `/r/${i}`);
   }
-  const loads = cluster.caches.reduce((a, c) => a + c.stats().peerLoads, 0);
+  const total = (f: 'peerLoads' | 'hits' | 'peerErrors' | 'peerTimeouts'): number => cluster.caches.reduce((a, c) => a + c.stats()[f], 0);
+  const requests = size * URLS;
+  const localMisses = requests - total('hits');
+  const failed = total('peerErrors') + total('peerTimeouts');
   console.log(
-    `  ${label.padEnd(26)} ${String(renders).padStart(5)} renders for ${URLS} URLs x 3 nodes = ${(renders / URLS).toFixed(2)} per URL, ${(loads / (3 * URLS)).toFixed(2)} peer requests per client request`,
+    `  | ${size} | ${label} | ${(renders / URLS).toFixed(2)} (${renders}) | ${(total('peerLoads') / requests).toFixed(2)} | ${localMisses === 0 ? '-' : (total('peerLoads') / localMisses).toFixed(2)} |${failed === 0 ? '' : ` ${failed} peer errors/timeouts`}`,
   );
   await cluster.close();
 }
 
 const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 
-async function peerLatency(): Promise<void> {
-  const cluster = await startCluster({ updateLocalCache: false, queryTimeout: 1000 });
+async function peerLatency(strategy: 'all' | 'owner-fetch'): Promise<void> {
+  const cluster = await startCluster({ updateLocalCache: false, queryTimeout: 1000, strategy });
   const [a, b] = cluster.urls as [string, string];
-  const pages = Array.from({ length: 200 }, (_, i) => `/l/${i}`);
+  // Pages A owns, so that with 'owner-fetch' B asks A (and A never asks anyone).
+  const ring = new Rendezvous(cluster.urls);
+  const pages: string[] = [];
+  for (let i = 0; pages.length < 200; i++) if (ring.owner(`${HOST}/l/${i}`) === a) pages.push(`/l/${i}`);
   renders = 0;
   for (const p of pages) await get(a, p); // A holds every page; B never copies them
   // Warm-up: JIT, connections, both paths.
@@ -128,6 +141,7 @@ async function peerLatency(): Promise<void> {
   local.sort((x, y) => x - y);
   peer.sort((x, y) => x - y);
   const fmt = (ms: number): string => `${(ms * 1000).toFixed(0).padStart(5)} µs`;
+  console.log(`  strategy '${strategy}'`);
   console.log(`  local HIT  p50 ${fmt(quantile(local, 0.5))}  p99 ${fmt(quantile(local, 0.99))}`);
   console.log(`  PEER hit   p50 ${fmt(quantile(peer, 0.5))}  p99 ${fmt(quantile(peer, 0.99))}`);
   console.log(`  added by the peer lookup: p50 +${fmt(quantile(peer, 0.5) - quantile(local, 0.5)).trim()}, p99 +${fmt(quantile(peer, 0.99) - quantile(local, 0.99)).trim()}`);
@@ -136,11 +150,15 @@ async function peerLatency(): Promise<void> {
   await cluster.close();
 }
 
-console.log(`stratacache cluster bench: 3 nodes on 127.0.0.1, one process, ${BODY.length}-byte pages, node ${process.version}\n`);
-console.log('1. origin renders per distinct URL (each URL requested once on every node, round-robin)');
-await rendersPerUrl('no peers', null);
-await rendersPerUrl("peers, strategy 'all'", { strategy: 'all', queryTimeout: 1000 });
-await rendersPerUrl("peers, strategy 'owner'", { strategy: 'owner', queryTimeout: 1000 });
-console.log(`\n2. latency of a peer hit vs a local hit (${SAMPLES} sequential requests each, keep-alive)`);
-await peerLatency();
+console.log(`stratacache cluster bench: nodes on 127.0.0.1, one process, ${BODY.length}-byte pages, node ${process.version}\n`);
+console.log(`1. origin renders per distinct URL (${URLS} URLs, each requested once on every node, round-robin)\n`);
+console.log('  | nodes | peers | origin renders per URL | peer requests per client request | peer requests per local miss |');
+console.log('  | --- | --- | --- | --- | --- |');
+for (const size of [3, 5]) {
+  await rendersPerUrl('none', null, size);
+  for (const strategy of ['all', 'owner', 'owner-fetch'] as const) await rendersPerUrl(`\`'${strategy}'\``, { strategy, queryTimeout: 1000 }, size);
+}
+console.log(`\n2. latency of a peer hit vs a local hit, 3 nodes (${SAMPLES} sequential requests each, keep-alive)`);
+await peerLatency('all');
+await peerLatency('owner-fetch');
 agent.destroy();

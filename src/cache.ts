@@ -12,7 +12,8 @@ import { fetchAdapter, type FetchHandler } from './adapters/fetch.js';
 import { koa, type KoaMiddleware } from './adapters/koa.js';
 import { wrap, type NodeHandler } from './adapters/node.js';
 import { DataCache } from './data/cache.js';
-import { Background, primaryOfTarget } from './engine/background.js';
+import { Background, primaryOfTarget, type OwnerAsk } from './engine/background.js';
+import { OwnerAnswers } from './engine/owner-fetch.js';
 import { StoredCompression } from './engine/compress.js';
 import { CdnPurger } from './cdn/purger.js';
 import { dataTag, purgeTags, tagHeaderWriter, TAG_LIMITS } from './cdn/tags.js';
@@ -45,7 +46,7 @@ import { consoleHandler, type ConsoleHandler } from './observe/console.js';
 import { metricsHandler, observedState, registerMetrics, type ObservedState } from './observe/metrics.js';
 import { explain, Outcomes } from './observe/explain.js';
 import { Recorder, sampleOf } from './observe/recent.js';
-import { PeerCluster } from './peers/cluster.js';
+import { PeerCluster, peerCounters } from './peers/cluster.js';
 import { PeerEndpoint } from './peers/endpoint.js';
 import { INVALIDATION_NAMESPACE, Propagator } from './peers/propagation.js';
 import { Reporter } from './report.js';
@@ -201,10 +202,11 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     // they are built in the order their constructors need: cluster, invalidation, data cache
     // (its hooks go into the engine's context), then the engine.
 
-    // Peers: the endpoint answers lookups from the local tiers; the cluster is whom this node asks.
+    // Peers: the endpoint answers lookups from the local tiers (and renders an owner-fetch's
+    // page, see engine/owner-fetch.ts); the cluster is whom this node asks.
     const po = o.peers;
     const endpoint = po.enabled ? new PeerEndpoint({ secret: po.secret, path: po.path }) : undefined;
-    endpoint?.register('r', (query) => tiers.find(variants.keyFor(query.key, query.headers)));
+    endpoint?.register('r', (query) => owner.answer(query));
     const peers =
       po.enabled && (typeof po.nodes === 'function' || po.nodes.length > 0)
         ? new PeerCluster(po, { onPeerError: (error) => report.emit('peer-error', error), onMembershipError: (error) => report.fail(error) })
@@ -322,7 +324,11 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       decorate: entryDecorator(o.rules, o.cdn && tagHeaderWriter(o.cdn.header, TAG_LIMITS[o.cdn.provider], pathTagging)),
     });
     const deliver = new Deliver(ctx);
-    const background = (this.#background = new Background(ctx, variants));
+    // Under owner-fetch a background refresh asks the key's owner first (peerFill is set below,
+    // before any request runs).
+    const ask: OwnerAsk | undefined = peers?.ownerFetch === true ? (req, primary) => peerFill!.fromOwner(req, primary) : undefined;
+    const background = (this.#background = new Background(ctx, variants, ask));
+    const owner = new OwnerAnswers(ctx, { tiers, variants, background, isInvalidated: (entry) => invalidation.isInvalidated(entry) });
     const renderer = new Renderer(ctx, { variants, deliver, renderTime: () => invalidation.renderTime(), verdict: (entry) => invalidation.verdict(entry) });
     const peerFill = peers === undefined ? undefined : new PeerFill(ctx, { peers, variants, renderer, deliver, judge: invalidation });
     const leases = leasesOf(tiers.lower);
@@ -499,7 +505,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       ...this.#ctx.counters,
       entries,
       bytes,
-      ...(peers?.counters ?? { peerLoads: 0, peerHits: 0, peerMisses: 0, peerErrors: 0, peerTimeouts: 0 }),
+      ...(peers?.counters ?? peerCounters()),
       peers: peers?.states() ?? [],
       ...(this.#propagator?.counters ?? { invalidationsSent: 0, invalidationsReceived: 0, propagationErrors: 0, propagationResets: 0 }),
       ...this.#invalidation.publications.counters,

@@ -24,6 +24,8 @@ export interface ResponseCounters {
   stale: number;
   /** Background renders started (refresh, refetch, priming). */
   regenerations: number;
+  /** Renders this node led for a peer's owner-fetch (`peers.strategy: 'owner-fetch'`; joined renders not counted). */
+  rendersForPeers: number;
   /** Internal failures (store, handler, regeneration); each also emitted as `error`. */
   errors: number;
   /** Of `errors`: store operations that failed (`ERR_STORE`); the request went on without the store. */
@@ -89,6 +91,7 @@ export function responseCounters(): ResponseCounters {
     loadsDeduped: 0,
     stale: 0,
     regenerations: 0,
+    rendersForPeers: 0,
     errors: 0,
     storeErrors: 0,
     staleOnError: 0,

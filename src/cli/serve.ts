@@ -57,7 +57,8 @@ Sizes and durations need a unit, in flags and files alike: 512kb, 64mb, 1gb; 500
   --max-sockets N             keep-alive connections to the upstream at most (default 64)
   --peers URL,URL,...         cluster nodes (this one may be listed too)
   --self URL                  this node's URL as the peers reach it
-  --strategy all|owner        ask every peer, or only the key's owner (default all)
+  --strategy NAME             all: ask every peer; owner: only the key's owner; owner-fetch: the
+                              owner, which renders the page once for everyone (default all)
   --secret-env NAME           environment variable holding the peer secret (default STRATACACHE_PEER_SECRET)
   --flush-token TOKEN         bearer token for flush, PURGE and stats (or STRATACACHE_FLUSH_TOKEN)
   --flush-allow CIDR,...      clients allowed to flush (default loopback)

@@ -43,6 +43,8 @@ export function statsTable(node: string, s: StatsReply): string {
   rows.push(['data cache', `${s.data.entries} entries (${formatBytes(s.data.bytes)}), ${pct(s.data.hits + s.data.stale, s.data.gets)} hits, ${s.data.loads} loads`]);
   if (c.peers.length > 0) {
     rows.push(['peer lookups', `${c.peerLoads}  (${c.peerHits} hits, ${c.peerMisses} misses, ${c.peerErrors} errors, ${c.peerTimeouts} timeouts)`]);
+    // Owner-fetch (a node of an older version reports neither).
+    if ((c.ownerFetches ?? 0) > 0 || (c.rendersForPeers ?? 0) > 0) rows.push(['owner-fetch', `${c.ownerFetches ?? 0} sent, ${c.rendersForPeers ?? 0} pages rendered here for peers`]);
     for (const p of c.peers) rows.push(['peer', `${p.url}  ${p.state}${p.failures > 0 ? ` (${p.failures} failures)` : ''}`]);
   } else rows.push(['peers', 'none']);
   const width = Math.max(...rows.map(([l]) => l.length)) + 2;

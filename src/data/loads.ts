@@ -8,7 +8,7 @@ import type { ResponseServices } from '../seam.js';
 import type { Entry } from '../entry.js';
 import type { Reporter } from '../report.js';
 import type { ResolvedOptions } from '../options/types.js';
-import type { PeerCounters } from '../peers/cluster.js';
+import { peerCounters, type PeerCounters } from '../peers/cluster.js';
 import type { LookupQuery } from '../peers/protocol.js';
 import { deletionNames, URLKEY, VALUE } from './keys.js';
 import type { DataFlight } from './flights.js';
@@ -28,7 +28,7 @@ export class DataLoads {
   readonly #maxEntrySize: number;
   readonly #counters: Counters;
   readonly #report: Reporter;
-  readonly peerCounters: PeerCounters = { peerLoads: 0, peerHits: 0, peerMisses: 0, peerErrors: 0, peerTimeouts: 0 };
+  readonly peerCounters: PeerCounters = peerCounters();
 
   constructor(engine: ResponseServices, o: ResolvedOptions, storage: DataStorage, at: { counters: Counters; report: Reporter }) {
     this.#engine = engine;

@@ -13,7 +13,7 @@ import { RegenerateError } from '../errors.js';
 import { primaryKey } from '../key.js';
 import type { ResolvedOptions } from '../options/types.js';
 import { isPromise } from '../stores/store.js';
-import type { EngineContext, RenderTicket, Runner, Ticket } from './types.js';
+import type { EngineContext, FlightResult, RenderTicket, Runner, Ticket } from './types.js';
 import type { Variants } from './variants.js';
 
 const debug = createDebug('stratacache:engine');
@@ -26,15 +26,25 @@ export interface RenderTarget {
   headers?: Record<string, string>;
 }
 
+/**
+ * Asks the key's owner for the page a background refresh would render (`strategy:
+ * 'owner-fetch'`): the synthetic request and its primary key in, the owner's entry and the
+ * variant key it was stored under here out, or undefined (render it here).
+ */
+export type OwnerAsk = (req: IncomingMessage, primary: string) => Promise<{ entry: Entry; key: string } | undefined>;
+
 /** Background renders and sub-requests of one engine. */
 export class Background {
   readonly #ctx: EngineContext;
   readonly #variants: Variants;
   readonly #tickets = new WeakMap<IncomingMessage, Ticket>();
+  /** Set under `strategy: 'owner-fetch'`: refreshes ask the key's owner first. */
+  readonly #ask: OwnerAsk | undefined;
 
-  constructor(ctx: EngineContext, variants: Variants) {
+  constructor(ctx: EngineContext, variants: Variants, ask?: OwnerAsk) {
     this.#ctx = ctx;
     this.#variants = variants;
+    this.#ask = ask;
   }
 
   /** The ticket of a synthetic request made here, or undefined for a client's request. */
@@ -46,44 +56,20 @@ export class Background {
    * Renders a URL in the background, with no client connection, and stores the result; one
    * render per key at a time (a second call joins the first, unless an invalidation covers that
    * one since it began). With `fresh` (a refetch asked for after a flush) it never joins a render
-   * already in flight: it renders after the flush, and later requests join it instead. Resolves
-   * to the stored entry, or undefined when the response was not storable, the render failed
-   * (reported as `error`), or an invalidation covered it while it rendered.
+   * already in flight: it renders after the flush, and later requests join it instead. With
+   * `ask` (a refresh under `strategy: 'owner-fetch'`), the key's owner is asked first, inside the
+   * same flight, and the render runs here only when it brings nothing. Resolves to the stored
+   * entry, or undefined when the response was not storable, the render failed (reported as
+   * `error`), or an invalidation covered it while it rendered.
    */
-  regenerate(target: RenderTarget, runner?: Runner, options: { fresh?: boolean } = {}): Promise<Entry | undefined> {
+  regenerate(target: RenderTarget, runner?: Runner, options: { fresh?: boolean; ask?: OwnerAsk } = {}): Promise<Entry | undefined> {
     const ctx = this.#ctx;
-    const regen = runner ?? ctx.runner;
-    if (regen === undefined || ctx.closed) return Promise.resolve(undefined);
-    const headers: Record<string, string> = { ...target.headers };
-    if (target.host !== '') headers.host = target.host;
-    const exchange = syntheticExchange({ url: target.url, headers });
-    const primary = primaryKey(exchange.req, ctx.options);
-    if (primary === undefined) {
-      exchange.dispose();
-      return Promise.resolve(undefined);
-    }
-    const key = this.#variants.keyFor(primary, exchange.req.headers);
-    const existing = options.fresh === true ? undefined : ctx.records.joinable(primary, key, target.url);
-    if (existing !== undefined) {
-      exchange.dispose();
-      return existing.promise.then((r) => (r.outcome === 'stored' ? r.entry : undefined));
-    }
-    const flight = ctx.records.start(primary, key);
-    const ticket: RenderTicket = { kind: 'render', flight, key, primary, used: false };
-    this.#tickets.set(exchange.req, ticket);
+    const started = this.#launch(target, runner ?? ctx.runner, { join: options.fresh !== true, ask: options.ask });
+    if (started === undefined) return Promise.resolve(undefined);
+    if (started.joined) return started.result.then((r) => (r.outcome === 'stored' || r.outcome === 'peer' ? r.entry : undefined));
     ctx.counters.regenerations++;
-    debug('regenerate %s', key);
-    const { res } = exchange;
-    // A render that never reaches this cache's middleware (or ends before it) must still settle.
-    const settleUnused = (): void => {
-      if (!ticket.used) ctx.records.settle(primary, key, flight, { outcome: 'abandoned' });
-    };
-    res.once('finish', settleUnused);
-    res.once('close', settleUnused);
-    this.#run(regen, exchange.req, res);
-    return flight.promise.then((result) => {
-      exchange.dispose();
-      if (result.outcome !== 'stored') {
+    return started.result.then((result) => {
+      if (result.outcome !== 'stored' && result.outcome !== 'peer') {
         ctx.report.fail(new RegenerateError(`background render of ${target.url} stored nothing`));
         return undefined;
       }
@@ -91,9 +77,93 @@ export class Background {
     });
   }
 
-  /** Starts one tracked background refresh of a stale `entry`, for the variant `req` selects; resolves when it is done. */
+  /**
+   * Renders a page a peer asked this node, its owner, for (`strategy: 'owner-fetch'`), in the
+   * same flight as this node's own requests for the key: joins the render in flight, else leads
+   * one that they join. Renders only when the request built from `target` has the primary key
+   * `primary` (the key the peer asked for), so the page rendered is exactly the one the key
+   * names. Resolves to the flight's result, or undefined when nothing could render (no app to
+   * run yet, closed, another key). Never asks peers (a background render never does).
+   */
+  renderForPeer(target: RenderTarget, primary: string): Promise<FlightResult | undefined> {
+    const started = this.#launch(target, this.#ctx.runner, { join: true, primary });
+    if (started === undefined) return Promise.resolve(undefined);
+    if (!started.joined) this.#ctx.counters.rendersForPeers++;
+    return started.result;
+  }
+
+  /**
+   * Joins the render of `target`'s key in flight (with `join`), or starts one through `regen`
+   * with a ticket. Undefined when nothing can render, or the key is not `options.primary`.
+   */
+  #launch(
+    target: RenderTarget,
+    regen: Runner | undefined,
+    options: { join: boolean; primary?: string; ask?: OwnerAsk | undefined },
+  ): { joined: boolean; result: Promise<FlightResult> } | undefined {
+    const ctx = this.#ctx;
+    if (regen === undefined || ctx.closed) return undefined;
+    const headers: Record<string, string> = { ...target.headers };
+    if (target.host !== '') headers.host = target.host;
+    const exchange = syntheticExchange({ url: target.url, headers });
+    let primary: string | undefined;
+    try {
+      primary = primaryKey(exchange.req, ctx.options);
+    } catch {
+      primary = undefined;
+    }
+    if (primary === undefined || (options.primary !== undefined && primary !== options.primary)) {
+      if (primary !== undefined) debug('render for a peer refused: %s is keyed %s, not the key asked', target.url, primary);
+      exchange.dispose();
+      return undefined;
+    }
+    const key = this.#variants.keyFor(primary, exchange.req.headers);
+    const existing = options.join ? ctx.records.joinable(primary, key, target.url) : undefined;
+    if (existing !== undefined) {
+      exchange.dispose();
+      return { joined: true, result: existing.promise };
+    }
+    const flight = ctx.records.start(primary, key);
+    const ticket: RenderTicket = { kind: 'render', flight, key, primary, used: false };
+    this.#tickets.set(exchange.req, ticket);
+    debug('regenerate %s', key);
+    const { res } = exchange;
+    const render = (): void => {
+      // A render that never reaches this cache's middleware (or ends before it) must still settle.
+      const settleUnused = (): void => {
+        if (!ticket.used) ctx.records.settle(primary, key, flight, { outcome: 'abandoned' });
+      };
+      res.once('finish', settleUnused);
+      res.once('close', settleUnused);
+      this.#run(regen, exchange.req, res);
+    };
+    const ask = options.ask;
+    if (ask === undefined) render();
+    else {
+      void ask(exchange.req, primary).then(
+        (found) => {
+          if (found === undefined || flight.settled) return render();
+          ticket.used = true;
+          ctx.records.settle(primary, key, flight, { outcome: 'peer', entry: found.entry, key: found.key });
+        },
+        () => render(),
+      );
+    }
+    return {
+      joined: false,
+      result: flight.promise.then((result) => {
+        exchange.dispose();
+        return result;
+      }),
+    };
+  }
+
+  /**
+   * Starts one tracked background refresh of a stale `entry`, for the variant `req` selects;
+   * resolves when it is done. Under `strategy: 'owner-fetch'` the key's owner is asked first.
+   */
   refresh(entry: Entry, req: IncomingMessage, runner: Runner | undefined): Promise<unknown> {
-    const done = this.regenerate({ url: entry.url, host: entry.host, headers: varyHeaders(entry, req) }, runner);
+    const done = this.regenerate({ url: entry.url, host: entry.host, headers: varyHeaders(entry, req) }, runner, { ask: this.#ask });
     this.#ctx.report.track(done);
     return done;
   }

@@ -7,6 +7,8 @@ import { entrySize } from '../compact.js';
 import type { Entry } from '../entry.js';
 import type { PeerCluster, PeerHit } from '../peers/cluster.js';
 import { acceptPeerEntry, forwardedHeaders } from '../peers/judge.js';
+import type { LookupQuery } from '../peers/protocol.js';
+import { ownerFetchQuery } from './owner-fetch.js';
 import type { Deliver } from './deliver.js';
 import type { Renderer } from './render.js';
 import type { CacheEvent, EngineContext, Exchange, Flight } from './types.js';
@@ -65,10 +67,8 @@ export class PeerFill {
       return this.#renderer.render(req, res, ex, { primary, key, ticket: undefined, flight, fallback: fallback ?? stale, revalidate });
     }
     const { entry } = hit;
-    const viewHeaders = this.#variants.view(req);
     // Copied locally only when the memory tier can hold it (the same bound as a local render's).
-    const copy = ctx.options.peers.updateLocalCache && entrySize(entry) <= ctx.options.maxSize;
-    const stored = copy ? this.#variants.store(primary, entry, viewHeaders) : this.#variants.storedKey(primary, entry, viewHeaders);
+    const { key: stored, copy } = this.#keep(primary, entry, this.#variants.view(req));
     ctx.records.settle(primary, key, flight, { outcome: 'peer', entry, key: stored });
     const assembling = this.#deliver.serve(req, res, entry, 'PEER', Date.now(), ex, ctx.statusDetail === undefined ? undefined : { peer: { url: hit.peer, stored: copy } });
     ctx.report.emit('peer-hit', { key: stored, url: req.url ?? '', status: 'PEER', peer: hit.peer } satisfies CacheEvent);
@@ -83,17 +83,38 @@ export class PeerFill {
    */
   async #ask(req: IncomingMessage, primary: string, wantStale: boolean): Promise<{ hit: PeerHit | undefined; stale: Entry | undefined }> {
     const view = this.#variants.view(req);
-    const sent = forwardedHeaders(view, this.#variants.names(primary));
+    let sent = forwardedHeaders(view, this.#variants.names(primary));
+    let fill: LookupQuery['fill'];
+    // Owner-fetch: the owner may render this request's page (never with its credentials).
+    if (this.#peers.ownerFetch) ({ headers: sent, fill } = ownerFetchQuery({ url: req.url ?? '', headers: req.headers }, sent, this.#ctx.options.keyHeaders));
     const authorized = req.headers.authorization !== undefined;
     const { cacheStatuses, maxEntrySize } = this.#ctx.options;
     const isInvalidated = (entry: Entry): boolean => this.#judge.isInvalidated(entry);
     let stale: Entry | undefined;
-    const hit = await this.#peers.find({ ns: 'r', key: primary, headers: sent, freshAt: wantStale ? undefined : Date.now() }, (entry) => {
+    const hit = await this.#peers.find({ ns: 'r', key: primary, headers: sent, freshAt: wantStale ? undefined : Date.now(), fill }, (entry) => {
       const ctx = { primary, sent, view, authorized, cacheStatuses, maxEntrySize, isInvalidated, now: Date.now() };
       if (acceptPeerEntry(entry, ctx)) return true;
       if (wantStale && stale === undefined && acceptPeerEntry(entry, { ...ctx, window: 'stale-if-error' })) stale = entry;
       return false;
     });
     return { hit, stale };
+  }
+
+  /**
+   * A background refresh under `strategy: 'owner-fetch'` (see `Background.regenerate`): asks the
+   * key's owner for the page the synthetic `req` renders, and keeps its copy as a peer hit would
+   * be kept. Undefined (render it here) when this node owns the key or the owner brought nothing.
+   */
+  async fromOwner(req: IncomingMessage, primary: string): Promise<{ entry: Entry; key: string } | undefined> {
+    const { hit } = await this.#ask(req, primary, false);
+    if (hit === undefined) return undefined;
+    return { entry: hit.entry, key: this.#keep(primary, hit.entry, this.#variants.view(req)).key };
+  }
+
+  /** Stores a peer's entry here as `updateLocalCache` says (and the memory tier can hold it); its variant key. */
+  #keep(primary: string, entry: Entry, view: IncomingMessage['headers']): { key: string; copy: boolean } {
+    const ctx = this.#ctx;
+    const copy = ctx.options.peers.updateLocalCache && entrySize(entry) <= ctx.options.maxSize;
+    return { key: copy ? this.#variants.store(primary, entry, view) : this.#variants.storedKey(primary, entry, view), copy };
   }
 }

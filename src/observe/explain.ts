@@ -12,7 +12,7 @@ import type { Entry } from '../entry.js';
 import { Epochs, type EpochVerdict } from '../invalidation/epochs.js';
 import type { InvalidationRecord } from '../invalidation/log.js';
 import type { ResolvedOptions } from '../options/types.js';
-import type { PeerCluster } from '../peers/cluster.js';
+import { peerCounters, type PeerCluster } from '../peers/cluster.js';
 import type { CompiledRule } from '../rules.js';
 import type { CacheStore } from '../stores/store.js';
 
@@ -234,7 +234,7 @@ export async function explain(parts: ExplainParts, at: { url: string; host: stri
       const v = at.headers[name];
       if (v !== undefined) headers[name] = Array.isArray(v) ? v.join(', ') : v;
     }
-    const scratch = { peerLoads: 0, peerHits: 0, peerMisses: 0, peerErrors: 0, peerTimeouts: 0 };
+    const scratch = peerCounters();
     const hit = await parts.peers.find({ ns: 'r', key: primary, headers, freshAt: undefined }, () => true, scratch);
     report.peer = hit?.peer ?? null;
   }

@@ -104,9 +104,10 @@ export const METRICS: readonly MetricDefinition[] = Object.freeze([
     pass: s.passes,
   })),
   one('lookups_total', 'counter', 'Cacheable GET/HEAD requests looked up.', (s) => s.stats.gets),
-  by('renders_total', 'counter', 'Origin renders: for a waiting client (request) or in the background (refresh, refetch, priming).', 'kind', ({ stats: s }) => ({
+  by('renders_total', 'counter', "Origin renders: for a waiting client (request), in the background (refresh, refetch, priming), or for a peer's owner-fetch (peer).", 'kind', ({ stats: s }) => ({
     request: s.misses,
     background: s.regenerations,
+    peer: s.rendersForPeers,
   })),
   one('coalesced_requests_total', 'counter', "Requests that waited for another request's render instead of rendering (single flight).", (s) => s.stats.loadsDeduped),
   one('stores_total', 'counter', 'Entries stored.', (s) => s.stats.stores),
@@ -126,6 +127,7 @@ export const METRICS: readonly MetricDefinition[] = Object.freeze([
   one('peer_refetches_total', 'counter', 'Refetched pages taken from the peer that refetched them instead of rendering.', (s) => s.stats.peerRefetches),
   by('flushes_total', 'counter', 'Flush endpoint requests by outcome.', 'outcome', ({ stats: s }) => ({ accepted: s.flushes, rejected: s.flushRejected })),
   one('peer_lookups_total', 'counter', 'Lookups sent to peers by the response cache (one per peer asked).', (s) => s.stats.peerLoads),
+  one('peer_owner_fetches_total', 'counter', "Of peer_lookups_total: owner-fetch requests, which the key's owner may answer by rendering.", (s) => s.stats.ownerFetches),
   by('peer_lookup_results_total', 'counter', 'Outcomes of response-cache peer lookups.', 'result', ({ stats }) => peerResults(stats)),
   one('peers', 'gauge', 'Other nodes of the cluster this node knows.', (s) => s.stats.peers.length),
   perPeer('peer_hits_total', 'counter', 'Lookups this peer answered with an accepted entry (response and data caches).', (p) => p.hits),

@@ -96,6 +96,7 @@ export const DEFAULTS = Object.freeze({
     queryTimeout: 50,
     fetchTimeout: 2_000,
     strategy: 'all',
+    ownerTimeout: 5_000,
     updateLocalCache: true,
     maxConcurrent: 16,
     failureThreshold: 3,

@@ -285,7 +285,7 @@ export interface CacheOptions {
    * Peer cluster: ask the other nodes before rendering a local miss. See {@link PeersOptions}
    * for each field and its default (`DEFAULTS.peers`).
    * @default { nodes: [], refreshInterval: 10000, path: '/_stratacache/peer', queryTimeout: 50,
-   * fetchTimeout: 2000, strategy: 'all', updateLocalCache: true, maxConcurrent: 16, failureThreshold: 3,
+   * fetchTimeout: 2000, strategy: 'all', ownerTimeout: 5000, updateLocalCache: true, maxConcurrent: 16, failureThreshold: 3,
    * coolDown: 5000 } (self, secret and maxEntrySize undefined: peers off until a secret is set)
    */
   peers?: PeersOptions;

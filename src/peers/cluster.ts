@@ -30,6 +30,13 @@ export interface PeerCounters {
   peerErrors: number;
   /** Lookups that timed out (`queryTimeout` for the answer, `fetchTimeout` for the bytes). */
   peerTimeouts: number;
+  /** Of `peerLoads`: owner-fetch requests (`strategy: 'owner-fetch'`: the owner may render the page). */
+  ownerFetches: number;
+}
+
+/** Fresh peer counters, all zero. */
+export function peerCounters(): PeerCounters {
+  return { peerLoads: 0, peerHits: 0, peerMisses: 0, peerErrors: 0, peerTimeouts: 0, ownerFetches: 0 };
 }
 
 /** One peer's breaker and lookup outcomes, as reported by `cache.stats().peers`. */
@@ -92,7 +99,7 @@ function tracedFetch(peer: string, key: string, fetch: () => Promise<FetchOutcom
 
 /** Membership, ring, clients and strategies of one node's cluster. */
 export class PeerCluster {
-  readonly counters: PeerCounters = { peerLoads: 0, peerHits: 0, peerMisses: 0, peerErrors: 0, peerTimeouts: 0 };
+  readonly counters: PeerCounters = peerCounters();
   readonly #options: ResolvedPeersOptions;
   readonly #hooks: PeerClusterHooks;
   readonly #now: () => number;
@@ -208,7 +215,7 @@ export class PeerCluster {
   /** The peers to ask for `key` now: by strategy, minus those whose breaker is open. */
   #pick(key: string): Ask[] {
     let candidates: PeerClient[];
-    if (this.#options.strategy === 'owner') {
+    if (this.#options.strategy !== 'all') {
       const owner = this.#ring.owner(key);
       const peer = owner === undefined ? undefined : this.#peers.get(owner);
       candidates = peer === undefined ? [] : [peer]; // this node owns it: nobody to ask
@@ -221,10 +228,16 @@ export class PeerCluster {
     return asks;
   }
 
+  /** Whether a miss here asks the key's owner to render it (`strategy: 'owner-fetch'`). */
+  get ownerFetch(): boolean {
+    return this.#options.strategy === 'owner-fetch';
+  }
+
   /**
    * Asks the chosen peers for `query` and resolves with the first entry `accept` takes, or
    * undefined (nobody has it, every peer failed or timed out, or no peer may be asked). Never
-   * rejects. The wait for an answer is bounded by `queryTimeout`, a transfer by `fetchTimeout`.
+   * rejects. The wait for an answer is bounded by `queryTimeout` (`ownerTimeout` for an
+   * owner-fetch, a `query` with `fill`: the owner may render), a transfer by `fetchTimeout`.
    * Outcomes are counted in `counters` (default: this cluster's own, the response cache's), so
    * another cache sharing the cluster (the data cache, namespace `d`) keeps its own counts while
    * sharing the connections, the breakers and the `maxConcurrent` limit.
@@ -240,7 +253,8 @@ export class PeerCluster {
     const asks = this.#pick(query.key);
     if (asks.length === 0) return Promise.resolve(undefined);
     const controller = new AbortController();
-    const deadline = this.#now() + this.#options.queryTimeout;
+    const wait = query.fill === undefined ? this.#options.queryTimeout : this.#options.ownerTimeout;
+    const deadline = this.#now() + wait;
     return new Promise((resolve) => {
       let open = asks.length;
       let settled = false;
@@ -272,6 +286,7 @@ export class PeerCluster {
             return done();
           }
           counters.peerLoads++;
+          if (query.fill !== undefined) counters.ownerFetches++;
           const fetch = (): Promise<FetchOutcome> => ask.peer.fetch(target, { signal: controller.signal, deadline });
           const outcome = await (tracing.peer.hasSubscribers ? tracedFetch(ask.peer.url, query.key, fetch) : fetch());
           // Another peer won while this answer was in its last tick: it is not needed.

@@ -1,6 +1,7 @@
 /**
- * The peer endpoint: answers other nodes' lookups from this node's local stores only. It never
- * renders and never asks its own peers (no cascades, no loops). 401 for a missing, wrong or
+ * The peer endpoint: answers other nodes' lookups with what the namespace's lookup finds: the
+ * local stores, or for an owner-fetch a render of the page (engine/owner-fetch.ts). It never
+ * asks its own peers (no cascades, no loops). 401 for a missing, wrong or
  * expired signature, 405 for another method, 400 for a malformed lookup, 404 for a miss or a
  * namespace this node does not serve, 200 with the encoded entry (binary, signed) for a hit.
  * A signed POST to a namespace with a receiver (`i`: invalidation records) carries the SHA-256
@@ -17,7 +18,7 @@ import { isPeerTarget, parseLookupTarget, type LookupQuery } from './protocol.js
 
 const debug = createDebug('stratacache:peers');
 
-/** Finds an entry in this node's local stores for a peer's lookup (never renders, never asks peers). */
+/** Finds an entry for a peer's lookup: in this node's stores, or rendered for an owner-fetch (never by asking peers). */
 export type LocalLookup = (query: LookupQuery) => MaybePromise<Entry | undefined>;
 
 /**

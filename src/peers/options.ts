@@ -9,17 +9,21 @@ import type { MaybePromise } from '../stores/store.js';
 /** A cluster's member list, or a function returning it (re-read every `refreshInterval`). */
 export type PeerNodes = readonly string[] | (() => MaybePromise<readonly string[]>);
 
-/** How a node picks the peers it asks on a local miss. */
-export type PeerStrategy = 'all' | 'owner';
+/** How a node picks the peers it asks on a local miss, and whether the one it asks may render. */
+export type PeerStrategy = 'all' | 'owner' | 'owner-fetch';
+
+/** Every accepted `peers.strategy`. */
+export const PEER_STRATEGIES: readonly PeerStrategy[] = Object.freeze(['all', 'owner', 'owner-fetch']);
 
 /** Shortest accepted `peers.secret`, in characters. */
 export const MIN_SECRET_LENGTH = 16;
 
 /**
  * Peer cluster (`options.peers`): on a local miss a node asks its peers for the entry before
- * rendering, so a page is rendered once per cluster instead of once per node. A peer only
- * answers from its own stores (it never renders, never asks its own peers), every call is
- * authenticated with `secret`, and a failing peer is skipped by a circuit breaker.
+ * rendering, so a page is rendered once per cluster instead of once per node. A peer answers
+ * from its own stores (with `strategy: 'owner-fetch'` the key's owner may also render it, once
+ * for everyone); it never asks its own peers, every call is authenticated with `secret`, and a
+ * failing peer is skipped by a circuit breaker.
  * Leaving `nodes` empty disables lookups; the endpoint still answers when `secret` is set.
  */
 export interface PeersOptions {
@@ -70,9 +74,25 @@ export interface PeersOptions {
    * `'all'`: ask every peer at once and take the first usable answer (the others are
    * cancelled). `'owner'`: ask only the node that owns the key by rendezvous hashing (one
    * request per miss whatever the cluster size; none when this node owns it).
+   * `'owner-fetch'`: ask only the owner, and the owner renders the page when it has no fresh
+   * copy (joining its own requests' render of that key), so each page is rendered once for the
+   * cluster whichever node the load balancer picks. The owner renders exactly the request the
+   * key names (GET of the URL on its host, with only the headers its key and `Vary` use, never
+   * Cookie or Authorization); a request carrying Cookie only looks the owner up (no render for
+   * it), one carrying Authorization asks nobody. When the owner is down, slower than
+   * `ownerTimeout`, breaker-open, or its answer is not storable (private, Set-Cookie, no-store,
+   * an error status), this node renders the page itself.
    * @default 'all'
    */
   strategy?: PeerStrategy;
+  /**
+   * With `strategy: 'owner-fetch'`: longest wait in ms for the owner's answer to begin when it
+   * may render the page (its render included), before this node renders it itself. It replaces
+   * `queryTimeout` for those requests only; keep it above the origin's usual render time and
+   * well under `options.originTimeout`. At least `queryTimeout`.
+   * @default 5000
+   */
+  ownerTimeout?: Milliseconds;
   /**
    * Copy an entry found on a peer into the local stores. `false` keeps one copy per key in the
    * cluster (more usable space, but every later request for it asks the peer again).
@@ -118,6 +138,7 @@ export interface ResolvedPeersOptions {
   readonly queryTimeout: Milliseconds;
   readonly fetchTimeout: Milliseconds;
   readonly strategy: PeerStrategy;
+  readonly ownerTimeout: Milliseconds;
   readonly updateLocalCache: boolean;
   readonly maxConcurrent: Count;
   readonly failureThreshold: Count;
@@ -193,11 +214,15 @@ export function resolvePeersOptions(value: unknown, defaults: PeersDefaults, max
     fail(TypeError, 'path', "a path starting with '/' and not ending with '/'", path);
   }
   const strategy = pick('strategy');
-  if (strategy !== 'all' && strategy !== 'owner') fail(TypeError, 'strategy', "'all' or 'owner'", strategy);
+  if (!PEER_STRATEGIES.includes(strategy as PeerStrategy)) fail(TypeError, 'strategy', "'all', 'owner' or 'owner-fetch'", strategy);
   const updateLocalCache = pick('updateLocalCache');
   if (typeof updateLocalCache !== 'boolean') fail(TypeError, 'updateLocalCache', 'a boolean', updateLocalCache);
   const rawMax = pick('maxEntrySize');
   const replyMax = rawMax === undefined ? maxEntrySize + 256 * 1024 : integerOption('peers.maxEntrySize', rawMax, 64);
+
+  const queryTimeout = integerOption('peers.queryTimeout', pick('queryTimeout'), 1);
+  const ownerTimeout = integerOption('peers.ownerTimeout', pick('ownerTimeout'), 1);
+  if (ownerTimeout < queryTimeout) fail(RangeError, 'ownerTimeout', `at least peers.queryTimeout (${queryTimeout} ms)`, ownerTimeout);
 
   return Object.freeze({
     enabled: typeof secret === 'string',
@@ -206,9 +231,10 @@ export function resolvePeersOptions(value: unknown, defaults: PeersDefaults, max
     refreshInterval: integerOption('peers.refreshInterval', pick('refreshInterval'), 100),
     secret: secret ?? '',
     path,
-    queryTimeout: integerOption('peers.queryTimeout', pick('queryTimeout'), 1),
+    queryTimeout,
     fetchTimeout: integerOption('peers.fetchTimeout', pick('fetchTimeout'), 1),
-    strategy,
+    strategy: strategy as PeerStrategy,
+    ownerTimeout,
     updateLocalCache,
     maxConcurrent: integerOption('peers.maxConcurrent', pick('maxConcurrent'), 1, 1024),
     failureThreshold: integerOption('peers.failureThreshold', pick('failureThreshold'), 1),

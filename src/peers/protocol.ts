@@ -7,7 +7,10 @@
  * - `k`, the primary key, exactly as the asking node computed it;
  * - `f`, optional: only an entry still fresh at this instant (epoch ms on the asker's clock) is
  *   wanted, so a stale copy is not shipped just to be refused;
- * - `h`, repeated: request headers of the client, so the peer picks the right `Vary` variant.
+ * - `h`, repeated: request headers of the client, so the peer picks the right `Vary` variant;
+ * - `u` and `a`, optional (`strategy: 'owner-fetch'`): the request target and Host the key was
+ *   computed from. With them the peer, the key's owner, may render the page when it has no
+ *   fresh copy: a GET of `u` on `a` with the `h` headers only (see engine/owner-fetch.ts).
  * The whole target (query included) is covered by the request signature.
  */
 
@@ -21,6 +24,11 @@ export interface LookupQuery {
   headers: Record<string, string>;
   /** Wanted fresh at this instant (epoch ms), when given. */
   freshAt: number | undefined;
+  /**
+   * Set by an owner-fetch: the request target and Host the key was computed from, so the owner
+   * may render the page (a GET of `url` on `host` with `headers` only) when it has no fresh copy.
+   */
+  fill?: { url: string; host: string } | undefined;
 }
 
 /**
@@ -35,6 +43,10 @@ const NAMESPACE = /^[a-z]$/;
 export function lookupTarget(path: string, query: LookupQuery): string {
   const base = new URLSearchParams({ k: query.key });
   if (query.freshAt !== undefined) base.set('f', String(query.freshAt));
+  if (query.fill !== undefined) {
+    base.set('u', query.fill.url);
+    base.set('a', query.fill.host);
+  }
   let target = `${path}/${query.ns}?${base.toString()}`;
   for (const [name, value] of Object.entries(query.headers)) target += `&${new URLSearchParams({ h: `${name}:${value}` }).toString()}`;
   return target;
@@ -72,5 +84,12 @@ export function parseLookupTarget(path: string, url: string): LookupQuery | unde
     if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name)) return undefined;
     headers[name] = h.slice(colon + 1);
   }
-  return { ns, key, headers, freshAt };
+  const query: LookupQuery = { ns, key, headers, freshAt };
+  const target = params.get('u');
+  const host = params.get('a');
+  if (target !== null) {
+    if (host === null || target.charCodeAt(0) !== 47) return undefined;
+    query.fill = { url: target, host };
+  }
+  return query;
 }
