@@ -90,7 +90,21 @@ export async function connectCluster(urls: readonly string[], commandTimeout: nu
   if (first.username !== '') redisOptions.username = decodeURIComponent(first.username);
   if (first.password !== '') redisOptions.password = decodeURIComponent(first.password);
   if (first.protocol === 'rediss:') redisOptions.tls = {};
-  return new Cluster(nodes, { enableOfflineQueue: false, clusterRetryStrategy: backoff, slotsRefreshTimeout: Math.max(1000, commandTimeout * 4), redisOptions });
+  return new Cluster(nodes, {
+    enableOfflineQueue: false,
+    clusterRetryStrategy: backoff,
+    // A command whose node connection closed is tried again soon (a node's first connection can
+    // close a command under way), but only a few times: a command for a dead master's slots
+    // fails within tens of ms instead of waiting out its timeout (the request goes on without
+    // Redis). The slot map is re-read every 5 s and on each MOVED reply, so a replica that took
+    // over is found.
+    retryDelayOnFailover: 20,
+    maxRedirections: 4,
+    retryDelayOnClusterDown: 0,
+    slotsRefreshInterval: 5000,
+    slotsRefreshTimeout: Math.max(1000, commandTimeout * 4),
+    redisOptions,
+  });
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * A real three-master Redis Cluster for tests: `redis-server --cluster-enabled yes` on free
+ * A real Redis Cluster for tests (three masters, and replicas when asked): `redis-server --cluster-enabled yes` on free
  * loopback ports (each port P with P + 10000, its cluster bus port, free too), joined by
  * `redis-cli --cluster create`, ready once every node says `cluster_state:ok`. No persistence;
  * the nodes' files live in a temporary directory. Every process is killed and the directory
@@ -24,11 +24,21 @@ const run = promisify(execFile);
 
 /** A running cluster. */
 export interface RedisClusterServer {
-  /** The masters' ports, and their `redis://127.0.0.1:<port>` URLs. */
+  /** Every node's port (masters first), and their `redis://127.0.0.1:<port>` URLs. */
   ports: number[];
   urls: string[];
-  /** Kills the master on `port` (SIGKILL: no goodbye, no failover: the cluster has no replicas). */
+  /** Kills the node on `port` (SIGKILL: no goodbye; a master's replica, if any, takes over after the node timeout). */
   kill(port: number): Promise<void>;
+}
+
+/** Options of {@link startRedisCluster}. */
+export interface RedisClusterOptions {
+  /** Masters. @default 3 */
+  masters?: number;
+  /** Replicas of each master. @default 0 */
+  replicas?: number;
+  /** `cluster-node-timeout` in ms: how long a silent node takes to be failed (and replaced by its replica). @default 15000 */
+  nodeTimeout?: number;
 }
 
 // The servers are killed after the file by the helper that starts them (./redis.ts); their files go here.
@@ -61,33 +71,36 @@ async function freeClusterPort(): Promise<number> {
   throw new Error('no free port with a free cluster bus port (port + 10000) found');
 }
 
-const launch = (port: number, dir: string): Promise<ChildProcess> =>
-  launchRedis(port, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir, '--cluster-require-full-coverage', 'no']);
+const launch = (port: number, dir: string, nodeTimeout: number): Promise<ChildProcess> =>
+  launchRedis(port, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir, '--cluster-require-full-coverage', 'no', '--cluster-node-timeout', String(nodeTimeout)]);
 
-/** Waits until every node reports `cluster_state:ok` (the slots are assigned and the nodes agree). */
+/**
+ * Waits until every node reports `cluster_state:ok` (the slots are assigned and the nodes agree),
+ * and every replica's link to its master is up (it holds the data, so it may take over).
+ */
 async function untilOk(ports: number[]): Promise<void> {
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const states = await Promise.all(ports.map(async (port) => (await run('redis-cli', ['-p', String(port), 'cluster', 'info'])).stdout));
-    if (states.every((s) => /cluster_state:ok/.test(s))) return;
+    const states = await Promise.all(ports.map(async (port) => (await run('redis-cli', ['-p', String(port), 'cluster', 'info'])).stdout + (await run('redis-cli', ['-p', String(port), 'info', 'replication'])).stdout));
+    if (states.every((s) => /cluster_state:ok/.test(s) && (!/role:slave/.test(s) || /master_link_status:up/.test(s)))) return;
     if (Date.now() > deadline) throw new Error(`the cluster did not become ok: ${states.join(' / ')}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
-/** Starts a cluster of `masters` masters (no replicas), stopped after the test file; undefined without the binaries. */
-export async function startRedisCluster(masters = 3): Promise<RedisClusterServer | undefined> {
+/** Starts a cluster (three masters, no replicas unless asked), stopped after the test file; undefined without the binaries. */
+export async function startRedisCluster({ masters = 3, replicas = 0, nodeTimeout = 15_000 }: RedisClusterOptions = {}): Promise<RedisClusterServer | undefined> {
   if (!HAVE_CLUSTER) return undefined;
   const dir = mkdtempSync(join(tmpdir(), 'stratacache-cluster-'));
   dirs.push(dir);
   const ports: number[] = [];
   const children = new Map<number, ChildProcess>();
-  for (let i = 0; i < masters; i++) {
+  for (let i = 0; i < masters * (1 + replicas); i++) {
     const port = await freeClusterPort();
     ports.push(port);
-    children.set(port, await launch(port, dir));
+    children.set(port, await launch(port, dir, nodeTimeout));
   }
-  await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 60_000 });
+  await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes'], { timeout: 60_000 });
   await untilOk(ports);
   return {
     ports,

@@ -157,6 +157,7 @@ describe('--help', () => {
     const serve = await runInProcess(['serve', '--help']);
     assert.equal(serve.code, 0);
     assert.match(serve.stdout, /^ {2}--redis URL {17}add the tier shared by every node on this Redis or Valkey:$/m);
+    assert.match(serve.stdout, /^ {2}--redis-cluster URL,URL,\.\.\. the same on a Redis \(or Valkey\) Cluster, from some of its nodes:$/m);
     assert.match(serve.stdout, /^ {2}--compress {18}compress text responses/m);
     assert.match(serve.stdout, /need a unit, in flags and files alike: 512kb, 64mb, 1gb; 500ms, 10s, 5m, 1h, 1d\n\(a bare number is refused, but 0\)/);
     const usage = await runInProcess(['--help']);
