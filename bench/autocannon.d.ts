@@ -9,6 +9,8 @@ declare module 'autocannon' {
     connections?: number;
     pipelining?: number;
     duration?: number;
+    /** Requests each connection sends in turn (paths relative to `url`). */
+    requests?: Array<{ path: string }>;
   }
   /** Latency percentiles in milliseconds. */
   interface Histogram {

@@ -6,6 +6,7 @@
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http, { type Server } from 'node:http';
+import inspector from 'node:inspector';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,6 +46,17 @@ export interface LoadConfig {
   connections: number;
   threads: number;
   tool: 'wrk' | 'autocannon';
+  /**
+   * How many distinct URLs the load cycles through: `/p/0` to `/p/<paths - 1>` on the target's
+   * origin, round-robin per connection. Undefined (the default): every request is for the URL
+   * given to `run()`.
+   */
+  paths?: number;
+}
+
+/** The paths a load cycles through when `LoadConfig.paths` is set. */
+export function pathList(paths: number): string[] {
+  return Array.from({ length: paths }, (_, i) => `/p/${i}`);
 }
 
 /**
@@ -148,6 +160,30 @@ export function loadAverage(): string {
 // ---------------------------------------------------------------------------------------------
 
 /**
+ * `BENCH_PROFILE_DIR`: a CPU profile of the measured run only (no start-up, no warm-up, no other
+ * target's run): the first probe (just before the run) starts V8's sampling profiler, the second
+ * (just after it) stops it and writes `<dir>/<target args>-<pid>.cpuprofile`. Undefined when unset.
+ */
+function measuredRunProfiler(): ((then: () => void) => void) | undefined {
+  const dir = process.env.BENCH_PROFILE_DIR;
+  if (dir === undefined || dir === '') return undefined;
+  const session = new inspector.Session();
+  session.connect();
+  let probes = 0;
+  return (then) => {
+    probes++;
+    if (probes === 1) {
+      session.post('Profiler.enable', () => session.post('Profiler.setSamplingInterval', { interval: 100 }, () => session.post('Profiler.start', then)));
+    } else if (probes === 2) {
+      session.post('Profiler.stop', (error, result) => {
+        if (error === null) writeFileSync(path.join(dir, `${process.argv.slice(3).join('-')}-${process.pid}.cpuprofile`), JSON.stringify(result.profile));
+        then();
+      });
+    } else then();
+  };
+}
+
+/**
  * Listens on 127.0.0.1:0, tells the parent the port, and answers its probes with the cache's
  * counters and this process's CPU time.
  */
@@ -157,8 +193,12 @@ export function serveTarget(server: Server, stats: (() => CacheStats) | undefine
     if (address === null || typeof address === 'string') throw new Error('unexpected server address');
     process.send!({ type: 'ready', port: address.port } satisfies ServerMessage);
   });
+  const profile = measuredRunProfiler();
   process.on('message', (msg: { type: string }) => {
-    if (msg.type === 'probe') process.send!({ type: 'probe', stats: stats ? stats() : null, cpu: process.cpuUsage() } satisfies ServerMessage);
+    if (msg.type !== 'probe') return;
+    const answer = (): void => void process.send!({ type: 'probe', stats: stats ? stats() : null, cpu: process.cpuUsage() } satisfies ServerMessage);
+    if (profile === undefined) answer();
+    else profile(answer);
   });
   // The parent is gone (finished or crashed): do not linger. Exiting through process.exit (also
   // on SIGTERM) lets --cpu-prof / --heap-prof write their files.
@@ -211,10 +251,10 @@ export class Target<Id extends string = string> {
   }
 }
 
-/** One GET of `/` on a fresh connection: status, headers and body length. */
-export function get(port: number): Promise<{ status: number; headers: http.IncomingHttpHeaders; length: number }> {
+/** One GET of `path` (default `/`) on a fresh connection: status, headers and body length. */
+export function get(port: number, path = '/'): Promise<{ status: number; headers: http.IncomingHttpHeaders; length: number }> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
       let length = 0;
       res.on('data', (chunk: Buffer) => (length += chunk.length));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, length }));
@@ -234,6 +274,23 @@ done = function(summary, latency, requests)
 end
 `;
 
+/** A wrk `request` function cycling through `pathList(paths)` (each wrk thread has its own counter). */
+function wrkCycle(paths: number): string {
+  return `
+-- Formatted on first use: wrk adds the Host header after the script is loaded.
+local paths = nil
+local n = 0
+request = function()
+  if paths == nil then
+    paths = {}
+    for i = 0, ${paths - 1} do paths[#paths + 1] = wrk.format(nil, '/p/' .. i) end
+  end
+  n = n % #paths + 1
+  return paths[n]
+end
+`;
+}
+
 /** Runs the load generator against URLs; `close()` removes its temporary files. */
 export class Loader {
   readonly #config: LoadConfig;
@@ -244,7 +301,7 @@ export class Loader {
     this.#config = config;
     this.#dir = mkdtempSync(path.join(os.tmpdir(), 'stratacache-bench-'));
     this.#script = path.join(this.#dir, 'report.lua');
-    writeFileSync(this.#script, WRK_SCRIPT);
+    writeFileSync(this.#script, config.paths === undefined ? WRK_SCRIPT : WRK_SCRIPT + wrkCycle(config.paths));
   }
 
   run(url: string, seconds: number): Promise<Measurement> {
@@ -287,18 +344,19 @@ export class Loader {
       if (PIN !== undefined) pin(child.pid, PIN.load);
       child.once('message', (msg: LoadMessage) => (msg.type === 'result' ? resolve(msg.result) : reject(new Error(msg.message))));
       child.once('exit', (code) => reject(new Error(`autocannon child exited with code ${code} before reporting`)));
-      child.send({ url, duration: seconds, connections: this.#config.connections });
+      child.send({ url, duration: seconds, connections: this.#config.connections, paths: this.#config.paths });
     });
   }
 }
 
 /** The autocannon child process (used when wrk is not available): runs one load and reports it. */
 function runAutocannonChild(): void {
-  process.once('message', (msg: { url: string; duration: number; connections: number }) => {
+  process.once('message', (msg: { url: string; duration: number; connections: number; paths?: number }) => {
     void (async () => {
       try {
         const { default: autocannon } = await import('autocannon');
-        const r = await autocannon({ url: msg.url, connections: msg.connections, pipelining: 1, duration: msg.duration });
+        const cycle = msg.paths === undefined ? undefined : pathList(msg.paths).map((p) => ({ path: p }));
+        const r = await autocannon({ url: msg.url, connections: msg.connections, pipelining: 1, duration: msg.duration, ...(cycle === undefined ? {} : { requests: cycle }) });
         const requests = r.requests.total;
         const result: Measurement = {
           rps: requests / r.duration,

@@ -76,10 +76,51 @@ export function primaryKey(req: IncomingMessage, options: ResolvedOptions, targe
   }
   const url = target ?? req.url ?? '';
   // Fast path: no query, no fragment, origin-form.
-  const normalized = url.charCodeAt(0) === 47 && url.indexOf('?') === -1 && url.indexOf('#') === -1 ? url : normalizeTarget(url, options.ignoreParam);
+  const plain = url.charCodeAt(0) === 47 && url.indexOf('?') === -1 && url.indexOf('#') === -1;
+  if (plain && options.keyHeaders.length === 0 && url.length <= MEMO_MAX_URL) return memoKey(req, options, url);
+  const normalized = plain ? url : normalizeTarget(url, options.ignoreParam);
   if (normalized === undefined) return undefined;
   let key = hostPart(req, options) + normalized;
   for (const name of options.keyHeaders) key += `${SEP}${name}:${headerValue(req.headers[name])}`;
+  return key;
+}
+
+/** One remembered key: the inputs it was built from, and the key. */
+interface MemoSlot {
+  /** `options.keyHost` of the cache that built the key: with no key function and no keyed headers, the only option a plain key depends on. */
+  policy: ResolvedOptions['keyHost'] | undefined;
+  host: string | undefined;
+  encrypted: boolean;
+  url: string;
+  key: string;
+}
+
+/** Slots of the key memo (a power of two), and the longest target it remembers (bounds what it retains). */
+const MEMO_SLOTS = 64;
+const MEMO_MAX_URL = 256;
+
+/**
+ * Recently built keys of plain targets (origin-form, no query, no keyed headers), in slots
+ * chosen by the target's length and two of its characters. A hit returns the very string
+ * built before: the memory tier's Map then finds it by the hash the string already carries,
+ * where a key built again is a new string whose hash is computed (with host normalization and
+ * the concatenation before it, the largest part of a hit's own cost). A slot is reused only
+ * when the host policy, Host, TLS and target are all equal, so the key is the one built from scratch.
+ */
+const memo: MemoSlot[] = Array.from({ length: MEMO_SLOTS }, () => ({ policy: undefined, host: undefined, encrypted: false, url: '', key: '' }));
+
+function memoKey(req: IncomingMessage, options: ResolvedOptions, url: string): string {
+  const host = req.headers.host;
+  const encrypted = (req.socket as { encrypted?: boolean } | null)?.encrypted === true;
+  const n = url.length;
+  const slot = memo[(n + 7 * url.charCodeAt(n - 1) + 31 * url.charCodeAt(n >> 1)) & (MEMO_SLOTS - 1)]!;
+  if (slot.policy === options.keyHost && slot.url === url && slot.host === host && slot.encrypted === encrypted) return slot.key;
+  const key = hostPart(req, options) + url;
+  slot.policy = options.keyHost;
+  slot.host = host;
+  slot.encrypted = encrypted;
+  slot.url = url;
+  slot.key = key;
   return key;
 }
 

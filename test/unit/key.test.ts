@@ -129,6 +129,29 @@ describe('primaryKey', () => {
   test('an uncacheable target has no key', () => {
     assert.equal(keyOf('*', { host: 'h' }), undefined);
   });
+
+  test('a key remembered from an earlier request is the one its own request builds (host, TLS, host policy, target)', () => {
+    const byHeader = resolveOptions({});
+    const fixed = resolveOptions({ key: { host: 'fixed.test' } });
+    const none = resolveOptions({ key: { host: false } });
+    const requests: Array<[string, Record<string, string>, boolean]> = [];
+    for (const url of ['/', '/a', '/b', '/a/b', '/page/1', '/page/2', '/page/10', `/${'x'.repeat(300)}`]) {
+      for (const host of ['Site.test', 'site.test:80', 'site.test:443', 'other.test', 'site.test.:8080']) for (const tls of [false, true]) requests.push([url, { host }, tls]);
+      requests.push([url, {}, false]);
+    }
+    const expected = (url: string, headers: Record<string, string>, tls: boolean, policy: 'header' | string | false): string => {
+      const host = policy === 'header' ? (headers.host === undefined ? '' : normalizeHost(headers.host, tls)) : policy === false ? '' : policy;
+      return host + url;
+    };
+    // Twice over, interleaving caches of three host policies: the second round is answered from memory.
+    for (let round = 0; round < 2; round++) {
+      for (const [url, headers, tls] of requests) {
+        assert.equal(primaryKey(fakeRequest(url, headers, tls), byHeader), expected(url, headers, tls, 'header'));
+        assert.equal(primaryKey(fakeRequest(url, headers, tls), fixed), expected(url, headers, tls, 'fixed.test'));
+        assert.equal(primaryKey(fakeRequest(url, headers, tls), none), expected(url, headers, tls, false));
+      }
+    }
+  });
 });
 
 describe('variantKey', () => {
