@@ -48,6 +48,7 @@ import { explain, Outcomes } from './observe/explain.js';
 import { Recorder, sampleOf } from './observe/recent.js';
 import { PeerCluster, peerCounters } from './peers/cluster.js';
 import { PeerEndpoint } from './peers/endpoint.js';
+import { clusterOf, type MembershipChange } from './peers/build.js';
 import { INVALIDATION_NAMESPACE, Propagator } from './peers/propagation.js';
 import { Reporter } from './report.js';
 import type { EngineHooks } from './seam.js';
@@ -86,6 +87,8 @@ export interface CacheEvents {
    * invalidation could not be sent to a peer (`invalidation.propagate`; it is retried in order).
    */
   'peer-error': [PeerError];
+  /** Peers joined or left the cluster (`peers.nodes` as a function, or `peers.discover`). */
+  membership: [MembershipChange];
   error: [CacheError];
 }
 
@@ -207,10 +210,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     const po = o.peers;
     const endpoint = po.enabled ? new PeerEndpoint({ secret: po.secret, path: po.path }) : undefined;
     endpoint?.register('r', (query) => owner.answer(query));
-    const peers =
-      po.enabled && (typeof po.nodes === 'function' || po.nodes.length > 0)
-        ? new PeerCluster(po, { onPeerError: (error) => report.emit('peer-error', error), onMembershipError: (error) => report.fail(error) })
-        : undefined;
+    const peers = clusterOf(po, o.stores, report);
     this.#endpoint = endpoint;
     this.#peers = peers;
 
@@ -507,6 +507,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       bytes,
       ...(peers?.counters ?? peerCounters()),
       peers: peers?.states() ?? [],
+      ...(peers?.membership() ?? { members: 0, peerJoins: 0, peerLeaves: 0 }),
       ...(this.#propagator?.counters ?? { invalidationsSent: 0, invalidationsReceived: 0, propagationErrors: 0, propagationResets: 0 }),
       ...this.#invalidation.publications.counters,
       ...(this.#purger?.counters ?? { cdnPurges: 0, cdnPurgedTags: 0, cdnPurgeErrors: 0, cdnPurgesDropped: 0 }),
@@ -568,7 +569,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     this.#unregisterMetrics?.();
     await this.data.close(timeout);
     this.#ctx.closed = true;
-    this.#peers?.close();
+    const left = this.#peers?.close();
     this.#propagator?.close();
 
     if (!(await this.#ctx.report.settled(Math.max(0, deadline - Date.now())))) debug('close: background work abandoned after %d ms', timeout);
@@ -580,6 +581,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
       clearTimeout(timer);
       purger.close();
     }
+    await left; // this node withdrawn from the shared store's members before the store closes
     await this.#tiers.close();
   }
 

@@ -3,6 +3,7 @@
  * `cache.stats()`, which adds the peer, propagation and publication counters kept by their areas.
  */
 import type { PeerCounters, PeerState } from './peers/cluster.js';
+import type { MembershipCounters } from './peers/membership.js';
 import type { CdnCounters } from './cdn/purger.js';
 import type { PropagationCounters } from './peers/propagation.js';
 
@@ -65,7 +66,7 @@ export interface PublicationCounters {
 }
 
 /** Counters, named like groupcache's Stats: what `cache.stats()` returns. */
-export interface CacheStats extends ResponseCounters, PeerCounters, PropagationCounters, PublicationCounters, CdnCounters {
+export interface CacheStats extends ResponseCounters, PeerCounters, MembershipCounters, PropagationCounters, PublicationCounters, CdnCounters {
   /** Entries in the memory tier. */
   entries: number;
   /** Bytes charged in the memory tier. */

@@ -116,11 +116,46 @@ function peerFlags(flags: ServeFlags, file: Record<string, unknown>, into: Recor
   const secretEnv = str(flags['secret-env']) ?? (typeof file.secretEnv === 'string' ? file.secretEnv : 'STRATACACHE_PEER_SECRET');
   const strategy = str(flags.strategy);
   if (strategy !== undefined) peers.strategy = strategy;
+  const discover = discoverFlags(flags, peers.discover);
+  if (discover !== undefined) peers.discover = discover;
   if (Object.keys(peers).length === 0) return;
   if (peers.secret === undefined && env[secretEnv] !== undefined) peers.secret = env[secretEnv];
-  const hasNodes = typeof peers.nodes === 'function' || (Array.isArray(peers.nodes) && peers.nodes.length > 0);
+  const hasNodes = typeof peers.nodes === 'function' || (Array.isArray(peers.nodes) && peers.nodes.length > 0) || peers.discover !== undefined;
   if (hasNodes && peers.secret === undefined) throw new UsageError(`peers need a shared secret: set the environment variable ${secretEnv}`);
   into.peers = peers;
+}
+
+/**
+ * `peers.discover` from the `--discover-*` flags over the file's: `--discover-dns NAME` (with
+ * `--discover-port`, `--discover-servers`) or `--discover-redis` (with `--discover-ttl`), and
+ * `--discover-interval` for either. Undefined when no such flag is given.
+ */
+function discoverFlags(flags: ServeFlags, file: unknown): Record<string, unknown> | undefined {
+  const dns = str(flags['discover-dns']);
+  const redis = flags['discover-redis'] === true;
+  const port = str(flags['discover-port']);
+  const servers = list(str(flags['discover-servers']));
+  const interval = str(flags['discover-interval']);
+  const ttl = str(flags['discover-ttl']);
+  if (dns === undefined && !redis && port === undefined && servers === undefined && interval === undefined && ttl === undefined) return undefined;
+  if (dns !== undefined && redis) throw new UsageError('give one of --discover-dns and --discover-redis');
+  const base = (file !== null && typeof file === 'object' ? file : {}) as Record<string, unknown>;
+  const kind = dns !== undefined ? 'dns' : redis ? 'redis' : 'dns' in base ? 'dns' : 'redis' in base ? 'redis' : undefined;
+  if (kind === undefined) throw new UsageError('--discover-port, --discover-servers, --discover-interval and --discover-ttl need --discover-dns NAME or --discover-redis');
+  // A flag naming the other kind replaces the file's discovery; the same kind is refined.
+  const out: Record<string, unknown> = kind in base ? { ...base } : {};
+  if (kind === 'dns') {
+    if (ttl !== undefined) throw new UsageError('--discover-ttl is for --discover-redis (DNS answers have no heartbeats)');
+    if (dns !== undefined) out.dns = dns;
+    if (port !== undefined) out.port = parseInteger('--discover-port', port, 1, 65535);
+    if (servers !== undefined) out.servers = servers;
+  } else {
+    if (port !== undefined || servers !== undefined) throw new UsageError('--discover-port and --discover-servers are for --discover-dns');
+    out.redis = true;
+    if (ttl !== undefined) out.ttl = parseDuration('--discover-ttl', ttl);
+  }
+  if (interval !== undefined) out.interval = parseDuration('--discover-interval', interval);
+  return out;
 }
 
 /**
@@ -178,6 +213,8 @@ function plan(file: Record<string, unknown>, flags: ServeFlags, env: NodeJS.Proc
   }
 
   const redis = redisPlan(str(flags.redis), str(flags['redis-cluster']), converted.redis);
+  const discover = (cache.peers as { discover?: object } | undefined)?.discover;
+  if (discover !== undefined && 'redis' in discover && redis === undefined) throw new UsageError('--discover-redis (peers.discover.redis) needs the Redis tier: --redis URL');
 
   const accessLogRaw = flags['access-log'] ?? converted.accessLog;
   let accessLog: ServePlan['accessLog'];

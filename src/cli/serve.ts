@@ -59,6 +59,12 @@ Sizes and durations need a unit, in flags and files alike: 512kb, 64mb, 1gb; 500
   --self URL                  this node's URL as the peers reach it
   --strategy NAME             all: ask every peer; owner: only the key's owner; owner-fetch: the
                               owner, which renders the page once for everyone (default all)
+  --discover-dns NAME         find the nodes in DNS instead of --peers: NAME's A/AAAA records with
+                              --discover-port N, or its SRV records (a Kubernetes headless service)
+  --discover-servers A,B      DNS servers to ask (IP[:port]; default the system's)
+  --discover-redis            find the nodes through heartbeats in the --redis tier
+  --discover-interval D       resolve DNS / heartbeat this often (default 5s / 2s)
+  --discover-ttl DURATION     a node not heard from this long is gone (--discover-redis; default 6s)
   --secret-env NAME           environment variable holding the peer secret (default STRATACACHE_PEER_SECRET)
   --flush-token TOKEN         bearer token for flush, PURGE and stats (or STRATACACHE_FLUSH_TOKEN)
   --flush-allow CIDR,...      clients allowed to flush (default loopback)
@@ -100,6 +106,12 @@ const FLAGS = {
   peers: { type: 'string' },
   self: { type: 'string' },
   strategy: { type: 'string' },
+  'discover-dns': { type: 'string' },
+  'discover-port': { type: 'string' },
+  'discover-servers': { type: 'string' },
+  'discover-redis': { type: 'boolean' },
+  'discover-interval': { type: 'string' },
+  'discover-ttl': { type: 'string' },
   'secret-env': { type: 'string' },
   'flush-token': { type: 'string' },
   'flush-allow': { type: 'string' },
@@ -142,7 +154,8 @@ function describe(plan: ServePlan): string {
   if (plan.redis?.url !== undefined) tiers.push(`redis ${redactUrl(plan.redis.url)}`);
   if (plan.redis?.cluster !== undefined) tiers.push(`redis cluster ${plan.redis.cluster.map(redactUrl).join(' ')}`);
   const peers = options.peers;
-  const nodes = typeof peers.nodes === 'function' ? 'discovered' : peers.nodes.filter((n) => n !== peers.self).join(', ');
+  const found = peers.discover === undefined ? undefined : peers.discover.kind === 'dns' ? `discovered in DNS ${peers.discover.dns}` : 'discovered by Redis heartbeats';
+  const nodes = found ?? (typeof peers.nodes === 'function' ? 'discovered' : peers.nodes.filter((n) => n !== peers.self).join(', '));
   const peerText = peers.secret === undefined || nodes === '' ? 'peers: none' : `peers: ${nodes} (self ${peers.self ?? '?'}, ${peers.strategy})`;
   const compress = options.compress === undefined ? '' : `; compress ${options.compress.encodings.join(', ')}`;
   return `tiers: ${tiers.join(', ')}; ${peerText}${compress}`;

@@ -90,6 +90,7 @@ export const DEFAULTS = Object.freeze({
   peers: Object.freeze({
     self: undefined,
     nodes: Object.freeze([] as string[]),
+    discover: undefined,
     refreshInterval: 10_000,
     secret: undefined,
     path: '/_stratacache/peer',

@@ -1,6 +1,6 @@
 /**
- * The cluster as seen from one node: membership (a fixed list, or a function re-read on an
- * interval), the rendezvous ring, one {@link PeerClient} per other node, bounded concurrency
+ * The cluster as seen from one node: membership (a fixed list, a function re-read on an interval,
+ * or a discovery {@link MembershipSource}), the rendezvous ring, one {@link PeerClient} per other node, bounded concurrency
  * (p-limit) and the lookup strategies. Like groupcache's `PeerPicker`: an instance is passed to
  * the engine, there is no global registry.
  */
@@ -10,6 +10,7 @@ import type { Entry } from '../entry.js';
 import { PeerError, PeerTimeoutError } from '../errors.js';
 import type { Grant, BreakerState } from './breaker.js';
 import { PeerClient, type FetchOutcome } from './client.js';
+import type { MembershipChange, MembershipCounters, MembershipSource } from './membership.js';
 import type { ResolvedPeersOptions } from './options.js';
 import { normalizeNodeUrl } from './options.js';
 import { MAX_TARGET_LENGTH, lookupTarget, type LookupQuery } from './protocol.js';
@@ -69,8 +70,12 @@ export interface PeerHit {
 export interface PeerClusterHooks {
   /** A lookup failed or timed out (already counted). */
   onPeerError?: (error: PeerError) => void;
-  /** The membership function threw or returned something else than URLs. */
+  /** The membership function or source failed, or returned something else than URLs. */
   onMembershipError?: (error: PeerError) => void;
+  /** Peers joined or left (not called when a read changes nothing). */
+  onMembership?: (change: MembershipChange) => void;
+  /** Discovered members (`options.peers.discover`), read every `source.interval` instead of `options.nodes`. */
+  source?: MembershipSource | undefined;
   /** Rendezvous hash. @default MD5-based {@link defaultHash} */
   hash?: HashFunction;
   /** Current time in epoch ms. @default Date.now */
@@ -108,6 +113,9 @@ export class PeerCluster {
   readonly #tallies = new WeakMap<PeerClient, PeerTally>();
   #ring: Rendezvous;
   #timer: NodeJS.Timeout | undefined;
+  /** Reads the members again (a function's or a source's), or undefined for a fixed list. */
+  readonly #read: (() => Promise<readonly unknown[] | undefined>) | undefined;
+  readonly #joins = { peerJoins: 0, peerLeaves: 0 };
   #refreshing: Promise<void> | undefined;
   #closed = false;
 
@@ -118,22 +126,25 @@ export class PeerCluster {
     this.#limit = pLimit(options.maxConcurrent);
     this.#ring = new Rendezvous([], hooks.hash);
     const nodes = options.nodes;
-    if (typeof nodes === 'function') {
+    const source = hooks.source;
+    this.#read = source !== undefined ? () => source.read() : typeof nodes === 'function' ? async () => nodes() : undefined;
+    if (this.#read !== undefined) {
       void this.refresh();
-      this.#timer = setInterval(() => void this.refresh(), options.refreshInterval);
+      this.#timer = setInterval(() => void this.refresh(), source?.interval ?? options.refreshInterval);
       this.#timer.unref();
-    } else this.#setNodes(nodes);
+    } else this.#setNodes(nodes as readonly string[]);
   }
 
-  /** Re-reads `peers.nodes` when it is a function (also run every `refreshInterval`). */
+  /** Re-reads the members from `peers.nodes` when it is a function, or from the discovery source (also run every interval). */
   refresh(): Promise<void> {
-    const nodes = this.#options.nodes;
-    if (typeof nodes !== 'function' || this.#closed) return Promise.resolve();
+    const read = this.#read;
+    if (read === undefined || this.#closed) return Promise.resolve();
     // One refresh at a time: a slow membership function is not called again until it answers.
     if (this.#refreshing !== undefined) return this.#refreshing;
     const running = (async () => {
       try {
-        const list = await nodes();
+        const list = await read();
+        if (list === undefined) return; // the source is skipped (its store is down): keep the members
         if (!Array.isArray(list)) throw new TypeError('expected an array of base URLs');
         const urls = list.map((n: unknown) => {
           const url = normalizeNodeUrl(n);
@@ -142,8 +153,10 @@ export class PeerCluster {
         });
         if (!this.#closed) this.#setNodes(urls);
       } catch (error) {
-        debug('membership: options.peers.nodes failed, keeping %d peers', this.#peers.size);
-        this.#hooks.onMembershipError?.(new PeerError('options.peers.nodes failed; keeping the previous members', { peer: '', cause: error }));
+        if (this.#closed) return; // a read cancelled by close() is no failure
+        const from = this.#hooks.source?.name ?? 'options.peers.nodes';
+        debug('membership: %s failed, keeping %d peers', from, this.#peers.size);
+        this.#hooks.onMembershipError?.(new PeerError(`${from} failed; keeping the previous members`, { peer: '', cause: error }));
       }
     })();
     // Cleared once settled (not inside the async body: a function that throws synchronously
@@ -174,11 +187,23 @@ export class PeerCluster {
           }),
       );
     }
-    for (const [url, peer] of this.#peers) if (!next.has(url)) peer.close();
+    const left = [...this.#peers].filter(([url]) => !next.has(url));
+    for (const [, peer] of left) peer.close();
+    const joined = [...next.keys()].filter((url) => !this.#peers.has(url));
     this.#peers = next;
     // The ring includes this node, so every member computes the same owner for a key.
     this.#ring = new Rendezvous(self === undefined ? [...next.keys()] : [self, ...next.keys()], this.#hooks.hash);
     debug('membership: %d peers', next.size);
+    if (joined.length === 0 && left.length === 0) return;
+    this.#joins.peerJoins += joined.length;
+    this.#joins.peerLeaves += left.length;
+    // Rendezvous hashing moves only the keys a joining node now owns, or a leaving node owned.
+    this.#hooks.onMembership?.({ joined, left: left.map(([url]) => url), nodes: [...this.#ring.nodes].sort() });
+  }
+
+  /** Cluster size (this node included) and the joins and leaves counted so far. */
+  membership(): MembershipCounters {
+    return { members: this.#ring.nodes.length, ...this.#joins };
   }
 
   /** Base URLs of the other nodes. */
@@ -346,11 +371,15 @@ export class PeerCluster {
     }
   }
 
-  /** Stops the membership timer and closes every connection. */
-  close(): void {
+  /**
+   * Stops the membership timer and closes every connection; settles once the discovery source
+   * stopped (with Redis heartbeats: this node withdrawn). Never rejects.
+   */
+  close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#timer);
     for (const peer of this.#peers.values()) peer.close();
     this.#peers.clear();
+    return this.#hooks.source?.close() ?? Promise.resolve();
   }
 }

@@ -5,6 +5,7 @@
 import type { Bytes, Count, Milliseconds } from '../options/units.js';
 import { fail as failAt, integerOption, knownOptions, objectOption } from '../options/validate.js';
 import type { MaybePromise } from '../stores/store.js';
+import { resolveDiscovery, type PeersDiscovery, type ResolvedDiscovery } from './discovery-options.js';
 
 /** A cluster's member list, or a function returning it (re-read every `refreshInterval`). */
 export type PeerNodes = readonly string[] | (() => MaybePromise<readonly string[]>);
@@ -38,9 +39,19 @@ export interface PeersOptions {
    * Base URLs (`http:` or `https:`, no query) of the cluster's nodes; `self` may be listed and
    * is skipped. Or a function (sync or async) returning them, called at start and every
    * `refreshInterval` for changing membership; until it first answers, the cluster is empty.
+   * Not with `discover` (one source of members).
    * @default []
    */
   nodes?: PeerNodes;
+  /**
+   * Find the members instead of listing them: `{ dns: 'web.shop.svc.cluster.local', port: 3000 }`
+   * re-resolves a DNS name (a Kubernetes headless service; SRV records without `port`) every
+   * `interval`; `{ redis: true }` takes them from heartbeats in the Redis store of
+   * `options.stores`. `self` must be the URL the others find this node under. Not with `nodes`.
+   * `undefined`: the members are `nodes`.
+   * @default undefined
+   */
+  discover?: PeersDiscovery | undefined;
   /**
    * How often `nodes`, when it is a function, is called again, in ms.
    * @default 10000
@@ -132,6 +143,8 @@ export interface ResolvedPeersOptions {
   readonly self: string | undefined;
   /** Normalised node URLs, or the membership function. */
   readonly nodes: readonly string[] | (() => MaybePromise<readonly string[]>);
+  /** Where the members are found (then `nodes` is empty), or undefined. */
+  readonly discover: ResolvedDiscovery | undefined;
   readonly refreshInterval: Milliseconds;
   readonly secret: string;
   readonly path: string;
@@ -147,9 +160,10 @@ export interface ResolvedPeersOptions {
 }
 
 /** The defaults, as `DEFAULTS.peers` lists them: the resolved shape, with nothing set that needs the user. */
-export type PeersDefaults = Omit<ResolvedPeersOptions, 'enabled' | 'self' | 'nodes' | 'secret' | 'maxEntrySize'> & {
+export type PeersDefaults = Omit<ResolvedPeersOptions, 'enabled' | 'self' | 'nodes' | 'discover' | 'secret' | 'maxEntrySize'> & {
   readonly self: undefined;
   readonly nodes: readonly string[];
+  readonly discover: undefined;
   readonly secret: undefined;
   readonly maxEntrySize: undefined;
 };
@@ -196,15 +210,19 @@ export function resolvePeersOptions(value: unknown, defaults: PeersDefaults, max
     nodes = rawNodes.map((n, i) => normalizeNodeUrl(n) ?? fail(TypeError, `nodes[${i}]`, 'an http(s) base URL', n));
     hasNodes = nodes.length > 0;
   } else fail(TypeError, 'nodes', 'an array of base URLs or a function', rawNodes);
+  const discover = resolveDiscovery(user.discover);
+  if (discover !== undefined && hasNodes) fail(TypeError, 'nodes', 'unset with options.peers.discover (one source of members)', rawNodes);
+  const members = hasNodes ? 'options.peers.nodes' : 'options.peers.discover';
+  hasNodes ||= discover !== undefined;
 
   const rawSelf = pick('self');
   let self: string | undefined;
   if (rawSelf !== undefined) self = normalizeNodeUrl(rawSelf) ?? fail(TypeError, 'self', "this node's http(s) base URL", rawSelf);
-  if (hasNodes && self === undefined) fail(TypeError, 'self', "this node's base URL (required with options.peers.nodes)", rawSelf);
+  if (hasNodes && self === undefined) fail(TypeError, 'self', `this node's base URL (required with ${members})`, rawSelf);
 
   const secret = pick('secret');
   if (secret !== undefined && typeof secret !== 'string') fail(TypeError, 'secret', 'a string', secret);
-  if (hasNodes && secret === undefined) fail(TypeError, 'secret', 'a shared secret (required with options.peers.nodes)', secret);
+  if (hasNodes && secret === undefined) fail(TypeError, 'secret', `a shared secret (required with ${members})`, secret);
   if (typeof secret === 'string' && secret.length < MIN_SECRET_LENGTH) {
     throw new RangeError(`expected options.peers.secret to be at least ${MIN_SECRET_LENGTH} characters, got ${secret.length}`);
   }
@@ -228,6 +246,7 @@ export function resolvePeersOptions(value: unknown, defaults: PeersDefaults, max
     enabled: typeof secret === 'string',
     self,
     nodes,
+    discover,
     refreshInterval: integerOption('peers.refreshInterval', pick('refreshInterval'), 100),
     secret: secret ?? '',
     path,

@@ -5,7 +5,7 @@
  * to find out (the engine counts and emits it), and the tier is skipped from then on.
  */
 import type { Entry } from '../entry.js';
-import type { CacheStore, RenderLeases, SharedInvalidations } from './store.js';
+import type { CacheStore, RenderLeases, SharedInvalidations, SharedMembers } from './store.js';
 
 /** The lower tier a promised store stands in for. */
 export class PendingStore implements CacheStore {
@@ -15,6 +15,7 @@ export class PendingStore implements CacheStore {
   readonly #ready: Promise<CacheStore | undefined>;
   readonly leases: RenderLeases;
   readonly invalidations: SharedInvalidations;
+  readonly members: SharedMembers;
 
   constructor(promise: PromiseLike<unknown>, path: string) {
     this.#ready = Promise.resolve(promise).then(
@@ -42,6 +43,11 @@ export class PendingStore implements CacheStore {
     this.invalidations = {
       publish: (record) => void ready.then((s) => s?.invalidations?.publish(record)),
       start: (apply) => void ready.then((s) => s?.invalidations?.start(apply)),
+    };
+    // A store without members (or none at all) keeps the last list.
+    this.members = {
+      announce: async (self, ttl) => (await ready)?.members?.announce(self, ttl),
+      leave: async (self) => (await ready)?.members?.leave(self),
     };
   }
 

@@ -11,6 +11,8 @@
  *   way): `<prefix>{<tag>}e:<key>` and `<prefix>{<tag>}lease:<key>`; the invalidation stream
  *   and its epoch token share `{inv}`: `<prefix>{inv}` and `<prefix>{inv}:epoch`.
  *
+ * The nodes' heartbeats are one sorted set, `<prefix>{members}:nodes`, in both layouts.
+ *
  * A cluster's prefix may not contain `{` or `}`: its own hash tag would put every key in one slot.
  */
 import { createHash } from 'node:crypto';
@@ -25,6 +27,8 @@ export interface RedisKeyNames {
   readonly stream: string;
   /** The stream's epoch token (same slot as the stream on a cluster). */
   readonly epoch: string;
+  /** The sorted set of the nodes' heartbeats (`peers.discover: { redis: true }`): one key, tagged `{members}` in both layouts. */
+  readonly members: string;
 }
 
 /** The key names under `prefix`, hash-tagged when `cluster`. */
@@ -35,6 +39,7 @@ export function redisKeyNames(prefix: string, cluster: boolean): RedisKeyNames {
       lease: (key) => `${prefix}lease:${key}`,
       stream: `${prefix}inv`,
       epoch: `${prefix}inv:epoch`,
+      members: `${prefix}{members}:nodes`,
     };
   }
   const tag = (key: string): string => createHash('sha1').update(key).digest('hex').slice(0, 16);
@@ -43,5 +48,6 @@ export function redisKeyNames(prefix: string, cluster: boolean): RedisKeyNames {
     lease: (key) => `${prefix}{${tag(key)}}lease:${key}`,
     stream: `${prefix}{inv}`,
     epoch: `${prefix}{inv}:epoch`,
+    members: `${prefix}{members}:nodes`,
   };
 }

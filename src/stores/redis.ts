@@ -29,6 +29,7 @@ import { type Bytes, type Count, type Milliseconds } from '../options/units.js';
 import { connectClient, connectCluster, GuardedClient, SKIPPED, type ClientModuleLoader, type RedisClientLike, type RedisCounters } from './redis-client.js';
 import { redisKeyNames, type RedisKeyNames } from './redis-keys.js';
 import { RedisLeases } from './redis-lease.js';
+import { RedisMembers } from './redis-members.js';
 import { RedisInvalidations } from './redis-sync.js';
 import type { CacheStore } from './store.js';
 import type { BreakerState } from '../peers/breaker.js';
@@ -60,7 +61,7 @@ export interface RedisStoreOptions {
   cluster?: readonly string[];
   /**
    * Prefix of every key this store writes (`<prefix>e:<key>` entries, `<prefix>inv` invalidations and `<prefix>inv:epoch` its identity,
-   * `<prefix>lease:<key>` render leases). On a Redis Cluster the names carry a hash tag:
+   * `<prefix>lease:<key>` render leases, `<prefix>{members}:nodes` the nodes' heartbeats). On a Redis Cluster the names carry a hash tag:
    * `<prefix>{<tag>}e:<key>` and `<prefix>{<tag>}lease:<key>` (`<tag>`: 16 hex digits of the
    * SHA-1 of the key, so a key's entry and lease share a slot), `<prefix>{inv}` and
    * `<prefix>{inv}:epoch`; its prefix may not contain `{` or `}`. Caches that must not share data use different prefixes.
@@ -177,6 +178,8 @@ export class RedisStore implements CacheStore {
   readonly invalidations: RedisInvalidations;
   /** Render leases for cross-node single flight (see {@link RedisLeases}). */
   readonly leases: RedisLeases;
+  /** Heartbeats of the nodes sharing this Redis, for `peers.discover: { redis: true }` (see {@link RedisMembers}). */
+  readonly members: RedisMembers;
   #corrupt = 0;
   #outdated = 0;
 
@@ -187,6 +190,7 @@ export class RedisStore implements CacheStore {
     this.#guard = new GuardedClient(client, options);
     this.keys = redisKeyNames(options.prefix, client.isCluster === true);
     this.invalidations = new RedisInvalidations(this.#guard, { stream: this.keys.stream, epoch: this.keys.epoch, node: this.node, max: options.maxInvalidations });
+    this.members = new RedisMembers(this.#guard, this.keys.members);
     this.leases = new RedisLeases(this.#guard, { name: this.keys.lease, node: this.node, ttl: options.leaseTtl, wait: options.leaseWait, read: (key) => this.get(key) });
   }
 

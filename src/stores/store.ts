@@ -55,6 +55,19 @@ export interface CacheStore {
   readonly leases?: RenderLeases;
   /** A store shared by several nodes may carry their invalidations to each other. */
   readonly invalidations?: SharedInvalidations;
+  /** A store shared by several nodes may list them: heartbeats for `peers.discover: { redis: true }`. */
+  readonly members?: SharedMembers;
+}
+
+/** Cluster members announced through a store shared by the nodes (heartbeats with a lifetime). */
+export interface SharedMembers {
+  /**
+   * Announces `self` for `ttl` ms and returns every member still announced (`self` included), or
+   * undefined when the store is skipped (down, breaker open): keep the last list. Rejects when it fails.
+   */
+  announce(self: string, ttl: number): Promise<readonly string[] | undefined>;
+  /** Withdraws `self` at once (on close). Never rejects. */
+  leave(self: string): Promise<void>;
 }
 
 /** Render leases of a shared store (cross-node single flight). */
