@@ -49,8 +49,8 @@ export class SharedFlight {
     const { primary, key, flight, fallback, revalidate } = at;
     const ctx = this.#ctx;
     const grant = await this.#leases.acquire(key);
-    if (grant === 'held') {
-      const entry = await this.#leases.waitFor(key, key, this.#usable(primary, key));
+    if (grant !== 'unavailable') {
+      const entry = await this.#another(grant, primary, key);
       if (entry !== undefined) {
         this.#tiers.keep(key, entry);
         ctx.records.settle(primary, key, flight, { outcome: 'stored', entry, key });
@@ -84,8 +84,8 @@ export class SharedFlight {
     if (!this.#ctx.records.beginRefresh(primary, key)) return;
     try {
       const grant = await this.#leases.acquire(key);
-      if (grant === 'held') {
-        const entry = await this.#leases.waitFor(key, key, this.#usable(primary, key));
+      if (grant !== 'unavailable') {
+        const entry = await this.#another(grant, primary, key);
         if (entry !== undefined) {
           this.#tiers.keep(key, entry);
           return;
@@ -99,6 +99,19 @@ export class SharedFlight {
     } finally {
       this.#ctx.records.endRefresh(primary, key);
     }
+  }
+
+  /**
+   * The entry another node rendered for `key`: waited for while it holds the lease (`held`), or,
+   * with the lease just taken (`lead`), read once more, since the previous holder may have stored
+   * and released between this node's miss and its acquire (then the lease is given back at once).
+   * Undefined: render here.
+   */
+  async #another(grant: 'lead' | 'held', primary: string, key: string): Promise<Entry | undefined> {
+    if (grant === 'held') return this.#leases.waitFor(key, key, this.#usable(primary, key));
+    const entry = await this.#leases.recheck(key, this.#usable(primary, key));
+    if (entry !== undefined) void this.#leases.release(key);
+    return entry;
   }
 
   /** What a node waiting for another's render takes: a fresh, valid entry; never a Vary marker (bodiless, under the primary key). */

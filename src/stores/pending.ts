@@ -39,6 +39,7 @@ export class PendingStore implements CacheStore {
       acquire: async (key) => (await ready)?.leases?.acquire(key) ?? 'unavailable',
       release: async (key) => (await ready)?.leases?.release(key),
       waitFor: async (key, entryKey, accept) => (await ready)?.leases?.waitFor(key, entryKey, accept),
+      recheck: async (entryKey, accept) => (await ready)?.leases?.recheck(entryKey, accept),
     };
     this.invalidations = {
       publish: (record) => void ready.then((s) => s?.invalidations?.publish(record)),

@@ -25,7 +25,7 @@ const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call
 export class RedisLeases implements RenderLeases {
   /** Leases this node took (it rendered for the nodes sharing Redis). */
   acquired = 0;
-  /** Waits for another node's render that ended with its entry (no render here). */
+  /** Another node's render ended with its entry, found while waiting or right after taking the lease (no render here). */
   waitHits = 0;
   readonly #guard: GuardedClient;
   readonly #name: (key: string) => string;
@@ -55,6 +55,14 @@ export class RedisLeases implements RenderLeases {
   /** Gives the lease of `key` back, if this node still holds it. Never rejects. */
   async release(key: string): Promise<void> {
     await this.#guard.run('unlease', (c) => c.eval(RELEASE, 1, this.#name(key), this.#node)).catch(() => undefined);
+  }
+
+  /** Reads `entryKey` once more after taking the lease (see {@link RenderLeases.recheck}). */
+  async recheck(entryKey: string, accept: (entry: Entry) => boolean): Promise<Entry | undefined> {
+    const entry = await this.#read(entryKey).catch(() => undefined);
+    if (entry === undefined || !accept(entry)) return undefined;
+    this.waitHits++;
+    return entry;
   }
 
   /**

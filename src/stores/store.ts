@@ -78,6 +78,12 @@ export interface RenderLeases {
   release(key: string): Promise<void>;
   /** Waits for the holder's entry under `entryKey` that `accept` takes; undefined to render here. */
   waitFor(key: string, entryKey: string, accept: (entry: Entry) => boolean): Promise<Entry | undefined>;
+  /**
+   * Reads `entryKey` once more right after this node took the lease: the previous holder may have
+   * stored its entry and released between this node's miss and its `acquire`. The entry when
+   * `accept` takes it (then nothing needs rendering), else undefined. Never rejects.
+   */
+  recheck(entryKey: string, accept: (entry: Entry) => boolean): Promise<Entry | undefined>;
 }
 
 /** An invalidation as it travels between nodes sharing a store. */

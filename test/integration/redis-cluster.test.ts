@@ -67,6 +67,45 @@ describe('caches sharing Redis', () => {
     assert.equal(o.renders.get('/lazy'), 1, 'one render for the three nodes');
   });
 
+  test('a lease taken just after the holder stored and released: the entry is read again, not rendered twice', async (t) => {
+    if (!redis) return t.skip(NO_REDIS);
+    const o = origin(0);
+    const [a, b] = await nodes(2, o.handler);
+    const prefix = `cluster${prefixes}:`;
+    assert.equal((await request(`${a!.url}/late`, { headers: HOST })).body, '<p>/late render 1</p>');
+    await until('the entry to reach Redis', async () => (await b!.store.get('site.test/late')) !== undefined);
+    // Node C's first read of the page misses, as if it ran before A's write reached Redis; its
+    // lease is then free (A released it): the interleaving a render lease alone cannot see.
+    const real = await redisStore({ url: redis!.url, prefix });
+    let early = true;
+    const late = new Proxy(real, {
+      get(target, prop) {
+        if (prop === 'get' && early) {
+          return (key: string) => {
+            early = false;
+            return key === 'site.test/late' ? undefined : target.get(key);
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const c = createCache({ stores: [late] });
+    tracked.caches.push(c);
+    const server = await listen(c.wrap(o.handler));
+    tracked.servers.push(server);
+    const reply = await request(`${server.url}/late`, { headers: HOST });
+    assert.equal(early, false, 'the first read missed');
+    assert.equal(reply.status, 200);
+    assert.equal(reply.body, '<p>/late render 1</p>', 'the entry A rendered, read again after the lease');
+    assert.equal(o.renders.get('/late'), 1, 'rendered once for the nodes');
+    assert.equal(real.stats().leasesAcquired, 1);
+    assert.equal(real.stats().leaseWaitHits, 1);
+    const check = new Redis(redis!.url);
+    t.after(() => check.disconnect());
+    await until('the lease to be given back', async () => (await check.exists(real.keys.lease('site.test/late'))) === 0);
+  });
+
   test('a node missing a page takes it from Redis instead of rendering', async (t) => {
     if (!redis) return t.skip(NO_REDIS);
     const o = origin(0);
