@@ -4,7 +4,8 @@
  * `redis-cli --cluster create`, ready once every node says `cluster_state:ok`. No persistence;
  * the nodes' files live in a temporary directory. Every process is killed and the directory
  * removed after the test file. Without `redis-server` or `redis-cli`, {@link startRedisCluster}
- * returns undefined and the test must `t.skip()` with {@link NO_REDIS_CLUSTER}.
+ * returns undefined and the test must `t.skip()` with {@link NO_REDIS_CLUSTER} (under CI it throws:
+ * see requires.ts).
  */
 import { execFile, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after } from 'node:test';
 import { launchRedis, stopRedis } from './redis.js';
+import { missing } from './requires.js';
 
 /** The reason a Redis Cluster test is skipped on a machine without the server or redis-cli. */
 export const NO_REDIS_CLUSTER = 'redis-server or redis-cli not installed: apt-get install redis-server redis-tools (.ci/run does it) to run the Redis Cluster tests';
@@ -90,7 +92,7 @@ async function untilOk(ports: number[]): Promise<void> {
 
 /** Starts a cluster (three masters, no replicas unless asked), stopped after the test file; undefined without the binaries. */
 export async function startRedisCluster({ masters = 3, replicas = 0, nodeTimeout = 15_000 }: RedisClusterOptions = {}): Promise<RedisClusterServer | undefined> {
-  if (!HAVE_CLUSTER) return undefined;
+  if (!HAVE_CLUSTER) return missing(NO_REDIS_CLUSTER);
   const dir = mkdtempSync(join(tmpdir(), 'stratacache-cluster-'));
   dirs.push(dir);
   const ports: number[] = [];

@@ -1,11 +1,13 @@
 /**
  * A real `redis-server` for tests: started on a free loopback port with no persistence, stopped
  * (and restartable on the same port) by the test. Without the binary, `startRedis` returns
- * undefined and the test must `t.skip()` with {@link NO_REDIS}.
+ * undefined and the test must `t.skip()` with {@link NO_REDIS}; under CI a missing binary throws
+ * instead (`requires.ts`), so no Redis test is ever skipped there.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { after } from 'node:test';
+import { missing } from './requires.js';
 
 /** The reason a Redis test is skipped on a machine without the server. */
 export const NO_REDIS = 'redis-server not installed: apt-get install redis-server (.ci/run does it) to run the Redis tests';
@@ -75,7 +77,7 @@ export function stopRedis(child: ChildProcess): Promise<void> {
 
 /** Starts a server on a free port, stopped after the test file; undefined without the binary. */
 export async function startRedis(): Promise<RedisServer | undefined> {
-  if (!HAVE_REDIS) return undefined;
+  if (!HAVE_REDIS) return missing(NO_REDIS);
   const port = await freePort();
   let child = await launchRedis(port);
   return {

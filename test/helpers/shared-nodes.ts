@@ -7,7 +7,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createCache } from '../../src/index.js';
 import type { CacheOptions } from '../../src/options/types.js';
 import type { CacheStore } from '../../src/stores/store.js';
-import { closedAfterFile, listen, sleep } from './http.js';
+import assert from 'node:assert/strict';
+import { closedAfterFile, listen, request, sleep } from './http.js';
 
 const tracked = closedAfterFile();
 
@@ -50,4 +51,34 @@ export async function sharedNodes<S extends CacheStore>(
     out.push({ url: server.url, store, cache });
   }
   return out;
+}
+
+/** Waits until `check` holds (polled every 20 ms); throws naming `what` after `ms`. */
+export async function until(what: string, check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** A node of a shared store whose invalidations travel through it (the Redis store's counters). */
+interface InvalidatingNode {
+  url: string;
+  cache: { invalidate(path: string): unknown };
+  store: { stats(): { invalidationsApplied: number; invalidationsPublished: number } };
+}
+
+/**
+ * The shared-tier invalidation scenario: `b` serves a page (render 1, then a HIT), `a` invalidates
+ * its path, and once `b` has applied it, `b` renders the page again (render 2).
+ */
+export async function invalidationReachesOther(a: InvalidatingNode, b: InvalidatingNode, host: Record<string, string>): Promise<void> {
+  assert.equal((await request(`${b.url}/news/1`, { headers: host })).body, '<p>/news/1 render 1</p>');
+  assert.equal((await request(`${b.url}/news/1`, { headers: host })).headers['x-cache'], 'HIT');
+  a.cache.invalidate('/news');
+  await until('b to apply the invalidation', () => b.store.stats().invalidationsApplied >= 1);
+  const later = await request(`${b.url}/news/1`, { headers: host });
+  assert.equal(later.body, '<p>/news/1 render 2</p>', 'b no longer serves the copy from before the invalidation');
+  assert.equal(a.store.stats().invalidationsPublished, 1);
 }

@@ -13,6 +13,7 @@ import { test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { createCache } from '../../src/index.js';
 import { closedAfterFile, listen, request } from '../helpers/http.js';
+import { missing } from '../helpers/requires.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -21,6 +22,7 @@ const tracked = closedAfterFile();
 
 test('the console shows what cache.stats() counts, and its flush form makes a page a MISS', { timeout: 120_000 }, async (t) => {
   if (!existsSync(CHROMIUM)) {
+    missing(`chromium not installed: no ${CHROMIUM}`);
     t.skip(`chromium not installed: no ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)`);
     return;
   }

@@ -16,9 +16,9 @@ import { Cluster, Redis } from 'ioredis';
 import { redisStore, type RedisStore } from '../../src/index.js';
 import { makeEntry, storeContract } from '../../src/testing.js';
 import { serveCli, startCli } from '../helpers/bin.js';
-import { closedAfterFile, listen, request, sleep } from '../helpers/http.js';
+import { closedAfterFile, listen, request } from '../helpers/http.js';
 import { NO_REDIS_CLUSTER, startRedisCluster } from '../helpers/redis-cluster.js';
-import { countingOrigin, sharedNodes, type CountingOrigin } from '../helpers/shared-nodes.js';
+import { countingOrigin, invalidationReachesOther, sharedNodes, until, type CountingOrigin } from '../helpers/shared-nodes.js';
 
 const cluster = await startRedisCluster();
 const tracked = closedAfterFile();
@@ -30,13 +30,6 @@ after(async () => {
 });
 const HOST = { host: 'site.test' };
 
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 let prefixes = 0;
 /** A store on the cluster under its own prefix, closed after the file. */
@@ -112,13 +105,7 @@ describe('the Redis tier on a three-master Redis Cluster', () => {
     if (!cluster) return t.skip(NO_REDIS_CLUSTER);
     const o = origin(0);
     const [a, b] = await nodes(2, o.handler, {}, { gracePeriod: 0 });
-    assert.equal((await request(`${b!.url}/news/1`, { headers: HOST })).body, '<p>/news/1 render 1</p>');
-    assert.equal((await request(`${b!.url}/news/1`, { headers: HOST })).headers['x-cache'], 'HIT');
-    a!.cache.invalidate('/news');
-    await until('b to apply the invalidation', () => b!.store.stats().invalidationsApplied >= 1);
-    const later = await request(`${b!.url}/news/1`, { headers: HOST });
-    assert.equal(later.body, '<p>/news/1 render 2</p>', 'b no longer serves the copy from before the invalidation');
-    assert.equal(a!.store.stats().invalidationsPublished, 1);
+    await invalidationReachesOther(a!, b!, HOST);
   });
 
   test('keys spread over slots and masters; an entry and its lease share a slot, the stream and its epoch another', async (t) => {

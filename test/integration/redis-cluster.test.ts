@@ -11,19 +11,12 @@ import { Redis } from 'ioredis';
 import { createCache, redisStore } from '../../src/index.js';
 import { closedAfterFile, listen, request, sleep } from '../helpers/http.js';
 import { NO_REDIS, startRedis } from '../helpers/redis.js';
-import { countingOrigin, sharedNodes, type CountingOrigin } from '../helpers/shared-nodes.js';
+import { countingOrigin, invalidationReachesOther, sharedNodes, until, type CountingOrigin } from '../helpers/shared-nodes.js';
 
 const redis = await startRedis();
 const tracked = closedAfterFile();
 const HOST = { host: 'site.test' };
 
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 const origin = countingOrigin;
 
@@ -145,12 +138,7 @@ describe('caches sharing Redis', () => {
     if (!redis) return t.skip(NO_REDIS);
     const o = origin(0);
     const [a, b] = await nodes(2, o.handler, {}, { gracePeriod: 0 });
-    assert.equal((await request(`${b!.url}/news/1`, { headers: HOST })).body, '<p>/news/1 render 1</p>');
-    assert.equal((await request(`${b!.url}/news/1`, { headers: HOST })).headers['x-cache'], 'HIT');
-    a!.cache.invalidate('/news');
-    await until('b to apply the invalidation', () => b!.store.stats().invalidationsApplied >= 1);
-    const after = await request(`${b!.url}/news/1`, { headers: HOST });
-    assert.equal(after.body, '<p>/news/1 render 2</p>', 'b no longer serves the copy from before the invalidation');
+    await invalidationReachesOther(a!, b!, HOST);
   });
 
   test('Redis killed mid-run: every response still comes (body, status, renders); the tier reconnects after a restart', async (t) => {

@@ -10,6 +10,7 @@ import { describe, test } from 'node:test';
 import { storeContract } from 'stratacache/testing';
 import { createCache, memoryStore, MemoryStore, type CacheStore, type Entry } from '../../src/index.js';
 import { closedAfterFile, listen, request } from '../helpers/http.js';
+import { missing } from '../helpers/requires.js';
 
 /** A user's own store: a Map with a byte budget, counting its calls. */
 class MapStore implements CacheStore {
@@ -200,7 +201,10 @@ describe('stratacache/testing as published', () => {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { exports: Record<string, { types: string; default: string }> };
     assert.deepEqual(pkg.exports['./testing'], { types: './dist/testing.d.ts', default: './dist/testing.js' });
     const built = new URL('../../dist/testing.js', import.meta.url);
-    if (!existsSync(built)) return t.skip('dist/testing.js not built: run `npm run build` (npm ci does it)');
+    if (!existsSync(built)) {
+      missing('dist/testing.js not built');
+      return t.skip('dist/testing.js not built: run `npm run build` (npm ci does it)');
+    }
     // Plain JavaScript, resolved by Node through the package's own exports (self-reference).
     const fixture = new URL('../fixtures/user-store.test.mjs', import.meta.url);
     // Without the parent runner's NODE_TEST_CONTEXT, so the child prints its own TAP report.
