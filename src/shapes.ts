@@ -26,20 +26,24 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => unknown;
 /** Own keys a render added to one object, learned across renders. */
 class Learned {
   /** Keys to create before a render, in the order they were first seen. */
-  readonly keys: Key[];
-  /** Keys seen and refused (accessors, read-only or unusual attributes somewhere). */
+  readonly keys: Key[] = [];
+  /** Keys seen and refused (see {@link admissible}). */
   readonly #refused = new Set<Key>();
+  /** Keys to consider at the first learning even if not own yet (see {@link LATE}). */
+  #seed: readonly Key[];
+  /** The prototype the objects had before the handler ran (learned and prefilled only for it). */
+  #origin: object | null | undefined;
 
-  /** `seed`: keys Node itself adds late in a response's life, created from the first render on. */
   constructor(seed: readonly Key[]) {
-    this.keys = [...seed];
+    this.#seed = seed;
   }
 
   /** Creates the learned keys `target` lacks (no-op before anything was learned). */
   prefill(target: object): void {
+    if (this.keys.length === 0 || Object.getPrototypeOf(target) !== this.#origin) return;
     const o = target as Record<Key, unknown>;
     for (const key of this.keys) {
-      if (Object.hasOwn(o, key) || !plainInChain(Object.getPrototypeOf(o) as object | null, key)) continue;
+      if (Object.hasOwn(o, key)) continue;
       const value = o[key];
       // Two differing stores first: the field is made mutable and untyped in the shared map, so
       // the handler's own stores later never change it (on a copied map that would be a new map).
@@ -49,15 +53,25 @@ class Learned {
     }
   }
 
-  /** Learns the own keys of `target` that are not in `before` (its keys when the render began). */
+  /**
+   * Learns the own keys of `target` that are not in `before` (its keys when the render began,
+   * when its prototype was `origin`).
+   */
   learn(target: object, before: readonly Key[], origin: object | null): void {
+    if (this.#origin === undefined) this.#origin = origin;
+    else if (origin !== this.#origin) return;
+    const now = Object.getPrototypeOf(target) as object | null;
+    for (const key of this.#seed) this.#consider(key, admissible(key, now, origin));
+    this.#seed = [];
     const keys = Reflect.ownKeys(target);
     if (keys.length === before.length) return;
-    for (const key of keys) {
-      if (before.includes(key) || this.keys.includes(key) || this.#refused.has(key)) continue;
-      if (plainOwn(target, key) && plainInChain(Object.getPrototypeOf(target) as object | null, key) && plainInChain(origin, key)) this.keys.push(key);
-      else this.#refused.add(key);
-    }
+    for (const key of keys) if (!before.includes(key)) this.#consider(key, plainOwn(target, key) && admissible(key, now, origin));
+  }
+
+  #consider(key: Key, ok: boolean): void {
+    if (this.keys.includes(key) || this.#refused.has(key)) return;
+    if (ok) this.keys.push(key);
+    else this.#refused.add(key);
   }
 }
 
@@ -67,13 +81,25 @@ function plainOwn(target: object, key: Key): boolean {
   return d !== undefined && 'value' in d && d.writable === true && d.enumerable === true && d.configurable === true;
 }
 
-/** No prototype from `proto` up defines `key` as an accessor or read-only (an assignment creates an own property). */
-function plainInChain(proto: object | null, key: Key): boolean {
-  for (let p = proto; p !== null; p = Object.getPrototypeOf(p) as object | null) {
-    const d = Object.getOwnPropertyDescriptor(p, key);
-    if (d !== undefined) return 'value' in d && d.writable === true;
-  }
-  return true;
+/** The object in the chain from `proto` up that defines `key`, or null. */
+function ownerOf(proto: object | null, key: Key): object | null {
+  for (let p = proto; p !== null; p = Object.getPrototypeOf(p) as object | null) if (Object.hasOwn(p, key)) return p;
+  return null;
+}
+
+/**
+ * Creating `key` before the render is invisible to it: the prototypes before (`origin`) and after
+ * the handler changed them (`now`) read it from the same object (so the value created is the one
+ * the render would have inherited: not the case for Express's own methods, which a middleware may
+ * wrap), and that object defines it as a writable data property or not at all (an assignment
+ * creates an own property, no setter runs, no getter is shadowed).
+ */
+function admissible(key: Key, now: object | null, origin: object | null): boolean {
+  const owner = ownerOf(origin, key);
+  if (ownerOf(now, key) !== owner) return false;
+  if (owner === null) return true;
+  const d = Object.getOwnPropertyDescriptor(owner, key)!;
+  return 'value' in d && d.writable === true;
 }
 
 /**

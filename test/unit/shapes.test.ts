@@ -68,6 +68,25 @@ describe('steadyShapes', () => {
     }
   });
 
+  test("a render that wraps one of the new prototype's methods still gets that method", () => {
+    const proto = Object.create(ServerResponse.prototype) as Record<string, unknown>;
+    proto.json = function json(this: ServerResponse, value: unknown): string {
+      return `json ${JSON.stringify(value)}`;
+    };
+    // A logging middleware's pattern: keep the app's res.json, put a wrapper in its place.
+    const handler = steadyShapes((req, res) => {
+      Object.setPrototypeOf(res, proto);
+      const s = res as unknown as Record<string, (value: unknown) => string>;
+      const original = s.json!;
+      s.json = (value) => `logged ${original.call(res, value)}`;
+      return s.json({ n: 1 });
+    });
+    for (let i = 0; i < 4; i++) {
+      const { req, res } = pair();
+      assert.equal(handler(req, res), 'logged json {"n":1}', `render ${i}`);
+    }
+  });
+
   test('a handler that never changes a prototype gets its objects untouched', () => {
     let seen: Array<Array<string | symbol>> = [];
     const handler = steadyShapes((req, res) => {
