@@ -12,10 +12,10 @@
  * {@link steadyShapes} learns which own properties such a handler's renders add to `req` and `res`
  * and, before later renders, creates them (with the value the object already reads for them), so
  * the prototype change finds them in place: the prototype transition is cached by V8, no property
- * is added after it, and all renders of the handler share a few maps. Only plain writable,
- * enumerable, configurable data properties that no prototype defines as accessor or read-only are
- * created early, so what the handler reads and writes is unchanged; the one thing it could see is
- * the property being an own one (with the value it would have inherited) before it assigns it.
+ * is added after it, and all renders of the handler share a few maps. Only keys the render would
+ * read from the same object before and after the prototype change are created early (see
+ * {@link admissible}), so what the handler reads and writes is unchanged; the one thing it could
+ * see is the property being an own one (with the value it would have inherited) before it assigns it.
  * Handlers that never change a prototype are left alone.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';

@@ -1,9 +1,10 @@
 /**
  * `http.createServer(cache.wrap(expressApp))` once the cache has learned the shape of Express's
- * renders (src/shapes.ts: from the third render on, the properties Express adds are created before
- * it runs): what every client of a render sees is what Express alone sends, byte for byte but the
- * cache's own headers, for JSON with params, locals and query, a sub-router, a stream, a 404, a
- * throw before and after writing, and a burst of concurrent renders; each URL renders once.
+ * renders (src/shapes.ts: from the second render on, the properties Express adds are created
+ * before it runs): what every client of a render sees is what Express alone sends, byte for byte
+ * but the cache's own headers, for JSON with params, locals, query and a wrapped res.json, a
+ * sub-router, a stream, a 404, a throw before and after writing, and a burst of concurrent
+ * renders; each URL renders once.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -30,6 +31,12 @@ function buildApp(renders: Map<string, number>): Express {
   app.use((req: Request, res: Response, next: NextFunction) => {
     renders.set(req.path, (renders.get(req.path) ?? 0) + 1);
     res.locals.served = 'by express';
+    // A logging middleware's pattern: Express's res.json wrapped in place.
+    const json = res.json;
+    res.json = function wrapped(this: Response, body: unknown) {
+      this.set('x-wrapped', 'yes');
+      return json.call(this, body);
+    };
     next();
   });
   app.get('/item/:id', (req, res) => {
@@ -71,7 +78,7 @@ describe('Express behind wrap(app), after the cache learned its shapes', { timeo
     cache = createCache();
     plain = await listen(http.createServer(buildApp(plainRenders)));
     cached = await listen(http.createServer(cache.wrap(buildApp(cachedRenders))));
-    // Three renders teach the cache the shapes; every request below runs with them created early.
+    // The first renders teach the cache the shapes; every request below runs with them created early.
     for (let i = 0; i < 3; i++) assert.equal((await request(`${cached.url}/item/warm-${i}`)).status, 200);
   });
   after(async () => {
@@ -94,6 +101,7 @@ describe('Express behind wrap(app), after the cache learned its shapes', { timeo
       const path = `/item/${id}?q=x${id}`;
       const first = await same(path);
       assert.deepEqual(JSON.parse(first.body), { id, q: `x${id}`, locals: 'by express', own: true });
+      assert.equal(first.headers['x-wrapped'], 'yes');
       assertHit(await request(`${cached.url}${path}`), first.body);
     }
     assert.equal(cachedRenders.get('/item/2'), 1);

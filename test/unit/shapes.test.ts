@@ -74,7 +74,7 @@ describe('steadyShapes', () => {
       return `json ${JSON.stringify(value)}`;
     };
     // A logging middleware's pattern: keep the app's res.json, put a wrapper in its place.
-    const handler = steadyShapes((req, res) => {
+    const handler = steadyShapes((_req, res) => {
       Object.setPrototypeOf(res, proto);
       const s = res as unknown as Record<string, (value: unknown) => string>;
       const original = s.json!;
