@@ -104,7 +104,7 @@ export class Tiers {
 
   /** Keeps an entry another node stored in a shared tier: memory only (the data cache's index hears of it). */
   keep(key: string, entry: Entry): void {
-    const before = this.memory.get(key);
+    const before = this.memory.peek(key);
     this.memory.set(key, entry);
     this.#ctx.hooks.onEntry(key, before, entry);
   }
@@ -137,7 +137,7 @@ export class Tiers {
 
   /** Removes `key` from every tier. */
   delete(key: string): void {
-    const before = this.memory.get(key);
+    const before = this.memory.peek(key);
     if (before !== undefined) this.#ctx.hooks.onEntry(key, before, undefined);
     this.memory.delete(key);
     for (const store of this.#lower) {
@@ -157,7 +157,7 @@ export class Tiers {
    * waits for a fresh render. Returns whether a fresh entry was marked.
    */
   markStale(key: string): boolean {
-    const entry = this.memory.get(key);
+    const entry = this.memory.peek(key);
     const now = Date.now();
     if (entry === undefined || entry.staleAt <= now) return false;
     const marked: Entry = { ...entry, staleAt: now, swrUntil: Math.min(entry.staleAt, now + this.#ctx.options.gracePeriod) };
