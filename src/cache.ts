@@ -219,6 +219,7 @@ export class StrataCache extends EventEmitter<CacheEvents> {
     const targets = new TargetIndex({
       normalize: (url) => normalizeTarget(url, o.ignoreParam),
       primaryOf: (url, host) => primaryOfTarget(url, host, o),
+      holds: (primary): boolean => variants.holds(primary),
       keyedByHost: o.keyHost === 'header' && o.keyFunction === undefined,
     });
     const invalidation: InvalidationCoordinator = new InvalidationCoordinator({

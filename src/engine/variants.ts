@@ -110,6 +110,16 @@ export class Variants {
     return this.#vary.get(primary)?.variants ?? [];
   }
 
+  /**
+   * Whether the memory tier holds a response under `primary`: the entry itself, or a list of
+   * variants (a page that varies). The Vary map is read without touching its recency; the memory
+   * tier offers no such read yet, so a held entry counts as used (see the refetch index,
+   * invalidation/targets.ts, the one caller: the entry is refetched right after).
+   */
+  holds(primary: string): boolean {
+    return this.#vary.has(primary) || this.#tiers.memory.get(primary) !== undefined;
+  }
+
   /** The Vary names known for `primary`. */
   names(primary: string): string[] | undefined {
     return this.#vary.get(primary)?.names;

@@ -55,13 +55,32 @@ export interface TargetContext {
   normalize(url: string): string | undefined;
   /** Primary key a render of `url` on `host` fills, or undefined. */
   primaryOf(url: string, host: string): string | undefined;
+  /**
+   * Whether the response cache's memory tier still holds something under a primary key (the
+   * entry itself or, for a page that varies, its list of variants). Synchronous; asked once per
+   * host-less refetch path, never per stored entry.
+   */
+  holds(primary: string): boolean;
   /** Whether the host is part of the key (otherwise one render serves every host). */
   keyedByHost: boolean;
 }
 
-/** Resolves refetch URIs to the hosts and primary keys they are cached under. */
+/** Most hosts one target is resolved to (the site's host included). */
+const MAX_HOSTS = 8;
+
+/**
+ * Resolves refetch URIs to the hosts and primary keys they are cached under.
+ *
+ * A site is usually served under one host, so the index costs nothing per entry stored under it:
+ * the first host an entry is stored under becomes the site's host, and a path counts as cached
+ * under it while the memory tier holds its primary key for that host (asked at resolve time).
+ * Only entries stored under any other host are remembered, per target: at most
+ * {@link MAX_HOSTS} - 1 hosts each, for the 100,000 most recently stored targets.
+ */
 export class TargetIndex {
-  /** Hosts by target: one host as itself (no list per target: most targets have one). */
+  /** The first host an entry was stored under (undefined until then, or when the key has no host). */
+  #site: string | undefined;
+  /** Other hosts by target: one host as itself (no list per target: most targets have one). */
   readonly #hosts = boundedLru<string, string | string[]>(100_000);
   readonly #ctx: TargetContext;
 
@@ -69,44 +88,60 @@ export class TargetIndex {
     this.#ctx = context;
   }
 
-  /** Notes the host a stored entry was cached under (at most 8 hosts per target). */
+  /** Notes the host a stored entry was cached under, unless it is the site's host. */
   remember(entry: Entry): void {
     if (!this.#ctx.keyedByHost) return;
+    const host = entry.host;
+    if (host === (this.#site ??= host)) return;
     const target = this.#ctx.normalize(entry.url);
     if (target === undefined) return;
     const hosts = this.#hosts.get(target);
-    if (hosts === undefined) this.#hosts.set(target, entry.host);
+    if (hosts === undefined) this.#hosts.set(target, host);
     else if (typeof hosts === 'string') {
-      if (hosts !== entry.host) this.#hosts.set(target, [hosts, entry.host]);
-    } else if (!hosts.includes(entry.host) && hosts.length < 8) hosts.push(entry.host);
+      if (hosts !== host) this.#hosts.set(target, [hosts, host]);
+    } else if (!hosts.includes(host) && hosts.length < MAX_HOSTS - 1) hosts.push(host);
   }
 
   /**
-   * An absolute URL names its host; a path is resolved to every host it was stored under, or
-   * `fallbackHost` when none is known. Duplicates (same primary key) are dropped.
+   * An absolute URL names its host. A path is resolved to the hosts it is known to be cached
+   * under: the site's host first when the memory tier holds the path's primary key under it,
+   * then the other hosts it was stored under (in the order they were first seen). When none is
+   * known (never stored, or stored under the site's host only and since evicted from memory) it
+   * is `fallbackHost`, so a flush whose host is the site's resolves exactly as if every entry
+   * were remembered. Duplicates (same primary key) are dropped.
    */
   resolve(urls: readonly string[], fallbackHost: string): RefetchTarget[] {
     const out: RefetchTarget[] = [];
     const seen = new Set<string>();
+    const add = (url: string, host: string, primary = this.#ctx.primaryOf(url, host)): void => {
+      if (primary === undefined || seen.has(primary)) return;
+      seen.add(primary);
+      out.push({ url, host, primary });
+    };
     for (const raw of urls) {
-      let url = raw;
-      let hosts: string[];
       if (/^https?:\/\//i.test(raw)) {
         const u = new URL(raw);
-        url = u.pathname + u.search;
-        hosts = [u.host];
-      } else {
-        const target = this.#ctx.normalize(url);
-        const known = target === undefined ? undefined : this.#hosts.get(target);
-        hosts = known === undefined ? [fallbackHost] : typeof known === 'string' ? [known] : known;
+        add(u.pathname + u.search, u.host);
+        continue;
       }
-      for (const host of hosts) {
-        const primary = this.#ctx.primaryOf(url, host);
-        if (primary === undefined || seen.has(primary)) continue;
-        seen.add(primary);
-        out.push({ url, host, primary });
-      }
+      const known = this.#known(raw);
+      if (known.length === 0) add(raw, fallbackHost);
+      for (const [host, primary] of known) add(raw, host, primary);
     }
     return out;
+  }
+
+  /** The hosts `path` is known to be cached under, the site's with its primary key. */
+  #known(path: string): Array<[host: string, primary?: string]> {
+    const site = this.#site;
+    if (site === undefined) return [];
+    const known: Array<[host: string, primary?: string]> = [];
+    const primary = this.#ctx.primaryOf(path, site);
+    if (primary !== undefined && this.#ctx.holds(primary)) known.push([site, primary]);
+    const target = this.#hosts.size === 0 ? undefined : this.#ctx.normalize(path);
+    const others = target === undefined ? undefined : this.#hosts.get(target);
+    if (typeof others === 'string') known.push([others]);
+    else if (others !== undefined) for (const host of others) known.push([host]);
+    return known;
   }
 }
