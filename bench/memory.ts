@@ -17,7 +17,7 @@
  *
  * Environment variables (all optional):
  *   BENCH_MEMORY_SCENARIOS  comma-separated `count:bodyBytes[:maxSizeMiB]` (default
- *                           `10000:100,100000:100,1000000:100,5000:20480,1000000:100:512`; a third
+ *                           `10000:100,100000:100,1000000:100,5000:20480,1000000:100:128`; a third
  *                           field makes it a bounded run with that maxSize)
  *   BENCH_MEMORY_HITS       `0` skips the second pass of hits (default: run it up to 200,000 pages)
  */
@@ -145,7 +145,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify(await child(count, body, max))}\n`);
     return;
   }
-  const scenarios = parseScenarios(process.env.BENCH_MEMORY_SCENARIOS ?? '10000:100,100000:100,1000000:100,5000:20480,1000000:100:512');
+  const scenarios = parseScenarios(process.env.BENCH_MEMORY_SCENARIOS ?? '10000:100,100000:100,1000000:100,5000:20480,1000000:100:128');
   const rows: MemoryResult[] = [];
   for (const [count, body, max] of scenarios) {
     const started = Date.now();
