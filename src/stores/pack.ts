@@ -239,6 +239,28 @@ const EMPTY_LIST: string[] = Object.freeze([]) as unknown as string[];
 const EMPTY_HEADERS: Array<[string, string]> = Object.freeze([]) as unknown as Array<[string, string]>;
 const EMPTY_BODY = Buffer.alloc(0);
 
+/** Bytes of the slabs unpacked bodies are cut from. */
+const SLAB = 32 * 1024;
+let slab = Buffer.allocUnsafeSlow(0);
+let slabAt = 0;
+
+/**
+ * `length` bytes for an unpacked body, cut from a slab of this module's own: an ArrayBuffer per
+ * body costs more than a microsecond to make, and Node's shared pool would let unrelated buffers
+ * keep a slab alive. Entries are unpacked and packed again in the same order (the hot ring is
+ * first in, first out), so a slab is let go soon after the last body cut from it cools.
+ */
+function bodySlice(length: number): Buffer {
+  if (slabAt + length > slab.length) {
+    slab = Buffer.allocUnsafeSlow(Math.max(SLAB, length));
+    slabAt = 0;
+  }
+  const body = slab.subarray(slabAt, slabAt + length);
+  // Kept 8-aligned, like Node's pool.
+  slabAt = (slabAt + length + 7) & ~7;
+  return body;
+}
+
 /** The entry `packed` holds (made by {@link packEntry} for `key`): new objects, equal field values. */
 export function unpackEntry(packed: string, key: string): Entry {
   const r = new Reader(packed);
@@ -265,12 +287,8 @@ export function unpackEntry(packed: string, key: string): Entry {
     headers[k] = v % 2 === 1 ? (pairs[(v - 1) / 2] as [string, string]) : [r.atomic(), r.str()];
   }
   const length = packed.length - r.i;
-  let body = EMPTY_BODY;
-  if (length > 0) {
-    // A buffer of its own: a small one from Node's pool would keep an 8 KiB slab alive.
-    body = Buffer.allocUnsafeSlow(length);
-    body.write(packed.slice(r.i), 0, length, 'latin1');
-  }
+  const body = length === 0 ? EMPTY_BODY : bodySlice(length);
+  if (length > 0) body.write(packed.slice(r.i), 0, length, 'latin1');
   const entry: Entry = { status, headers, body, storedAt, initialAge, staleAt, swrUntil, sieUntil, expiresAt, etag, lastModified, shared: (flags & FLAG_SHARED) !== 0, url, host, vary, tags };
   if (deps !== undefined) entry.deps = deps;
   if (loadMs !== undefined) entry.loadMs = loadMs;
