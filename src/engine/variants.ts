@@ -193,7 +193,8 @@ export class Variants {
       spec.variants.push(key);
       while (spec.variants.length > this.#ctx.options.maxVariants) tiers.delete(spec.variants.shift()!);
     }
-    tiers.set(key, entry);
+    // Refused by every tier (larger than the memory tier takes, no other): served, not counted stored.
+    if (!tiers.set(key, entry)) return key;
     this.#compression?.stored(key, entry);
     this.#targets.remember(entry);
     this.#ctx.counters.stores++;

@@ -185,3 +185,34 @@ describe('maxSize bounds the entries by what they take', () => {
     }
   });
 });
+
+describe('an entry the memory tier cannot take', () => {
+  test('around the memory limit, a page is counted stored exactly when it is kept: served either way, rendered again when not kept', async () => {
+    const maxSize = 20_000;
+    const seen = new Set<string>();
+    for (let body = maxSize - 1200; body <= maxSize - 400; body += 25) {
+      let renders = 0;
+      const cache = createCache({ maxSize, maxEntrySize: maxSize });
+      caches.push(cache);
+      const server = await listen(
+        cache.wrap((_req, res) => {
+          renders++;
+          res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=3600' });
+          res.end('x'.repeat(body));
+        }),
+      );
+      running.push(server);
+      const first = await raw(server.port, GET('/big'));
+      assert.ok(first.includes('x'.repeat(body)), `${body}: the whole body is served`);
+      const second = await raw(server.port, GET('/big'));
+      const status = /x-cache: (\w+)/.exec(second)?.[1];
+      const { stores, entries } = cache.stats();
+      if (status === 'HIT') assert.deepEqual([stores, entries, renders], [1, 1, 1], `${body}: kept`);
+      else assert.deepEqual([stores, entries, renders], [0, 0, 2], `${body}: ${String(status)}, not kept, not counted`);
+      seen.add(String(status));
+      await server.close();
+    }
+    // The range crosses the limit: some sizes kept, some too large.
+    assert.ok(seen.has('HIT') && seen.size > 1, [...seen].join());
+  });
+});
