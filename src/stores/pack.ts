@@ -14,16 +14,12 @@
  * table of pairs: a catalogue's thousands of `Content-Type: application/json` take one table slot.
  * Both tables only grow, to a bound; past it a string is written out instead.
  */
+import { MAX_INTERNED_VALUE, PER_RESPONSE } from '../compact.js';
 import type { Entry } from '../entry.js';
 
 /** Largest body (bytes) kept packed: above it the Buffer's own cost (≈ 185 bytes) is small beside the body, and copies cost more. */
 export const PACK_LIMIT = 4096;
 
-/** Header values that differ from response to response: their pairs are never interned. */
-export const PER_RESPONSE: ReadonlySet<string> = new Set(['date', 'etag', 'last-modified', 'content-length', 'expires', 'set-cookie', 'age', 'content-range', 'x-request-id']);
-
-/** Longest header value whose pair is interned. */
-const MAX_INTERNED_VALUE = 256;
 /** Most atoms (names, hosts) and most interned pairs; each table stops growing there. */
 const MAX_ATOMS = 16_384;
 const MAX_PAIRS = 16_384;
