@@ -222,11 +222,12 @@ class Reader {
     return this.p.slice(this.i, (this.i += v / 2));
   }
 
-  list(read: () => string): string[] {
+  /** A list of atoms (`atomic`) or of strings. */
+  list(atomic: boolean): string[] {
     const n = this.uint();
     if (n === 0) return EMPTY_LIST;
     const out = new Array<string>(n);
-    for (let k = 0; k < n; k++) out[k] = read();
+    for (let k = 0; k < n; k++) out[k] = atomic ? this.atomic() : this.str();
     return out;
   }
 }
@@ -234,6 +235,11 @@ class Reader {
 const EMPTY_LIST: string[] = Object.freeze([]) as unknown as string[];
 const EMPTY_HEADERS: Array<[string, string]> = Object.freeze([]) as unknown as Array<[string, string]>;
 const EMPTY_BODY = Buffer.alloc(0);
+
+/** Node's own Latin-1 writer on every Buffer (what `write(s, offset, length, 'latin1')` calls after checking its arguments). */
+interface Latin1Writer {
+  latin1Write(s: string, offset: number, length: number): number;
+}
 
 /** Bytes of the slabs unpacked bodies are cut from. */
 const SLAB = 32 * 1024;
@@ -272,9 +278,9 @@ export function unpackEntry(packed: string, key: string): Entry {
   const lastModified = flags & FLAG_LAST_MODIFIED ? r.str() : undefined;
   const url = flags & FLAG_URL_IN_KEY ? key.slice(key.length - r.uint()) : r.str();
   const host = r.atomic();
-  const vary = r.list(() => r.atomic());
-  const tags = r.list(() => r.str());
-  const deps = flags & FLAG_DEPS ? r.list(() => r.str()) : undefined;
+  const vary = r.list(true);
+  const tags = r.list(false);
+  const deps = flags & FLAG_DEPS ? r.list(false) : undefined;
   const loadMs = flags & FLAG_LOAD_MS ? r.num(0) : undefined;
   const count = r.uint();
   const headers = count === 0 ? EMPTY_HEADERS : new Array<[string, string]>(count);
@@ -284,7 +290,7 @@ export function unpackEntry(packed: string, key: string): Entry {
   }
   const length = packed.length - r.i;
   const body = length === 0 ? EMPTY_BODY : bodySlice(length);
-  if (length > 0) body.write(packed.slice(r.i), 0, length, 'latin1');
+  if (length > 0) (body as unknown as Latin1Writer).latin1Write(packed.slice(r.i), 0, length);
   const entry: Entry = { status, headers, body, storedAt, initialAge, staleAt, swrUntil, sieUntil, expiresAt, etag, lastModified, shared: (flags & FLAG_SHARED) !== 0, url, host, vary, tags };
   if (deps !== undefined) entry.deps = deps;
   if (loadMs !== undefined) entry.loadMs = loadMs;
