@@ -1,8 +1,10 @@
 /**
- * The compact in-memory layout of an entry, and what it costs. The memory tier keeps an entry in
- * this layout ({@link compactEntry}, in place: same object, same fields, same values) and charges
- * it {@link entrySize} bytes, which follow the heap the layout really takes (`npm run bench:memory`
- * measures both), so a `maxSize` bounds memory as a user reads it.
+ * The compact in-memory layout of an entry as objects, and what it costs. The memory tier keeps
+ * an entry it does not pack (`stores/pack.ts`: a body over 4 KiB, compressed variants) in this
+ * layout ({@link compactEntry}, in place: same object, same fields, same values) and charges it
+ * {@link entrySize} bytes, which follow the heap the layout really takes (`npm run bench:memory`
+ * measures both), so a `maxSize` bounds memory as a user reads it; an unpacked (hot) entry is
+ * charged this too.
  *
  * What makes it compact: a body in an ArrayBuffer of its own size (a small body cut from Node's
  * 8 KiB buffer pool would keep the whole pool slab alive), header pairs shared between entries
@@ -17,11 +19,11 @@ const EMPTY_LIST: string[] = Object.freeze([]) as unknown as string[];
 const EMPTY_HEADERS: Array<[string, string]> = Object.freeze([]) as unknown as Array<[string, string]>;
 const EMPTY_BODY = Buffer.alloc(0);
 
-/** Header values that differ from response to response: their pairs are not interned. */
-const PER_RESPONSE = new Set(['date', 'etag', 'last-modified', 'content-length', 'expires', 'set-cookie', 'age', 'content-range', 'x-request-id']);
+/** Header values that differ from response to response: their pairs are not interned (here and in the packed form). */
+export const PER_RESPONSE: ReadonlySet<string> = new Set(['date', 'etag', 'last-modified', 'content-length', 'expires', 'set-cookie', 'age', 'content-range', 'x-request-id']);
 
 /** Longest value whose pair is interned; longer ones are rarely shared. */
-const MAX_INTERNED_VALUE = 256;
+export const MAX_INTERNED_VALUE = 256;
 
 /** Distinct pairs (and host names) an intern table holds before it starts over. */
 const MAX_INTERNED = 4096;

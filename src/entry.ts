@@ -47,6 +47,11 @@ export interface Entry {
    * deleted or changes, this entry becomes stale. Absent when the render read none.
    */
   deps?: string[];
+  /**
+   * Milliseconds the data cache's loader took to produce it (early refresh weighs it). Absent
+   * for pages and when unknown; not kept in disk files or peer replies.
+   */
+  loadMs?: number;
   /** The body is an HTML template with `<esi:include>` tags, assembled at serve time. Absent when not. */
   esi?: boolean;
   /**
@@ -89,6 +94,15 @@ export interface BodySource {
 export function headerOf(headers: readonly (readonly [string, string])[], name: string): string | undefined {
   for (const [n, v] of headers) if (n === name) return v;
   return undefined;
+}
+
+/**
+ * True when `a` and `b` are the same stored response: the same render (store time, freshness,
+ * validator, body length). Entries are compared this way, not by identity: the memory tier
+ * hands out a new object for an entry it kept packed.
+ */
+export function sameRender(a: Entry, b: Entry): boolean {
+  return a.storedAt === b.storedAt && a.staleAt === b.staleAt && a.etag === b.etag && a.status === b.status && a.body.length === b.body.length;
 }
 
 /** The `Age` of `entry` at `now`, in seconds (RFC 9111 §4.2.3): what it had when stored plus the time since. */

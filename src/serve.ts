@@ -86,11 +86,28 @@ function flatHeaders(headers: Entry['headers'], keep?: (name: string) => boolean
  * the status header slots, last (their values are overwritten for each response).
  */
 function buildHead(entry: Entry, status: StatusHeaders): Array<string | string[]> {
-  const flat = flatHeaders(entry.headers);
-  flat.push('content-length', String(lengthOf(entry)), 'age', '0');
-  for (const name of status.names) flat.push(name, '');
-  // Kept for the entry's life: a copy at its exact length (a list grown by push has spare slots).
-  return flat.slice();
+  const headers = entry.headers;
+  // Most entries repeat no header name: then the list is written at its exact length in one pass
+  // (the memory tier builds it each time it unpacks an entry).
+  const grouped = repeatsAName(headers) ? flatHeaders(headers) : undefined;
+  const stored = grouped === undefined ? 2 * headers.length : grouped.length;
+  const flat = new Array<string | string[]>(stored + 4 + 2 * status.names.length);
+  if (grouped === undefined) {
+    for (let i = 0; i < headers.length; i++) (flat[2 * i] = headers[i]![0]), (flat[2 * i + 1] = headers[i]![1]);
+  } else for (let i = 0; i < stored; i++) flat[i] = grouped[i]!;
+  let at = stored;
+  flat[at++] = 'content-length';
+  flat[at++] = String(lengthOf(entry));
+  flat[at++] = 'age';
+  flat[at++] = '0';
+  for (const name of status.names) (flat[at++] = name), (flat[at++] = '');
+  return flat;
+}
+
+/** True when some header name appears twice in `headers`. */
+function repeatsAName(headers: Entry['headers']): boolean {
+  for (let i = 1; i < headers.length; i++) for (let j = 0; j < i; j++) if (headers[i]![0] === headers[j]![0]) return true;
+  return false;
 }
 
 /** True when `flat` (built by {@link buildHead}) ends with the age slot and the status header names of `sh`. */

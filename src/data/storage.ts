@@ -86,7 +86,7 @@ export class DataStorage {
     if (matches !== undefined) for (const k of [...this.memory.keys(), ...this.flights.keys()]) if (matches(k)) keys.push(k);
     let deleted = false;
     for (const k of keys) {
-      if (this.memory.get(k) !== undefined) deleted = true;
+      if ((this.memory.peek(k)?.expiresAt ?? 0) > at) deleted = true;
       // A load in flight is not stored, and later callers load again (see flights.ts).
       this.flights.invalidate(k, 'hard');
       if (clustered) this.deletions.record(k, at);
@@ -110,7 +110,7 @@ export class DataStorage {
   put(k: string, entry: Entry, scope: Scope, writeThrough = true): void {
     if (scope.reads.size > 0) entry.deps = [...scope.reads];
     if (scope.tainted) (entry.swrUntil = Math.max(entry.swrUntil, entry.staleAt)), (entry.staleAt = entry.storedAt);
-    const before = this.memory.get(k);
+    const before = this.memory.peek(k);
     if (entry.body.length <= this.#maxEntrySize) {
       this.memory.set(k, entry);
       if (writeThrough && !this.lower.empty) this.lower.write(k, entry);
@@ -124,7 +124,7 @@ export class DataStorage {
 
   drop(k: string): void {
     if (!this.lower.empty) this.lower.remove(k);
-    const before = this.memory.get(k);
+    const before = this.memory.peek(k);
     if (before === undefined) return;
     this.memory.delete(k);
     this.deps.unlink(DATA + k, before.deps);
@@ -161,8 +161,8 @@ export class DataStorage {
   tagsInvalidated(tags: readonly string[], hard: boolean): void {
     const wanted = new Set(tags);
     const reached: string[] = [];
-    // A snapshot of the keys: get() moves a key to the front, which a live iteration would meet again.
-    for (const k of [...this.memory.keys()]) if (this.memory.get(k)?.tags.some((t) => wanted.has(t))) reached.push(k);
+    // A snapshot of the keys: drop() below changes the table a live iteration walks.
+    for (const k of [...this.memory.keys()]) if (this.memory.peek(k)?.tags.some((t) => wanted.has(t))) reached.push(k);
     reached.push(...this.flights.invalidateTagged(wanted, hard ? 'hard' : 'soft'));
     for (const k of reached) {
       if (hard) this.drop(k);

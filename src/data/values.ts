@@ -30,7 +30,6 @@ export class DataValues {
   readonly #counters: Counters;
   readonly #report: Reporter;
   /** How long the load of each stored value took (ms), for XFetch; absent for copies from peers and lower tiers. */
-  readonly #loadMs = new WeakMap<Entry, number>();
 
   constructor(engine: ResponseServices, options: ResolvedDataOptions, parts: { storage: DataStorage; loads: DataLoads; counters: Counters; report: Reporter }) {
     this.#engine = engine;
@@ -158,7 +157,7 @@ export class DataValues {
   #refreshesEarly(entry: Entry, { timing }: GetPlan, now: number): boolean {
     if (timing.refreshAhead > 0 && now >= entry.staleAt - (entry.staleAt - entry.storedAt) * (1 - timing.refreshAhead)) return true;
     if (timing.earlyRefresh === 0) return false;
-    const delta = this.#loadMs.get(entry);
+    const delta = entry.loadMs;
     // XFetch: refresh when now - delta * beta * ln(rand) >= expiry (ln(rand) <= 0).
     return delta !== undefined && delta > 0 && now - delta * timing.earlyRefresh * Math.log(this.#options.random()) >= entry.staleAt;
   }
@@ -209,8 +208,8 @@ export class DataValues {
       const times = { now, storedAt: startedAt, staleAt, swrUntil: staleAt + life.swr, sieUntil: staleAt + life.sie };
       const tags = [...new Set([...life.tags, ...plan.scopeTags])];
       const entry = newEntry({ status: 200, headers: res.headers, body, url: key, tags }, times);
+      entry.loadMs = now - began;
       this.#storage.put(k, entry, scope);
-      this.#loadMs.set(entry, now - began);
       // A tag the loader set (ctx.options.tags) was invalidated while it ran: what read it goes stale.
       if (flight.invalidated === undefined && tags.length > 0 && this.#engine.isInvalidated(entry)) this.#storage.changed(k, new Set());
       return { ok: true, res };

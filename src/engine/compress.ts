@@ -10,7 +10,7 @@ import createDebug from 'debug';
 import { Compressor, headSkipReason, skipReason, variesOnEncoding } from '../compress/compressor.js';
 import type { ResolvedCompressOptions } from '../compress/settings.js';
 import { entrySize } from '../compact.js';
-import type { Entry } from '../entry.js';
+import { sameRender, type Entry } from '../entry.js';
 import { CacheError } from '../errors.js';
 import { headerList } from '../policy.js';
 import type { Tiers } from './tiers.js';
@@ -66,8 +66,8 @@ export class StoredCompression {
       async (withVariants) => {
         if (withVariants === undefined) return;
         const tiers = this.#tiers;
-        const current = tiers.memory.get(key);
-        if (current === entry) tiers.set(key, withVariants);
+        const current = tiers.memory.peek(key);
+        if (current !== undefined && sameRender(current, entry)) tiers.set(key, withVariants);
         // Too large for the memory tier: kept below it only, where it must still be this entry.
         else if (current === undefined && !tiers.memory.accepts(entrySize(entry)) && (await tiers.lowerHolds(key, entry))) tiers.setLower(key, withVariants);
         else return;

@@ -91,10 +91,14 @@ export class Tiers {
     return undefined;
   }
 
-  /** Stores `entry` under `key` in every tier (the data cache's index hears of it). */
-  set(key: string, entry: Entry): void {
-    this.keep(key, entry);
+  /**
+   * Stores `entry` under `key` in every tier (the data cache's index hears of it). Returns false
+   * when no tier keeps it: the memory tier refused it (larger than it takes) and there is no other.
+   */
+  set(key: string, entry: Entry): boolean {
+    const kept = this.keep(key, entry);
     this.setLower(key, entry);
+    return kept || this.#lower.length > 0;
   }
 
   /** The stores below memory, fastest first. */
@@ -102,11 +106,15 @@ export class Tiers {
     return this.#lower;
   }
 
-  /** Keeps an entry another node stored in a shared tier: memory only (the data cache's index hears of it). */
-  keep(key: string, entry: Entry): void {
-    const before = this.memory.get(key);
-    this.memory.set(key, entry);
-    this.#ctx.hooks.onEntry(key, before, entry);
+  /**
+   * Keeps an entry another node stored in a shared tier: memory only (the data cache's index hears
+   * of it). Returns whether the memory tier kept it.
+   */
+  keep(key: string, entry: Entry): boolean {
+    const before = this.memory.peek(key);
+    const kept = this.memory.store(key, entry);
+    this.#ctx.hooks.onEntry(key, before, kept ? entry : undefined);
+    return kept;
   }
 
   /**
@@ -137,7 +145,7 @@ export class Tiers {
 
   /** Removes `key` from every tier. */
   delete(key: string): void {
-    const before = this.memory.get(key);
+    const before = this.memory.peek(key);
     if (before !== undefined) this.#ctx.hooks.onEntry(key, before, undefined);
     this.memory.delete(key);
     for (const store of this.#lower) {
@@ -157,7 +165,7 @@ export class Tiers {
    * waits for a fresh render. Returns whether a fresh entry was marked.
    */
   markStale(key: string): boolean {
-    const entry = this.memory.get(key);
+    const entry = this.memory.peek(key);
     const now = Date.now();
     if (entry === undefined || entry.staleAt <= now) return false;
     const marked: Entry = { ...entry, staleAt: now, swrUntil: Math.min(entry.staleAt, now + this.#ctx.options.gracePeriod) };

@@ -112,12 +112,11 @@ export class Variants {
 
   /**
    * Whether the memory tier holds a response under `primary`: the entry itself, or a list of
-   * variants (a page that varies). The Vary map is read without touching its recency; the memory
-   * tier offers no such read yet, so a held entry counts as used (see the refetch index,
-   * invalidation/targets.ts, the one caller: the entry is refetched right after).
+   * variants (a page that varies). Neither read changes recency (the refetch index,
+   * invalidation/targets.ts, asks it).
    */
   holds(primary: string): boolean {
-    return this.#vary.has(primary) || this.#tiers.memory.get(primary) !== undefined;
+    return this.#vary.has(primary) || this.#tiers.memory.has(primary);
   }
 
   /** The Vary names known for `primary`. */
@@ -194,7 +193,8 @@ export class Variants {
       spec.variants.push(key);
       while (spec.variants.length > this.#ctx.options.maxVariants) tiers.delete(spec.variants.shift()!);
     }
-    tiers.set(key, entry);
+    // Refused by every tier (larger than the memory tier takes, no other): served, not counted stored.
+    if (!tiers.set(key, entry)) return key;
     this.#compression?.stored(key, entry);
     this.#targets.remember(entry);
     this.#ctx.counters.stores++;

@@ -107,8 +107,9 @@ export class TargetIndex {
    * under: the site's host first when the memory tier holds the path's primary key under it,
    * then the other hosts it was stored under (in the order they were first seen). When none is
    * known (never stored, or stored under the site's host only and since evicted from memory) it
-   * is `fallbackHost`, so a flush whose host is the site's resolves exactly as if every entry
-   * were remembered. Duplicates (same primary key) are dropped.
+   * is `fallbackHost` (the site's host when that is `''`: a refetch asked for by the API names
+   * none), so a flush whose host is the site's resolves exactly as if every entry were
+   * remembered. Duplicates (same primary key) are dropped.
    */
   resolve(urls: readonly string[], fallbackHost: string): RefetchTarget[] {
     const out: RefetchTarget[] = [];
@@ -125,7 +126,8 @@ export class TargetIndex {
         continue;
       }
       const known = this.#known(raw);
-      if (known.length === 0) add(raw, fallbackHost);
+      // No host given (an API refetch): the site's is the best guess, and the one its lower tiers hold.
+      if (known.length === 0) add(raw, fallbackHost === '' ? (this.#site ?? '') : fallbackHost);
       for (const [host, primary] of known) add(raw, host, primary);
     }
     return out;

@@ -1,13 +1,14 @@
 /**
- * In-memory tier: lru-cache bounded by bytes. Answers synchronously, so a memory hit never
- * allocates a promise.
+ * In-memory tier: an LRU table bounded by bytes (`slots.ts`), small entries packed into one string
+ * each (`pack.ts`). Answers synchronously, so a memory hit never allocates a promise.
  */
-import { LRUCache } from 'lru-cache';
 import { compactEntry, entrySize } from '../compact.js';
 import type { Entry } from '../entry.js';
 import { describeValue, integerOption } from '../options/validate.js';
 import { type Bytes } from '../options/units.js';
 import type { CacheStore } from './store.js';
+import { packedBytes, packEntry, unpackEntry } from './pack.js';
+import { Slots } from './slots.js';
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -25,11 +26,43 @@ export interface MemoryStoreOptions {
   onEvict?: (key: string, entry: Entry) => void;
 }
 
-/** Byte-bounded LRU memory store (see {@link memoryStore}). */
+/**
+ * Entries kept unpacked at once: the ones read most recently. A read of a packed entry unpacks it
+ * (about a microsecond for a small page) and keeps it unpacked until this many others were unpacked
+ * after it, so a hot page is served from objects, allocation-free, and a cold one costs its bytes.
+ */
+export const HOT_ENTRIES = 1024;
+
+/**
+ * Heap bytes a packed entry takes besides its packed string and key: its Map entry and the
+ * table's array cells (`Slots`, with the spare room they grow by), as `npm run bench:memory`
+ * measures them on Node 20 (x64).
+ */
+export const PACKED_OVERHEAD = 96;
+
+/**
+ * Heap bytes an unpacked (hot) entry takes beyond what `entrySize` counts for an entry as objects
+ * and its packed string: the copies unpacking makes (each per-response header pair and its value,
+ * the URL cut from the key, boxed times) and its place in the hot ring, as `npm run bench:memory`
+ * measures them after a hit on each page.
+ */
+export const UNPACKED_OVERHEAD = 370;
+
+/**
+ * Byte-bounded LRU memory store (see {@link memoryStore}). Small entries are kept packed, one
+ * Latin-1 string each (`pack.ts`); the {@link HOT_ENTRIES} read most recently are kept unpacked
+ * too, and each is charged what it takes in the form it is in.
+ */
 export class MemoryStore implements CacheStore {
   readonly name = 'memory';
-  readonly #lru: LRUCache<string, Entry>;
+  readonly #slots = new Slots<Entry | string>();
+  readonly #maxSize: number;
   readonly #maxEntrySize: number;
+  /** The packed form of each unpacked (hot) slot, by slot; undefined for a slot kept as objects. */
+  #packs: Array<string | undefined> = [];
+  /** Hot slots, oldest first from `#ringAt`: the one there is packed again when another is unpacked. */
+  readonly #ring = new Int32Array(HOT_ENTRIES).fill(-1);
+  #ringAt = 0;
   #onEvict: ((key: string, entry: Entry) => void) | undefined;
   #prepare: ((entry: Entry) => number) | undefined;
 
@@ -42,15 +75,8 @@ export class MemoryStore implements CacheStore {
     const maxEntrySize = options.maxEntrySize === undefined ? maxSize : integerOption('maxEntrySize', options.maxEntrySize, 1);
     if (maxEntrySize > maxSize) throw new RangeError(`expected options.maxEntrySize to be at most options.maxSize (${maxSize}), got ${maxEntrySize}`);
     this.#onEvict = options.onEvict;
+    this.#maxSize = maxSize;
     this.#maxEntrySize = maxEntrySize;
-    this.#lru = new LRUCache<string, Entry>({
-      maxSize,
-      maxEntrySize,
-      sizeCalculation: entrySize,
-      dispose: (value, key, reason) => {
-        if (reason === 'evict' || reason === 'expire') this.#onEvict?.(key, value);
-      },
-    });
   }
 
   /**
@@ -63,18 +89,37 @@ export class MemoryStore implements CacheStore {
     this.#onEvict = onEvict;
   }
 
-  /** The entry under `key`; `now` (epoch ms) lets a caller that already read the clock pass it. */
+  /**
+   * The entry under `key`, now the most recently used; `now` (epoch ms) lets a caller that
+   * already read the clock pass it. The same object on every read while the entry stays hot; a
+   * packed entry is unpacked into new objects with equal values.
+   */
   get(key: string, now = Date.now()): Entry | undefined {
-    const entry = this.#lru.get(key);
-    // Past its storage deadline an entry is useless: drop it on read. This replaces lru-cache's
-    // per-entry TTL, whose staleness clock costs every lookup a check and a timer.
-    if (entry !== undefined && entry.expiresAt <= now) {
-      this.#lru.delete(key);
-      // Leaving by age: onEvict's contract (lru-cache reports this removal as a plain delete).
+    const slot = this.#slots.slotOf(key);
+    if (slot < 0) return undefined;
+    const value = this.#slots.value(slot);
+    const entry = typeof value === 'string' ? this.#unpack(slot, key, value) : value;
+    // Past its storage deadline an entry is useless: dropped on read.
+    if (entry.expiresAt <= now) {
+      this.#remove(slot);
       this.#onEvict?.(key, entry);
       return undefined;
     }
+    this.#slots.touch(slot);
+    // Unpacked, it is charged more: others may have to leave (never this one).
+    if (entry !== value) this.#evict(slot);
     return entry;
+  }
+
+  /** The entry under `key` without making it recently used or unpacking it in place (a copy when packed). */
+  peek(key: string): Entry | undefined {
+    const slot = this.#slots.slotOf(key);
+    return slot < 0 ? undefined : this.#entryAt(slot);
+  }
+
+  /** True when an entry is kept under `key` (expired or not), without making it recently used. */
+  has(key: string): boolean {
+    return this.#slots.slotOf(key) >= 0;
   }
 
   /** True when an entry of `bytes` (as `entrySize` counts them) is small enough to be kept. */
@@ -83,9 +128,9 @@ export class MemoryStore implements CacheStore {
   }
 
   /**
-   * Sets what the store does to each entry it keeps besides compacting it (the response cache
-   * builds the header list a hit writes); `prepare` returns the heap bytes it added, charged to
-   * the entry. Internal.
+   * Sets what the store does to each entry it keeps unpacked besides compacting it (the response
+   * cache builds the header list a hit writes); `prepare` returns the heap bytes it added, charged
+   * to the entry. Internal.
    * @internal
    */
   prepareWith(prepare: (entry: Entry) => number): void {
@@ -93,30 +138,101 @@ export class MemoryStore implements CacheStore {
   }
 
   /**
-   * Stores `entry` in the compact layout (in place: `get` returns this same object), charged its
-   * `entrySize`, its key's characters and what the store's `prepare` added.
+   * Stores `entry`, packed when it is small (then later reads return equal copies, not this
+   * object) and otherwise in the compact layout, in place. Returns false, keeping nothing under
+   * `key`, when what it would take is over `maxEntrySize`.
    */
+  store(key: string, entry: Entry): boolean {
+    const packed = packEntry(entry, key);
+    const value = packed ?? compactEntry(entry);
+    const size = packed !== undefined ? this.#packedSize(packed, key) : this.#objectSize(entry, key);
+    const old = this.#slots.slotOf(key);
+    if (size > this.#maxEntrySize) {
+      if (old >= 0) this.#remove(old);
+      return false;
+    }
+    if (old >= 0) this.#packs[old] = undefined;
+    this.#slots.set(key, value, size);
+    this.#evict();
+    return true;
+  }
+
+  /** Stores `entry` under `key` (see {@link MemoryStore.store}). */
   set(key: string, entry: Entry): void {
-    const compact = compactEntry(entry);
-    const size = entrySize(compact) + key.length + (this.#prepare?.(compact) ?? 0);
-    this.#lru.set(key, compact, { size });
+    this.store(key, entry);
   }
 
   delete(key: string): void {
-    this.#lru.delete(key);
+    const slot = this.#slots.slotOf(key);
+    if (slot >= 0) this.#remove(slot);
   }
 
   /** Iterates keys, most recently used first (for invalidation by prefix or tag in tests and tools). */
   keys(): IterableIterator<string> {
-    return this.#lru.keys();
+    return this.#slots.keys();
   }
 
   size(): { entries: number; bytes: number } {
-    return { entries: this.#lru.size, bytes: this.#lru.calculatedSize };
+    return { entries: this.#slots.count, bytes: this.#slots.bytes };
   }
 
   close(): void {
-    this.#lru.clear();
+    this.#slots.clear();
+    this.#packs = [];
+    this.#ring.fill(-1);
+  }
+
+  /** Unpacks the entry of `slot` in place (the table keeps both forms while it is hot), packing the oldest hot one again. */
+  #unpack(slot: number, key: string, packed: string): Entry {
+    const entry = unpackEntry(packed, key);
+    // Charged both forms: the packed one stays, to be the entry again when it cools.
+    this.#slots.replace(slot, entry, this.#objectSize(entry, key) + packedBytes(packed) + UNPACKED_OVERHEAD);
+    this.#packs[slot] = packed;
+    const oldest = this.#ring[this.#ringAt]!;
+    this.#ring[this.#ringAt] = slot;
+    this.#ringAt = (this.#ringAt + 1) % HOT_ENTRIES;
+    if (oldest >= 0 && oldest !== slot) this.#repack(oldest);
+    return entry;
+  }
+
+  /** Keeps `slot` packed only, when it is hot. */
+  #repack(slot: number): void {
+    const packed = this.#packs[slot];
+    if (packed === undefined) return;
+    this.#packs[slot] = undefined;
+    this.#slots.replace(slot, packed, this.#packedSize(packed, this.#slots.key(slot)));
+  }
+
+  /** The entry of `slot` as objects: the hot or unpacked one, or a copy of the packed one. */
+  #entryAt(slot: number): Entry {
+    const value = this.#slots.value(slot);
+    return typeof value === 'string' ? unpackEntry(value, this.#slots.key(slot)) : value;
+  }
+
+  #remove(slot: number): void {
+    this.#packs[slot] = undefined;
+    this.#slots.remove(slot);
+  }
+
+  /** Drops least recently used entries while over `maxSize`, telling the listener of each; `keep` stays. */
+  #evict(keep = -1): void {
+    while (this.#slots.bytes > this.#maxSize) {
+      const slot = this.#slots.tail;
+      if (slot < 0 || slot === keep) return;
+      const key = this.#slots.key(slot);
+      const entry = this.#onEvict === undefined ? undefined : this.#entryAt(slot);
+      this.#remove(slot);
+      if (entry !== undefined) this.#onEvict?.(key, entry);
+    }
+  }
+
+  #packedSize(packed: string, key: string): number {
+    return PACKED_OVERHEAD + packedBytes(packed) + packedBytes(key);
+  }
+
+  /** What an entry as objects takes: its compact layout, its key's characters and what `prepare` added. */
+  #objectSize(entry: Entry, key: string): number {
+    return entrySize(entry) + key.length + (this.#prepare?.(entry) ?? 0);
   }
 }
 

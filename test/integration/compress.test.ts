@@ -106,6 +106,23 @@ describe('stored compressed variants', () => {
     assert.equal(counts.renders, 1);
   });
 
+  test('a page small enough to be kept packed in memory (2 KB) gets its variants too', async () => {
+    const small = `<p>${'short repetitive text '.repeat(90)}</p>`;
+    assert.ok(small.length > 1024 && small.length < 4096);
+    const { cache, url, counts } = await serve((_req, res) => {
+      res.setHeader('content-type', 'text/html; charset=utf-8');
+      res.setHeader('cache-control', 'public, max-age=60');
+      res.end(small);
+    });
+    await request(`${url}/small`, { headers: { 'accept-encoding': 'gzip' } });
+    await until('the variants', () => cache.stats().compressions === 1);
+    const gz = await request(`${url}/small`, { headers: { 'accept-encoding': 'gzip' } });
+    assert.equal(gz.headers['x-cache'], 'HIT');
+    assert.equal(gz.headers['content-encoding'], 'gzip');
+    assert.equal(gunzipSync(gz.raw).toString(), small);
+    assert.equal(counts.renders, 1);
+  });
+
   test('HEAD, Range, conditional requests', async () => {
     const { cache, url } = await serve(html);
     await request(`${url}/p`);

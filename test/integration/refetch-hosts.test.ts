@@ -63,21 +63,21 @@ describe('refetch hosts', () => {
     }
   });
 
-  test('a page never cached is rendered under the flush host (none through the API)', async () => {
+  test("a page never cached is rendered under the site's host when the refetch names none (the API's)", async () => {
     const s = await site();
     await s.get('site.example', '/a.html');
-    assert.deepEqual(await s.refetch('/never.html'), { summary: { ok: 1, failed: 0 }, hosts: [''] });
-    assert.equal(s.renders.get('site.example/never.html'), undefined);
+    assert.deepEqual(await s.refetch('/never.html'), { summary: { ok: 1, failed: 0 }, hosts: ['site.example'] });
+    assert.equal(s.renders.get('site.example/never.html'), 1);
   });
 
-  test('a page evicted from memory falls back to the flush host', async () => {
+  test("a page evicted from memory is refetched under the site's host (its lower tiers may still hold it)", async () => {
     const s = await site({ maxSize: 100_000 });
     await s.get('site.example', '/old.html');
     // Pages of 20 KB push the first one out of a 100 KB memory tier.
     for (let i = 0; i < 8; i++) await s.get('site.example', `/big/${i}`);
     assert.equal((await s.get('site.example', '/old.html')).body, 'site.example/old.html v2', 'evicted: rendered again');
     for (let i = 8; i < 16; i++) await s.get('site.example', `/big/${i}`);
-    assert.deepEqual(await s.refetch('/old.html'), { summary: { ok: 1, failed: 0 }, hosts: [''] });
-    assert.equal(s.renders.get('site.example/old.html'), 2, 'not refetched under its old host');
+    assert.deepEqual(await s.refetch('/old.html'), { summary: { ok: 1, failed: 0 }, hosts: ['site.example'] });
+    assert.equal(s.renders.get('site.example/old.html'), 3, 'refetched under its host');
   });
 });

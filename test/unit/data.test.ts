@@ -295,7 +295,7 @@ describe('MemoryStore onEvict (keeps the dependency index in step)', () => {
       const left: string[] = [];
       const store = new MemoryStore({ maxSize: 2_000, onEvict: (key) => left.push(key) });
       const entry = (expiresAt: number): Entry => ({
-        status: 200, headers: [], body: Buffer.alloc(300), storedAt: 1_000, initialAge: 0, staleAt: expiresAt,
+        status: 200, headers: [], body: Buffer.alloc(600), storedAt: 1_000, initialAge: 0, staleAt: expiresAt,
         swrUntil: expiresAt, sieUntil: expiresAt, expiresAt, etag: undefined, lastModified: undefined,
         shared: true, url: '/', host: '', vary: [], tags: [],
       });
@@ -307,7 +307,7 @@ describe('MemoryStore onEvict (keeps the dependency index in step)', () => {
       assert.deepEqual(left, ['old']);
       store.set('a', entry(9_000));
       store.set('b', entry(9_000));
-      store.set('c', entry(9_000)); // 3 x ~936 B > 2000 B: 'a' is evicted
+      store.set('c', entry(9_000)); // 3 x ~740 B (packed) > 2000 B: 'a' is evicted
       assert.deepEqual(left, ['old', 'a']);
     } finally {
       mock.timers.reset();
