@@ -232,4 +232,24 @@ describe('MemoryStore: packed and hot entries', () => {
     store.set('c', entry());
     assert.equal(store.has('a'), false, "'a' was still the least recently used");
   });
+
+  test('hotEntries: 0 keeps none unpacked (every read an equal copy, counted as packed); a bad value is refused naming the option', () => {
+    const store = new MemoryStore({ maxSize: 1 << 20, hotEntries: 0 });
+    store.set('a', entry({ body: Buffer.from('x') }));
+    const bytes = store.size().bytes;
+    const one = store.get('a')!;
+    const two = store.get('a')!;
+    assert.notEqual(one, two);
+    assert.deepEqual(one, two);
+    assert.equal(store.size().bytes, bytes, 'nothing kept unpacked');
+    const two3 = new MemoryStore({ maxSize: 1 << 20, hotEntries: 2 });
+    for (const k of ['a', 'b', 'c']) two3.set(k, entry());
+    const a = two3.get('a');
+    two3.get('b');
+    assert.equal(two3.get('a'), a, 'two hot: a stays');
+    two3.get('c');
+    assert.notEqual(two3.get('a'), a, 'a third read pushed a out');
+    assert.throws(() => new MemoryStore({ maxSize: 1000, hotEntries: -1 }), (e: Error) => e instanceof RangeError && /options\.hotEntries/.test(e.message) && /-1/.test(e.message));
+    assert.throws(() => new MemoryStore({ maxSize: 1000, hotEntries: 'many' as unknown as number }), (e: Error) => e instanceof TypeError && /options\.hotEntries/.test(e.message));
+  });
 });
