@@ -64,11 +64,10 @@ export const UNPACKED_OVERHEAD = 370;
  */
 export class MemoryStore implements CacheStore {
   readonly name = 'memory';
-  readonly #slots = new Slots<Entry | string>();
+  /** Entries by key: packed (a string) or objects; beside a hot one, its packed form. */
+  readonly #slots = new Slots<Entry | string, string>();
   readonly #maxSize: number;
   readonly #maxEntrySize: number;
-  /** The packed form of each unpacked (hot) slot, by slot; undefined for a slot kept as objects. */
-  #packs: Array<string | undefined> = [];
   /** Hot slots, oldest first from `#ringAt`: the one there is packed again when another is unpacked. */
   readonly #ring: Int32Array;
   #ringAt = 0;
@@ -161,7 +160,6 @@ export class MemoryStore implements CacheStore {
       if (old >= 0) this.#remove(old);
       return false;
     }
-    if (old >= 0) this.#packs[old] = undefined;
     this.#slots.set(key, value, size);
     this.#evict();
     return true;
@@ -188,7 +186,6 @@ export class MemoryStore implements CacheStore {
 
   close(): void {
     this.#slots.clear();
-    this.#packs = [];
     this.#ring.fill(-1);
   }
 
@@ -198,7 +195,7 @@ export class MemoryStore implements CacheStore {
     if (this.#ring.length === 0) return entry;
     // Charged both forms: the packed one stays, to be the entry again when it cools.
     this.#slots.replace(slot, entry, this.#objectSize(entry, key) + packedBytes(packed) + UNPACKED_OVERHEAD);
-    this.#packs[slot] = packed;
+    this.#slots.setAside(slot, packed);
     const oldest = this.#ring[this.#ringAt]!;
     this.#ring[this.#ringAt] = slot;
     this.#ringAt = (this.#ringAt + 1) % this.#ring.length;
@@ -208,9 +205,9 @@ export class MemoryStore implements CacheStore {
 
   /** Keeps `slot` packed only, when it is hot. */
   #repack(slot: number): void {
-    const packed = this.#packs[slot];
+    const packed = this.#slots.aside(slot);
     if (packed === undefined) return;
-    this.#packs[slot] = undefined;
+    this.#slots.setAside(slot, undefined);
     this.#slots.replace(slot, packed, this.#packedSize(packed, this.#slots.key(slot)));
   }
 
@@ -221,7 +218,6 @@ export class MemoryStore implements CacheStore {
   }
 
   #remove(slot: number): void {
-    this.#packs[slot] = undefined;
     this.#slots.remove(slot);
   }
 
