@@ -12,11 +12,15 @@ const NONE = -1;
 /** Slots a table starts with; the arrays double when full. */
 const INITIAL = 64;
 
-/** A byte-bounded LRU table of `V` by string key, with slot numbers its owner may use. */
-export class Slots<V> {
+/**
+ * A byte-bounded LRU table of `V` by string key, with slot numbers its owner may use, and beside
+ * each value a second one of type `A` the owner keeps there (the memory tier: a hot entry's packed form).
+ */
+export class Slots<V, A = undefined> {
   readonly #index = new Map<string, number>();
   #keys: Array<string | undefined> = [];
   #values: Array<V | undefined> = [];
+  #aside: Array<A | undefined> = [];
   #sizes: number[] = [];
   #prev = new Int32Array(INITIAL);
   #next = new Int32Array(INITIAL);
@@ -53,6 +57,15 @@ export class Slots<V> {
     return this.#sizes[slot]!;
   }
 
+  /** What the owner keeps beside the value of `slot` (undefined unless set since the slot was filled). */
+  aside(slot: number): A | undefined {
+    return this.#aside[slot];
+  }
+
+  setAside(slot: number, value: A | undefined): void {
+    this.#aside[slot] = value;
+  }
+
   /** Replaces a slot's value and size; its recency stays. */
   replace(slot: number, value: V, size: number): void {
     this.#values[slot] = value;
@@ -72,6 +85,7 @@ export class Slots<V> {
     let slot = this.#index.get(key);
     if (slot !== undefined) {
       this.replace(slot, value, size);
+      this.#aside[slot] = undefined;
       this.touch(slot);
       return slot;
     }
@@ -92,6 +106,7 @@ export class Slots<V> {
     this.#bytes -= this.#sizes[slot]!;
     this.#keys[slot] = undefined;
     this.#values[slot] = undefined;
+    this.#aside[slot] = undefined;
     this.#sizes[slot] = 0;
     this.#free.push(slot);
   }
@@ -110,6 +125,7 @@ export class Slots<V> {
     this.#index.clear();
     this.#keys = [];
     this.#values = [];
+    this.#aside = [];
     this.#sizes = [];
     this.#prev = new Int32Array(INITIAL);
     this.#next = new Int32Array(INITIAL);
@@ -131,6 +147,7 @@ export class Slots<V> {
     }
     this.#keys.push(undefined);
     this.#values.push(undefined);
+    this.#aside.push(undefined);
     this.#sizes.push(0);
     return slot;
   }

@@ -232,4 +232,77 @@ describe('MemoryStore: packed and hot entries', () => {
     store.set('c', entry());
     assert.equal(store.has('a'), false, "'a' was still the least recently used");
   });
+
+  test('hotEntries: 0 keeps none unpacked (every read an equal copy, counted as packed); a bad value is refused naming the option', () => {
+    const store = new MemoryStore({ maxSize: 1 << 20, hotEntries: 0 });
+    store.set('a', entry({ body: Buffer.from('x') }));
+    const bytes = store.size().bytes;
+    const one = store.get('a')!;
+    const two = store.get('a')!;
+    assert.notEqual(one, two);
+    assert.deepEqual(one, two);
+    assert.equal(store.size().bytes, bytes, 'nothing kept unpacked');
+    const two3 = new MemoryStore({ maxSize: 1 << 20, hotEntries: 2 });
+    for (const k of ['a', 'b', 'c']) two3.set(k, entry());
+    const a = two3.get('a');
+    two3.get('b');
+    assert.equal(two3.get('a'), a, 'two hot: a stays');
+    two3.get('c');
+    assert.notEqual(two3.get('a'), a, 'a third read pushed a out');
+    assert.throws(() => new MemoryStore({ maxSize: 1000, hotEntries: -1 }), (e: Error) => e instanceof RangeError && /options\.hotEntries/.test(e.message) && /-1/.test(e.message));
+    assert.throws(() => new MemoryStore({ maxSize: 1000, hotEntries: 'many' as unknown as number }), (e: Error) => e instanceof TypeError && /options\.hotEntries/.test(e.message));
+  });
+
+  test('seeded random set/get/peek/delete with a small hot ring: reads return what was stored, evictions take the least recently used, the budget holds (100 seeds)', () => {
+    let total = 0;
+    for (let seed = 1; seed <= 100; seed++) {
+      const r = rng(seed);
+      // Reference: what each kept key holds, in recency order (oldest first).
+      const model = new Map<string, Entry>();
+      const evicted: string[] = [];
+      const maxSize = 4_000 + Math.floor(r() * 8_000);
+      const store = new MemoryStore({
+        maxSize,
+        hotEntries: Math.floor(r() * 4),
+        onEvict: (key) => {
+          const oldest = model.keys().next().value;
+          assert.equal(key, oldest, `seed ${seed}: the least recently used leaves first`);
+          model.delete(key);
+          evicted.push(key);
+        },
+      });
+      for (let step = 0; step < 400; step++) {
+        const key = `example.com/p/${Math.floor(r() * 12)}`;
+        const op = r();
+        const where = `seed ${seed} step ${step} ${key}`;
+        if (op < 0.4) {
+          const e = randomEntry(r, key);
+          e.expiresAt = Date.now() + 3_600_000;
+          model.delete(key);
+          model.set(key, e);
+          if (!store.store(key, e)) model.delete(key);
+          assert.ok(store.size().bytes <= maxSize, `${where}: ${store.size().bytes} > ${maxSize}`);
+        } else if (op < 0.75) {
+          // Read: the key is the most recent before anything the read makes leave (unpacking it may).
+          const want = model.get(key);
+          if (want !== undefined) {
+            model.delete(key);
+            model.set(key, want);
+          }
+          assert.deepEqual(store.get(key), want, where);
+          // Over budget only while the entry just read, unpacked, is all there is.
+          assert.ok(store.size().bytes <= maxSize || store.size().entries === 1, `${where}: ${store.size().bytes} > ${maxSize} after a read`);
+        } else if (op < 0.9) {
+          assert.deepEqual(store.peek(key), model.get(key), `${where} (peek)`);
+        } else {
+          store.delete(key);
+          model.delete(key);
+        }
+        assert.equal(store.size().entries, model.size, where);
+        assert.deepEqual([...store.keys()], [...model.keys()].reverse(), `${where}: recency order`);
+      }
+      total += evicted.length;
+    }
+    assert.ok(total > 100, `the budget is small enough that entries are evicted (${total})`);
+  });
 });
