@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import type { Engine, Exchange } from '../engine/types.js';
 import { answerError } from '../serve.js';
+import { steadyShapes } from '../shapes.js';
 import { isPromise } from '../stores/store.js';
 
 const debug = createDebug('stratacache:adapter');
@@ -16,7 +17,8 @@ export type NodeHandler = (req: IncomingMessage, res: ServerResponse) => unknown
 /** Wraps `handler`; the wrapped function is also what background renders run. */
 export function wrap(engine: Engine, handler: NodeHandler): (req: IncomingMessage, res: ServerResponse) => void {
   if (typeof handler !== 'function') throw new TypeError(`expected handler to be a function, got ${typeof handler}`);
-  const ex: Exchange = { run: handler };
+  // An Express app's renders would otherwise slow every hit (shapes.ts).
+  const ex: Exchange = { run: steadyShapes(handler) };
   const wrapped = (req: IncomingMessage, res: ServerResponse): void => {
     const r = engine.handle(req, res, ex);
     if (isPromise(r)) r.catch((error: unknown) => internalError(res, error));
