@@ -34,7 +34,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { StrataCache } from '../src/index.js';
-import { chooseTool, describeSetup, fmt, get, intEnv, Loader, loadAverage, median, runRounds, serveTarget, table, Target, withTargets, type LoadConfig, type Measurement } from './harness.js';
+import { chooseTool, describeSetup, fmt, get, intEnv, listEnv, Loader, loadAverage, median, runRounds, serveTarget, table, Target, withTargets, type LoadConfig, type Measurement } from './harness.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const CACHE_CONTROL = 'max-age=3600';
@@ -62,12 +62,7 @@ interface Config extends LoadConfig {
 }
 
 function readConfig(): Config {
-  const frameworks = (process.env.BENCH_FRAMEWORKS ?? FRAMEWORKS.join(','))
-    .split(',')
-    .map((f) => f.trim())
-    .filter((f) => f !== '');
-  for (const f of frameworks) if (!(FRAMEWORKS as readonly string[]).includes(f)) throw new TypeError(`BENCH_FRAMEWORKS: unknown framework ${JSON.stringify(f)} (use ${FRAMEWORKS.join(',')})`);
-  if (frameworks.length === 0) throw new TypeError('BENCH_FRAMEWORKS is empty');
+  const frameworks = listEnv<Framework>('BENCH_FRAMEWORKS', FRAMEWORKS.join(','), FRAMEWORKS, 'framework');
   return {
     duration: intEnv('BENCH_DURATION', 5, 1),
     warmup: intEnv('BENCH_WARMUP', 1, 0),
@@ -75,7 +70,7 @@ function readConfig(): Config {
     rounds: intEnv('BENCH_ROUNDS', 3, 1),
     threads: intEnv('BENCH_THREADS', 1, 1),
     tool: chooseTool(),
-    frameworks: frameworks as Framework[],
+    frameworks,
     bodyBytes: intEnv('BENCH_BODY_BYTES', 20 * 1024, 1),
   };
 }

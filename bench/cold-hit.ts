@@ -20,45 +20,17 @@
  *   BENCH_COST_BATCHES   batches per target (default 9)
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { setImmediate as nextLoop } from 'node:timers/promises';
 import { createCache } from '../src/index.js';
 import { HOT_ENTRIES } from '../src/stores/memory.js';
-import { exchange } from './discard.js';
+import { cpuBatch, exchange } from './discard.js';
+import { intEnv, median } from './harness.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => unknown;
 
-function intEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
-  return n;
-}
-
-/** Runs `count` requests for the URLs `urlOf(i)`; returns process CPU µs spent. */
-async function batch(handler: Handler, count: number, urlOf: (i: number) => string): Promise<number> {
-  const start = process.cpuUsage();
-  for (let i = 0; i < count; i++) {
-    const { req, res } = exchange();
-    req.url = urlOf(i);
-    handler(req, res);
-    if ((i & 255) === 255) await nextLoop();
-  }
-  await nextLoop();
-  const used = process.cpuUsage(start);
-  return used.user + used.system;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
 async function main(): Promise<void> {
-  const pages = intEnv('BENCH_COLD_PAGES', 100_000);
-  const requests = intEnv('BENCH_COST_REQUESTS', 20_000);
-  const batches = intEnv('BENCH_COST_BATCHES', 9);
+  const pages = intEnv('BENCH_COLD_PAGES', 100_000, 1);
+  const requests = intEnv('BENCH_COST_REQUESTS', 20_000, 1);
+  const batches = intEnv('BENCH_COST_BATCHES', 9, 1);
   if (pages <= 4 * HOT_ENTRIES) throw new RangeError(`BENCH_COLD_PAGES must be well above HOT_ENTRIES (${HOT_ENTRIES}), got ${pages}`);
   const filler = 'stratacache memory benchmark page body. '.repeat(4);
   const cache = createCache({ maxSize: 1 << 30 });
@@ -92,13 +64,13 @@ async function main(): Promise<void> {
     ['hot', cached, hotUrl],
     ['cold', cached, coldUrl],
   ];
-  for (const [, handler, urlOf] of targets) await batch(handler, requests, urlOf);
+  for (const [, handler, urlOf] of targets) await cpuBatch(handler, requests, urlOf);
   const hitsBefore = cache.stats().hits;
   const times = new Map<string, number[]>(targets.map(([name]) => [name, []]));
   for (let b = 0; b < batches; b++) {
     for (let t = 0; t < targets.length; t++) {
       const [name, handler, urlOf] = targets[(b + t) % targets.length]!;
-      times.get(name)!.push(((await batch(handler, requests, urlOf)) * 1000) / requests);
+      times.get(name)!.push(((await cpuBatch(handler, requests, urlOf)) * 1000) / requests);
     }
   }
   const hits = cache.stats().hits - hitsBefore;

@@ -5,6 +5,7 @@
  */
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Duplex } from 'node:stream';
+import { setImmediate as nextLoop } from 'node:timers/promises';
 
 /** Accepts and discards writes, in one call for headers and body like a real socket's writev. */
 export class DiscardSocket extends Duplex {
@@ -53,4 +54,22 @@ export function exchange(keep = false): { req: IncomingMessage; res: ServerRespo
   const res = new ServerResponse(req);
   res.assignSocket(socket as never);
   return { req, res, socket };
+}
+
+/**
+ * Runs `count` requests through `handler` on discarding sockets (each for `urlOf(i)`, else `/`);
+ * returns the process CPU µs spent. Every 256 requests it yields to the event loop so finish and
+ * close callbacks run now and then, as a server under traffic would.
+ */
+export async function cpuBatch(handler: (req: IncomingMessage, res: ServerResponse) => unknown, count: number, urlOf?: (i: number) => string): Promise<number> {
+  const start = process.cpuUsage();
+  for (let i = 0; i < count; i++) {
+    const { req, res } = exchange();
+    if (urlOf !== undefined) req.url = urlOf(i);
+    handler(req, res);
+    if ((i & 255) === 255) await nextLoop();
+  }
+  await nextLoop();
+  const used = process.cpuUsage(start);
+  return used.user + used.system;
 }

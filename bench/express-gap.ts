@@ -37,7 +37,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { chooseTool, describeSetup, fmt, get, intEnv, Loader, loadAverage, median, pathList, runRounds, serveTarget, table, Target, withTargets, type LoadConfig, type Measurement } from './harness.js';
+import { chooseTool, describeSetup, fmt, get, intEnv, listEnv, Loader, loadAverage, median, pathList, runRounds, serveTarget, table, Target, withTargets, type LoadConfig, type Measurement } from './harness.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const CACHE_CONTROL = 'max-age=3600';
@@ -64,12 +64,7 @@ interface Config extends LoadConfig {
 }
 
 function readConfig(): Config {
-  const targets = (process.env.BENCH_TARGETS ?? 'a,b,o,e')
-    .split(',')
-    .map((t) => t.trim())
-    .filter((t) => t !== '');
-  for (const t of targets) if (!(t in TARGETS)) throw new TypeError(`BENCH_TARGETS: unknown target ${JSON.stringify(t)} (use a,b,x,s,o,e)`);
-  if (targets.length === 0) throw new TypeError('BENCH_TARGETS is empty');
+  const targets = listEnv<TargetId>('BENCH_TARGETS', 'a,b,o,e', Object.keys(TARGETS));
   return {
     duration: intEnv('BENCH_DURATION', 5, 1),
     warmup: intEnv('BENCH_WARMUP', 1, 0),
@@ -78,7 +73,7 @@ function readConfig(): Config {
     threads: intEnv('BENCH_THREADS', 1, 1),
     tool: chooseTool(),
     paths: intEnv('BENCH_PATHS', 100, 1),
-    targets: targets as TargetId[],
+    targets,
     bodyBytes: intEnv('BENCH_BODY_BYTES', 20 * 1024, 1),
   };
 }

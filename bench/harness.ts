@@ -90,6 +90,17 @@ function pin(pid: number | undefined, cpus: string): void {
   if (pid !== undefined) execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
 }
 
+/** A comma-separated environment variable whose items are all among `known`; not empty. */
+export function listEnv<T extends string>(name: string, fallback: string, known: readonly string[], what = 'target'): T[] {
+  const items = (process.env[name] ?? fallback)
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t !== '');
+  for (const t of items) if (!known.includes(t)) throw new TypeError(`${name}: unknown ${what} ${JSON.stringify(t)} (use ${known.join(',')})`);
+  if (items.length === 0) throw new TypeError(`${name} is empty`);
+  return items as T[];
+}
+
 /** An integer environment variable, at least `min`. */
 export function intEnv(name: string, fallback: number, min: number): number {
   const raw = process.env[name];

@@ -24,43 +24,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setImmediate as nextLoop } from 'node:timers/promises';
 import { createCache } from '../src/index.js';
-import { exchange } from './discard.js';
+import { cpuBatch, exchange } from './discard.js';
+import { intEnv, median } from './harness.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => unknown;
 
-function intEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
-  return n;
-}
-
-
-/** Runs `count` requests through `handler`; returns process CPU µs spent. */
-async function batch(handler: Handler, count: number): Promise<number> {
-  const start = process.cpuUsage();
-  for (let i = 0; i < count; i++) {
-    const { req, res } = exchange();
-    handler(req, res);
-    // Let finish/close callbacks run now and then, as an event loop serving traffic would.
-    if ((i & 255) === 255) await nextLoop();
-  }
-  await nextLoop();
-  const used = process.cpuUsage(start);
-  return used.user + used.system;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
 async function main(): Promise<void> {
-  const requests = intEnv('BENCH_COST_REQUESTS', 20_000);
-  const batches = intEnv('BENCH_COST_BATCHES', 15);
-  const body = Buffer.alloc(intEnv('BENCH_BODY_BYTES', 20 * 1024), 'stratacache hit-path benchmark body. ');
+  const requests = intEnv('BENCH_COST_REQUESTS', 20_000, 1);
+  const batches = intEnv('BENCH_COST_BATCHES', 15, 1);
+  const body = Buffer.alloc(intEnv('BENCH_BODY_BYTES', 20 * 1024, 1), 'stratacache hit-path benchmark body. ');
 
   const plain: Handler = (_req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
@@ -138,12 +110,12 @@ async function main(): Promise<void> {
     ['e', viaExpress],
     ['e2', likeExpress],
   ];
-  for (const [, handler] of handlers) await batch(handler, requests);
+  for (const [, handler] of handlers) await cpuBatch(handler, requests);
   const costs = { a: [] as number[], a2: [] as number[], b: [] as number[], e: [] as number[], e2: [] as number[] };
   for (let i = 0; i < batches; i++) {
     for (let j = 0; j < handlers.length; j++) {
       const [name, handler] = handlers[(i + j) % handlers.length]!;
-      costs[name].push(((await batch(handler, requests)) / requests) * 1000);
+      costs[name].push(((await cpuBatch(handler, requests)) / requests) * 1000);
     }
   }
   const stats = cache.stats();

@@ -40,7 +40,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { chooseTool, describeSetup, fmt, get, intEnv, Loader, loadAverage, median, runRounds, serveTarget, table, Target, withTargets } from './harness.js';
+import { chooseTool, describeSetup, fmt, get, intEnv, listEnv, Loader, loadAverage, median, runRounds, serveTarget, table, Target, withTargets } from './harness.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const serverFlags = (process.env.BENCH_SERVER_FLAGS ?? '').split(' ').filter((f) => f !== '');
@@ -70,12 +70,7 @@ interface Config {
 
 function readConfig(): Config {
   const tool = chooseTool();
-  const targets = (process.env.BENCH_TARGETS ?? 'a,h,b,c,d,e')
-    .split(',')
-    .map((t) => t.trim())
-    .filter((t) => t !== '');
-  for (const t of targets) if (!(t in TARGETS)) throw new TypeError(`BENCH_TARGETS: unknown target ${JSON.stringify(t)} (use a,h,b,c,d,e)`);
-  if (targets.length === 0) throw new TypeError('BENCH_TARGETS is empty');
+  const targets = listEnv<TargetId>('BENCH_TARGETS', 'a,h,b,c,d,e', Object.keys(TARGETS));
   return {
     duration: intEnv('BENCH_DURATION', 10, 1),
     warmup: intEnv('BENCH_WARMUP', 2, 0),
@@ -83,7 +78,7 @@ function readConfig(): Config {
     rounds: intEnv('BENCH_ROUNDS', 2, 1),
     threads: intEnv('BENCH_THREADS', 1, 1),
     tool,
-    targets: targets as TargetId[],
+    targets,
     bodyBytes: intEnv('BENCH_BODY_BYTES', 20 * 1024, 1),
   };
 }

@@ -13,45 +13,17 @@
  * length (an empty one is one shared frozen array), and host names interned.
  */
 import type { Entry } from './entry.js';
+import { MAX_INTERNED_VALUE, pairAt, pairOf, PER_RESPONSE, shared } from './intern.js';
 
 /** The one empty list every entry without Vary names, tags or headers shares. Frozen: never mutate an entry's lists, replace them. */
 const EMPTY_LIST: string[] = Object.freeze([]) as unknown as string[];
 const EMPTY_HEADERS: Array<[string, string]> = Object.freeze([]) as unknown as Array<[string, string]>;
 const EMPTY_BODY = Buffer.alloc(0);
 
-/** Header values that differ from response to response: their pairs are not interned (here and in the packed form). */
-export const PER_RESPONSE: ReadonlySet<string> = new Set(['date', 'etag', 'last-modified', 'content-length', 'expires', 'set-cookie', 'age', 'content-range', 'x-request-id']);
-
-/** Longest value whose pair is interned; longer ones are rarely shared. */
-export const MAX_INTERNED_VALUE = 256;
-
-/** Distinct pairs (and host names) an intern table holds before it starts over. */
-const MAX_INTERNED = 4096;
-
-/**
- * An intern table bounded in size: when full it starts over (what entries already share stays
- * shared; the table only decides what later entries share).
- */
-class Interned<V> {
-  readonly #map = new Map<string, V>();
-  get(key: string, make: () => V): V {
-    let value = this.#map.get(key);
-    if (value === undefined) {
-      if (this.#map.size >= MAX_INTERNED) this.#map.clear();
-      this.#map.set(key, (value = make()));
-    }
-    return value;
-  }
-}
-
-const pairs = new Interned<[string, string]>();
-const names = new Interned<string>();
-const hosts = new Interned<string>();
-
 /** One stored header pair, shared with every entry holding the same pair when its value is not per response. */
-function pairOf(name: string, value: string): [string, string] {
-  if (PER_RESPONSE.has(name) || value.length > MAX_INTERNED_VALUE) return [names.get(name, () => name), value];
-  return pairs.get(`${name}\n${value}`, () => Object.freeze([names.get(name, () => name), value]) as [string, string]);
+function pairFor(name: string, value: string): [string, string] {
+  const id = pairOf(name, value);
+  return id >= 0 ? pairAt(id) : [shared(name), value];
 }
 
 /** `bytes` in an ArrayBuffer of exactly its length (a copy when it is a view into a larger one). */
@@ -79,12 +51,12 @@ export function compactEntry(entry: Entry): Entry {
   else if (!Object.isFrozen(headers[0])) {
     // Allocated at its exact length: a list grown by push keeps spare capacity.
     const out = new Array<[string, string]>(headers.length);
-    for (let i = 0; i < headers.length; i++) out[i] = pairOf(headers[i]![0], headers[i]![1]);
+    for (let i = 0; i < headers.length; i++) out[i] = pairFor(headers[i]![0], headers[i]![1]);
     entry.headers = out;
   }
   entry.body = own(entry.body);
   if (entry.encoded !== undefined) for (const coding of Object.keys(entry.encoded) as Array<keyof typeof entry.encoded>) entry.encoded[coding] = own(entry.encoded[coding]!);
-  entry.host = hosts.get(entry.host, () => entry.host);
+  entry.host = shared(entry.host);
   entry.vary = listOf(entry.vary);
   entry.tags = listOf(entry.tags);
   return entry;

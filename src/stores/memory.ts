@@ -25,7 +25,7 @@ export interface MemoryStoreOptions {
   /**
    * Small entries kept unpacked at once besides packed: the ones read most recently. A hot
    * entry is served from objects, allocation-free; reading a packed one unpacks it (about a
-   * microsecond beside a hit on an unpacked one). Each unpacked 100-byte page takes about 1,500
+   * microsecond on a hit, by `bench/cold-hit.ts`). Each unpacked 100-byte page takes about 1,500
    * bytes instead of about 300, charged against `maxSize`. 0 keeps none: every read of a small
    * entry unpacks a copy.
    * @default 1024 (HOT_ENTRIES)

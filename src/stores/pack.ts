@@ -14,45 +14,11 @@
  * table of pairs: a catalogue's thousands of `Content-Type: application/json` take one table slot.
  * Both tables only grow, to a bound; past it a string is written out instead.
  */
-import { MAX_INTERNED_VALUE, PER_RESPONSE } from '../compact.js';
 import type { Entry } from '../entry.js';
+import { atomAt, atomOf, pairAt, pairOf } from '../intern.js';
 
 /** Largest body (bytes) kept packed: above it the Buffer's own cost (≈ 185 bytes) is small beside the body, and copies cost more. */
 export const PACK_LIMIT = 4096;
-
-/** Most atoms (names, hosts) and most interned pairs; each table stops growing there. */
-const MAX_ATOMS = 16_384;
-const MAX_PAIRS = 16_384;
-
-const atomIds = new Map<string, number>();
-const atoms: string[] = [];
-const pairIds = new Map<string, number>();
-const pairs: Array<readonly [string, string]> = [];
-
-/** The atom number of `s`, or -1 when the table is full. */
-function atomOf(s: string): number {
-  let id = atomIds.get(s);
-  if (id === undefined) {
-    if (atoms.length >= MAX_ATOMS) return -1;
-    atomIds.set(s, (id = atoms.length));
-    atoms.push(s);
-  }
-  return id;
-}
-
-/** The interned pair number of `name: value`, or -1 when it is per response, long, or the table is full. */
-function pairOf(name: string, value: string): number {
-  if (PER_RESPONSE.has(name) || value.length > MAX_INTERNED_VALUE) return -1;
-  const k = `${name}\n${value}`;
-  let id = pairIds.get(k);
-  if (id === undefined) {
-    if (pairs.length >= MAX_PAIRS) return -1;
-    const atom = atomOf(name);
-    pairIds.set(k, (id = pairs.length));
-    pairs.push(Object.freeze([atom < 0 ? name : atoms[atom]!, value] as [string, string]));
-  }
-  return id;
-}
 
 const FLAG_SHARED = 1;
 const FLAG_ESI = 2;
@@ -102,23 +68,19 @@ function num(v: number, base: number): void {
   }
 }
 
-function str(s: string): void {
+/** A string's length (times `scale`, so callers can mark it) then its characters, one byte each. */
+function str(s: string, scale = 1): void {
   if (WIDE.test(s)) throw NOT_LATIN1;
-  uint(s.length);
+  uint(s.length * scale);
   room(s.length);
   at += buf.write(s, at, 'latin1');
 }
 
-/** An atom's number (odd) or the string itself (even length marker). */
+/** An atom's number (odd) or the string itself (its length doubled: even). */
 function atomic(s: string): void {
-  const id = s.length > MAX_INTERNED_VALUE ? -1 : atomOf(s);
+  const id = atomOf(s);
   if (id >= 0) uint(id * 2 + 1);
-  else {
-    if (WIDE.test(s)) throw NOT_LATIN1;
-    uint(s.length * 2);
-    room(s.length);
-    at += buf.write(s, at, 'latin1');
-  }
+  else str(s, 2);
 }
 
 function list(items: readonly string[], write: (s: string) => void): void {
@@ -218,7 +180,7 @@ class Reader {
 
   atomic(): string {
     const v = this.uint();
-    if (v % 2 === 1) return atoms[(v - 1) / 2]!;
+    if (v % 2 === 1) return atomAt((v - 1) / 2);
     return this.p.slice(this.i, (this.i += v / 2));
   }
 
@@ -286,7 +248,7 @@ export function unpackEntry(packed: string, key: string): Entry {
   const headers = count === 0 ? EMPTY_HEADERS : new Array<[string, string]>(count);
   for (let k = 0; k < count; k++) {
     const v = r.uint();
-    headers[k] = v % 2 === 1 ? (pairs[(v - 1) / 2] as [string, string]) : [r.atomic(), r.str()];
+    headers[k] = v % 2 === 1 ? pairAt((v - 1) / 2) : [r.atomic(), r.str()];
   }
   const length = packed.length - r.i;
   const body = length === 0 ? EMPTY_BODY : bodySlice(length);

@@ -249,6 +249,19 @@ describe('MemoryStore: packed and hot entries', () => {
     assert.equal(two3.get('a'), a, 'two hot: a stays');
     two3.get('c');
     assert.notEqual(two3.get('a'), a, 'a third read pushed a out');
+    // Counted bytes follow the form: back to the packed size once an entry cools.
+    const single = new MemoryStore({ maxSize: 1 << 20, hotEntries: 1 });
+    single.set('a', entry());
+    single.set('b', entry());
+    const packed = single.size().bytes;
+    single.get('a');
+    const aHot = single.size().bytes;
+    assert.ok(aHot > packed);
+    single.get('b');
+    assert.equal(single.size().bytes, aHot, 'a packed again, b hot: the same total for entries of one size');
+    single.delete('b');
+    single.set('b', entry());
+    assert.equal(single.size().bytes, packed, 'both packed: the packed total again');
     assert.throws(() => new MemoryStore({ maxSize: 1000, hotEntries: -1 }), (e: Error) => e instanceof RangeError && /options\.hotEntries/.test(e.message) && /-1/.test(e.message));
     assert.throws(() => new MemoryStore({ maxSize: 1000, hotEntries: 'many' as unknown as number }), (e: Error) => e instanceof TypeError && /options\.hotEntries/.test(e.message));
   });
